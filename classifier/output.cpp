@@ -1,0 +1,179 @@
+#include "output.hpp"
+
+#include <charconv>
+
+namespace preflight {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// Length of the valid UTF-8 sequence at s[i], 0 if invalid (RFC 3629: no overlongs,
+// no surrogates, nothing above U+10FFFF).
+std::size_t utf8_len(std::string_view s, std::size_t i) {
+    auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    unsigned char c = b(i);
+    std::size_t n = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k)
+        if ((b(i + k) & 0xC0) != 0x80) return 0;
+    if (n == 3 && ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) >= 0xA0))) return 0;
+    if (n == 4 && ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) >= 0x90))) return 0;
+    return n;
+}
+
+void append_int(std::string& out, int v) {
+    char buf[16];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+void pad(std::string& out, std::size_t written, std::size_t width) {
+    out.append(written < width ? width - written : 1, ' ');
+}
+
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+    out.push_back('"');
+    std::size_t i = 0;
+    while (i < s.size()) {
+        // Copy the run of plain ASCII in one go.
+        std::size_t j = i;
+        while (j < s.size()) {
+            unsigned char c = static_cast<unsigned char>(s[j]);
+            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
+            ++j;
+        }
+        out.append(s.data() + i, j - i);
+        i = j;
+        if (i >= s.size()) break;
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            std::size_t n = utf8_len(s, i);
+            if (n) out.append(s.data() + i, n), i += n;
+            else out.append("\xEF\xBF\xBD"), ++i;
+            continue;
+        }
+        switch (c) {
+            case '"': out.append("\\\""); break;
+            case '\\': out.append("\\\\"); break;
+            case '\n': out.append("\\n"); break;
+            case '\r': out.append("\\r"); break;
+            case '\t': out.append("\\t"); break;
+            default:
+                out.append("\\u00");
+                out.push_back(kHex[c >> 4]);
+                out.push_back(kHex[c & 15]);
+        }
+        ++i;
+    }
+    out.push_back('"');
+}
+
+void append_tsv_field(std::string& out, std::string_view s) {
+    for (char c : s) {
+        switch (c) {
+            case '\t': out.append("\\t"); break;
+            case '\n': out.append("\\n"); break;
+            case '\r': out.append("\\r"); break;
+            case '\\': out.append("\\\\"); break;
+            default: out.push_back(c);
+        }
+    }
+}
+
+void ResultWriter::header(std::string& out) const {
+    if (format_ == Format::tsv)
+        out.append("reply\tstatus\tbounce\tcategory\tcode\tenhanced\tretry\taction\trule\n");
+    else if (format_ == Format::text)
+        out.append("STATUS    BOUNCE  CATEGORY             CODE  ENHANCED  RETRY  REPLY\n");
+}
+
+void ResultWriter::result(std::string& out, std::string_view reply, const Classification& c) const {
+    char enh[12];
+    std::size_t enh_len = c.enhanced ? c.enhanced.format(enh) : 0;
+    std::string_view enhanced(enh, enh_len);
+    std::string_view rule = c.rule ? std::string_view(c.rule->location) : std::string_view{};
+    switch (format_) {
+        case Format::json:
+            out.append("{\"reply\": ");
+            append_json_string(out, reply);
+            out.append(", \"status\": \"").append(to_string(c.status));
+            out.append("\", \"bounce\": \"").append(to_string(c.bounce));
+            out.append("\", \"category\": \"").append(to_string(c.category));
+            out.append("\", \"code\": ");
+            if (c.code) append_int(out, c.code);
+            else out.append("null");
+            out.append(", \"enhanced\": ");
+            if (c.enhanced) out.append("\"").append(enhanced).append("\"");
+            else out.append("null");
+            out.append(c.retry ? ", \"retry\": true, \"action\": " : ", \"retry\": false, \"action\": ");
+            append_json_string(out, c.action);
+            out.append(", \"rule\": ");
+            if (c.rule) append_json_string(out, rule);
+            else out.append("null");
+            out.append("}\n");
+            break;
+        case Format::tsv:
+            append_tsv_field(out, reply);
+            out.append("\t").append(to_string(c.status)).append("\t").append(to_string(c.bounce));
+            out.append("\t").append(to_string(c.category)).append("\t");
+            if (c.code) append_int(out, c.code);
+            out.append("\t").append(enhanced).append(c.retry ? "\tyes\t" : "\tno\t");
+            append_tsv_field(out, c.action);
+            out.append("\t").append(rule).append("\n");
+            break;
+        case Format::text: {
+            std::size_t start = out.size();
+            out.append(to_string(c.status));
+            pad(out, out.size() - start, 10);
+            start = out.size();
+            out.append(to_string(c.bounce));
+            pad(out, out.size() - start, 8);
+            start = out.size();
+            out.append(to_string(c.category));
+            pad(out, out.size() - start, 21);
+            start = out.size();
+            if (c.code) append_int(out, c.code);
+            else out.append("-");
+            pad(out, out.size() - start, 6);
+            start = out.size();
+            out.append(c.enhanced ? enhanced : std::string_view("-"));
+            pad(out, out.size() - start, 10);
+            out.append(c.retry ? "yes    " : "no     ");
+            append_tsv_field(out, reply);
+            out.append("\n          -> ");
+            out.append(c.action);
+            if (c.rule) out.append(" [").append(rule).append("]");
+            out.append("\n");
+            break;
+        }
+    }
+}
+
+void ResultWriter::error(std::string& out, std::string_view reply, std::string_view what, std::size_t line) const {
+    switch (format_) {
+        case Format::json:
+            out.append("{\"error\": ");
+            append_json_string(out, what);
+            out.append(", \"line\": ");
+            append_int(out, static_cast<int>(line));
+            out.append("}\n");
+            break;
+        case Format::tsv:
+            append_tsv_field(out, reply);
+            out.append("\terror\t\t\t\t\t\t");
+            append_tsv_field(out, what);
+            out.append("\t\n");
+            break;
+        case Format::text:
+            out.append("error     -       -                    -     -         -      ");
+            append_tsv_field(out, reply.substr(0, 200));
+            out.append("\n          -> line ");
+            append_int(out, static_cast<int>(line));
+            out.append(": ").append(what).append("\n");
+            break;
+    }
+}
+
+}  // namespace preflight

@@ -1,0 +1,41 @@
+// preflight-classify: tells a relay what a downstream reply means.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "reply_command.hpp"
+
+#ifndef PREFLIGHT_VERSION
+#define PREFLIGHT_VERSION "0"
+#endif
+
+namespace {
+
+const char kUsage[] =
+    "usage: preflight-classify COMMAND [ARGS]\n"
+    "commands:\n"
+    "  reply   classify SMTP replies (arguments or stdin, one per line)\n"
+    "run 'preflight-classify COMMAND --help' for a command's options\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty()) {
+        std::cerr << kUsage;
+        return 2;
+    }
+    const std::string cmd = args.front();
+    args.erase(args.begin());
+    if (cmd == "reply") return preflight::run_reply_command(args);
+    if (cmd == "-h" || cmd == "--help") {
+        std::cout << kUsage;
+        return 0;
+    }
+    if (cmd == "--version") {
+        std::cout << "preflight-classify " PREFLIGHT_VERSION "\n";
+        return 0;
+    }
+    std::cerr << "preflight-classify: unknown command '" << cmd << "'\n" << kUsage;
+    return 2;
+}

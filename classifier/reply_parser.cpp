@@ -1,0 +1,181 @@
+#include "reply_parser.hpp"
+
+#include <cstring>
+
+namespace preflight {
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i)
+        if (lower(s[i]) != prefix[i]) return false;
+    return true;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+// A basic code at s[0..3): three digits, first 1-5, followed by ' ', '-', blank or end.
+// Returns the code and sets sep to the separator (0 at end).
+int leading_code(std::string_view s, char& sep) {
+    if (s.size() < 3 || !is_digit(s[0]) || !is_digit(s[1]) || !is_digit(s[2])) return 0;
+    if (s[0] < '1' || s[0] > '5') return 0;
+    if (s.size() > 3 && s[3] != '-' && !is_blank(s[3])) return 0;
+    sep = s.size() > 3 ? s[3] : 0;
+    return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+}
+
+// An enhanced code at the start of s: "C.S.D" with C in {2,4,5}, followed by a blank, end,
+// or punctuation that is not the start of another number ("5.1.1." and "5.1.1:" occur).
+// Returns the number of bytes consumed, 0 if none.
+std::size_t leading_enhanced(std::string_view s, EnhancedCode& out) {
+    if (s.size() < 5 || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.') return 0;
+    std::size_t i = 2;
+    unsigned parts[2] = {0, 0};
+    for (int p = 0; p < 2; ++p) {
+        std::size_t start = i;
+        unsigned v = 0;
+        while (i < s.size() && is_digit(s[i]) && i - start < 3) v = v * 10 + unsigned(s[i++] - '0');
+        if (i == start) return 0;
+        if (i < s.size() && is_digit(s[i])) return 0;  // more than 3 digits
+        parts[p] = v;
+        if (p == 0) {
+            if (i >= s.size() || s[i] != '.') return 0;
+            ++i;
+        }
+    }
+    if (i < s.size()) {
+        char c = s[i];
+        bool ok = is_blank(c) || c == ';' || c == ':' || c == ',' || c == ')' || c == ']' ||
+                  c == '>' || c == '"' || c == '\'' ||
+                  (c == '.' && (i + 1 == s.size() || !is_digit(s[i + 1])));
+        if (!ok) return 0;
+    }
+    out.cls = static_cast<std::uint16_t>(s[0] - '0');
+    out.subject = static_cast<std::uint16_t>(parts[0]);
+    out.detail = static_cast<std::uint16_t>(parts[1]);
+    return i;
+}
+
+// Skips "Diagnostic-Code:" and a diagnostic type ("smtp;", "X-Postfix;").
+std::string_view strip_diagnostic_prefix(std::string_view s) {
+    if (starts_with_nocase(s, "diagnostic-code:")) s = trim(s.substr(16));
+    else if (starts_with_nocase(s, "diagnostic code:")) s = trim(s.substr(16));
+    std::size_t semi = s.find(';');
+    if (semi != std::string_view::npos && semi <= 16) {
+        std::string_view type = s.substr(0, semi);
+        bool known = starts_with_nocase(type, "smtp") || starts_with_nocase(type, "esmtp") ||
+                     starts_with_nocase(type, "lmtp") || starts_with_nocase(type, "x-") ||
+                     starts_with_nocase(type, "mail");
+        if (known && type.find(' ') == std::string_view::npos) s = trim(s.substr(semi + 1));
+    }
+    return s;
+}
+
+// Finds "NNN C.S.D" or "NNN-C.S.D" after a "said:" or anywhere at a word start, for replies
+// wrapped in an MTA's own words ("host mx[1.2.3.4] said: 550 5.1.1 ...").
+bool embedded_codes(std::string_view s, int& code, EnhancedCode& enh) {
+    for (std::size_t i = 0; i + 9 <= s.size(); ++i) {
+        if (i > 0 && !is_blank(s[i - 1]) && s[i - 1] != ':' && s[i - 1] != '(' && s[i - 1] != '#')
+            continue;
+        char sep = 0;
+        int c = leading_code(s.substr(i), sep);
+        if (c < 200 || sep == 0) continue;
+        EnhancedCode e;
+        if (leading_enhanced(s.substr(i + 4), e) && e.cls == c / 100) {
+            code = c;
+            enh = e;
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+std::size_t EnhancedCode::format(char* buf) const {
+    char* p = buf;
+    auto put = [&p](unsigned v) {
+        char tmp[5];
+        int n = 0;
+        do { tmp[n++] = static_cast<char>('0' + v % 10); v /= 10; } while (v && n < 5);
+        while (n) *p++ = tmp[--n];
+    };
+    put(cls);
+    *p++ = '.';
+    put(subject);
+    *p++ = '.';
+    put(detail);
+    return static_cast<std::size_t>(p - buf);
+}
+
+bool parse_enhanced_code(std::string_view s, EnhancedCode& out) {
+    EnhancedCode e;
+    if (leading_enhanced(s, e) != s.size()) return false;
+    out = e;
+    return true;
+}
+
+void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
+    out = ParsedReply{};
+    scratch.clear();
+    std::string_view s = strip_diagnostic_prefix(trim(raw));
+    if (!s.empty() && s[0] == '#') s.remove_prefix(1);  // Exchange's "#550 5.1.1 ..."
+
+    char sep = 0;
+    out.code = leading_code(s, sep);
+    if (out.code) s.remove_prefix(sep ? 4 : 3);
+    s = trim(s);
+    if (std::size_t n = leading_enhanced(s, out.enhanced)) {
+        s.remove_prefix(n);
+        // "5.1.1. No such user", "5.1.1: text": the punctuation belongs to the code.
+        if (!s.empty() && (s[0] == '.' || s[0] == ':' || s[0] == ',' || s[0] == ';')) s.remove_prefix(1);
+        s = trim(s);
+    }
+
+    // Copy the text, collapsing blanks and dropping repeated continuation prefixes: at each
+    // line or word start, "550-", "550 5.1.1", "550-5.1.1" with the reply's own code.
+    scratch.reserve(s.size());
+    bool at_word_start = true;
+    for (std::size_t i = 0; i < s.size();) {
+        char c = s[i];
+        if (is_blank(c)) {
+            if (!scratch.empty() && scratch.back() != ' ') scratch.push_back(' ');
+            at_word_start = true;
+            ++i;
+            continue;
+        }
+        if (at_word_start && out.code && is_digit(c)) {
+            char csep = 0;
+            int c2 = leading_code(s.substr(i), csep);
+            if (c2 == out.code && csep != 0) {
+                std::size_t j = i + 4;
+                EnhancedCode e;
+                std::size_t n = leading_enhanced(s.substr(j), e);
+                // "550-" alone is a prefix; "550 " only when an enhanced code follows.
+                if (n && (e == out.enhanced || !out.enhanced)) j += n;
+                else if (csep != '-') j = i;
+                if (j != i) {
+                    i = j;
+                    continue;
+                }
+            }
+        }
+        scratch.push_back(c);
+        at_word_start = false;
+        ++i;
+    }
+    if (!scratch.empty() && scratch.back() == ' ') scratch.pop_back();
+    out.text = scratch;
+
+    if (!out.code && !out.enhanced) embedded_codes(out.text, out.code, out.enhanced);
+}
+
+}  // namespace preflight

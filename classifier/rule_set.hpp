@@ -1,0 +1,98 @@
+// Classifier rules: data files of "pattern -> category, bounce type, retry, action", merged by a
+// builder in order (site files first, then the shipped ones) and compiled once into an immutable
+// RuleSet: every text pattern in one RE2::Set, codes in lookup tables. A RuleSet is shared by
+// all threads; nothing in it changes after build(). The file grammar is in conf/rules/FORMAT.txt.
+#pragma once
+
+#include <re2/re2.h>
+#include <re2/set.h>
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "category.hpp"
+#include "reply_parser.hpp"
+
+
+namespace preflight {
+
+// A rule file could not be read or compiled; what() is "FILE:LINE: reason".
+class RuleError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Rule {
+    enum class Kind { text, enhanced, code };
+    Kind kind = Kind::text;
+    Category category = Category::other;
+    std::optional<Bounce> bounce;  // unset: default_bounce(category)
+    std::optional<bool> retry;     // unset: derived from the reply class
+    std::optional<Status> status;  // forced status
+    int assume = 0;                // class to use for a code-less reply
+    int only = 0;                  // text rule applies to this reply class only
+    std::string pattern;           // regex, "5.1.1", "*.1.1", "550" or "5xx"
+    std::string action_name;       // empty: the category's action
+    std::string location;          // "FILE:LINE"
+    std::string_view action;       // resolved at build(); points into the RuleSet
+};
+
+class RuleSet {
+public:
+    ~RuleSet();
+    RuleSet(const RuleSet&) = delete;
+    RuleSet& operator=(const RuleSet&) = delete;
+
+    // The first text rule (lowest index) matching text whose only= fits reply_class.
+    const Rule* match_text(std::string_view text, int reply_class) const;
+    // Exact class first, then "*.S.D".
+    const Rule* match_enhanced(EnhancedCode e) const;
+    // Exact code first, then "Nxx".
+    const Rule* match_code(int code) const;
+
+    std::string_view category_action(Category c) const;
+    std::size_t text_rule_count() const { return text_rules_.size(); }
+    std::size_t rule_count() const { return rules_.size(); }
+    const std::vector<Rule>& rules() const { return rules_; }
+
+private:
+    friend class RuleSetBuilder;
+    RuleSet();
+
+    std::vector<Rule> rules_;
+    std::vector<std::size_t> text_rules_;  // RE2::Set index -> rules_ index
+    std::unique_ptr<RE2::Set> set_;
+    std::unordered_map<std::uint32_t, std::size_t> enhanced_;  // key(cls, s, d) -> rules_ index
+    std::unordered_map<int, std::size_t> codes_;               // 550 or 5 (for 5xx) -> index
+    std::unordered_map<std::string, std::string> actions_;
+    std::vector<std::string_view> category_actions_;
+};
+
+class RuleSetBuilder {
+public:
+    // Reads a rule file from disk. Throws RuleError (unreadable file, bad line).
+    RuleSetBuilder& add_file(const std::string& path);
+    // Adds rules from memory; name is used in locations ("codes.rules:12").
+    RuleSetBuilder& add_text(std::string_view name, std::string_view content);
+    // Adds the rule files compiled into the program (conf/rules/*.rules).
+    RuleSetBuilder& add_shipped();
+    // Compiles everything. Throws RuleError naming the first broken pattern or reference.
+    std::shared_ptr<const RuleSet> build();
+
+private:
+    std::vector<Rule> rules_;
+    std::unordered_map<std::string, std::string> actions_;
+    std::unordered_map<std::string, std::string> action_locations_;
+};
+
+// The shipped rule files, embedded at build time: (name, content) in precedence order.
+struct ShippedRuleFile { std::string_view name, content; };
+extern const ShippedRuleFile kShippedRuleFiles[];
+extern const std::size_t kShippedRuleFileCount;
+
+}  // namespace preflight

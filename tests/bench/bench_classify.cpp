@@ -1,0 +1,96 @@
+// Replies per second through ReplyClassifier::classify on one core, over a mix of the seed
+// lines (tests/data) and, when present, the Diagnostic-Code lines of the public bounce corpus.
+// Run: build/tests/bench_classify   (items_per_second is replies/s)
+#include <benchmark/benchmark.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "output.hpp"
+#include "reply_classifier.hpp"
+
+using namespace preflight;
+
+namespace {
+
+std::vector<std::string> load_mix() {
+    std::vector<std::string> mix;
+    std::string line;
+    std::ifstream seeds(PREFLIGHT_TEST_DATA "/seed-replies.tsv");
+    while (std::getline(seeds, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        auto a = line.find('\t'), b = line.find('\t', a + 1);
+        if (a != std::string::npos && b != std::string::npos) mix.push_back(line.substr(a + 1, b - a - 1));
+    }
+    std::ifstream samples(PREFLIGHT_TEST_DATA "/sample-replies.txt");
+    while (std::getline(samples, line))
+        if (!line.empty()) mix.push_back(line);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(PREFLIGHT_CORPUS "/eml", ec)) {
+        std::ifstream in(e.path());
+        while (std::getline(in, line))
+            if (line.rfind("Diagnostic-Code:", 0) == 0) mix.push_back(line);
+    }
+    return mix;
+}
+
+const std::vector<std::string>& mix() {
+    static const std::vector<std::string> m = load_mix();
+    return m;
+}
+
+void BM_Classify(benchmark::State& state) {
+    ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
+    const auto& m = mix();
+    std::string scratch;
+    std::size_t i = 0, bytes = 0;
+    for (auto _ : state) {
+        const std::string& r = m[i];
+        benchmark::DoNotOptimize(cl.classify(r, Origin::remote, scratch));
+        bytes += r.size();
+        if (++i == m.size()) i = 0;
+    }
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(static_cast<int64_t>(bytes));
+    state.counters["mix"] = static_cast<double>(m.size());
+}
+BENCHMARK(BM_Classify);
+
+void BM_ClassifyAndWriteJson(benchmark::State& state) {
+    ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
+    ResultWriter w(Format::json);
+    const auto& m = mix();
+    std::string scratch, out;
+    std::size_t i = 0;
+    for (auto _ : state) {
+        const std::string& r = m[i];
+        w.result(out, r, cl.classify(r, Origin::remote, scratch));
+        if (out.size() > (1 << 20)) out.clear();
+        if (++i == m.size()) i = 0;
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ClassifyAndWriteJson);
+
+void BM_ParseOnly(benchmark::State& state) {
+    const auto& m = mix();
+    std::string scratch;
+    ParsedReply p;
+    std::size_t i = 0;
+    for (auto _ : state) {
+        parse_reply(m[i], scratch, p);
+        benchmark::DoNotOptimize(p);
+        if (++i == m.size()) i = 0;
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ParseOnly);
+
+void BM_BuildRuleSet(benchmark::State& state) {
+    for (auto _ : state) benchmark::DoNotOptimize(RuleSetBuilder().add_shipped().build());
+}
+BENCHMARK(BM_BuildRuleSet)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

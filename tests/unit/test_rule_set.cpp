@@ -1,0 +1,202 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "reply_classifier.hpp"
+#include "rule_set.hpp"
+
+using namespace preflight;
+
+namespace {
+
+std::shared_ptr<const RuleSet> build(std::string_view text) {
+    return RuleSetBuilder().add_text("t.rules", text).build();
+}
+
+std::string build_error(std::string_view text) {
+    try {
+        build(text);
+    } catch (const RuleError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+Classification classify(const std::shared_ptr<const RuleSet>& rs, std::string_view reply,
+                        Origin origin = Origin::remote) {
+    std::string scratch;
+    return ReplyClassifier(rs).classify(reply, origin, scratch);
+}
+
+const char kSmall[] =
+    "action bad-mailbox The address does not exist: suppress it.\n"
+    "action quota-issues Mailbox full: retry.\n"
+    "action custom Custom advice.\n"
+    "# comment\n"
+    "\n"
+    "quota-issues retry=yes text mailbox (is )?full|over quota\n"
+    "bad-mailbox text user unknown\n"
+    "spam-related only=5 text blocked\n"
+    "policy-related only=4 text blocked\n"
+    "message-expired status=expired text bounce after \\d+ days\n"
+    "bad-domain assume=4 text host not found, try again\n"
+    "bad-domain text host not found\n"
+    "bad-mailbox enhanced 5.1.1\n"
+    "other enhanced *.1.1\n"
+    "quota-issues retry=yes action=custom enhanced *.2.2\n"
+    "bad-mailbox code 550\n"
+    "other code 5xx\n"
+    "other code 4xx\n"
+    "success code 2xx\n";
+
+}  // namespace
+
+TEST_CASE("precedence: text rule, then enhanced, then basic code", "[rules]") {
+    auto rs = build(kSmall);
+    // Text beats codes: a 4xx that says user unknown is bad-mailbox, and hard.
+    auto c = classify(rs, "450 4.1.1 user unknown");
+    CHECK(c.category == Category::bad_mailbox);
+    CHECK(c.status == Status::deferred);
+    CHECK(c.bounce == Bounce::hard);
+    CHECK_FALSE(c.retry);
+    CHECK(c.rule->location == "t.rules:7");
+
+    c = classify(rs, "552 5.2.2 over quota");
+    CHECK(c.category == Category::quota_issues);
+    CHECK(c.status == Status::bounce);
+    CHECK(c.bounce == Bounce::soft);
+    CHECK(c.retry);
+    CHECK(c.action == "Mailbox full: retry.");
+
+    // No text rule: exact enhanced class first, then any class.
+    c = classify(rs, "550 5.1.1 gone");
+    CHECK(c.category == Category::bad_mailbox);
+    c = classify(rs, "450 4.1.1 gone");
+    CHECK(c.category == Category::other);
+    CHECK(c.rule->location == "t.rules:14");
+    c = classify(rs, "452 4.2.2 nope");
+    CHECK(c.action == "Custom advice.");
+
+    // Then the basic code, exact before class.
+    c = classify(rs, "550 no idea");
+    CHECK(c.category == Category::bad_mailbox);
+    c = classify(rs, "554 no idea");
+    CHECK(c.category == Category::other);
+    CHECK(c.status == Status::bounce);
+    c = classify(rs, "250 2.0.0 Ok: queued");
+    CHECK(c.status == Status::sent);
+    CHECK(c.bounce == Bounce::none);
+    CHECK(c.category == Category::success);
+}
+
+TEST_CASE("only= and assume= follow the reply class", "[rules]") {
+    auto rs = build(kSmall);
+    CHECK(classify(rs, "554 blocked").category == Category::spam_related);
+    CHECK(classify(rs, "421 blocked").category == Category::policy_related);
+    auto c = classify(rs, "Host or domain name not found. Name service error for name=x type=MX: Host not found, try again");
+    CHECK(c.category == Category::bad_domain);
+    CHECK(c.status == Status::deferred);
+    c = classify(rs, "Host not found (MX)");
+    CHECK(c.status == Status::bounce);  // hard category, no code: taken as 5xx
+    CHECK(c.bounce == Bounce::hard);
+}
+
+TEST_CASE("status=expired and edge origin override the code", "[rules]") {
+    auto rs = build(kSmall);
+    auto c = classify(rs, "Bounce after 5 days");
+    CHECK(c.status == Status::expired);
+    CHECK_FALSE(c.retry);
+    c = classify(rs, "550 5.1.1 user unknown", Origin::edge);
+    CHECK(c.status == Status::rejected);
+    c = classify(rs, "250 ok", Origin::edge);
+    CHECK(c.status == Status::sent);
+}
+
+TEST_CASE("unclassifiable and empty replies are errors, not guesses", "[rules]") {
+    auto rs = build(kSmall);
+    CHECK(classify(rs, "").error == Classification::Error::empty);
+    CHECK(classify(rs, "   \t ").error == Classification::Error::empty);
+    CHECK(classify(rs, "lorem ipsum").error == Classification::Error::unclassifiable);
+    CHECK(classify(rs, std::string("\x01\xff\xfe\0junk", 8)).error == Classification::Error::unclassifiable);
+    // With a code, no rule still gives 'other' and the status of the code.
+    auto none = RuleSetBuilder().build();
+    auto c = classify(none, "451 whatever");
+    CHECK(c.error == Classification::Error::none);
+    CHECK(c.category == Category::other);
+    CHECK(c.status == Status::deferred);
+    CHECK(c.retry);
+    CHECK(c.rule == nullptr);
+}
+
+TEST_CASE("earlier files win: site rules before shipped rules", "[rules]") {
+    auto rs = RuleSetBuilder()
+                  .add_text("site.rules", "spam-related text user unknown\nbad-domain code 550\n")
+                  .add_text("t.rules", kSmall)
+                  .build();
+    CHECK(classify(rs, "550 user unknown").category == Category::spam_related);
+    CHECK(classify(rs, "550 something").category == Category::bad_domain);
+    CHECK(classify(rs, "550 something").rule->location == "site.rules:2");
+    CHECK(classify(rs, "552 over quota").category == Category::quota_issues);
+}
+
+TEST_CASE("broken rule files name file, line and reason", "[rules]") {
+    CHECK(build_error("bad-mailbox text (unclosed\n") .rfind("t.rules:1: bad regex: missing ): (unclosed", 0) == 0);
+    CHECK(build_error("\n\nnot-a-category text x\n") == "t.rules:3: unknown category or statement 'not-a-category'");
+    CHECK(build_error("bad-mailbox bounce=maybe text x\n") == "t.rules:1: bounce=maybe: want hard, soft or none");
+    CHECK(build_error("bad-mailbox text\n") == "t.rules:1: matcher has no pattern");
+    CHECK(build_error("bad-mailbox frob=1 text x\n") ==
+          "t.rules:1: unknown key 'frob' (want bounce, retry, status, assume, only, action)");
+    CHECK(build_error("bad-mailbox code 650\n") == "t.rules:1: bad basic code '650' (want NNN or Nxx, N in 1-5)");
+    CHECK(build_error("bad-mailbox enhanced 5.1\n") == "t.rules:1: bad enhanced code '5.1' (want C.S.D with C in 2,4,5,*)");
+    CHECK(build_error("bad-mailbox code 550\nother code 550\n") == "t.rules:2: duplicate rule for 550 (first at t.rules:1)");
+    CHECK(build_error("bad-mailbox action=nope text x\n") == "t.rules:1: undefined action 'nope'");
+    CHECK(build_error("bad-mailbox only=4 code 550\n") == "t.rules:1: only= and assume= apply to text rules only");
+    CHECK(build_error("action Bad text\n") == "t.rules:1: bad action name 'Bad' (want [a-z0-9-]+)");
+    CHECK(build_error("bad-mailbox retry=maybe text x\n") == "t.rules:1: retry=maybe: want yes or no");
+}
+
+TEST_CASE("a rule file that cannot be read is an error naming it", "[rules]") {
+    RuleSetBuilder b;
+    CHECK_THROWS_WITH(b.add_file("/nonexistent/site.rules"), "/nonexistent/site.rules: cannot open rule file");
+}
+
+TEST_CASE("shipped rules compile and cover every category and seed 004 code", "[rules][shipped]") {
+    auto rs = RuleSetBuilder().add_shipped().build();
+    CHECK(rs->text_rule_count() > 100);
+    for (int i = 0; i < kCategoryCount; ++i) {
+        INFO("category " << to_string(static_cast<Category>(i)));
+        CHECK_FALSE(rs->category_action(static_cast<Category>(i)).empty());
+    }
+    const char* seed004[] = {"4.0.0", "4.4.1", "4.4.2", "4.4.4", "4.4.6", "5.0.0", "5.1.0",
+                             "5.1.1", "5.1.2", "5.1.3", "5.2.1", "5.2.2", "5.3.4", "5.4.4"};
+    for (const char* code : seed004) {
+        EnhancedCode e;
+        REQUIRE(parse_enhanced_code(code, e));
+        INFO("enhanced code " << code);
+        CHECK(rs->match_enhanced(e) != nullptr);
+    }
+    // Every rule has an action to show.
+    for (const Rule& r : rs->rules()) {
+        INFO(r.location);
+        CHECK_FALSE(r.action.empty());
+    }
+}
+
+TEST_CASE("a compiled rule set is shared by threads", "[rules][threads]") {
+    auto rs = RuleSetBuilder().add_shipped().build();
+    ReplyClassifier cl(rs);
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            std::string scratch;
+            for (int i = 0; i < 20000; ++i) {
+                auto c = cl.classify(i % 2 ? "552 5.2.2 over quota" : "550 5.1.1 user unknown", Origin::remote, scratch);
+                if (c.category != (i % 2 ? Category::quota_issues : Category::bad_mailbox)) ++wrong;
+            }
+        });
+    for (auto& t : threads) t.join();
+    CHECK(wrong == 0);
+}
