@@ -12,9 +12,9 @@ PACKAGES=(
   # tests and benchmarks
   catch2 libbenchmark-dev
   # real components used by integration tests
-  postfix swaks nsd python3-aiosmtpd dnsutils
+  postfix swaks python3-aiosmtpd python3-dnslib dnsutils
   # docs
-  mandoc
+  mandoc time
 )
 
 missing=()
