@@ -28,8 +28,13 @@ Classification ReplyClassifier::classify(const ParsedReply& p, Origin origin) co
         return c;
     }
     int cls = p.reply_class();
-    const Rule* rule = rules_->match_text(p.text, cls);
-    if (!rule) rule = rules_->match_enhanced(p.enhanced);
+    const Rule* rule = nullptr;
+    // A 1xx or 3xx is no delivery result: as the last reply it is a protocol slip whatever its
+    // text says ("354 5.2.2 mailbox full" is not a full mailbox), so only code rules apply.
+    if (cls != 1 && cls != 3) {
+        rule = rules_->match_text(p.text, cls);
+        if (!rule) rule = rules_->match_enhanced(p.enhanced);
+    }
     if (!rule) rule = rules_->match_code(p.code);
     if (!rule && !cls) {
         c.error = Classification::Error::unclassifiable;
@@ -38,7 +43,7 @@ Classification ReplyClassifier::classify(const ParsedReply& p, Origin origin) co
     c.rule = rule;
     c.category = rule ? rule->category : Category::other;
     c.bounce = rule && rule->bounce ? *rule->bounce : default_bounce(c.category);
-    if (!cls) cls = rule->assume ? rule->assume : (c.bounce == Bounce::hard ? 5 : 4);
+    if (!cls) cls = implied_class(*rule);
 
     if (rule && rule->status) c.status = *rule->status;
     else if (cls == 2) c.status = Status::sent;

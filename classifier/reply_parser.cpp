@@ -65,16 +65,22 @@ std::size_t leading_enhanced(std::string_view s, EnhancedCode& out) {
 }
 
 // Skips "Diagnostic-Code:" and a diagnostic type ("smtp;", "X-Postfix;").
-std::string_view strip_diagnostic_prefix(std::string_view s) {
+// Sets smtp to false when the diagnostic type says the text is not an SMTP reply
+// ("X-Unix; 255" is an exit status, not reply code 255).
+std::string_view strip_diagnostic_prefix(std::string_view s, bool& smtp) {
+    smtp = true;
     if (starts_with_nocase(s, "diagnostic-code:")) s = trim(s.substr(16));
     else if (starts_with_nocase(s, "diagnostic code:")) s = trim(s.substr(16));
     std::size_t semi = s.find(';');
     if (semi != std::string_view::npos && semi <= 16) {
         std::string_view type = s.substr(0, semi);
-        bool known = starts_with_nocase(type, "smtp") || starts_with_nocase(type, "esmtp") ||
-                     starts_with_nocase(type, "lmtp") || starts_with_nocase(type, "x-") ||
-                     starts_with_nocase(type, "mail");
-        if (known && type.find(' ') == std::string_view::npos) s = trim(s.substr(semi + 1));
+        bool is_smtp = starts_with_nocase(type, "smtp") || starts_with_nocase(type, "esmtp") ||
+                       starts_with_nocase(type, "lmtp");
+        bool known = is_smtp || starts_with_nocase(type, "x-") || starts_with_nocase(type, "mail");
+        if (known && type.find(' ') == std::string_view::npos) {
+            s = trim(s.substr(semi + 1));
+            smtp = is_smtp;
+        }
     }
     return s;
 }
@@ -126,11 +132,12 @@ bool parse_enhanced_code(std::string_view s, EnhancedCode& out) {
 void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
     out = ParsedReply{};
     scratch.clear();
-    std::string_view s = strip_diagnostic_prefix(trim(raw));
+    bool smtp = true;
+    std::string_view s = strip_diagnostic_prefix(trim(raw), smtp);
     if (!s.empty() && s[0] == '#') s.remove_prefix(1);  // Exchange's "#550 5.1.1 ..."
 
     char sep = 0;
-    out.code = leading_code(s, sep);
+    out.code = smtp ? leading_code(s, sep) : 0;
     if (out.code) s.remove_prefix(sep ? 4 : 3);
     s = trim(s);
     if (std::size_t n = leading_enhanced(s, out.enhanced)) {
@@ -175,7 +182,15 @@ void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
     if (!scratch.empty() && scratch.back() == ' ') scratch.pop_back();
     out.text = scratch;
 
-    if (!out.code && !out.enhanced) embedded_codes(out.text, out.code, out.enhanced);
+    if (!out.code && !out.enhanced) {
+        embedded_codes(out.text, out.code, out.enhanced);
+    } else if (out.code < 400) {
+        // A greeting or intermediate reply in front of the real one ("220-mx.example ... 421
+        // 4.2.1 Service refused"): a delivery never ends on a 1xx-3xx, so a later failure wins.
+        int code = 0;
+        EnhancedCode enh;
+        if (embedded_codes(out.text, code, enh) && code >= 400) out.code = code, out.enhanced = enh;
+    }
 }
 
 }  // namespace preflight

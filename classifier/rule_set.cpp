@@ -80,6 +80,11 @@ std::uint32_t code_key(Rule::Kind kind, std::string_view p, const std::string& w
 
 }  // namespace
 
+int implied_class(const Rule& r) {
+    if (r.assume) return r.assume;
+    return r.bounce.value_or(default_bounce(r.category)) == Bounce::hard ? 5 : 4;
+}
+
 RuleSet::RuleSet() = default;
 RuleSet::~RuleSet() = default;
 
@@ -95,10 +100,7 @@ const Rule* RuleSet::match_text(std::string_view text, int reply_class) const {
         std::size_t idx = text_rules_[static_cast<std::size_t>(h)];
         const Rule& r = rules_[idx];
         if (best && idx >= best_index) continue;
-        if (r.only) {
-            int cls = reply_class ? reply_class : r.assume;
-            if (cls && cls != r.only) continue;
-        }
+        if (r.only && (reply_class ? reply_class : implied_class(r)) != r.only) continue;
         best = &r;
         best_index = idx;
     }

@@ -42,6 +42,10 @@ struct Rule {
     std::string_view action;       // resolved at build(); points into the RuleSet
 };
 
+// The reply class a code-less reply matched by r is taken to have: assume=, else 5 for a
+// hard bounce type, else 4.
+int implied_class(const Rule& r);
+
 class RuleSet {
 public:
     ~RuleSet();

@@ -12,7 +12,7 @@ PACKAGES=(
   # tests and benchmarks
   catch2 libbenchmark-dev
   # real components used by integration tests
-  postfix swaks python3-aiosmtpd python3-dnslib dnsutils
+  postfix swaks python3-aiosmtpd python3-dnslib dnsutils openssl
   # docs
   mandoc time
 )

@@ -51,7 +51,7 @@ Extracted scan(const std::string& path) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         lines.push_back(line);
     }
-    bool in_headers = true;
+    bool in_headers = true, body_done = false;
     std::string* open_field = nullptr;
     for (std::size_t i = 0; i < lines.size(); ++i) {
         const std::string& l = lines[i];
@@ -66,19 +66,24 @@ Extracted scan(const std::string& path) {
         } else if (starts_with_nocase(l, "Status:")) {
             std::string v = l.substr(7);
             while (!v.empty() && (v[0] == ' ' || v[0] == '\t')) v.erase(0, 1);
-            ex.statuses.push_back(v.substr(0, v.find_first_of(" \t(")));
+            v = v.substr(0, v.find_first_of(" \t("));
+            EnhancedCode e;
+            if (parse_enhanced_code(v, e)) ex.statuses.push_back(v);  // not an mbox "Status: RO
         }
         if (in_headers) {
             if (l.empty()) in_headers = false;
             else if (starts_with_nocase(l, "Subject:")) ex.body += l.substr(8) + " ";
             continue;
         }
+        if (body_done) continue;
         if (starts_with_nocase(l, "Content-Type: message/rfc822") || starts_with_nocase(l, "Content-Type: text/rfc822-headers") ||
             l.find("This is a copy of the message") != std::string::npos ||
             l.find("Below this line is a copy") != std::string::npos ||
             starts_with_nocase(l, "------ Original message") || starts_with_nocase(l, "----- Original message") ||
-            starts_with_nocase(l, "Return-Path:") || starts_with_nocase(l, "Received:"))
-            break;
+            starts_with_nocase(l, "Return-Path:") || starts_with_nocase(l, "Received:")) {
+            body_done = true;  // the returned message follows; its DSN fields may still come
+            continue;
+        }
         if (ex.body.size() < 4096) ex.body += l + " ";
     }
     return ex;
@@ -95,8 +100,8 @@ double pct(int a, int b) { return b ? 100.0 * a / b : 100.0; }
 
 int main(int argc, char** argv) {
     std::string dir = argc > 1 ? argv[1] : "../shared/corpus/bounces";
-    double floor_category = argc > 2 ? std::stod(argv[2]) : 75, floor_bounce = argc > 3 ? std::stod(argv[3]) : 80,
-           floor_code = argc > 4 ? std::stod(argv[4]) : 70;
+    double floor_category = argc > 2 ? std::stod(argv[2]) : 91, floor_bounce = argc > 3 ? std::stod(argv[3]) : 94,
+           floor_code = argc > 4 ? std::stod(argv[4]) : 68;
     std::ifstream exp(dir + "/expected.tsv"), cmap(dir + "/category-map.tsv");
     if (!exp || !cmap) {
         std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";

@@ -56,6 +56,10 @@ TEST_CASE("reply parser splits code, enhanced code and text", "[parser]") {
         {"host mx.example.org[192.0.2.1] said: 550 5.1.1 <a@example.org>: User unknown (in reply to RCPT TO command)",
          550, "5.1.1", "host mx.example.org[192.0.2.1] said: 550 5.1.1 <a@example.org>: User unknown (in reply to RCPT TO command)"},
         {"", 0, "", ""},
+        // A non-SMTP diagnostic type: "255" is an exit status, not a reply code.
+        {"Diagnostic-Code: X-Unix; 255", 0, "", "255"},
+        // A greeting in front of the real failure: the failure's codes win.
+        {"220-laposte 421 4.2.1 Service refuse", 421, "4.2.1", "laposte 421 4.2.1 Service refuse"},
     };
     std::string scratch;
     for (const auto& c : cases) {

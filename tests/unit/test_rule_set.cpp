@@ -103,6 +103,14 @@ TEST_CASE("only= and assume= follow the reply class", "[rules]") {
     CHECK(c.bounce == Bounce::hard);
 }
 
+TEST_CASE("1xx and 3xx replies are decided by code rules only", "[rules]") {
+    auto rs = build(std::string(kSmall) + "other status=deferred code 3xx\n");
+    auto c = classify(rs, "354 5.2.2 mailbox full");
+    CHECK(c.category == Category::other);
+    CHECK(c.status == Status::deferred);
+    CHECK(c.rule->location == "t.rules:20");
+}
+
 TEST_CASE("status=expired and edge origin override the code", "[rules]") {
     auto rs = build(kSmall);
     auto c = classify(rs, "Bounce after 5 days");
