@@ -1,0 +1,301 @@
+// preflight.conf: "Key Value" lines like opendkim.conf. One table of keys (name, type, default,
+// bounds or allowed values, whether a Domain line may override it, one line of help) drives the
+// parser, the -n check and every error message; man/preflight.conf.5 and conf/preflight.conf
+// document the same list and a unit test keeps all three in step.
+//
+// Inputs: a file (or text, for tests). Output: an immutable Config shared as
+// shared_ptr<const Config> (SIGHUP: parse a new one, swap the pointer), or every problem found,
+// each as "FILE:LINE: KEY: why". Per-sender-domain overrides ("Domain example.org MaxRecipients
+// 200") are merged into complete Settings at load, so a lookup per message is a hash probe or
+// two and never merges anything.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+struct sockaddr;
+
+namespace preflight {
+
+// ---------------------------------------------------------------------------------------------
+// Value types of the conf, each with its parser (also usable on their own, e.g. by the milter
+// to turn libmilter's client address into an IpAddress).
+
+struct IpAddress {
+    bool v6 = false;
+    std::array<std::uint8_t, 16> bytes{};  // network order; IPv4 uses the first 4
+
+    std::string to_string() const;
+    bool operator==(const IpAddress&) const = default;
+};
+
+// "192.0.2.1" or "2001:db8::1" (no brackets, no port, no zone).
+std::optional<IpAddress> parse_ip(std::string_view text);
+// AF_INET or AF_INET6; an IPv4-mapped IPv6 address (::ffff:192.0.2.1, as dual-stack listeners
+// report IPv4 clients) comes back as IPv4 so that IPv4 networks match it.
+std::optional<IpAddress> ip_from_sockaddr(const sockaddr* sa);
+
+// An address with a prefix length; host bits are always zero.
+struct Network {
+    IpAddress address;
+    int prefix = 0;
+
+    bool contains(const IpAddress& a) const;
+    std::string to_string() const;  // "192.0.2.0/24", or "192.0.2.1" for a /32
+    bool operator==(const Network&) const = default;
+};
+
+// "192.0.2.0/24", "2001:db8::/32" or a single address (/32, /128). A network with host bits
+// set ("192.0.2.1/24") is refused: it is nearly always a typo for a single address or a network.
+std::optional<Network> parse_network(std::string_view text, std::string* why = nullptr);
+bool contains(const std::vector<Network>& networks, const IpAddress& a);
+
+// A nameserver as "ip:port" ("192.0.2.53:53", "[2001:db8::53]:5353"), the form LdnsResolver
+// takes, from "192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or "[2001:db8::53]:5353".
+// Host names are refused: resolving the resolver would need a resolver.
+std::optional<std::string> normalize_nameserver(std::string_view text, std::string* why = nullptr);
+
+// Where the milter listens. Both Postfix's spelling (unix:/path, inet:HOST:PORT,
+// inet:[v6]:PORT) and libmilter's (local:/path, inet:PORT@HOST, inet6:PORT@HOST) are accepted;
+// a host is required, so that a milter is never opened to every interface by accident.
+struct SocketSpec {
+    enum class Kind { unix_socket, inet, inet6 };
+    Kind kind = Kind::unix_socket;
+    std::string path;  // unix_socket
+    std::string host;  // inet, inet6: an address literal (no brackets) or a host name
+    std::uint16_t port = 0;
+
+    std::string libmilter() const;  // for smfi_setconn: "unix:/p", "inet:8891@127.0.0.1", "inet6:8891@::1"
+    std::string postfix() const;    // for smtpd_milters: "unix:/p", "inet:127.0.0.1:8891", "inet:[::1]:8891"
+    bool operator==(const SocketSpec&) const = default;
+};
+
+std::optional<SocketSpec> parse_socket_spec(std::string_view text, std::string* why = nullptr);
+
+// Sizes: plain bytes or a number with K, M or G, binary multiples (1M = 1048576 bytes).
+std::optional<std::uint64_t> parse_size(std::string_view text);
+// Durations: a number with ms, s, m or h; a plain number is seconds, as in Postfix.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// yes/no, true/false, 1/0, any case.
+std::optional<bool> parse_bool(std::string_view text);
+// Standard base64; whitespace is ignored and padding is optional.
+std::optional<std::vector<std::uint8_t>> decode_base64(std::string_view text);
+
+// ---------------------------------------------------------------------------------------------
+// Closed vocabularies. The conf spells each value as its to_string().
+
+enum class RunMode {
+    enforce,  // replies as the checks decide
+    dry_run,  // "dry-run": logs what would have happened, accepts everything
+};
+
+enum class CheckMode {
+    reject,    // the check's reply (5xx; DNS trouble is always 4xx)
+    tempfail,  // the 4xx counterpart of the check's reply, so the sender retries
+    tag,       // accept, add an X-Preflight-<Check> header saying what failed
+    off,       // the check does not run
+};
+
+enum class RecipientLimitReply {
+    tempfail,  // 452 4.5.3: RFC 5321 says the client sends the rest in another transaction
+    reject,    // 550 5.5.3
+};
+
+enum class AuthPolicy { spf_or_dkim, spf_and_dkim, spf, dkim, off };
+
+enum class DnsErrorAction {
+    tempfail,  // 451 4.4.3
+    accept,    // let the message through, as if the check had passed
+};
+
+enum class ApplyTo {
+    all,            // every message
+    authenticated,  // only SASL-authenticated clients
+    networks,       // only clients in ApplyToNetworks
+};
+
+enum class LogFacility { mail, daemon, local0, local1, local2, local3, local4, local5, local6, local7 };
+
+std::string_view to_string(RunMode v);
+std::string_view to_string(CheckMode v);
+std::string_view to_string(RecipientLimitReply v);
+std::string_view to_string(AuthPolicy v);
+std::string_view to_string(DnsErrorAction v);
+std::string_view to_string(ApplyTo v);
+std::string_view to_string(LogFacility v);
+int to_syslog_facility(LogFacility v);  // LOG_MAIL, LOG_LOCAL0, ...
+
+constexpr bool uses_spf(AuthPolicy p) {
+    return p == AuthPolicy::spf_or_dkim || p == AuthPolicy::spf_and_dkim || p == AuthPolicy::spf;
+}
+constexpr bool uses_dkim(AuthPolicy p) {
+    return p == AuthPolicy::spf_or_dkim || p == AuthPolicy::spf_and_dkim || p == AuthPolicy::dkim;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings: the keys a Domain line may override; what the checks read per message.
+// The in-class defaults mirror the key table (a unit test pins them equal), so Settings{} is
+// the default policy in other units' tests too.
+struct Settings {
+    std::string pattern;  // "" for the global settings, else the Domain pattern ("*.example.net")
+
+    RunMode mode = RunMode::enforce;
+    CheckMode envelope_syntax_mode = CheckMode::reject;
+    CheckMode size_mode = CheckMode::reject;
+    CheckMode sender_domain_mode = CheckMode::reject;
+    CheckMode recipient_limit_mode = CheckMode::reject;
+    CheckMode auth_mode = CheckMode::reject;
+    std::uint32_t max_recipients = 50;
+    RecipientLimitReply recipient_limit_reply = RecipientLimitReply::tempfail;
+    std::uint64_t max_message_size = 20ull << 20;
+    int unknown_domain_code = 550;  // 450 or 550
+    AuthPolicy auth_policy = AuthPolicy::spf_or_dkim;
+
+    bool operator==(const Settings&) const = default;
+};
+
+// The keys that hold for the whole milter. In-class defaults mirror the table, as for Settings.
+struct GlobalSettings {
+    SocketSpec socket{SocketSpec::Kind::unix_socket, "/run/preflight/milter.sock", "", 0};
+    std::string user;   // "": keep the user the milter was started as
+    std::string group;  // "": the user's primary group
+    std::string pid_file;  // "": none
+    unsigned umask = 0007;
+    bool syslog = true;
+    LogFacility log_facility = LogFacility::mail;
+
+    std::vector<std::string> nameservers;  // "ip:port" each; empty: the system resolver (/etc/resolv.conf)
+    std::chrono::milliseconds dns_timeout{5000};
+    std::uint32_t dns_cache_size = 10000;
+    DnsErrorAction on_dns_error = DnsErrorAction::tempfail;
+
+    ApplyTo apply_to = ApplyTo::all;
+    std::vector<Network> apply_to_networks;
+
+    std::vector<IpAddress> egress_addresses;  // SPF is evaluated for each of these
+    std::vector<std::string> dkim_selectors;  // lower case
+    // Our DKIM public key as DNS publishes it (the decoded p= value), from DkimPublicKey or
+    // DkimPublicKeyFile; empty: none. dkim_public_key_base64 is the same without whitespace.
+    std::vector<std::uint8_t> dkim_public_key;
+    std::string dkim_public_key_base64;
+    std::string dkim_public_key_file;  // where it came from, for log lines; "" when given inline
+
+    bool operator==(const GlobalSettings&) const = default;
+};
+
+// The table's defaults, parsed from the table's default texts (equal to Settings{} and
+// GlobalSettings{}).
+const Settings& default_settings();
+const GlobalSettings& default_global_settings();
+
+// ---------------------------------------------------------------------------------------------
+// The key table, for documentation and tests; parsing uses it internally.
+
+enum class KeyType {
+    string,
+    path,             // absolute
+    boolean,
+    integer,          // bounds in min..max
+    octal,            // bounds in min..max
+    size,             // bounds in bytes
+    duration,         // bounds in milliseconds
+    enumeration,      // one of allowed
+    socket,
+    user,             // user[:group]
+    address_list,     // single IPv4/IPv6 addresses
+    network_list,     // addresses and CIDR networks
+    nameserver_list,
+    string_list,
+    base64,
+};
+
+struct KeyInfo {
+    std::string_view name{};
+    KeyType type = KeyType::string;
+    std::string_view default_value{};  // as written in a conf; "" means none
+    std::int64_t min = 0, max = 0;   // both 0: unbounded
+    std::span<const std::string_view> allowed{};  // enumeration values, in enum order
+    bool per_domain = false;         // may be set on a Domain line
+    std::string_view help{};
+};
+
+std::span<const KeyInfo> config_keys();
+const KeyInfo* find_config_key(std::string_view name);  // case-insensitive; nullptr if unknown
+std::string_view to_string(KeyType t);                  // "integer", "address-list", ... (as the man page)
+std::string bounds_text(const KeyInfo& k);              // "1..100000", "1K..100G", "100ms..60s"; "" if none
+
+// ---------------------------------------------------------------------------------------------
+
+struct ConfigError {
+    std::string file;
+    int line = 0;     // 0: about the file as a whole (unreadable, a required key missing)
+    std::string key;  // canonical spelling when the key is known; "" when there is none
+    std::string message;
+
+    // "FILE:LINE: KEY: message", leaving out LINE when 0 and KEY when empty.
+    std::string to_string() const;
+    bool operator==(const ConfigError&) const = default;
+};
+
+namespace detail {
+struct ConfigBuilder;
+// Heterogeneous lookup, so a string_view of the sender domain needs no std::string.
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+}  // namespace detail
+
+class Config {
+public:
+    const std::string& file() const { return file_; }
+    const GlobalSettings& global() const { return global_; }
+    // The settings for a sender domain with no Domain line.
+    const Settings& defaults() const { return defaults_; }
+
+    // Effective settings for a sender domain: an exact Domain line, else the most specific
+    // "*.parent" line (a.b.example.net: *.b.example.net before *.example.net), else
+    // defaults(). Case-insensitive, one trailing dot ignored. Wildcards match subdomains only,
+    // not the parent itself. Allocation-free; the reference lives as long as the Config.
+    const Settings& for_sender_domain(std::string_view domain) const;
+
+    // One complete Settings per Domain pattern, in order of first appearance. Lets the milter
+    // see whether any domain needs a stage before negotiating it away.
+    const std::vector<Settings>& overrides() const { return overrides_; }
+
+private:
+    friend struct detail::ConfigBuilder;
+    Config() = default;
+
+    std::string file_;
+    GlobalSettings global_;
+    Settings defaults_;
+    std::vector<Settings> overrides_;
+    std::unordered_map<std::string, std::size_t, detail::StringHash, std::equal_to<>> exact_;
+    std::unordered_map<std::string, std::size_t, detail::StringHash, std::equal_to<>> wildcard_;  // key: parent
+};
+
+// config is set exactly when errors is empty.
+struct ParseResult {
+    std::shared_ptr<const Config> config;
+    std::vector<ConfigError> errors;  // sorted by line; whole-file errors last
+
+    bool ok() const { return config != nullptr; }
+};
+
+// Reads and parses a conf file; an unreadable file is one error with line 0.
+ParseResult parse_config_file(const std::string& path);
+// Parses conf text; name is the FILE in errors and Config::file().
+ParseResult parse_config_text(std::string_view name, std::string_view text);
+
+}  // namespace preflight
