@@ -1,0 +1,171 @@
+#include "message_session.hpp"
+
+#include "auth_policy.hpp"
+#include "envelope_check.hpp"
+#include "limits_check.hpp"
+#include "sender_domain_check.hpp"
+#include "spf_check.hpp"
+
+namespace preflight {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i], y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+        if (x != y) return false;
+    }
+    return true;
+}
+
+bool has_prefix_nocase(std::string_view s, std::string_view p) {
+    return s.size() >= p.size() && iequals(s.substr(0, p.size()), p);
+}
+
+}  // namespace
+
+MessageSession::MessageSession(const MilterServices& services)
+    : services_(services), settings_(&services.config->defaults()) {}
+
+MessageSession::~MessageSession() = default;
+
+Verdict MessageSession::finish(Verdict v, CheckMode mode) {
+    v = apply_mode(std::move(v), mode, settings_->mode == RunMode::dry_run);
+    if (v.action == Verdict::Action::tag) tag_headers_.push_back(tag_header(v));
+    if (v.accepted() && (v.action == Verdict::Action::tag || v.dry_run)) notes_.push_back(v);
+    return v;
+}
+
+Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::string_view>& esmtp_args) {
+    bool smtputf8 = false;
+    std::optional<std::uint64_t> announced;
+    for (std::string_view a : esmtp_args) {
+        if (iequals(a, "SMTPUTF8")) smtputf8 = true;
+        else if (has_prefix_nocase(a, "SIZE=")) announced = parse_size_param(a);
+    }
+
+    // Syntax first: without a parsable address there is no domain to look up.
+    EnvelopeResult env = check_envelope_address(path, AddressRole::sender, smtputf8);
+    if (!env.mailbox) {
+        sender_ = std::string(path.substr(0, 256));
+        return finish(std::move(env.verdict), settings_->envelope_syntax_mode);
+    }
+    null_sender_ = env.mailbox->null_path;
+    sender_ = env.mailbox->address();
+    domain_ = env.mailbox->domain;
+    address_literal_ = env.mailbox->address_literal;
+    if (!null_sender_ && !address_literal_) settings_ = &services_.config->for_sender_domain(domain_);
+    const Settings& s = *settings_;
+
+    if (s.size_mode != CheckMode::off) {
+        Verdict v = finish(check_announced_size(announced, s.max_message_size), s.size_mode);
+        if (!v.accepted()) return v;
+    }
+    // Bounces (null sender) and address literals have no domain to check.
+    if (null_sender_ || address_literal_) {
+        auth_decided_ = true;
+        return Verdict::accept(check_name::envelope);
+    }
+
+    if (s.sender_domain_mode != CheckMode::off) {
+        SenderDomainOptions opts{s.unknown_domain_code, services_.config->global().on_dns_error};
+        Verdict v = check_sender_domain(*services_.resolver, domain_, opts);
+        dns_ms_ += v.dns_ms;
+        v = finish(std::move(v), s.sender_domain_mode);
+        if (!v.accepted()) return v;
+    }
+
+    if (s.auth_mode == CheckMode::off || s.auth_policy == AuthPolicy::off) {
+        auth_decided_ = true;
+        return Verdict::accept(check_name::auth);
+    }
+    if (uses_spf(s.auth_policy)) {
+        spf_ = check_spf_for_egress(*services_.resolver, domain_, sender_, services_.egress_ips);
+        AuthContext ctx{domain_, services_.egress_ips, services_.config->global().dkim_selectors, {}};
+        if (std::optional<Verdict> early = decide_auth_early(s.auth_policy, *spf_, ctx)) {
+            auth_decided_ = true;
+            Verdict v = finish(std::move(*early), s.auth_mode);
+            if (!v.accepted()) return v;
+        }
+    }
+    if (!auth_decided_ && uses_dkim(s.auth_policy)) dkim_ = std::make_unique<DkimVerifier>(*services_.resolver);
+    return Verdict::accept(check_name::envelope);
+}
+
+Verdict MessageSession::rcpt_to(std::string_view path) {
+    const Settings& s = *settings_;
+    // The recipient address is the client's to get right; SMTPUTF8 was decided at MAIL FROM,
+    // so accept UTF-8 here and let the MTA enforce the extension.
+    EnvelopeResult env = check_envelope_address(path, AddressRole::recipient, true);
+    if (!env.mailbox) {
+        Verdict v = finish(std::move(env.verdict), s.envelope_syntax_mode);
+        if (!v.accepted()) return v;
+    }
+    if (s.recipient_limit_mode != CheckMode::off) {
+        Verdict v = finish(check_recipient(recipients_ + 1, s.max_recipients, s.recipient_limit_reply),
+                           s.recipient_limit_mode);
+        if (!v.accepted()) return v;
+    }
+    ++recipients_;
+    return Verdict::accept(check_name::recipients);
+}
+
+void MessageSession::header(std::string_view name, std::string_view value) {
+    size_ += name.size() + value.size() + 4;  // "Name: value\r\n"
+    if (dkim_) dkim_->header(name, value);
+}
+
+void MessageSession::end_of_headers() {
+    size_ += 2;
+    if (dkim_) dkim_->end_of_headers();
+}
+
+Verdict MessageSession::body(std::string_view chunk) {
+    size_ += chunk.size();
+    const Settings& s = *settings_;
+    if (s.size_mode != CheckMode::off && !size_refused_) {
+        Verdict v = check_message_size(size_, s.max_message_size);
+        if (!v.accepted()) {
+            size_refused_ = true;  // decide once: later chunks must not add a second tag header
+            v = finish(std::move(v), s.size_mode);
+            if (!v.accepted()) return v;
+        }
+    }
+    if (dkim_ && dkim_->wants_body()) dkim_->body(chunk);
+    return Verdict::accept(check_name::size);
+}
+
+Verdict MessageSession::decide_auth_now() {
+    const Settings& s = *settings_;
+    const GlobalSettings& g = services_.config->global();
+    std::optional<DkimOutcome> dkim;
+    if (uses_dkim(s.auth_policy)) {
+        dkim = dkim_ ? dkim_->finish(domain_) : DkimOutcome{};
+        // No valid signature yet: the signer further down will sign if our key is published.
+        if (dkim->result != DkimResult::pass && dkim->result != DkimResult::temperror &&
+            !g.dkim_selectors.empty() && !g.dkim_public_key_base64.empty()) {
+            DkimOutcome published = dkim_key_published(*services_.resolver, domain_, g.dkim_selectors,
+                                                       g.dkim_public_key_base64);
+            if (published.result == DkimResult::key_published || dkim->result == DkimResult::none)
+                dkim = std::move(published);
+        }
+    }
+    AuthContext ctx{domain_, services_.egress_ips, g.dkim_selectors, {}};
+    return decide_auth(s.auth_policy, spf_ ? &*spf_ : nullptr, dkim ? &*dkim : nullptr, ctx);
+}
+
+Verdict MessageSession::end_of_message() {
+    if (auth_decided_) return Verdict::accept(check_name::auth);
+    auth_decided_ = true;
+    return finish(decide_auth_now(), settings_->auth_mode);
+}
+
+bool MessageSession::needs_headers() const { return dkim_ != nullptr || settings_->size_mode != CheckMode::off; }
+
+bool MessageSession::needs_body() const {
+    return (dkim_ != nullptr && dkim_->wants_body()) || (settings_->size_mode != CheckMode::off && !size_refused_);
+}
+
+}  // namespace preflight

@@ -1,0 +1,83 @@
+// MessageSession: what preflight-milter decides for one SMTP transaction, as plain method
+// calls (MAIL FROM, RCPT TO, headers, body chunks, end of message) returning verdicts. It
+// knows nothing of libmilter: milter/preflight_milter.cpp copies what libmilter hands over
+// into these calls and turns verdicts into replies, so every decision is testable (and
+// fuzzable) without an MTA. Checks run at the earliest stage that has their input.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "auth_results.hpp"
+#include "config.hpp"
+#include "dkim_check.hpp"
+#include "dns.hpp"
+#include "reply_table.hpp"
+#include "verdict.hpp"
+
+namespace preflight {
+
+// Process-wide, read-only while sessions run.
+struct MilterServices {
+    std::shared_ptr<const Config> config;
+    Resolver* resolver = nullptr;          // the caching resolver: the one DNS path
+    std::vector<std::string> egress_ips;   // EgressAddresses as text, for SPF and replies
+};
+
+class MessageSession {
+public:
+    explicit MessageSession(const MilterServices& services);
+    ~MessageSession();
+    MessageSession(const MessageSession&) = delete;
+    MessageSession& operator=(const MessageSession&) = delete;
+
+    // esmtp_args: the MAIL FROM parameters ("SIZE=1000", "SMTPUTF8", "BODY=8BITMIME").
+    Verdict mail_from(std::string_view path, const std::vector<std::string_view>& esmtp_args);
+    Verdict rcpt_to(std::string_view path);
+    void header(std::string_view name, std::string_view value);
+    void end_of_headers();
+    Verdict body(std::string_view chunk);
+    // The last decision: authentication (when it needs the message) and the size.
+    Verdict end_of_message();
+    // Headers to add for checks in tag mode, collected over the transaction.
+    const std::vector<TagHeader>& tag_headers() const { return tag_headers_; }
+    // Decisions that let the message through but must be logged (tag mode, dry-run), since
+    // the last call; the stage's returned verdict is the plain accept.
+    std::vector<Verdict> take_notes() { return std::exchange(notes_, {}); }
+
+    // False once the message can no longer be refused by anything that comes later, so the
+    // glue may tell the MTA to skip the rest (SMFIS_ACCEPT).
+    bool needs_headers() const;
+    bool needs_body() const;
+
+    const std::string& sender() const { return sender_; }
+    const std::string& sender_domain() const { return domain_; }
+    unsigned accepted_recipients() const { return recipients_; }
+    std::uint64_t size() const { return size_; }
+    double dns_ms() const { return dns_ms_; }
+
+private:
+    Verdict finish(Verdict v, CheckMode mode);  // apply mode and dry-run, collect tag headers
+    Verdict decide_auth_now();
+
+    const MilterServices& services_;
+    const Settings* settings_ = nullptr;  // effective settings for the sender domain
+    std::string sender_, domain_;
+    bool null_sender_ = false;
+    bool address_literal_ = false;
+    unsigned recipients_ = 0;
+    std::uint64_t size_ = 0;
+    bool size_refused_ = false;
+    double dns_ms_ = 0;
+    std::optional<SpfOutcome> spf_;
+    bool auth_decided_ = false;
+    std::unique_ptr<DkimVerifier> dkim_;
+    std::vector<TagHeader> tag_headers_;
+    std::vector<Verdict> notes_;
+};
+
+}  // namespace preflight

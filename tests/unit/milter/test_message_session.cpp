@@ -1,0 +1,186 @@
+// MessageSession end to end over a fake resolver: the decisions preflight-milter makes for a
+// transaction, stage by stage, with no MTA and no network.
+#include <catch2/catch.hpp>
+
+#include <map>
+
+#include "message_session.hpp"
+
+using namespace preflight;
+
+namespace {
+
+class FakeResolver : public Resolver {
+public:
+    std::map<std::pair<std::string, std::uint16_t>, DnsAnswer> answers;
+    int queries = 0;
+
+    void add(const std::string& name, std::uint16_t type, std::vector<std::string> records) {
+        DnsAnswer a;
+        a.status = DnsStatus::ok;
+        a.ttl = 300;
+        for (auto& r : records) {
+            if (type == rrtype::MX) {
+                auto sp = r.find(' ');
+                a.mx.push_back({static_cast<std::uint16_t>(std::stoi(r.substr(0, sp))), r.substr(sp + 1)});
+            }
+            a.records.push_back(r);
+        }
+        answers[{name, type}] = a;
+    }
+    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
+        ++queries;
+        std::string n(name);
+        if (!n.empty() && n.back() == '.') n.pop_back();
+        if (n.find("servfail") != std::string::npos) {
+            auto a = std::make_shared<DnsAnswer>();
+            a->status = DnsStatus::servfail;
+            return a;
+        }
+        auto it = answers.find({n, type});
+        if (it != answers.end()) return std::make_shared<DnsAnswer>(it->second);
+        auto a = std::make_shared<DnsAnswer>();
+        bool exists = false;
+        for (auto& [k, v] : answers) exists = exists || k.first == n;
+        a->status = exists ? DnsStatus::ok : DnsStatus::nxdomain;
+        return a;
+    }
+};
+
+struct Fixture {
+    FakeResolver dns;
+    MilterServices services;
+    explicit Fixture(const std::string& extra_conf = "") {
+        dns.add("good.test", rrtype::MX, {"10 mx.good.test"});
+        dns.add("good.test", rrtype::TXT, {"v=spf1 ip4:127.0.0.0/8 -all"});
+        dns.add("nullmx.test", rrtype::MX, {"0 "});
+        dns.add("nospf.test", rrtype::MX, {"10 mx.nospf.test"});
+        dns.add("dry.test", rrtype::MX, {"10 mx.dry.test"});
+        dns.add("tag.test", rrtype::MX, {"10 mx.tag.test"});
+        auto parsed = parse_config_text("t.conf",
+                                        "EgressAddresses 127.0.0.1\nAuthPolicy spf\n"
+                                        "Domain dry.test Mode dry-run\nDomain tag.test AuthMode tag\n" +
+                                            extra_conf);
+        INFO((parsed.errors.empty() ? std::string() : parsed.errors.front().to_string()));
+        REQUIRE(parsed.ok());
+        services.config = parsed.config;
+        services.resolver = &dns;
+        services.egress_ips = {"127.0.0.1"};
+    }
+};
+
+std::string reply_of(const Verdict& v) { return reply_text(render(v)); }
+
+}  // namespace
+
+TEST_CASE("a good sender passes every stage; recipient 51 is told to come back", "[session]") {
+    Fixture f;
+    MessageSession s(f.services);
+    Verdict v = s.mail_from("<alice@good.test>", {"SIZE=1000"});
+    CHECK(v.action == Verdict::Action::accept);
+    for (int i = 1; i <= 50; ++i) CHECK(s.rcpt_to("<r" + std::to_string(i) + "@example.org>").action == Verdict::Action::accept);
+    v = s.rcpt_to("<r51@example.org>");
+    CHECK(v.action == Verdict::Action::tempfail);
+    CHECK(reply_of(v).rfind("452 4.5.3 ", 0) == 0);
+    CHECK(s.accepted_recipients() == 50);
+    s.header("Subject", "hi");
+    s.end_of_headers();
+    CHECK(s.body("hello\r\n").action == Verdict::Action::accept);
+    CHECK(s.end_of_message().action == Verdict::Action::accept);
+}
+
+TEST_CASE("sender domain verdicts at MAIL FROM", "[session]") {
+    Fixture f;
+    {
+        MessageSession s(f.services);
+        Verdict v = s.mail_from("<bob@noexist.test>", {});
+        CHECK(v.action == Verdict::Action::reject);
+        CHECK(reply_of(v).rfind("550 5.1.8 ", 0) == 0);
+    }
+    {
+        MessageSession s(f.services);
+        Verdict v = s.mail_from("<bob@nullmx.test>", {});
+        CHECK(reply_of(v).rfind("550 5.7.27 ", 0) == 0);
+    }
+    {
+        MessageSession s(f.services);
+        Verdict v = s.mail_from("<bob@servfail.test>", {});
+        CHECK(v.action == Verdict::Action::tempfail);
+        CHECK(reply_of(v).rfind("451 4.4.3 ", 0) == 0);
+    }
+    {
+        MessageSession s(f.services);
+        Verdict v = s.mail_from("<bob@nospf.test>", {});
+        CHECK(v.action == Verdict::Action::reject);
+        CHECK(reply_of(v).rfind("550 5.7.23 ", 0) == 0);  // AuthPolicy spf decides at MAIL FROM
+    }
+}
+
+TEST_CASE("the null sender skips the sender checks", "[session]") {
+    Fixture f;
+    MessageSession s(f.services);
+    int before = f.dns.queries;
+    CHECK(s.mail_from("<>", {}).action == Verdict::Action::accept);
+    CHECK(f.dns.queries == before);
+    CHECK(s.rcpt_to("<postmaster@example.org>").action == Verdict::Action::accept);
+    CHECK(s.end_of_message().action == Verdict::Action::accept);
+}
+
+TEST_CASE("size: announced at MAIL FROM, counted in the body", "[session]") {
+    Fixture f;
+    {
+        MessageSession s(f.services);
+        Verdict v = s.mail_from("<a@good.test>", {"SIZE=22020096"});
+        CHECK(reply_of(v).rfind("552 5.3.4 ", 0) == 0);
+    }
+    MessageSession s(f.services);
+    REQUIRE(s.mail_from("<a@good.test>", {}).accepted());
+    REQUIRE(s.rcpt_to("<x@example.org>").accepted());
+    s.header("Subject", "big");
+    s.end_of_headers();
+    std::string chunk(65536, 'x');
+    Verdict v = Verdict::accept("size");
+    int chunks = 0;
+    while (v.accepted() && chunks < 1000) v = s.body(chunk), ++chunks;
+    CHECK(v.action == Verdict::Action::reject);
+    CHECK(reply_of(v).rfind("552 5.3.4 ", 0) == 0);
+    CHECK(chunks == 320);  // headers (16 bytes) + 320 chunks of 64 KiB: the first past 20 MiB
+}
+
+TEST_CASE("dry-run and tag modes accept and say what would have happened", "[session]") {
+    Fixture f;
+    {
+        MessageSession s(f.services);
+        Verdict v = s.mail_from("<a@dry.test>", {});
+        CHECK(v.action == Verdict::Action::accept);
+        auto notes = s.take_notes();
+        REQUIRE(notes.size() == 1);
+        CHECK(notes[0].dry_run);
+        CHECK(notes[0].would == Verdict::Action::reject);
+        CHECK(notes[0].check == "auth");
+        CHECK(s.take_notes().empty());
+        CHECK(s.tag_headers().empty());  // dry-run adds no header
+    }
+    {
+        MessageSession s(f.services);
+        Verdict v = s.mail_from("<a@tag.test>", {});
+        CHECK(v.accepted());
+        auto notes = s.take_notes();
+        REQUIRE(notes.size() == 1);
+        CHECK(notes[0].action == Verdict::Action::tag);
+        REQUIRE(s.tag_headers().size() == 1);
+        CHECK(s.tag_headers()[0].name == "X-Preflight-Auth");
+    }
+}
+
+TEST_CASE("bad envelope syntax names the bad part", "[session]") {
+    Fixture f;
+    MessageSession s(f.services);
+    Verdict v = s.mail_from("<a b@good.test>", {});
+    CHECK(v.action == Verdict::Action::reject);
+    CHECK(reply_of(v).rfind("501 5.1.7 ", 0) == 0);
+    MessageSession s2(f.services);
+    REQUIRE(s2.mail_from("<a@good.test>", {}).accepted());
+    v = s2.rcpt_to("<x@-bad-.example>");
+    CHECK(reply_of(v).rfind("501 5.1.3 ", 0) == 0);
+}
