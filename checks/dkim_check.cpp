@@ -362,7 +362,12 @@ void DkimVerifier::header(std::string_view name, std::string_view value)
     h.reserve(name.size() + value.size() + 2);
     h.append(name).append(":");
     if (value.empty() || (value.front() != ' ' && value.front() != '\t')) h += ' ';
-    h.append(value);
+    // MTAs hand folded values over with bare LF; this libopendkim reads a folded b= tag
+    // correctly only with CRLF folding ("signature data corrupt" otherwise).
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) h += '\r';
+        h += value[i];
+    }
     s_->headers.push_back(std::move(h));
 }
 

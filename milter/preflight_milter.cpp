@@ -47,14 +47,21 @@ std::string macro(SMFICTX* ctx, const char* name) {
     return v ? std::string(v) : std::string();
 }
 
+// Envelope paths arrive as "<a@b>"; the log adds its own brackets.
+std::string_view strip_brackets(std::string_view a) {
+    if (a.size() >= 2 && a.front() == '<' && a.back() == '>') return a.substr(1, a.size() - 2);
+    return a;
+}
+
 void log_decision(SMFICTX* ctx, const Connection& c, const Verdict& v, std::string_view rcpt) {
     std::string line;
     std::string qid = macro(ctx, "i");
     line.append("qid=").append(qid.empty() ? "NOQUEUE" : qid);
     line.append(" client=").append(c.client_ip);
     const MessageSession* m = c.message.get();
-    line.append(" from=<").append(m ? m->sender() : "").append(">");
-    if (!rcpt.empty()) line.append(" to=<").append(rcpt.substr(0, 256)).append(">");
+    std::string_view sender = m ? std::string_view(m->sender()) : std::string_view();
+    line.append(" from=<").append(strip_brackets(sender)).append(">");
+    if (!rcpt.empty()) line.append(" to=<").append(strip_brackets(rcpt.substr(0, 256))).append(">");
     line.append(" check=").append(v.check.empty() ? "all" : v.check);
     std::string_view result = v.dry_run ? "dry-run" : to_string(v.action);
     line.append(" result=").append(result);
@@ -198,9 +205,14 @@ sfsistat on_eom(SMFICTX* ctx) {
         Verdict v = c->message->end_of_message();
         sfsistat s = answer(ctx, *c, v);
         if (s != SMFIS_CONTINUE) return s;
-        for (const TagHeader& h : c->message->tag_headers())
-            if (smfi_addheader(ctx, const_cast<char*>(h.name.c_str()), const_cast<char*>(h.value.c_str())) != MI_SUCCESS)
+        for (const TagHeader& h : c->message->tag_headers()) {
+            // With SMFIP_HDR_LEADSPC the value is taken verbatim: the blank after the colon is ours.
+            std::string value;
+            if (g_protocol_steps & SMFIP_HDR_LEADSPC) value = ' ';
+            value += h.value;
+            if (smfi_addheader(ctx, const_cast<char*>(h.name.c_str()), value.data()) != MI_SUCCESS)
                 Logger::log(Logger::Level::warning, "could not add header " + h.name);
+        }
         log_decision(ctx, *c, Verdict::accept("all"), {});
         c->message.reset();
         return SMFIS_CONTINUE;

@@ -1,0 +1,337 @@
+# shellcheck shell=bash disable=SC2034
+# lib.sh - helpers of the integration tests (sourced, not run): free ports, bounded waits,
+# processes started and stopped by PID, a throwaway Postfix instance, smtp-sink, testdns.py.
+#
+# Rules kept here so each test does not have to: every wait has a bound (in tenths of a
+# second); only loopback addresses are used; a process is stopped only through the PID this
+# shell recorded when it started it, after checking that the PID still runs the same program
+# (guards against a recycled PID); all state lives under one directory, $IT_DIR.
+#
+# Failure modes: helpers return non-zero and print the reason to stderr; the caller decides
+# whether that is a failed scenario or a broken setup.
+
+IT_DIR=${IT_DIR:-}          # the test's temp dir (set by the test before calling anything)
+IT_PY=/usr/bin/python3      # Debian's python (dnslib); the first python3 in PATH may not be it
+IT_PORTS_TAKEN=" "          # ports handed out by free_port in this run
+# Set by the helpers for the caller: DNS_PID DNS_PORT DNS_STATS SINK_PID SINK_DIR PF_PID PF_ETC
+# PF_QUEUE PF_LOG WATCHDOG_PID.
+
+it_log() { echo "# $*"; }
+
+# ---- ports ---------------------------------------------------------------------------------
+
+# free_port VAR: set VAR to a TCP+UDP port on 127.0.0.1 that nothing listens on, from
+# 20000-32767 (below Linux's ephemeral range, so outgoing connections do not take it meanwhile);
+# never the same port twice in one run (so not to be called in a subshell). 200 tries at most.
+free_port() {
+  local var=$1 i p
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 12768))
+    [[ $IT_PORTS_TAKEN == *" $p "* ]] && continue
+    if "$IT_PY" - "$p" <<'EOF' 2>/dev/null; then
+import socket, sys
+p = int(sys.argv[1])
+for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", p))
+    s.close()
+EOF
+      IT_PORTS_TAKEN+="$p "
+      printf -v "$var" '%s' "$p"
+      return 0
+    fi
+  done
+  echo "free_port: no free port found" >&2
+  return 1
+}
+
+# ---- bounded waits -------------------------------------------------------------------------
+
+# wait_for TENTHS CMD...: run CMD every 0.1 s until it succeeds (0) or TENTHS tries pass (1).
+wait_for() {
+  local n=$1 i
+  shift
+  for ((i = 0; i < n; i++)); do
+    "$@" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# tcp_open HOST PORT: does something accept connections there?
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# file_nonempty FILE
+file_nonempty() { [[ -s $1 ]]; }
+
+# ---- processes by PID ----------------------------------------------------------------------
+
+# pid_runs PID PATTERN: PID is alive (not a zombie) and its command line contains PATTERN.
+pid_runs() {
+  local pid=$1 pat=$2
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$pat"
+}
+
+# pid_gone PID PATTERN: the opposite of pid_runs (for wait_for).
+pid_gone() { ! pid_runs "$1" "$2"; }
+
+# pid_from_file FILE: the number in FILE (Postfix pads its pid files with blanks).
+pid_from_file() {
+  local pid
+  [[ -s $1 ]] || return 1
+  pid=$(tr -d ' \n' <"$1")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  echo "$pid"
+}
+
+# stop_pids TENTHS PID PATTERN [PID PATTERN...]: SIGTERM each process we started that still
+# runs PATTERN, all at once (libmilter takes up to ~3 s to notice), wait up to TENTHS/10 s for
+# all of them, then SIGKILL what is left. Reaps those that are our children.
+stop_pids() {
+  local n=$1 i pid pat
+  shift
+  local -a pids=() pats=()
+  while (($# >= 2)); do
+    if [[ -n $1 ]] && pid_runs "$1" "$2"; then
+      pids+=("$1") pats+=("$2")
+      kill -TERM "$1" 2>/dev/null || true
+    elif [[ -n $1 ]]; then
+      wait "$1" 2>/dev/null || true
+    fi
+    shift 2
+  done
+  for ((i = 0; i < ${#pids[@]}; i++)); do
+    pid=${pids[i]} pat=${pats[i]}
+    wait_for "$n" pid_gone "$pid" "$pat" || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  return 0
+}
+
+# ---- watchdog ------------------------------------------------------------------------------
+# If this shell dies without running its EXIT trap (SIGKILL, a ctest timeout), nothing would end
+# what it started: the Postfix master daemonises, the milters wait for connections. The
+# watchdog, in its own session, notices that this shell is gone (or that SECONDS passed) and
+# then stops the Postfix instance under $IT_DIR/pf-etc and every "PID PATTERN" listed in
+# $IT_DIR/pids that still runs PATTERN.
+
+# track_pid PID PATTERN: list a process for the watchdog.
+track_pid() { echo "$1 $2" >>"$IT_DIR/pids"; }
+
+# watchdog_start SECONDS: sets WATCHDOG_PID (leader of its own process group).
+watchdog_start() {
+  : >>"$IT_DIR/pids"
+  # shellcheck disable=SC2016 # the script is for the child bash
+  setsid bash -c '
+    for ((i = 0; i < $2; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 1; done
+    [[ -f $3/pf-etc/main.cf ]] && timeout 20 postfix -c "$3/pf-etc" stop
+    while read -r pid pat; do
+      tr "\0" " " 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$pat" && kill -TERM "$pid"
+    done <"$3/pids"' preflight-it-watchdog "$$" "$1" "$IT_DIR" >/dev/null 2>&1 </dev/null &
+  WATCHDOG_PID=$!
+}
+
+# watchdog_stop: end the watchdog (its process group: the bash and its sleep).
+watchdog_stop() {
+  if [[ -n ${WATCHDOG_PID:-} ]] && pid_runs "$WATCHDOG_PID" preflight-it-watchdog; then
+    kill -TERM -- "-$WATCHDOG_PID" 2>/dev/null || true
+  fi
+  [[ -z ${WATCHDOG_PID:-} ]] || wait "$WATCHDOG_PID" 2>/dev/null || true
+}
+
+# ---- testdns.py ----------------------------------------------------------------------------
+
+# dns_start TESTDNS ZONEFILE: serve ZONEFILE on 127.0.0.1, any free port; sets DNS_PID,
+# DNS_PORT, DNS_STATS (the per-(name,type) query counts). Dies with the test (--parent-pid).
+dns_start() {
+  local testdns=$1 zone=$2 d=$IT_DIR/dns
+  mkdir -p "$d"
+  DNS_STATS=$d/stats
+  "$IT_PY" "$testdns" --zone "$zone" --addr 127.0.0.1 --port 0 --port-file "$d/port" \
+    --pid-file "$d/pid" --stats-file "$DNS_STATS" --query-log "$d/queries.log" \
+    --max-seconds 900 --parent-pid $$ >"$d/log" 2>&1 </dev/null &
+  DNS_PID=$!
+  track_pid "$DNS_PID" testdns.py
+  if ! wait_for 100 file_nonempty "$d/port"; then
+    echo "testdns did not start within 10 s: $(tail -5 "$d/log")" >&2
+    return 1
+  fi
+  DNS_PORT=$(<"$d/port")
+}
+
+# dns_total: all queries counted so far.
+dns_total() {
+  [[ -f $DNS_STATS ]] || { echo 0; return; }
+  awk '{ s += $3 } END { print s + 0 }' "$DNS_STATS"
+}
+
+# ---- smtp-sink -----------------------------------------------------------------------------
+
+# sink_start PORT: smtp-sink on 127.0.0.1:PORT writing one file per mail transaction under
+# $IT_DIR/sink/ (smtp-sink's own X-Mail-Args / X-Rcpt-Args headers, then the message).
+# Sets SINK_PID. timeout bounds its life even if nobody stops it.
+sink_start() {
+  local port=$1
+  SINK_DIR=$IT_DIR/sink
+  mkdir -p "$SINK_DIR"
+  chown nobody "$SINK_DIR" 2>/dev/null || chmod 0777 "$SINK_DIR"
+  # -u: smtp-sink refuses to run as root without it; it switches after binding.
+  timeout 900 /usr/sbin/smtp-sink -u nobody -d "$SINK_DIR/msg." "127.0.0.1:$port" 256 \
+    >"$IT_DIR/sink.log" 2>&1 </dev/null &
+  SINK_PID=$!
+  track_pid "$SINK_PID" smtp-sink
+  if ! wait_for 100 tcp_open 127.0.0.1 "$port"; then
+    echo "smtp-sink did not listen within 10 s: $(tail -5 "$IT_DIR/sink.log")" >&2
+    return 1
+  fi
+}
+
+# ---- throwaway Postfix ---------------------------------------------------------------------
+# PF_ETC (config), PF_QUEUE, $IT_DIR/pf-data, log in PF_LOG (maillog_file + postlogd: these
+# machines have no syslog). Every daemon unchrooted (unix milter sockets, /etc files).
+
+# pf: run a postfix command against the instance. Postfix prints errors only to a terminal
+# (else to the log, which may not exist yet): give it a pty with script(1).
+pf() { timeout 60 script -qec "postfix -c '$PF_ETC' $*" /dev/null; }
+
+# pf_configure SINK_PORT SERVICE...: write main.cf and master.cf. Each SERVICE is
+# "PORT MILTER" (MILTER in Postfix syntax, inet:127.0.0.1:P or unix:/path; "none" for none):
+# one smtpd on 127.0.0.1:PORT with smtpd_milters=MILTER.
+pf_configure() {
+  local sink_port=$1 svc port milter
+  shift
+  PF_ETC=$IT_DIR/pf-etc PF_QUEUE=$IT_DIR/pf-queue PF_LOG=$IT_DIR/maillog
+  mkdir -p "$PF_ETC" "$PF_QUEUE" "$IT_DIR/pf-data"
+  cat >"$PF_ETC/main.cf" <<EOF
+# throwaway instance of tests/integration (generated)
+compatibility_level = 3.6
+queue_directory = $PF_QUEUE
+data_directory = $IT_DIR/pf-data
+meta_directory = /etc/postfix
+shlib_directory = /usr/lib/postfix
+daemon_directory = /usr/lib/postfix/sbin
+command_directory = /usr/sbin
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $PF_LOG
+maillog_file_prefixes = $IT_DIR
+myhostname = mta.preflight-it.test
+mydomain = preflight-it.test
+myorigin = \$myhostname
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = error:local delivery is disabled
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+relayhost = [127.0.0.1]:$sink_port
+smtp_dns_support_level = disabled
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+biff = no
+append_dot_mydomain = no
+# above the milter's 20 MB limit, so the milter is the one that refuses big mail
+message_size_limit = 52428800
+milter_default_action = tempfail
+milter_protocol = 6
+# the milter answers within DnsTimeout; these only bound a hung milter
+milter_connect_timeout = 10s
+milter_command_timeout = 20s
+milter_content_timeout = 60s
+smtpd_milters =
+non_smtpd_milters =
+# nothing may linger in the queue: a failed delivery to the sink shows as deferred at once
+queue_run_delay = 300s
+minimal_backoff_time = 300s
+notify_classes =
+EOF
+  {
+    echo "# generated; chroot column n everywhere"
+    for svc in "$@"; do
+      port=${svc%% *} milter=${svc#* }
+      [[ $milter == none ]] && milter=
+      echo "127.0.0.1:$port inet n - n - - smtpd -o smtpd_milters=$milter -o syslog_name=postfix/smtpd-$port"
+    done
+    cat <<'EOF'
+pickup     unix  n - n 60   1 pickup
+cleanup    unix  n - n -    0 cleanup
+qmgr       unix  n - n 300  1 qmgr
+rewrite    unix  - - n -    - trivial-rewrite
+bounce     unix  - - n -    0 bounce
+defer      unix  - - n -    0 bounce
+trace      unix  - - n -    0 bounce
+verify     unix  - - n -    1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -    - proxymap
+proxywrite unix  - - n -    1 proxymap
+smtp       unix  - - n -    - smtp
+relay      unix  - - n -    - smtp
+showq      unix  n - n -    - showq
+error      unix  - - n -    - error
+retry      unix  - - n -    - error
+discard    unix  - - n -    - discard
+anvil      unix  - - n -    1 anvil
+scache     unix  - - n -    1 scache
+postlog    unix-dgram n - n - 1 postlogd
+EOF
+  } >"$PF_ETC/master.cf"
+}
+
+# pf_start PORT...: set permissions, check, start; wait until every PORT listens. Sets PF_PID
+# (the master). Errors: the output of postfix check/start and the log tail.
+pf_start() {
+  local out p
+  : >"$PF_LOG"
+  # postfix check creates the queue tree; the data directory (master.lock) must be postfix's.
+  # (No "postfix set-permissions": it would also walk the system's Postfix files.)
+  chown postfix "$IT_DIR/pf-data" && chmod 0700 "$IT_DIR/pf-data" || return 1
+  if ! out=$(pf check 2>&1); then
+    echo "postfix check failed: $out" >&2
+    return 1
+  fi
+  if ! out=$(pf start 2>&1); then
+    echo "postfix start failed: $out; log: $(tail -5 "$PF_LOG")" >&2
+    return 1
+  fi
+  if ! wait_for 100 file_nonempty "$PF_QUEUE/pid/master.pid"; then
+    echo "postfix master wrote no pid file within 10 s; log: $(tail -5 "$PF_LOG")" >&2
+    return 1
+  fi
+  PF_PID=$(pid_from_file "$PF_QUEUE/pid/master.pid")
+  for p in "$@"; do
+    if ! wait_for 100 tcp_open 127.0.0.1 "$p"; then
+      echo "postfix not listening on 127.0.0.1:$p within 10 s; log: $(tail -5 "$PF_LOG")" >&2
+      return 1
+    fi
+  done
+}
+
+# pf_stop: postfix stop, wait up to 10 s for the master to go, then SIGKILL that PID only.
+pf_stop() {
+  if [[ -n ${PF_PID:-} ]] && pid_runs "$PF_PID" master; then
+    timeout 20 postfix -c "$PF_ETC" stop >/dev/null 2>&1 || kill -TERM "$PF_PID" 2>/dev/null || true
+    wait_for 100 pid_gone "$PF_PID" master || kill -KILL "$PF_PID" 2>/dev/null || true
+  fi
+}
+
+# pf_queue_count: messages still in the instance's queue (0 when everything was delivered).
+pf_queue_count() {
+  find "$PF_QUEUE"/{incoming,active,deferred,hold,maildrop} -type f 2>/dev/null | wc -l
+}
+
+# pf_wait_sent QID [TENTHS]: wait until the log says QID was delivered to the sink and removed
+# from the queue (default 20 s). Prints the status line(s) of QID on failure.
+pf_wait_sent() {
+  local qid=$1 n=${2:-200}
+  if wait_for "$n" grep -q " $qid: removed" "$PF_LOG"; then
+    grep -q " $qid: .*status=sent" "$PF_LOG" && return 0
+  fi
+  grep " $qid: " "$PF_LOG" | grep -o 'status=.*' | tail -2 >&2
+  return 1
+}

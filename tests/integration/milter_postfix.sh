@@ -1,0 +1,693 @@
+#!/usr/bin/env bash
+# milter_postfix.sh BUILD_DIR - preflight-milter behind a real Postfix, against a real DNS server.
+#
+# Starts, all on 127.0.0.1 and all under one temp dir:
+#   testdns.py     serving zones/test.zone.in (DKIM keys generated for this run), counting queries
+#   preflight-milter (BUILD_DIR/preflight-milter -f), twice: on an inet socket and on a unix socket
+#   smtp-sink      the next hop; one file per delivered transaction
+#   Postfix        a throwaway instance: one smtpd per milter, milter_default_action = tempfail,
+#                  relayhost = the sink
+# then drives Postfix with swaks (and a few raw SMTP dialogs where swaks cannot: SIZE=, timing)
+# and asserts the exact replies the client saw: code, enhanced code and the words of the reply
+# table (checks/reply_table.cpp) that matter. Every accepted message must reach the sink; at the
+# end the sink must hold exactly those messages. Scenarios are listed in issue 4 ("Tests").
+#
+# Output: one line per scenario, "ok - NAME" or "not ok - NAME: expected ..., got ...", then
+# "N passed, M failed". Exit 0 when all pass, 1 otherwise, 77 (skip) when a required system
+# component is missing (root, postfix, swaks, python3-dnslib, openssl). The temp dir is removed
+# after a passing run and kept (its path printed) after a failing one; IT_KEEP=1 always keeps it,
+# IT_HOLD=SECONDS keeps the whole rig up that long before the scenarios (for manual sessions).
+# It holds: milter.log / milter-unix.log (the milters' stderr), maillog (Postfix), sink/ (one
+# file per delivered transaction), dns/ (testdns stats and query log), out/NAME.swaks (each
+# client dialog) and out/NAME.tr (the replies per stage that the assertions read).
+#
+# Bounds: every wait is bounded (see lib.sh), every daemon has a life limit (15 min), only the
+# PIDs recorded here are stopped (trap on EXIT), and a watchdog stops the lot if this shell dies
+# without its trap. Runs in about 15 s on two cores (25 s with both cores busy elsewhere).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib.sh"
+
+BUILD_DIR=${1:-}
+[[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
+
+skip() { echo "skip: $*"; exit 77; }
+[[ $(id -u) -eq 0 ]] || skip "needs root: starts a Postfix instance (postfix start) and smtp-sink -u nobody"
+for tool in /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/smtp-sink swaks openssl timeout script; do
+  command -v "$tool" >/dev/null || skip "$tool not installed (contrib/install-deps.sh)"
+done
+"$IT_PY" -c 'import dnslib' 2>/dev/null || skip "python3-dnslib not installed (contrib/install-deps.sh)"
+
+START=$EPOCHREALTIME
+PASS=0 FAIL=0
+
+if [[ ! -x $MILTER ]]; then
+  echo "not ok - milter binary: expected $MILTER, got none (build the preflight-milter target)"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+IT_DIR=$(mktemp -d /tmp/preflight-it.XXXXXX)
+chmod 755 "$IT_DIR"   # Postfix daemons (user postfix) reach the unix milter socket through it
+mkdir -p "$IT_DIR/out" "$IT_DIR/keys" "$IT_DIR/msg"
+MILTER_PID='' MILTER2_PID='' SINK_PID='' DNS_PID='' PF_PID=''
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  pf_stop
+  stop_pids 50 "$MILTER_PID" preflight-milter "$MILTER2_PID" preflight-milter \
+    "$SINK_PID" smtp-sink "$DNS_PID" testdns.py
+  watchdog_stop
+  if [[ $rc -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
+    rm -rf "$IT_DIR"
+  else
+    echo "# kept $IT_DIR (milter.log, maillog, sink/, out/, dns/)"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+watchdog_start 900
+
+# setup_or_die WHAT CMD...: a broken harness is one failed scenario and the end of the run.
+setup_or_die() {
+  local what=$1 err
+  shift
+  # not in a subshell: the helpers set variables (PIDs, ports) for the rest of the test
+  if ! "$@" >/dev/null 2>"$IT_DIR/setup.err"; then
+    err=$(<"$IT_DIR/setup.err")
+    echo "not ok - setup: $what: ${err//$'\n'/ }"
+    FAIL=$((FAIL + 1))
+    echo "$PASS passed, $FAIL failed"
+    exit 1
+  fi
+}
+
+# ---- scenario bookkeeping ----------------------------------------------------------------------
+
+SC='' ERRS=''
+sc() { SC=$1 ERRS=''; }
+bad() { ERRS+="${ERRS:+; }$*"; }
+sc_end() {
+  if [[ -z $ERRS ]]; then
+    echo "ok - $SC"
+    PASS=$((PASS + 1))
+  else
+    echo "not ok - $SC: $ERRS"
+    FAIL=$((FAIL + 1))
+  fi
+}
+
+# ---- SMTP clients --------------------------------------------------------------------------------
+# Both write out/NAME.tr: one line per server reply, "STAGE<TAB>reply", where STAGE is CONNECT,
+# EHLO, MAIL, RCPT, DATA, EOD (the reply to the final ".") or QUIT, and a multi-line reply is
+# joined into one line: "550 5.7.26 first line text second line text" (the code and enhanced
+# code of the continuation lines dropped). Client-side errors (timeouts) are "ERROR<TAB>text".
+
+# swaks_transcript: swaks output on stdin -> .tr lines on stdout.
+swaks_transcript() {
+  awk '
+    BEGIN { stage = "CONNECT"; indata = 0; buf = "" }
+    /^<(-|\*\*) / {
+      line = substr($0, 5); sub(/\r$/, "", line)
+      code = substr(line, 1, 3); sep = substr(line, 4, 1); text = substr(line, 5)
+      if (buf == "") buf = code " " text
+      else { sub(/^[245]\.[0-9]+\.[0-9]+ /, "", text); buf = buf " " text }
+      if (sep != "-") {
+        print stage "\t" buf; buf = ""
+        if (stage == "DATA" && code == "354") indata = 1
+        else if (stage == "EOD") indata = 0
+      }
+      next
+    }
+    /^ (->|~>) / {
+      if (indata) { stage = "EOD"; next }
+      cmd = toupper($2); sub(/:.*/, "", cmd); stage = cmd; next
+    }
+    /^\*\*\* / { print "ERROR\t" substr($0, 5) }
+  '
+}
+
+# send NAME PORT SWAKS-ARGS...: one swaks session against Postfix on PORT; DATA is summarised.
+send() {
+  local name=$1 port=$2
+  shift 2
+  timeout 120 swaks --server "127.0.0.1:$port" --timeout 30 --helo client.preflight-it.test \
+    --suppress-data --h-X-Test-Id "$name" "$@" >"$IT_DIR/out/$name.swaks" 2>&1 </dev/null
+  swaks_transcript <"$IT_DIR/out/$name.swaks" >"$IT_DIR/out/$name.tr"
+}
+
+# raw_mail NAME PORT MAIL-ARGS: EHLO, "MAIL FROM:MAIL-ARGS", QUIT over bash's /dev/tcp, for what
+# swaks cannot do (ESMTP parameters such as SIZE=) and for timing: sets MAIL_MS, the time from
+# sending MAIL FROM to its complete reply.
+raw_mail() {
+  local name=$1 port=$2 args=$3 fd t0
+  local tr=$IT_DIR/out/$name.tr log=$IT_DIR/out/$name.swaks
+  : >"$tr"
+  : >"$log"
+  MAIL_MS=
+  if ! exec {fd}<>"/dev/tcp/127.0.0.1/$port"; then
+    printf 'ERROR\tcannot connect to 127.0.0.1:%s\n' "$port" >>"$tr"
+    return 1
+  fi
+  raw_reply "$fd" CONNECT "$tr" "$log" &&
+    raw_cmd "$fd" "EHLO client.preflight-it.test" EHLO "$tr" "$log" && {
+      t0=$EPOCHREALTIME
+      raw_cmd "$fd" "MAIL FROM:$args" MAIL "$tr" "$log" &&
+        MAIL_MS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }')
+    } && raw_cmd "$fd" QUIT QUIT "$tr" "$log"
+  exec {fd}>&-
+}
+
+raw_cmd() { # FD LINE STAGE TR LOG
+  printf '%s\r\n' "$2" >&"$1" || return 1
+  printf ' -> %s\n' "$2" >>"$5"
+  raw_reply "$1" "$3" "$4" "$5"
+}
+
+raw_reply() { # FD STAGE TR LOG: read one (multi-line) reply, 30 s and 100 lines at most
+  local fd=$1 stage=$2 tr=$3 log=$4 line joined='' i text
+  for ((i = 0; i < 100; i++)); do
+    if ! IFS= read -r -t 30 -u "$fd" line; then
+      printf 'ERROR\tno complete reply to %s within 30 s\n' "$stage" >>"$tr"
+      return 1
+    fi
+    line=${line%$'\r'}
+    printf '<-  %s\n' "$line" >>"$log"
+    text=${line:4}
+    if [[ -z $joined ]]; then
+      joined="${line:0:3} $text"
+    else
+      [[ $text =~ ^[245]\.[0-9]+\.[0-9]+\ (.*)$ ]] && text=${BASH_REMATCH[1]}
+      joined+=" $text"
+    fi
+    if [[ ${line:3:1} != - ]]; then
+      printf '%s\t%s\n' "$stage" "$joined" >>"$tr"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# ---- assertions on a transcript ------------------------------------------------------------------
+
+# reply_at NAME STAGE [N]: the Nth reply (default first) at STAGE.
+reply_at() {
+  awk -F'\t' -v s="$2" -v n="${3:-1}" '$1 == s && ++c == n { print $2; exit }' "$IT_DIR/out/$1.tr"
+}
+
+# what_happened NAME: a short account for failure messages (first refusal or client error).
+what_happened() {
+  local tr=$IT_DIR/out/$1.tr
+  awk -F'\t' '$1 == "ERROR" || $2 ~ /^[45]/ { print $1 ": " $2; found = 1; exit }
+              END { if (!found) print "no refusal" }' "$tr"
+}
+
+# expect_reply NAME STAGE[#N] REGEX: the reply at STAGE (the Nth) matches the ERE.
+expect_reply() {
+  local name=$1 st=$2 re=$3 n=1 got
+  if [[ $st == *#* ]]; then n=${st#*#} st=${st%#*}; fi
+  got=$(reply_at "$name" "$st" "$n")
+  if [[ -z $got ]]; then
+    bad "expected $st reply /$re/, got no $st reply ($(what_happened "$name"))"
+  elif ! [[ $got =~ $re ]]; then
+    bad "expected $st reply /$re/, got '$got'"
+  fi
+}
+
+# expect_refusal NAME STAGES REGEX: the first 4xx/5xx reply matches REGEX and came at one of
+# STAGES (an ERE such as "MAIL|EOD": some decisions may be taken early or at end of data).
+expect_refusal() {
+  local name=$1 stages=$2 re=$3 first st got
+  first=$(awk -F'\t' '$1 == "ERROR" || $2 ~ /^[45]/ { print; exit }' "$IT_DIR/out/$name.tr")
+  st=${first%%$'\t'*} got=${first#*$'\t'}
+  if [[ -z $first ]]; then
+    bad "expected a refusal /$re/ at $stages, got none (EOD: $(reply_at "$name" EOD))"
+  elif ! [[ $st =~ ^($stages)$ && $got =~ $re ]]; then
+    bad "expected /$re/ at $stages, got $st: '$got'"
+  fi
+}
+
+# queue_id NAME: Postfix's queue id from the end-of-data reply.
+queue_id() { reply_at "$1" EOD | sed -n 's/^250 .*queued as \([0-9A-Za-z]*\).*/\1/p'; }
+
+# expect_delivered NAME [RCPTS]: the message was queued, Postfix delivered it to the sink
+# within 20 s, and the sink holds it with RCPTS recipients (default 1). Sets DELIVERED (the
+# sink file) and records the queue id in EXPECTED_QIDS.
+EXPECTED_QIDS=" "
+DELIVERED=
+expect_delivered() {
+  local name=$1 want=${2:-1} qid files got st
+  DELIVERED=
+  qid=$(queue_id "$name")
+  if [[ -z $qid ]]; then
+    got=$(reply_at "$name" EOD)
+    if [[ -n $got ]]; then
+      bad "expected 250 queued at end of data, got EOD: '$got'"
+    else
+      bad "expected 250 queued at end of data, got $(what_happened "$name")"
+    fi
+    return 1
+  fi
+  EXPECTED_QIDS+="$qid "
+  if ! st=$(pf_wait_sent "$qid" 200 2>&1); then
+    bad "expected $qid delivered to the sink within 20 s, got ${st:-nothing in the maillog}"
+    return 1
+  fi
+  # Postfix's Received header: "by HOST (Postfix) with ESMTP id QID" then ";" or a line break
+  files=$(grep -lE "\(Postfix\) with ESMTP id $qid(;|\$)" "$SINK_DIR"/msg.* 2>/dev/null)
+  if [[ -z $files ]]; then
+    bad "expected $qid in the sink, got no sink file with it"
+    return 1
+  fi
+  got=$(xargs cat <<<"$files" | grep -c '^X-Rcpt-Args:')
+  [[ $got -eq $want ]] || bad "expected $want recipient(s) of $qid at the sink, got $got"
+  DELIVERED=$(head -1 <<<"$files")
+}
+
+# expect_milter_log FILE REGEX WHAT: a line of the milter's log matches.
+expect_milter_log() {
+  grep -Eq -- "$2" "$1" || bad "expected a milter log line $3 (/$2/), got none"
+}
+
+# ---- fixtures ------------------------------------------------------------------------------------
+
+# DKIM TXT value of a key: "v=DKIM1; k=rsa; p=..." as character-strings of at most 250 bytes.
+dkim_txt() {
+  local p txt='"v=DKIM1; k=rsa; p="' i
+  p=$(openssl pkey -in "$1" -pubout -outform DER 2>/dev/null | base64 -w0) || return 1
+  for ((i = 0; i < ${#p}; i += 250)); do txt+=" \"${p:i:250}\""; done
+  echo "$txt"
+}
+
+make_keys() {
+  local k=$IT_DIR/keys
+  # pf1: the relay's own signing key (the milter reads the public half); sel: signed.test's.
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$k/pf1.pem" 2>/dev/null &&
+    openssl pkey -in "$k/pf1.pem" -pubout -out "$k/pf1.pub.pem" &&
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$k/sel.pem" 2>/dev/null
+}
+
+make_zone() {
+  local pf1 sel
+  pf1=$(dkim_txt "$IT_DIR/keys/pf1.pem") && sel=$(dkim_txt "$IT_DIR/keys/sel.pem") || return 1
+  # base64 and the quotes never contain '|' or '&'
+  sed -e "s|@PF1_DKIM_TXT@|$pf1|" -e "s|@SEL_DKIM_TXT@|$sel|" "$HERE/zones/test.zone.in" \
+    >"$IT_DIR/test.zone"
+}
+
+# signed_messages: msg/signed.eml (signed by signed.test, selector sel; the signature folded,
+# b= value included, as opendkim and the big mailbox providers fold it), msg/signed-oneline.eml
+# (the same field unfolded: with relaxed canonicalisation still the same signature) and
+# msg/tampered.eml (signed-oneline.eml after a change to the body: the body hash fails).
+signed_messages() {
+  local m=$IT_DIR/msg
+  cat >"$m/plain.eml" <<EOF
+From: Signed Sender <user@signed.test>
+To: rcpt@example.test
+Subject: preflight integration test, DKIM-signed
+Date: $(date -R)
+Message-ID: <signed.$$@signed.test>
+X-Test-Id: signed
+
+This message carries a DKIM signature of signed.test (selector sel)
+and no SPF record allows the relay: the signature alone authenticates it.
+EOF
+  "$IT_PY" "$HERE/dkim_sign.py" --key "$IT_DIR/keys/sel.pem" --domain signed.test --selector sel \
+    <"$m/plain.eml" >"$m/signed.eml" || return 1
+  awk 'NR == 1 { line = $0; next }
+       !done && /^\t/ { sub(/^\t/, " "); line = line $0; next }
+       !done { print line; done = 1 }
+       { print }' "$m/signed.eml" >"$m/signed-oneline.eml"
+  [[ $(head -1 "$m/signed-oneline.eml") == *"; b= "?* ]] || return 1
+  sed -e 's/^This message carries/This message carried/' -e 's/^X-Test-Id: signed/X-Test-Id: tampered/' \
+    "$m/signed-oneline.eml" >"$m/tampered.eml"
+  ! cmp -s "$m/signed-oneline.eml" "$m/tampered.eml"
+}
+
+# big_body: msg/big.txt, about 21 MiB of 76-character base64 lines, above MaxMessageSize 20M.
+big_body() {
+  head -c $((21 * 1024 * 1024 * 57 / 77)) /dev/zero | base64 -w 76 >"$IT_DIR/msg/big.txt"
+}
+
+rcpt_list() { local i s=; for ((i = 1; i <= $1; i++)); do s+="${s:+,}r$i@example.test"; done; echo "$s"; }
+
+# write_conf FILE SOCKET: the milter configuration of this test.
+write_conf() {
+  cat >"$1" <<EOF
+# preflight-milter, integration test (generated by tests/integration/milter_postfix.sh)
+Socket $2
+Umask 000
+Syslog no
+Nameservers 127.0.0.1:$DNS_PORT
+DnsTimeout 1s
+EgressAddresses 127.0.0.1
+DkimSelectors pf1
+DkimPublicKeyFile $IT_DIR/keys/pf1.pub.pem
+MaxRecipients 50
+MaxMessageSize 20M
+AuthPolicy spf-or-dkim
+Domain dryrun.test Mode dry-run
+Domain tag.test AuthMode tag
+EOF
+}
+
+# start_milter CONF LOG VAR: run the milter in the foreground, its PID into VAR (the PID of
+# timeout(1), which bounds its life, passes SIGTERM on and returns the milter's exit status).
+start_milter() {
+  local conf=$1 log=$2 var=$3 pid
+  timeout 900 "$MILTER" -f -c "$conf" 2>"$log" </dev/null &
+  pid=$!
+  track_pid "$pid" preflight-milter
+  printf -v "$var" '%s' "$pid"
+}
+
+milter_ready() { # PID SOCKET(postfix syntax)
+  pid_runs "$1" preflight-milter || return 2
+  case $2 in
+    inet:*) tcp_open 127.0.0.1 "${2##*:}" ;;
+    unix:*) [[ -S ${2#unix:} ]] ;;
+  esac
+}
+
+wait_milter() { # PID SOCKET LOG
+  local i
+  for ((i = 0; i < 100; i++)); do
+    milter_ready "$1" "$2"
+    case $? in
+      0) return 0 ;;
+      2) echo "preflight-milter exited: $(tail -3 "$3")" >&2; return 1 ;;
+    esac
+    sleep 0.1
+  done
+  echo "preflight-milter not listening on $2 within 10 s: $(tail -3 "$3")" >&2
+  return 1
+}
+
+# ---- setup ---------------------------------------------------------------------------------------
+
+setup_or_die "DKIM keys (openssl)" make_keys
+setup_or_die "zone file" make_zone
+setup_or_die "signed messages (dkim_sign.py)" signed_messages
+setup_or_die "21 MiB body" big_body
+setup_or_die "testdns.py" dns_start "$HERE/testdns.py" "$IT_DIR/test.zone"
+
+MILTER_PORT='' PF_PORT='' PF_UNIX_PORT='' SINK_PORT=''
+for v in MILTER_PORT PF_PORT PF_UNIX_PORT SINK_PORT; do setup_or_die "free port" free_port "$v"; done
+MILTER_SOCK=inet:127.0.0.1:$MILTER_PORT
+MILTER_UNIX_SOCK=unix:$IT_DIR/milter/milter.sock
+mkdir -p "$IT_DIR/milter"
+CONF=$IT_DIR/milter/preflight.conf CONF_UNIX=$IT_DIR/milter/preflight-unix.conf
+MLOG=$IT_DIR/milter.log MLOG_UNIX=$IT_DIR/milter-unix.log
+write_conf "$CONF" "$MILTER_SOCK"
+write_conf "$CONF_UNIX" "$MILTER_UNIX_SOCK"
+
+# conf check (-n) of the conf this test runs with, and of a broken one
+sc "conf check: -n accepts the test configuration"
+out=$("$MILTER" -n -c "$CONF" 2>&1)
+rc=$?
+[[ $rc -eq 0 ]] || bad "expected exit 0, got $rc: ${out//$'\n'/ | }"
+sc_end
+
+sc "conf check: -n reports FILE:LINE: KEY of an unknown key, exit 2"
+printf 'Syslog no\n# comment\nNoSuchKey 1\n' >"$IT_DIR/milter/bad.conf"
+out=$("$MILTER" -n -c "$IT_DIR/milter/bad.conf" 2>&1)
+rc=$?
+[[ $rc -eq 2 ]] || bad "expected exit 2, got $rc"
+[[ $out == *"bad.conf:3: NoSuchKey"* ]] || bad "expected 'bad.conf:3: NoSuchKey...', got '${out//$'\n'/ | }'"
+sc_end
+
+start_milter "$CONF" "$MLOG" MILTER_PID
+start_milter "$CONF_UNIX" "$MLOG_UNIX" MILTER2_PID
+setup_or_die "preflight-milter on $MILTER_SOCK" wait_milter "$MILTER_PID" "$MILTER_SOCK" "$MLOG"
+setup_or_die "preflight-milter on $MILTER_UNIX_SOCK" wait_milter "$MILTER2_PID" "$MILTER_UNIX_SOCK" "$MLOG_UNIX"
+setup_or_die "smtp-sink" sink_start "$SINK_PORT"
+pf_configure "$SINK_PORT" "$PF_PORT $MILTER_SOCK" "$PF_UNIX_PORT $MILTER_UNIX_SOCK"
+setup_or_die "postfix" pf_start "$PF_PORT" "$PF_UNIX_PORT"
+it_log "dns 127.0.0.1:$DNS_PORT, milter $MILTER_SOCK + $MILTER_UNIX_SOCK, postfix 127.0.0.1:$PF_PORT" \
+  "(unix milter: $PF_UNIX_PORT), sink 127.0.0.1:$SINK_PORT, dir $IT_DIR"
+
+# IT_HOLD=SECONDS: keep the rig running that long for manual sessions, then run the scenarios.
+if [[ ${IT_HOLD:-0} =~ ^[1-9][0-9]*$ ]]; then
+  it_log "holding ${IT_HOLD}s: swaks --server 127.0.0.1:$PF_PORT --from user@good.test --to rcpt@example.test"
+  sleep "$((IT_HOLD > 3600 ? 3600 : IT_HOLD))"
+fi
+
+P=$PF_PORT
+R=rcpt@example.test
+
+# ---- scenarios: sender domain --------------------------------------------------------------------
+
+sc "good.test: MX + SPF pass -> accepted, delivered"
+send good "$P" --from user@good.test --to "$R"
+expect_reply good MAIL '^250 '
+expect_reply good EOD '^250 2\.0\.0 .*queued as'
+expect_delivered good
+sc_end
+
+sc "nomx.test: A record only (implicit MX) -> accepted, delivered"
+send nomx "$P" --from user@nomx.test --to "$R"
+expect_reply nomx MAIL '^250 '
+expect_delivered nomx
+sc_end
+
+sc "nullmx.test: null MX -> 550 5.7.27 at MAIL FROM"
+send nullmx "$P" --from user@nullmx.test --to "$R"
+expect_reply nullmx MAIL '^550 5\.7\.27 Sender address rejected: nullmx\.test publishes a null MX'
+sc_end
+
+sc "noexist.test: NXDOMAIN -> 550 5.1.8 at MAIL FROM"
+send noexist "$P" --from user@noexist.test --to "$R"
+expect_reply noexist MAIL '^550 5\.1\.8 Sender address rejected: noexist\.test '
+sc_end
+
+sc "servfail.test: SERVFAIL -> 451 4.4.3 at MAIL FROM"
+send servfail "$P" --from user@servfail.test --to "$R"
+expect_reply servfail MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
+sc_end
+
+sc "slow.test: DNS never answers -> 451 4.4.3 at MAIL FROM within DnsTimeout + 1 s"
+raw_mail slow "$P" "<user@slow.test>"
+expect_reply slow MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
+if [[ -z $MAIL_MS ]]; then
+  bad "expected a MAIL FROM reply within 2000 ms, got none"
+elif ((MAIL_MS > 2000)); then
+  bad "expected the MAIL FROM reply within 2000 ms (DnsTimeout 1s + 1 s), got it after $MAIL_MS ms"
+else
+  it_log "slow.test: MAIL FROM answered after $MAIL_MS ms"
+fi
+sc_end
+
+# ---- scenarios: authentication (SPF / DKIM) ------------------------------------------------------
+# Without SPF the decision needs the message (it may carry a signature), so 5.7.26 comes at end
+# of data; a milter that knows earlier (no DKIM possible) may refuse at MAIL FROM: both pass.
+
+sc "spffail.test: SPF excludes the egress address, no DKIM -> 550 5.7.26"
+send spffail "$P" --from user@spffail.test --to "$R"
+expect_refusal spffail 'MAIL|EOD' '^550 5\.7\.26 spffail\.test publishes no SPF record that allows 127\.0\.0\.1 and its mail is not DKIM-signed'
+sc_end
+
+sc "nospf.test: no SPF, no DKIM -> 550 5.7.26"
+send nospf "$P" --from user@nospf.test --to "$R"
+expect_refusal nospf 'MAIL|EOD' '^550 5\.7\.26 nospf\.test publishes no SPF record .*publish the DKIM key at pf1\._domainkey\.nospf\.test'
+sc_end
+
+sc "dkimkey.test: no SPF, our key published at pf1._domainkey -> accepted, delivered"
+send dkimkey "$P" --from user@dkimkey.test --to "$R"
+expect_reply dkimkey MAIL '^250 '
+expect_delivered dkimkey
+sc_end
+
+sc "signed.test: no SPF, valid DKIM signature (d=signed.test, folded b=) -> accepted, delivered"
+send signed "$P" --from user@signed.test --to "$R" --data "@$IT_DIR/msg/signed.eml"
+expect_reply signed MAIL '^250 '
+expect_delivered signed &&
+  { grep -q '^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=signed.test' "$DELIVERED" ||
+    bad "expected the DKIM-Signature at the sink, got none"; }
+sc_end
+
+sc "signed.test, DKIM-Signature on one line -> accepted, delivered"
+send signed1 "$P" --from user@signed.test --to "$R" --data "@$IT_DIR/msg/signed-oneline.eml"
+expect_reply signed1 MAIL '^250 '
+expect_delivered signed1
+sc_end
+
+sc "signed.test tampered: body changed after signing -> 550 5.7.26 (body hash mismatch)"
+send tampered "$P" --from user@signed.test --to "$R" --data "@$IT_DIR/msg/tampered.eml"
+expect_refusal tampered EOD '^550 5\.7\.26 signed\.test publishes no SPF record .*its DKIM signature does not verify \(.*body hash'
+sc_end
+
+# ---- scenarios: limits ---------------------------------------------------------------------------
+
+sc "50 recipients -> all accepted, delivered to 50"
+send rcpt50 "$P" --from user@good.test --to "$(rcpt_list 50)"
+expect_reply rcpt50 'RCPT#50' '^250 '
+expect_delivered rcpt50 50
+sc_end
+
+sc "51 recipients -> 51st gets 452 4.5.3, delivered to the first 50"
+send rcpt51 "$P" --from user@good.test --to "$(rcpt_list 51)"
+expect_reply rcpt51 'RCPT#50' '^250 '
+expect_reply rcpt51 'RCPT#51' '^452 4\.5\.3 Too many recipients: at most 50 per message'
+expect_delivered rcpt51 50 &&
+  { ! grep -q '^X-Rcpt-Args: <r51@example.test>' "$DELIVERED" || bad "expected no r51 at the sink, got it"; }
+sc_end
+
+sc "SIZE=22020096 announced -> 552 5.3.4 at MAIL FROM"
+raw_mail size_announced "$P" "<user@good.test> SIZE=22020096"
+expect_reply size_announced MAIL '^552 5\.3\.4 Message size 22020096 bytes \(announced with SIZE=\) exceeds the limit of 20971520 bytes'
+sc_end
+
+sc "21 MiB body without SIZE= -> 552 5.3.4 at end of data"
+send big "$P" --from user@good.test --to "$R" --body "@$IT_DIR/msg/big.txt"
+expect_reply big MAIL '^250 '
+expect_refusal big EOD '^552 5\.3\.4 Message exceeds the size limit of 20971520 bytes'
+sc_end
+
+# ---- scenarios: modes (Domain overrides) ---------------------------------------------------------
+
+sc "dryrun.test (Mode dry-run): would be 550 5.7.26 -> accepted, delivered, logged as dry-run"
+send dryrun "$P" --from dryrun@dryrun.test --to "$R"
+expect_reply dryrun EOD '^250 2\.0\.0 .*queued as'
+expect_delivered dryrun
+expect_milter_log "$MLOG" 'from=<dryrun@dryrun\.test>.* check=auth result=dry-run.* reply="550 5\.7\.26 ' \
+  "saying check=auth result=dry-run and the 550 5.7.26 it would have sent"
+sc_end
+
+sc "tag.test (AuthMode tag): 550 5.7.26 as a header -> accepted, delivered with X-Preflight-Auth"
+send tag "$P" --from user@tag.test --to "$R"
+expect_reply tag EOD '^250 2\.0\.0 .*queued as'
+expect_delivered tag &&
+  { grep -q '^X-Preflight-Auth: 550 5\.7\.26 tag\.test publishes no SPF record' "$DELIVERED" ||
+    bad "expected 'X-Preflight-Auth: 550 5.7.26 tag.test ...' in the delivered message, got: $(grep -i '^X-Preflight' "$DELIVERED" || echo none)"; }
+sc_end
+
+# ---- scenarios: address forms --------------------------------------------------------------------
+
+sc "null sender <> -> sender checks skipped, accepted, delivered"
+send nullsender "$P" --from '<>' --to "$R"
+expect_reply nullsender MAIL '^250 '
+expect_delivered nullsender &&
+  { grep -q '^X-Mail-Args: <>' "$DELIVERED" || bad "expected MAIL FROM:<> at the sink, got $(grep '^X-Mail-Args' "$DELIVERED")"; }
+sc_end
+
+sc "GOOD.TEST. (upper case, trailing dot) -> accepted, delivered"
+send upperdot "$P" --from user@GOOD.TEST. --to "$R"
+expect_reply upperdot MAIL '^250 '
+expect_delivered upperdot
+sc_end
+
+sc "xn--bcher-kva.test (IDN A-label) -> accepted, delivered"
+send idn "$P" --from user@xn--bcher-kva.test --to "$R"
+expect_reply idn MAIL '^250 '
+expect_delivered idn
+sc_end
+
+sc "quoted local part \"john doe\"@good.test -> accepted, delivered"
+send quoted "$P" --from '"john doe"@good.test' --to "$R"
+expect_reply quoted MAIL '^250 '
+expect_delivered quoted
+sc_end
+
+# Syntax. Postfix parses the envelope first: a malformed domain (empty, leading or trailing
+# hyphen, all-numeric, bad literal) gets Postfix's own "501 5.1.7 Bad sender address syntax"
+# and never reaches the milter (first scenario). What Postfix lets through but RFC 5321 does
+# not allow (an underscore in a domain label, a dot at either end of a local part, a local part
+# over 64 octets, no domain) is the milter's to refuse, naming the bad part.
+sc "Postfix's own syntax check: user@bad..test -> Postfix's 501 5.1.7, milter not asked"
+send pfsyntax "$P" --from 'user@bad..test' --to "$R"
+expect_reply pfsyntax MAIL '^501 5\.1\.7 Bad sender address syntax$'
+! grep -qF 'bad..test' "$MLOG" || bad "expected no milter log line for user@bad..test, got: $(grep -F 'bad..test' "$MLOG")"
+sc_end
+
+sc "bad sender syntax user@bad_dom.test -> milter's 501 5.1.7 at MAIL FROM"
+send badsender "$P" --from 'user@bad_dom.test' --to "$R"
+expect_reply badsender MAIL "^501 5\.1\.7 Bad sender address <user@bad_dom\.test>: invalid character '_' in label 'bad_dom'"
+expect_milter_log "$MLOG" 'bad_dom\.test.* check=envelope result=reject reply="501 5\.1\.7 ' "check=envelope result=reject 501 5.1.7"
+sc_end
+
+sc "bad recipient syntax r.@example.test -> milter's 501 5.1.3 at RCPT, the good recipient delivered"
+send badrcpt "$P" --from user@good.test --to "r.@example.test,$R"
+expect_reply badrcpt 'RCPT#1' '^501 5\.1\.3 Bad recipient address <r\.@example\.test>: local part ends with a dot'
+expect_reply badrcpt 'RCPT#2' '^250 '
+expect_delivered badrcpt 1
+sc_end
+
+# ---- scenario: one DNS path with a cache ---------------------------------------------------------
+# cache.test is asked about here only (not by any earlier scenario): the first message must
+# cause queries, the second, identical one none at all.
+
+sc "DNS cache: a second identical message causes no DNS query"
+q0=$(dns_total)
+send cache1 "$P" --from user@cache.test --to "$R"
+expect_delivered cache1
+q1=$(dns_total)
+cp "$DNS_STATS" "$IT_DIR/dns/stats.after-cache1" 2>/dev/null
+send cache2 "$P" --from user@cache.test --to "$R"
+expect_delivered cache2
+q2=$(dns_total)
+((q1 > q0)) || bad "expected the first cache.test message to query testdns, got no query"
+# ... and, the sender-domain check and libspf2 sharing that cache, each name and type once
+twice=$(awk '$1 ~ /(^|\.)cache\.test$/ && $3 != 1 { printf "%s %s asked %d times, ", $1, $2, $3 }' "$DNS_STATS")
+[[ -z $twice ]] || bad "expected each cache.test query once, got ${twice%, }"
+((q2 == q1)) || bad "expected no query for the second message, got $((q2 - q1)):" \
+  "$(diff "$IT_DIR/dns/stats.after-cache1" "$DNS_STATS" | sed -n 's/^> //p' | tr '\n' ',')"
+sc_end
+
+# ---- scenario: unix socket -----------------------------------------------------------------------
+
+sc "unix: socket milter (smtpd unchrooted): good.test delivered, nospf.test 550 5.7.26"
+send unix_good "$PF_UNIX_PORT" --from user@good.test --to "$R"
+expect_delivered unix_good
+send unix_nospf "$PF_UNIX_PORT" --from user@nospf.test --to "$R"
+expect_refusal unix_nospf 'MAIL|EOD' '^550 5\.7\.26 nospf\.test publishes no SPF record'
+sc_end
+
+# ---- final accounting ----------------------------------------------------------------------------
+
+sc "milters still running, queue empty, sink holds exactly the accepted messages"
+pid_runs "$MILTER_PID" preflight-milter || bad "expected the inet milter running, got it exited: $(tail -2 "$MLOG")"
+pid_runs "$MILTER2_PID" preflight-milter || bad "expected the unix milter running, got it exited: $(tail -2 "$MLOG_UNIX")"
+queue_empty() { [[ $(pf_queue_count) -eq 0 ]]; }
+wait_for 100 queue_empty || bad "expected an empty Postfix queue, got $(pf_queue_count) message(s)"
+got_qids=$(cat "$SINK_DIR"/msg.* 2>/dev/null | sed -n 's/.*(Postfix) with ESMTP id \([0-9A-Za-z]*\).*/\1/p' | sort | tr '\n' ' ')
+want_qids=$(tr ' ' '\n' <<<"$EXPECTED_QIDS" | sed '/^$/d' | sort | tr '\n' ' ')
+[[ $got_qids == "$want_qids" ]] || bad "expected the sink to hold [${want_qids% }], got [${got_qids% }]"
+nfiles=$(find "$SINK_DIR" -name 'msg.*' -type f | wc -l)
+nwant=$(wc -w <<<"$want_qids")
+((nfiles == nwant)) || bad "expected $nwant sink files, got $nfiles"
+sc_end
+
+sc "SIGTERM stops both milters within 5 s, exit 0"
+kill -TERM "$MILTER_PID" "$MILTER2_PID" 2>/dev/null
+for v in MILTER_PID MILTER2_PID; do
+  pid=${!v}
+  if wait_for 50 pid_gone "$pid" preflight-milter; then
+    wait "$pid"
+    rc=$?
+    [[ $rc -eq 0 ]] || bad "expected exit 0 of $v, got $rc"
+  else
+    bad "expected $v gone within 5 s of SIGTERM, got it still running"
+  fi
+done
+sc_end
+
+sc "milter logs: decision lines well formed (qid= client= from=<> [to=<>] check= result= [reply=] dns_ms=)"
+decision='^preflight-milter: qid=[0-9A-Za-z]+ client=[^ ]+ from=<[^<>]*>( to=<[^<>]*>)? check=[a-z-]+ '
+decision+='result=(accept|reject|tempfail|tag|dry-run)( would=[a-z]+)?( reply="([^"\\]|\\.)*")? dns_ms=[0-9.]+$'
+for log in "$MLOG" "$MLOG_UNIX"; do
+  n=$(grep -c '^preflight-milter: qid=' "$log")
+  ((n > 0)) || bad "expected decision lines in $(basename "$log"), got none"
+  odd=$(grep '^preflight-milter: qid=' "$log" | grep -Ev -- "$decision" | head -3)
+  [[ -z $odd ]] || bad "expected well-formed decision lines in $(basename "$log"), got: ${odd//$'\n'/ | }"
+  odd=$(grep -Ei 'tempfailing|exception|failed|cannot' "$log" | grep -v ' qid=' | head -3)
+  [[ -z $odd ]] || bad "expected no internal errors in $(basename "$log"), got: ${odd//$'\n'/ | }"
+done
+sc_end
+
+echo "# runtime $(awk -v a="$START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+echo "$PASS passed, $FAIL failed"
+[[ $FAIL -eq 0 ]]
