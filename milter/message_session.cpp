@@ -130,7 +130,10 @@ Verdict MessageSession::body(std::string_view chunk) {
         if (!v.accepted()) {
             size_refused_ = true;  // decide once: later chunks must not add a second tag header
             v = finish(std::move(v), s.size_mode);
-            if (!v.accepted()) return v;
+            if (!v.accepted()) {
+                size_refusal_ = v;
+                return v;
+            }
         }
     }
     if (dkim_ && dkim_->wants_body()) dkim_->body(chunk);
@@ -157,15 +160,10 @@ Verdict MessageSession::decide_auth_now() {
 }
 
 Verdict MessageSession::end_of_message() {
+    if (size_refusal_) return *size_refusal_;
     if (auth_decided_) return Verdict::accept(check_name::auth);
     auth_decided_ = true;
     return finish(decide_auth_now(), settings_->auth_mode);
-}
-
-bool MessageSession::needs_headers() const { return dkim_ != nullptr || settings_->size_mode != CheckMode::off; }
-
-bool MessageSession::needs_body() const {
-    return (dkim_ != nullptr && dkim_->wants_body()) || (settings_->size_mode != CheckMode::off && !size_refused_);
 }
 
 }  // namespace preflight

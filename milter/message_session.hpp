@@ -40,6 +40,9 @@ public:
     Verdict rcpt_to(std::string_view path);
     void header(std::string_view name, std::string_view value);
     void end_of_headers();
+    // A refusal decided here is also kept and returned again by end_of_message(), so the glue
+    // may answer body chunks with "no reply" and refuse at the end (the client sees the reply
+    // after its final dot either way).
     Verdict body(std::string_view chunk);
     // The last decision: authentication (when it needs the message) and the size.
     Verdict end_of_message();
@@ -48,11 +51,6 @@ public:
     // Decisions that let the message through but must be logged (tag mode, dry-run), since
     // the last call; the stage's returned verdict is the plain accept.
     std::vector<Verdict> take_notes() { return std::exchange(notes_, {}); }
-
-    // False once the message can no longer be refused by anything that comes later, so the
-    // glue may tell the MTA to skip the rest (SMFIS_ACCEPT).
-    bool needs_headers() const;
-    bool needs_body() const;
 
     const std::string& sender() const { return sender_; }
     const std::string& sender_domain() const { return domain_; }
@@ -72,6 +70,7 @@ private:
     unsigned recipients_ = 0;
     std::uint64_t size_ = 0;
     bool size_refused_ = false;
+    std::optional<Verdict> size_refusal_;
     double dns_ms_ = 0;
     std::optional<SpfOutcome> spf_;
     bool auth_decided_ = false;

@@ -129,7 +129,11 @@ sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned lon
     for (const Settings& s : cfg.overrides()) scan(s);
     unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
     if (!size && !dkim) want |= SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY;
-    want |= SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_SKIP | SMFIP_HDR_LEADSPC;
+    // No replies where nothing can be refused: headers, end of headers, body chunks (a size
+    // refusal is answered at end of message, which is when the client hears it anyway), and
+    // connect unless ApplyTo needs to wave a client through there.
+    want |= SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
+    if (cfg.global().apply_to != ApplyTo::networks) want |= SMFIP_NR_CONN;
     *pf1 = want & f1;
     g_protocol_steps = *pf1;
     *pf2 = *pf3 = 0;
@@ -144,6 +148,7 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* addr) {
         const GlobalSettings& g = g_services.config->global();
         bool applies = g.apply_to != ApplyTo::networks || (ip && contains(g.apply_to_networks, *ip));
         smfi_setpriv(ctx, c.release());  // owned by the connection; freed in on_close
+        if (g_protocol_steps & SMFIP_NR_CONN) return SMFIS_NOREPLY;
         return applies ? SMFIS_CONTINUE : SMFIS_ACCEPT;
     });
 }
@@ -192,9 +197,9 @@ sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) {
     return guarded(ctx, "body", [&] {
         Connection* c = connection(ctx);
         if (!c || !c->message) throw std::runtime_error("body without MAIL FROM state");
-        sfsistat s = answer(ctx, *c, c->message->body({reinterpret_cast<const char*>(chunk), len}));
-        if (s == SMFIS_CONTINUE && !c->message->needs_body() && (g_protocol_steps & SMFIP_SKIP)) return SMFIS_SKIP;
-        return s;
+        Verdict v = c->message->body({reinterpret_cast<const char*>(chunk), len});
+        if (g_protocol_steps & SMFIP_NR_BODY) return SMFIS_NOREPLY;  // end_of_message() repeats a refusal
+        return answer(ctx, *c, v);
     });
 }
 
