@@ -1,4 +1,5 @@
 #include "dkim_check.hpp"
+#include "dns_name.hpp"
 
 // dkim.h spells C's _Bool, which C++ lacks; bool has the same size and ABI on our targets.
 #define _Bool bool
@@ -18,29 +19,6 @@ namespace {
 
 constexpr std::size_t kMaxHeaders = 10000;  // far above any MTA's header limits
 constexpr unsigned kMinRsaBits = 1024;      // RFC 8301 3.2
-
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-std::string normal_domain(std::string_view d)
-{
-    std::string out = lower(d);
-    while (!out.empty() && out.back() == '.') out.pop_back();
-    return out;
-}
-
-bool iequal(std::string_view a, std::string_view b)
-{
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 // ---- libopendkim handles and our DNS query service -----------------------------------------------
 struct LibClose {
@@ -283,10 +261,10 @@ KeyRecord parse_key_record(std::string_view txt)
             rec.error = "not a DKIM key record (tag without '=')";
             return rec;
         }
-        const std::string tag = lower(trim(item.substr(0, eq)));
+        const std::string tag = ascii_lower(trim(item.substr(0, eq)));
         const std::string_view value = trim(item.substr(eq + 1));
         if (tag == "v") v = std::string(value);
-        else if (tag == "k") k = lower(value);
+        else if (tag == "k") k = ascii_lower(value);
         else if (tag == "p") {
             have_p = true;
             rec.p = strip_key(value);

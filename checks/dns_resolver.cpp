@@ -1,4 +1,5 @@
 #include "dns_resolver.hpp"
+#include "dns_name.hpp"
 
 #include <ldns/ldns.h>
 
@@ -41,19 +42,12 @@ constexpr std::size_t kMaxIdleSessions = 16;
 constexpr int kRounds = 2;
 constexpr auto kMinAttempt = std::chrono::milliseconds(50);
 
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
 // Presentation form of a domain name: lower case, no trailing dot, "" for the root.
 std::string name_text(const ldns_rdf* rdf)
 {
     CString s(ldns_rdf2str(rdf));
     if (!s) return {};
-    std::string out = lower(s.get());
+    std::string out = ascii_lower(s.get());
     if (!out.empty() && out.back() == '.') out.pop_back();
     return out;
 }
@@ -259,7 +253,7 @@ std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, s
         return result;
     };
 
-    std::string name = lower(name_in);
+    std::string name = ascii_lower(name_in);
     if (!name.empty() && name.back() == '.') name.pop_back();
     // A name DNS cannot carry (empty, label > 63, > 253 octets) cannot exist: nxdomain, uncached.
     RdfPtr qname(name.empty() ? nullptr : ldns_dname_new_frm_str(name.c_str()));

@@ -1,4 +1,5 @@
 #include "spf_check.hpp"
+#include "dns_name.hpp"
 
 // libspf2's headers use these types without including their headers.
 #include <arpa/inet.h>
@@ -47,24 +48,10 @@ using ResponsePtr = std::unique_ptr<SPF_response_t, ResponseFree>;
 using RecordPtr = std::unique_ptr<SPF_record_t, RecordFree>;
 using RrPtr = std::unique_ptr<SPF_dns_rr_t, RrFree>;
 
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-std::string normal_domain(std::string_view d)
-{
-    std::string out = lower(d);
-    while (!out.empty() && out.back() == '.') out.pop_back();
-    return out;
-}
-
 bool starts_spf(std::string_view txt)
 {
     if (txt.size() < 6) return false;
-    if (lower(txt.substr(0, 6)) != "v=spf1") return false;
+    if (ascii_lower(txt.substr(0, 6)) != "v=spf1") return false;
     return txt.size() == 6 || txt[6] == ' ';
 }
 

@@ -1,6 +1,7 @@
 #include "message_session.hpp"
 
 #include "auth_policy.hpp"
+#include "dns_name.hpp"
 #include "envelope_check.hpp"
 #include "limits_check.hpp"
 #include "sender_domain_check.hpp"
@@ -9,19 +10,8 @@
 namespace preflight {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
-
 bool has_prefix_nocase(std::string_view s, std::string_view p) {
-    return s.size() >= p.size() && iequals(s.substr(0, p.size()), p);
+    return s.size() >= p.size() && iequal(s.substr(0, p.size()), p);
 }
 
 }  // namespace
@@ -42,7 +32,7 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     bool smtputf8 = false;
     std::optional<std::uint64_t> announced;
     for (std::string_view a : esmtp_args) {
-        if (iequals(a, "SMTPUTF8")) smtputf8 = true;
+        if (iequal(a, "SMTPUTF8")) smtputf8 = true;
         else if (has_prefix_nocase(a, "SIZE=")) announced = parse_size_param(a);
     }
 
