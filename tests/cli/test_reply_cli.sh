@@ -47,6 +47,64 @@ check "every output line is valid JSON" $?
 sed -n 2p "$TMP/out" | grep -q '"error": "reply longer than 65536 bytes", "line": 2'; check "1 MB line error" $?
 sed -n 3p "$TMP/out" | grep -q '"code": 451'; check "line after 1 MB line classified" $?
 
+# stdin is classified by PREFLIGHT_THREADS workers in batches; the output must not depend on
+# it: same order, same global line numbers in error objects across batch boundaries.
+python3 - "$TMP/many" <<'PY'
+import sys
+rows = ["550 5.1.1 user %d unknown" % i if i % 3 else "452 4.2.2 Mailbox full %d" % i for i in range(30000)]
+for i in range(0, 30000, 997): rows[i] = ""        # empty reply: error object with its line
+rows[5000] = "x" * 70000                            # too long, in the middle of a batch
+open(sys.argv[1], "w").write("\n".join(rows))      # last line without newline
+PY
+PREFLIGHT_THREADS=1 "$BIN" reply < "$TMP/many" > "$TMP/one"; rc1=$?
+[ $rc1 -eq 1 ]; check "many lines with errors exit 1 (got $rc1)" $?
+[ "$(wc -l < "$TMP/one")" -eq 30000 ]; check "30000 lines in, 30000 results out" $?
+sed -n 29911p "$TMP/one" | grep -q '{"error": "empty reply", "line": 29911}'; check "global line number of a late error" $?
+sed -n 5001p "$TMP/one" | grep -q '"error": "reply longer than 65536 bytes", "line": 5001'; check "too-long line in a batch" $?
+sed -n 30000p "$TMP/one" | grep -q '"reply": "550 5.1.1 user 29999 unknown"'; check "last line without newline" $?
+for t in 2 3 8; do
+  PREFLIGHT_THREADS=$t "$BIN" reply < "$TMP/many" > "$TMP/par"; rc=$?
+  cmp -s "$TMP/one" "$TMP/par" && [ $rc -eq $rc1 ]; check "PREFLIGHT_THREADS=$t gives the same output and exit code" $?
+  # From a pipe in uneven pieces: batches end wherever read() returns short.
+  python3 -c 'import os,sys,random
+d = open(sys.argv[1], "rb").read(); i = 0; random.seed(1)
+while i < len(d): n = random.choice([1, 50, 4096, 70000]); os.write(1, d[i:i+n]); i += n' "$TMP/many" \
+    | PREFLIGHT_THREADS=$t "$BIN" reply > "$TMP/par"
+  cmp -s "$TMP/one" "$TMP/par"; check "PREFLIGHT_THREADS=$t from a pipe in pieces gives the same output" $?
+done
+PREFLIGHT_THREADS=bogus "$BIN" reply < "$TMP/many" | cmp -s "$TMP/one" -; check "bad PREFLIGHT_THREADS is ignored" $?
+# A >64 KiB line split across reads of a pipe, then a line and a last line without newline.
+{ echo "550 5.1.1 first"; head -c 40000 /dev/zero | tr '\0' b; sleep 0.2; head -c 40000 /dev/zero | tr '\0' b
+  printf '\n421 4.7.0 try later\n451 4.7.1 greylisted'; } | "$BIN" reply > "$TMP/out"
+sed -n 2p "$TMP/out" | grep -q '"error": "reply longer than 65536 bytes", "line": 2'; check "long line split across reads" $?
+sed -n 4p "$TMP/out" | grep -q '"code": 451'; check "line after long split line" $?
+
+# A slow producer (tail -f): each line's result must come out while the producer waits, not
+# when a batch fills or input ends. The first read allows for compiling the rules.
+coproc PC { PREFLIGHT_THREADS=2 exec timeout 30 "$BIN" reply; }  # a hang fails, not blocks
+# Own copies of the pipe ends and the pid: bash drops PC and PC_PID when the coprocess exits.
+pc_pid=$PC_PID; exec {pc_out}<&"${PC[0]}" {pc_in}>&"${PC[1]}"; eval "exec ${PC[1]}>&- ${PC[0]}<&-"
+echo "550 5.1.1 one" >&$pc_in
+IFS= read -r -t 10 r <&$pc_out; echo "$r" | grep -q '"reply": "550 5.1.1 one"'; check "slow producer: first result ($r)" $?
+for i in 2 3; do
+  echo "452 4.2.2 line $i" >&$pc_in
+  IFS= read -r -t 1 r <&$pc_out; echo "$r" | grep -q "\"reply\": \"452 4.2.2 line $i\""
+  check "slow producer: result $i within a second ($r)" $?
+done
+printf '421 4.7.0 no newline' >&$pc_in
+exec {pc_in}>&-
+IFS= read -r -t 5 r <&$pc_out; echo "$r" | grep -q '"code": 421'; check "slow producer: last line at EOF ($r)" $?
+exec {pc_out}<&-
+wait "$pc_pid"; check "slow producer: exit 0 at EOF" $?
+
+# Write errors: a message and exit 1, without hanging in the worker threads.
+err=$(timeout 20 "$BIN" reply < "$TMP/many" 2>&1 >/dev/full); rc=$?
+[ $rc -eq 1 ]; check "write error (ENOSPC) exits 1 (got $rc)" $?
+echo "$err" | grep -q 'write error: No space left on device'; check "write error message: $err" $?
+( trap '' PIPE; timeout 20 "$BIN" reply < "$TMP/many" 2>"$TMP/err" | head -c 100 > /dev/null; exit "${PIPESTATUS[0]}" ); rc=$?
+[ $rc -eq 1 ]; check "EPIPE with SIGPIPE ignored exits 1 (got $rc)" $?
+grep -q 'write error: Broken pipe' "$TMP/err"; check "EPIPE message" $?
+
 # All classified: exit 0. TSV has a header and 9 columns.
 printf '550 5.1.1 x\n421 4.7.0 try later\n' | "$BIN" reply --format tsv > "$TMP/out"; rc=$?
 check "all classified exits 0" $rc
