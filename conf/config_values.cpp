@@ -1,6 +1,6 @@
 // Parsers and printers of the conf's value types: addresses, networks, nameservers, milter
-// sockets, sizes, durations, booleans, base64. Hand-written over from_chars and inet_pton
-// (hand-written, no regex engine), so each can say exactly what is wrong with a value.
+// sockets, sizes, durations, booleans, base64. Written by hand over from_chars and inet_pton,
+// so each can say exactly what is wrong with a value.
 #include "config.hpp"
 
 #include <arpa/inet.h>
