@@ -113,7 +113,8 @@ void ResultWriter::result(std::string& out, std::string_view reply, const Classi
             if (c.enhanced) out.append("\"").append(enhanced).append("\"");
             else out.append("null");
             out.append(c.retry ? ", \"retry\": true, \"action\": " : ", \"retry\": false, \"action\": ");
-            append_json_string(out, c.action);
+            if (!c.action_json.empty()) out.append(c.action_json);
+            else append_json_string(out, c.action);
             out.append(", \"rule\": ");
             if (c.rule) append_json_string(out, rule);
             else out.append("null");

@@ -59,6 +59,7 @@ Classification ReplyClassifier::classify(const ParsedReply& p, Origin origin) co
     if (c.status == Status::sent || c.status == Status::expired) c.retry = false;
 
     c.action = rule ? rule->action : rules_->category_action(c.category);
+    c.action_json = rule ? rule->action_json : rules_->category_action_json(c.category);
     return c;
 }
 

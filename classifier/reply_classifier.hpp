@@ -23,7 +23,8 @@ struct Classification {
     int code = 0;            // 0: absent
     EnhancedCode enhanced;   // cls 0: absent
     bool retry = false;
-    std::string_view action;  // points into the RuleSet
+    std::string_view action;       // points into the RuleSet
+    std::string_view action_json;  // action as a JSON string (quotes included), escaped once
     const Rule* rule = nullptr;
 
     std::string_view error_text() const;

@@ -1,5 +1,7 @@
 #include "rule_set.hpp"
 
+#include "output.hpp"
+
 #include <re2/re2.h>
 #include <re2/set.h>
 
@@ -125,6 +127,10 @@ std::string_view RuleSet::category_action(Category c) const {
     return category_actions_[static_cast<std::size_t>(c)];
 }
 
+std::string_view RuleSet::category_action_json(Category c) const {
+    return category_actions_json_[static_cast<std::size_t>(c)];
+}
+
 RuleSetBuilder& RuleSetBuilder::add_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw RuleError(path + ": cannot open rule file");
@@ -225,6 +231,8 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
     std::shared_ptr<RuleSet> rs(new RuleSet());  // NOLINT: private constructor
     rs->rules_ = rules_;
     rs->actions_ = actions_;
+    // Actions are long and the same for many results: escape each once, not once per line.
+    for (const auto& [name, text] : rs->actions_) append_json_string(rs->actions_json_[name], text);
 
     RE2::Options opts;
     opts.set_case_sensitive(false);
@@ -252,6 +260,7 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
             auto it = rs->actions_.find(r.action_name);
             if (it == rs->actions_.end()) fail(r.location, "undefined action '" + r.action_name + "'");
             r.action = it->second;
+            r.action_json = rs->actions_json_[r.action_name];
         }
     }
     if (rs->text_rules_.empty()) rs->set_.reset();
@@ -262,8 +271,14 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
         auto it = rs->actions_.find(std::string(to_string(static_cast<Category>(c))));
         if (it != rs->actions_.end()) rs->category_actions_[static_cast<std::size_t>(c)] = it->second;
     }
-    for (Rule& r : rs->rules_)
-        if (r.action_name.empty()) r.action = rs->category_actions_[static_cast<std::size_t>(r.category)];
+    rs->category_actions_json_.resize(kCategoryCount);
+    for (int c = 0; c < kCategoryCount; ++c)
+        append_json_string(rs->category_actions_json_[static_cast<std::size_t>(c)], rs->category_actions_[static_cast<std::size_t>(c)]);
+    for (Rule& r : rs->rules_) {
+        if (!r.action_name.empty()) continue;
+        r.action = rs->category_actions_[static_cast<std::size_t>(r.category)];
+        r.action_json = rs->category_actions_json_[static_cast<std::size_t>(r.category)];
+    }
     return rs;
 }
 

@@ -40,6 +40,7 @@ struct Rule {
     std::string action_name;       // empty: the category's action
     std::string location;          // "FILE:LINE"
     std::string_view action;       // resolved at build(); points into the RuleSet
+    std::string_view action_json;  // the same as a JSON string, quotes included: escaped once
 };
 
 // The reply class a code-less reply matched by r is taken to have: assume=, else 5 for a
@@ -60,6 +61,7 @@ public:
     const Rule* match_code(int code) const;
 
     std::string_view category_action(Category c) const;
+    std::string_view category_action_json(Category c) const;
     std::size_t text_rule_count() const { return text_rules_.size(); }
     std::size_t rule_count() const { return rules_.size(); }
     const std::vector<Rule>& rules() const { return rules_; }
@@ -75,6 +77,8 @@ private:
     std::unordered_map<int, std::size_t> codes_;               // 550 or 5 (for 5xx) -> index
     std::unordered_map<std::string, std::string> actions_;
     std::vector<std::string_view> category_actions_;
+    std::unordered_map<std::string, std::string> actions_json_;  // action name -> JSON string
+    std::vector<std::string> category_actions_json_;
 };
 
 class RuleSetBuilder {
