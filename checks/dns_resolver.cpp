@@ -1,4 +1,5 @@
 #include "dns_resolver.hpp"
+#include "config.hpp"
 #include "dns_name.hpp"
 
 #include <ldns/ldns.h>
@@ -122,56 +123,24 @@ void fill_records(DnsAnswer& a, const ldns_pkt* pkt, std::uint16_t type)
     }
 }
 
-bool parse_port(std::string_view s, std::uint16_t& port)
-{
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535) return false;
-    port = static_cast<std::uint16_t>(v);
-    return true;
-}
-
-bool is_ip(const std::string& s, int family)
-{
-    unsigned char buf[sizeof(in6_addr)];
-    return inet_pton(family, s.c_str(), buf) == 1;
-}
-
 enum class Attempt { answered, servfail, bad, silent };
 
 }  // namespace
 
 Nameserver parse_nameserver(std::string_view spec)
 {
+    // One parser for the syntax: the conf's, which yields the canonical "ip:port" or
+    // "[v6]:port"; only the split is done here.
+    std::string why;
+    std::optional<std::string> canonical = normalize_nameserver(spec, &why);
+    if (!canonical)
+        throw std::invalid_argument("nameserver '" + std::string(spec) + "' " + why);
+    const std::size_t colon = canonical->rfind(':');
     Nameserver ns;
-    std::string_view host = spec, port;
-    if (!spec.empty() && spec.front() == '[') {
-        const auto close = spec.find(']');
-        if (close == std::string_view::npos)
-            throw std::invalid_argument("nameserver '" + std::string(spec) + "': missing ']'");
-        host = spec.substr(1, close - 1);
-        std::string_view rest = spec.substr(close + 1);
-        if (!rest.empty()) {
-            if (rest.front() != ':')
-                throw std::invalid_argument("nameserver '" + std::string(spec) + "': junk after ']'");
-            port = rest.substr(1);
-            if (port.empty())
-                throw std::invalid_argument("nameserver '" + std::string(spec) + "': empty port");
-        }
-    } else if (std::count(spec.begin(), spec.end(), ':') == 1) {
-        const auto colon = spec.find(':');
-        host = spec.substr(0, colon);
-        port = spec.substr(colon + 1);
-        if (port.empty())
-            throw std::invalid_argument("nameserver '" + std::string(spec) + "': empty port");
-    }
+    std::string_view host = std::string_view(*canonical).substr(0, colon);
+    if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
     ns.address = std::string(host);
-    if (!is_ip(ns.address, AF_INET) && !is_ip(ns.address, AF_INET6))
-        throw std::invalid_argument("nameserver '" + std::string(spec) + "': '" + ns.address +
-                                    "' is not a numeric IP address");
-    if (!port.empty() && !parse_port(port, ns.port))
-        throw std::invalid_argument("nameserver '" + std::string(spec) + "': bad port '" +
-                                    std::string(port) + "'");
+    ns.port = static_cast<std::uint16_t>(std::stoul(canonical->substr(colon + 1)));
     return ns;
 }
 
