@@ -6,41 +6,13 @@
 #include <string>
 #include <utility>
 
+#include "../fake_resolver.hpp"
 #include "reply_table.hpp"
 #include "sender_domain_check.hpp"
 
 using namespace preflight;
 
 namespace {
-
-// Answers from a map; unknown names are NXDOMAIN. Counts queries.
-class FakeResolver : public Resolver {
-public:
-    std::map<std::pair<std::string, std::uint16_t>, DnsAnswer> answers;
-    int queries = 0;
-
-    void set(const std::string& name, std::uint16_t type, DnsStatus st, std::vector<std::string> records = {},
-             std::vector<MxRecord> mx = {}, double ms = 1.5) {
-        DnsAnswer a;
-        a.status = st;
-        a.records = std::move(records);
-        a.mx = std::move(mx);
-        a.elapsed_ms = ms;
-        answers[{name, type}] = std::move(a);
-    }
-
-    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
-        ++queries;
-        auto it = answers.find({std::string(name), type});
-        if (it == answers.end()) {
-            DnsAnswer nx;
-            nx.status = DnsStatus::nxdomain;
-            nx.elapsed_ms = 1.5;
-            return std::make_shared<const DnsAnswer>(nx);
-        }
-        return std::make_shared<const DnsAnswer>(it->second);
-    }
-};
 
 class NullResolver : public Resolver {
 public:

@@ -4,59 +4,26 @@
 
 #include <map>
 
+#include "../fake_resolver.hpp"
 #include "message_session.hpp"
 
 using namespace preflight;
 
 namespace {
 
-class FakeResolver : public Resolver {
-public:
-    std::map<std::pair<std::string, std::uint16_t>, DnsAnswer> answers;
-    int queries = 0;
-
-    void add(const std::string& name, std::uint16_t type, std::vector<std::string> records) {
-        DnsAnswer a;
-        a.status = DnsStatus::ok;
-        a.ttl = 300;
-        for (auto& r : records) {
-            if (type == rrtype::MX) {
-                auto sp = r.find(' ');
-                a.mx.push_back({static_cast<std::uint16_t>(std::stoi(r.substr(0, sp))), r.substr(sp + 1)});
-            }
-            a.records.push_back(r);
-        }
-        answers[{name, type}] = a;
-    }
-    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
-        ++queries;
-        std::string n(name);
-        if (!n.empty() && n.back() == '.') n.pop_back();
-        if (n.find("servfail") != std::string::npos) {
-            auto a = std::make_shared<DnsAnswer>();
-            a->status = DnsStatus::servfail;
-            return a;
-        }
-        auto it = answers.find({n, type});
-        if (it != answers.end()) return std::make_shared<DnsAnswer>(it->second);
-        auto a = std::make_shared<DnsAnswer>();
-        bool exists = false;
-        for (auto& [k, v] : answers) exists = exists || k.first == n;
-        a->status = exists ? DnsStatus::ok : DnsStatus::nxdomain;
-        return a;
-    }
-};
-
 struct Fixture {
     FakeResolver dns;
     MilterServices services;
     explicit Fixture(const std::string& extra_conf = "") {
-        dns.add("good.test", rrtype::MX, {"10 mx.good.test"});
-        dns.add("good.test", rrtype::TXT, {"v=spf1 ip4:127.0.0.0/8 -all"});
-        dns.add("nullmx.test", rrtype::MX, {"0 "});
-        dns.add("nospf.test", rrtype::MX, {"10 mx.nospf.test"});
-        dns.add("dry.test", rrtype::MX, {"10 mx.dry.test"});
-        dns.add("tag.test", rrtype::MX, {"10 mx.tag.test"});
+        using S = DnsStatus;
+        dns.set("good.test", rrtype::MX, S::ok, {"10 mx.good.test"}, {{10, "mx.good.test"}});
+        dns.set("good.test", rrtype::TXT, S::ok, {"v=spf1 ip4:127.0.0.0/8 -all"});
+        dns.set("nullmx.test", rrtype::MX, S::ok, {"0 "}, {{0, ""}});
+        dns.set("nospf.test", rrtype::MX, S::ok, {"10 mx.nospf.test"}, {{10, "mx.nospf.test"}});
+        dns.set("nospf.test", rrtype::TXT, S::ok);  // NODATA
+        dns.set("servfail.test", rrtype::MX, S::servfail);
+        dns.set("dry.test", rrtype::MX, S::ok, {"10 mx.dry.test"}, {{10, "mx.dry.test"}});
+        dns.set("tag.test", rrtype::MX, S::ok, {"10 mx.tag.test"}, {{10, "mx.tag.test"}});
         auto parsed = parse_config_text("t.conf",
                                         "EgressAddresses 127.0.0.1\nAuthPolicy spf\n"
                                         "Domain dry.test Mode dry-run\nDomain tag.test AuthMode tag\n" +
