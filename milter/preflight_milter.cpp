@@ -115,11 +115,9 @@ sfsistat guarded(SMFICTX* ctx, const char* stage, F&& f) {
     return refuse(ctx, v);
 }
 
-sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
-                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
-    *pf0 = SMFIF_ADDHDRS & f0;
-    // Ask only for the stages some configuration needs: every stage costs a round trip.
-    const Config& cfg = *g_services.config;
+// The protocol steps to ask for, decided once from the configuration at start-up: only the
+// stages some configuration needs, since every stage costs a round trip.
+unsigned long wanted_protocol_steps(const Config& cfg) {
     bool size = false, dkim = false;
     auto scan = [&](const Settings& s) {
         size = size || s.size_mode != CheckMode::off;
@@ -137,7 +135,15 @@ sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned lon
     // connect unless ApplyTo needs to wave a client through there.
     want |= SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
     if (cfg.global().apply_to != ApplyTo::networks) want |= SMFIP_NR_CONN;
-    *pf1 = want & f1;
+    return want;
+}
+
+unsigned long g_wanted_steps = 0;  // set in main() before smfi_main()
+
+sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+    *pf0 = SMFIF_ADDHDRS & f0;
+    *pf1 = g_wanted_steps & f1;
     g_protocol_steps = *pf1;
     *pf2 = *pf3 = 0;
     return SMFIS_CONTINUE;
@@ -303,9 +309,16 @@ int main(int argc, char** argv) {
     const GlobalSettings& g = parsed.config->global();
     Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
 
-    auto resolver = std::make_unique<CachingResolver>(
-        std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout), g.dns_cache_size,
-        DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1)});
+    std::unique_ptr<CachingResolver> resolver;
+    try {
+        resolver = std::make_unique<CachingResolver>(
+            std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout), g.dns_cache_size,
+            DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1)});
+    } catch (const std::exception& e) {  // e.g. an unreadable /etc/resolv.conf
+        std::cerr << "preflight-milter: DNS: " << e.what() << "\n";
+        return 1;
+    }
+    g_wanted_steps = wanted_protocol_steps(*parsed.config);
     g_services.config = parsed.config;
     g_services.resolver = resolver.get();
     for (const IpAddress& ip : g.egress_addresses) g_services.egress_ips.push_back(ip.to_string());
