@@ -1,4 +1,5 @@
 #include "dkim_check.hpp"
+#include "config.hpp"
 #include "dns_name.hpp"
 
 // dkim.h spells C's _Bool, which C++ lacks; bool has the same size and ABI on our targets.
@@ -144,35 +145,11 @@ std::string strip_key(std::string_view key)
     return out;
 }
 
+// The conf's decoder (one base64 decoder in the project); an empty key is no key.
 std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view in)
 {
-    auto value = [](char c) -> int {
-        if (c >= 'A' && c <= 'Z') return c - 'A';
-        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-        if (c >= '0' && c <= '9') return c - '0' + 52;
-        if (c == '+') return 62;
-        if (c == '/') return 63;
-        return -1;
-    };
-    std::vector<std::uint8_t> out;
-    std::uint32_t acc = 0;
-    int bits = 0, pad = 0;
-    for (char c : in) {
-        if (c == '=') {
-            ++pad;
-            continue;
-        }
-        const int v = value(c);
-        if (v < 0 || pad) return std::nullopt;  // bad character, or data after padding
-        acc = (acc << 6) | static_cast<std::uint32_t>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out.push_back(static_cast<std::uint8_t>(acc >> bits));
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (pad > 2 || out.empty()) return std::nullopt;
+    auto out = decode_base64(in);
+    if (out && out->empty()) return std::nullopt;
     return out;
 }
 
