@@ -73,8 +73,7 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     }
     if (uses_spf(s.auth_policy)) {
         spf_ = check_spf_for_egress(*services_.resolver, domain_, sender_, services_.egress_ips);
-        AuthContext ctx{domain_, services_.egress_ips, services_.config->global().dkim_selectors, {}};
-        if (std::optional<Verdict> early = decide_auth_early(s.auth_policy, *spf_, ctx)) {
+        if (std::optional<Verdict> early = decide_auth_early(s.auth_policy, *spf_, auth_context())) {
             auth_decided_ = true;
             Verdict v = finish(std::move(*early), s.auth_mode);
             if (!v.accepted()) return v;
@@ -130,6 +129,10 @@ Verdict MessageSession::body(std::string_view chunk) {
     return Verdict::accept(check_name::size);
 }
 
+AuthContext MessageSession::auth_context() const {
+    return {domain_, services_.egress_ips, services_.config->global().dkim_selectors, {}};
+}
+
 Verdict MessageSession::decide_auth_now() {
     const Settings& s = *settings_;
     const GlobalSettings& g = services_.config->global();
@@ -145,8 +148,7 @@ Verdict MessageSession::decide_auth_now() {
                 dkim = std::move(published);
         }
     }
-    AuthContext ctx{domain_, services_.egress_ips, g.dkim_selectors, {}};
-    return decide_auth(s.auth_policy, spf_ ? &*spf_ : nullptr, dkim ? &*dkim : nullptr, ctx);
+    return decide_auth(s.auth_policy, spf_ ? &*spf_ : nullptr, dkim ? &*dkim : nullptr, auth_context());
 }
 
 Verdict MessageSession::end_of_message() {

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "auth_policy.hpp"
 #include "auth_results.hpp"
 #include "config.hpp"
 #include "dkim_check.hpp"
@@ -61,6 +62,7 @@ public:
 private:
     Verdict finish(Verdict v, CheckMode mode);  // apply mode and dry-run, collect tag headers
     Verdict decide_auth_now();
+    AuthContext auth_context() const;  // what the AuthPolicy replies name
 
     const MilterServices& services_;
     const Settings* settings_ = nullptr;  // effective settings for the sender domain
