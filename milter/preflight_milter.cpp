@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -249,25 +250,34 @@ const char kUsage[] =
     "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
 
-bool drop_privileges(const GlobalSettings& g) {
-    if (g.user.empty()) return true;
-    errno = 0;
+// The identity UserID names, looked up while we can still read every database.
+struct RunAs {
+    std::string user;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+
+std::optional<RunAs> resolve_user(const GlobalSettings& g) {
     const passwd* pw = getpwnam(g.user.c_str());
     if (!pw) {
         std::cerr << "preflight-milter: UserID: no user '" << g.user << "'\n";
-        return false;
+        return std::nullopt;
     }
-    gid_t gid = pw->pw_gid;
+    RunAs who{pw->pw_name, pw->pw_uid, pw->pw_gid};
     if (!g.group.empty()) {
         const group* gr = getgrnam(g.group.c_str());
         if (!gr) {
             std::cerr << "preflight-milter: UserID: no group '" << g.group << "'\n";
-            return false;
+            return std::nullopt;
         }
-        gid = gr->gr_gid;
+        who.gid = gr->gr_gid;
     }
-    if (initgroups(pw->pw_name, gid) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0) {
-        std::cerr << "preflight-milter: cannot become " << g.user << ": " << std::strerror(errno) << "\n";
+    return who;
+}
+
+bool drop_privileges(const RunAs& who) {
+    if (initgroups(who.user.c_str(), who.gid) != 0 || setgid(who.gid) != 0 || setuid(who.uid) != 0) {
+        std::cerr << "preflight-milter: cannot become " << who.user << ": " << std::strerror(errno) << "\n";
         return false;
     }
     return true;
@@ -343,12 +353,22 @@ int main(int argc, char** argv) {
         std::cerr << "preflight-milter: cannot set up libmilter for " << conn << "\n";
         return 1;
     }
+    std::optional<RunAs> run_as;
+    if (!g.user.empty() && !(run_as = resolve_user(g))) return 2;
     // The socket is created with the conf's umask, replacing a stale unix socket.
     mode_t old_umask = ::umask(static_cast<mode_t>(g.umask));
     int opened = smfi_opensocket(true);
     ::umask(old_umask);
     if (opened != MI_SUCCESS) {
         std::cerr << "preflight-milter: cannot open socket " << g.socket.postfix() << "\n";
+        return 1;
+    }
+    // A unix socket is made while we are still root: hand it to UserID, or with the default
+    // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
+    if (run_as && g.socket.kind == SocketSpec::Kind::unix_socket &&
+        ::chown(g.socket.path.c_str(), run_as->uid, run_as->gid) != 0) {
+        std::cerr << "preflight-milter: cannot give " << g.socket.path << " to " << run_as->user << ": "
+                  << std::strerror(errno) << "\n";
         return 1;
     }
     if (!foreground && daemon(0, 0) != 0) {
@@ -360,7 +380,7 @@ int main(int argc, char** argv) {
         pid << getpid() << "\n";
         if (!pid) Logger::log(Logger::Level::warning, "cannot write PidFile " + g.pid_file);
     }
-    if (!drop_privileges(g)) return 1;
+    if (run_as && !drop_privileges(*run_as)) return 1;
     Logger::log(Logger::Level::info, "starting: socket " + g.socket.postfix() + ", conf " + conf_path);
     int rc = smfi_main();
     Logger::log(Logger::Level::info, "stopped");
