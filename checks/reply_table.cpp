@@ -68,6 +68,8 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},
+    {shutting_down, 451, "4.3.2", 451,
+     "The mail filter is restarting and takes no new messages for a moment; please try again shortly"},
     {internal_temp_failure, 451, "4.3.0", 451,
      "Temporary local problem{reason? ({reason})}; please try again later"},
 }};

@@ -59,6 +59,7 @@ std::string_view to_string(ReplyId r) {
         "auth_failed",
         "auth_failed_all",
         "dns_temp_failure",
+        "shutting_down",
         "internal_temp_failure",
     };
     auto i = static_cast<std::size_t>(r);

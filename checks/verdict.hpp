@@ -43,6 +43,7 @@ enum class ReplyId : std::uint8_t {
     auth_failed,                // 550 5.7.26: spf-or-dkim: neither passes
     auth_failed_all,            // 550 5.7.26: spf-and-dkim: both fail
     dns_temp_failure,           // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
+    shutting_down,              // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,      // 451 4.3.0: preflight itself could not decide
 };
 inline constexpr std::size_t reply_id_count = static_cast<std::size_t>(ReplyId::internal_temp_failure) + 1;

@@ -169,6 +169,7 @@ struct GlobalSettings {
     SocketSpec socket{SocketSpec::Kind::unix_socket, "/run/preflight/milter.sock", "", 0};
     std::string user;   // "": keep the user the milter was started as
     std::string group;  // "": the user's primary group
+    bool run_as_root = false;  // keep running as root when no UserID is set
     std::string pid_file;  // "": none
     unsigned umask = 0007;
     bool syslog = true;

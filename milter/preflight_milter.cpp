@@ -8,14 +8,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config.hpp"
@@ -32,13 +39,81 @@
 namespace preflight {
 namespace {
 
-// Set once in main() before smfi_main() starts any thread; read-only afterwards.
-MilterServices g_services;
-unsigned long g_protocol_steps = 0;  // SMFIP_* we asked for, to know when to answer NOREPLY
+unsigned long wanted_protocol_steps(const Config& cfg);
 
+// What the sessions of one configuration share: built whole at start and at each reload, then
+// read-only. A connection keeps the generation it started with, so a reload never changes the
+// rules under a transaction in flight; the last connection of an old generation frees it.
+struct ServiceGeneration {
+    std::shared_ptr<CachingResolver> resolver;  // shared with the next generation if DNS keys are unchanged
+    MilterServices services;
+    unsigned long wanted_steps = 0;  // SMFIP_* this configuration needs
+};
+
+std::mutex g_generation_mutex;
+std::shared_ptr<const ServiceGeneration> g_generation;  // guarded by g_generation_mutex
+
+std::shared_ptr<const ServiceGeneration> current_generation() {
+    std::lock_guard lock(g_generation_mutex);
+    return g_generation;
+}
+
+bool same_dns(const GlobalSettings& a, const GlobalSettings& b) {
+    return a.nameservers == b.nameservers && a.dns_timeout == b.dns_timeout && a.dns_cache_size == b.dns_cache_size;
+}
+
+// Throws when the resolver cannot start (e.g. no nameserver in /etc/resolv.conf).
+std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const Config> cfg,
+                                                         const ServiceGeneration* previous) {
+    auto gen = std::make_shared<ServiceGeneration>();
+    const GlobalSettings& g = cfg->global();
+    if (previous && same_dns(previous->services.config->global(), g)) {
+        gen->resolver = previous->resolver;  // keep the warm cache
+    } else {
+        gen->resolver = std::make_shared<CachingResolver>(
+            std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout), g.dns_cache_size,
+            DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1)});
+    }
+    gen->services.resolver = gen->resolver.get();
+    for (const IpAddress& ip : g.egress_addresses) gen->services.egress_ips.push_back(ip.to_string());
+    gen->wanted_steps = wanted_protocol_steps(*cfg);
+    gen->services.config = std::move(cfg);
+    return gen;
+}
+
+// Transactions (MAIL FROM to end of message or abort) in flight, and whether we are stopping:
+// SIGTERM lets the transactions in flight finish and refuses new ones with a 4xx.
+std::atomic<int> g_transactions{0};
+std::atomic<bool> g_draining{false};
+// How long SIGTERM waits for transactions in flight; Postfix's milter_content_timeout is 300 s,
+// but an init system gives a stopping service far less (systemd: 90 s).
+constexpr std::chrono::seconds kDrainTimeout{60};
+
+// Counts one transaction for as long as it lives.
+class TransactionToken {
+public:
+    TransactionToken() { g_transactions.fetch_add(1, std::memory_order_relaxed); }
+    ~TransactionToken() { g_transactions.fetch_sub(1, std::memory_order_relaxed); }
+    TransactionToken(const TransactionToken&) = delete;
+    TransactionToken& operator=(const TransactionToken&) = delete;
+};
+
+struct Transaction {
+    TransactionToken token;
+    MessageSession session;
+    explicit Transaction(const MilterServices& s) : session(s) {}
+};
+
+// Per MTA connection, from negotiation to close.
 struct Connection {
-    std::string client_ip;
-    std::unique_ptr<MessageSession> message;
+    std::shared_ptr<const ServiceGeneration> generation;
+    unsigned long steps = 0;  // SMFIP_* negotiated on this connection: when to answer NOREPLY
+    std::string client_ip = "unknown";
+    std::unique_ptr<Transaction> transaction;
+
+    const MilterServices& services() const { return generation->services; }
+    const Config& config() const { return *generation->services.config; }
+    MessageSession* message() const { return transaction ? &transaction->session : nullptr; }
 };
 
 Connection* connection(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
@@ -59,7 +134,7 @@ void log_decision(SMFICTX* ctx, const Connection& c, const Verdict& v, std::stri
     std::string qid = macro(ctx, "i");
     line.append("qid=").append(qid.empty() ? "NOQUEUE" : qid);
     line.append(" client=").append(c.client_ip);
-    const MessageSession* m = c.message.get();
+    const MessageSession* m = c.message();
     std::string_view sender = m ? std::string_view(m->sender()) : std::string_view();
     line.append(" from=<").append(strip_brackets(sender)).append(">");
     if (!rcpt.empty()) line.append(" to=<").append(strip_brackets(rcpt.substr(0, 256))).append(">");
@@ -91,8 +166,8 @@ sfsistat refuse(SMFICTX* ctx, const Verdict& v) {
 }
 
 sfsistat answer(SMFICTX* ctx, Connection& c, const Verdict& v, std::string_view rcpt = {}) {
-    if (c.message)
-        for (const Verdict& note : c.message->take_notes()) log_decision(ctx, c, note, rcpt);
+    if (MessageSession* m = c.message())
+        for (const Verdict& note : m->take_notes()) log_decision(ctx, c, note, rcpt);
     if (v.action == Verdict::Action::reject || v.action == Verdict::Action::tempfail) {
         log_decision(ctx, c, v, rcpt);
         return refuse(ctx, v);
@@ -139,26 +214,35 @@ unsigned long wanted_protocol_steps(const Config& cfg) {
     return want;
 }
 
-unsigned long g_wanted_steps = 0;  // set in main() before smfi_main()
-
-sfsistat on_negotiate(SMFICTX*, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+// Connection state starts here, so that the steps are those this connection negotiated, from
+// the generation it will use throughout.
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                       unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+    auto c = std::make_unique<Connection>();
+    c->generation = current_generation();
     *pf0 = SMFIF_ADDHDRS & f0;
-    *pf1 = g_wanted_steps & f1;
-    g_protocol_steps = *pf1;
+    *pf1 = c->generation->wanted_steps & f1;
     *pf2 = *pf3 = 0;
+    c->steps = *pf1;
+    std::unique_ptr<Connection> previous(connection(ctx));  // none unless the MTA negotiates twice
+    smfi_setpriv(ctx, c.release());  // owned by the connection; freed in on_close
     return SMFIS_CONTINUE;
 }
 
 sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* addr) {
     return guarded(ctx, "connect", [&] {
-        auto c = std::make_unique<Connection>();
+        Connection* c = connection(ctx);
+        if (!c) {  // an MTA that does not negotiate: no steps skipped, every stage answered
+            auto fresh = std::make_unique<Connection>();
+            fresh->generation = current_generation();
+            c = fresh.get();
+            smfi_setpriv(ctx, fresh.release());
+        }
         std::optional<IpAddress> ip = addr ? ip_from_sockaddr(addr) : std::nullopt;
-        c->client_ip = ip ? ip->to_string() : "unknown";
-        const GlobalSettings& g = g_services.config->global();
+        if (ip) c->client_ip = ip->to_string();
+        const GlobalSettings& g = c->config().global();
         bool applies = g.apply_to != ApplyTo::networks || (ip && contains(g.apply_to_networks, *ip));
-        smfi_setpriv(ctx, c.release());  // owned by the connection; freed in on_close
-        if (g_protocol_steps & SMFIP_NR_CONN) return SMFIS_NOREPLY;
+        if (c->steps & SMFIP_NR_CONN) return SMFIS_NOREPLY;
         return applies ? SMFIS_CONTINUE : SMFIS_ACCEPT;
     });
 }
@@ -167,48 +251,53 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     return guarded(ctx, "MAIL FROM", [&] {
         Connection* c = connection(ctx);
         if (!c) throw std::runtime_error("no connection state");
-        if (g_services.config->global().apply_to == ApplyTo::authenticated && macro(ctx, "{auth_authen}").empty())
+        if (c->config().global().apply_to == ApplyTo::authenticated && macro(ctx, "{auth_authen}").empty())
             return SMFIS_ACCEPT;  // not ours to check: unauthenticated clients are out of scope
-        c->message = std::make_unique<MessageSession>(g_services);
+        if (g_draining.load(std::memory_order_relaxed)) {
+            Verdict v = Verdict::tempfail("shutdown", ReplyId::shutting_down, {});
+            log_decision(ctx, *c, v, {});
+            return refuse(ctx, v);
+        }
+        c->transaction = std::make_unique<Transaction>(c->services());
         std::vector<std::string_view> args;
         for (char** a = argv + 1; *argv && *a; ++a) args.emplace_back(*a);
-        return answer(ctx, *c, c->message->mail_from(argv[0] ? argv[0] : "", args));
+        return answer(ctx, *c, c->message()->mail_from(argv[0] ? argv[0] : "", args));
     });
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
     return guarded(ctx, "RCPT TO", [&] {
         Connection* c = connection(ctx);
-        if (!c || !c->message) throw std::runtime_error("RCPT without MAIL FROM state");
+        if (!c || !c->message()) throw std::runtime_error("RCPT without MAIL FROM state");
         std::string_view rcpt = argv[0] ? argv[0] : "";
-        return answer(ctx, *c, c->message->rcpt_to(rcpt), rcpt);
+        return answer(ctx, *c, c->message()->rcpt_to(rcpt), rcpt);
     });
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
     return guarded(ctx, "header", [&] {
         Connection* c = connection(ctx);
-        if (!c || !c->message) throw std::runtime_error("header without MAIL FROM state");
-        c->message->header(name ? name : "", value ? value : "");
-        return (g_protocol_steps & SMFIP_NR_HDR) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+        if (!c || !c->message()) throw std::runtime_error("header without MAIL FROM state");
+        c->message()->header(name ? name : "", value ? value : "");
+        return (c->steps & SMFIP_NR_HDR) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     });
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
     return guarded(ctx, "end of headers", [&] {
         Connection* c = connection(ctx);
-        if (!c || !c->message) throw std::runtime_error("end of headers without MAIL FROM state");
-        c->message->end_of_headers();
-        return (g_protocol_steps & SMFIP_NR_EOH) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+        if (!c || !c->message()) throw std::runtime_error("end of headers without MAIL FROM state");
+        c->message()->end_of_headers();
+        return (c->steps & SMFIP_NR_EOH) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
     });
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) {
     return guarded(ctx, "body", [&] {
         Connection* c = connection(ctx);
-        if (!c || !c->message) throw std::runtime_error("body without MAIL FROM state");
-        Verdict v = c->message->body({reinterpret_cast<const char*>(chunk), len});
-        if (g_protocol_steps & SMFIP_NR_BODY) return SMFIS_NOREPLY;  // end_of_message() repeats a refusal
+        if (!c || !c->message()) throw std::runtime_error("body without MAIL FROM state");
+        Verdict v = c->message()->body({reinterpret_cast<const char*>(chunk), len});
+        if (c->steps & SMFIP_NR_BODY) return SMFIS_NOREPLY;  // end_of_message() repeats a refusal
         return answer(ctx, *c, v);
     });
 }
@@ -216,26 +305,26 @@ sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t len) {
 sfsistat on_eom(SMFICTX* ctx) {
     return guarded(ctx, "end of message", [&] {
         Connection* c = connection(ctx);
-        if (!c || !c->message) throw std::runtime_error("end of message without MAIL FROM state");
-        Verdict v = c->message->end_of_message();
+        if (!c || !c->message()) throw std::runtime_error("end of message without MAIL FROM state");
+        Verdict v = c->message()->end_of_message();
         sfsistat s = answer(ctx, *c, v);
         if (s != SMFIS_CONTINUE) return s;
-        for (const TagHeader& h : c->message->tag_headers()) {
+        for (const TagHeader& h : c->message()->tag_headers()) {
             // With SMFIP_HDR_LEADSPC the value is taken verbatim: the blank after the colon is ours.
             std::string value;
-            if (g_protocol_steps & SMFIP_HDR_LEADSPC) value = ' ';
+            if (c->steps & SMFIP_HDR_LEADSPC) value = ' ';
             value += h.value;
             if (smfi_addheader(ctx, const_cast<char*>(h.name.c_str()), value.data()) != MI_SUCCESS)
                 Logger::log(Logger::Level::warning, "could not add header " + h.name);
         }
         log_decision(ctx, *c, Verdict::accept("all"), {});
-        c->message.reset();
+        c->transaction.reset();
         return SMFIS_CONTINUE;
     });
 }
 
 sfsistat on_abort(SMFICTX* ctx) {
-    if (Connection* c = connection(ctx)) c->message.reset();
+    if (Connection* c = connection(ctx)) c->transaction.reset();
     return SMFIS_CONTINUE;
 }
 
@@ -283,6 +372,125 @@ bool drop_privileges(const RunAs& who) {
     return true;
 }
 
+// SIGHUP: read the conf again; a broken one is logged with FILE:LINE and the running one stays.
+void reload(const std::string& conf_path) {
+    ParseResult parsed = parse_config_file(conf_path);
+    if (!parsed.ok()) {
+        for (const ConfigError& e : parsed.errors)
+            Logger::log(Logger::Level::error, "reload: " + e.to_string());
+        Logger::log(Logger::Level::error, "reload: " + conf_path + " has errors; keeping the running configuration");
+        return;
+    }
+    std::shared_ptr<const ServiceGeneration> old = current_generation();
+    const GlobalSettings& was = old->services.config->global();
+    const GlobalSettings& now = parsed.config->global();
+    // These shape the process itself (socket, identity, log): a restart applies them.
+    auto keep = [&](bool same, const char* key) {
+        if (!same)
+            Logger::log(Logger::Level::warning,
+                        std::string("reload: ") + key + " changed; it takes effect when the milter restarts");
+    };
+    keep(was.socket == now.socket, "Socket");
+    keep(was.user == now.user && was.group == now.group, "UserID");
+    keep(was.run_as_root == now.run_as_root, "RunAsRoot");
+    keep(was.pid_file == now.pid_file, "PidFile");
+    keep(was.umask == now.umask, "Umask");
+    keep(was.syslog == now.syslog && was.log_facility == now.log_facility, "Syslog/LogFacility");
+    try {
+        std::shared_ptr<const ServiceGeneration> next = make_generation(parsed.config, old.get());
+        {
+            std::lock_guard lock(g_generation_mutex);
+            g_generation = next;
+        }
+        Logger::log(Logger::Level::info, "reloaded " + conf_path + (next->resolver == old->resolver
+                                                                        ? std::string(" (DNS cache kept)")
+                                                                        : std::string(" (new resolver, empty cache)")));
+    } catch (const std::exception& e) {
+        Logger::log(Logger::Level::error, std::string("reload: DNS: ") + e.what() + "; keeping the running configuration");
+    }
+}
+
+// Runs libmilter on its own thread; this (the main) thread waits for signals.
+//
+// libmilter's own signal thread sigwait()s for SIGHUP, SIGTERM and SIGINT and stops the milter at
+// once on any of them: no reload, and (with Debian's worker pool) transactions in flight are
+// dropped. Linux hands a process-directed signal to the main thread when that thread waits for
+// it, so the main thread sits in sigwait() for all three and only leaves it for a few
+// instructions: a reload runs on a helper thread. SIGTERM/SIGINT: new transactions get 451 4.3.2,
+// those in flight finish (at most DrainTimeout), then libmilter is stopped.
+int serve(const std::string& conf_path, const GlobalSettings& g) {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started below
+
+    Logger::log(Logger::Level::info, "starting: socket " + g.socket.postfix() + ", conf " + conf_path);
+    std::atomic<bool> milter_done{false};
+    int milter_rc = MI_SUCCESS;
+    std::thread milter([&] {
+        milter_rc = smfi_main();
+        milter_done = true;
+    });
+
+    std::mutex reload_mutex;
+    std::condition_variable reload_wanted;
+    bool reload_pending = false, stopping = false;
+    std::thread reloader([&] {
+        std::unique_lock lock(reload_mutex);
+        for (;;) {
+            reload_wanted.wait(lock, [&] { return reload_pending || stopping; });
+            if (stopping) return;
+            reload_pending = false;
+            lock.unlock();
+            reload(conf_path);
+            lock.lock();
+        }
+    });
+
+    const timespec tick{1, 0};  // also notices a libmilter that ended on its own
+    while (!milter_done) {
+        int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig < 0) continue;  // timeout or EINTR
+        if (sig == SIGHUP) {
+            std::lock_guard lock(reload_mutex);
+            reload_pending = true;  // several SIGHUPs during one reload make one more reload
+            reload_wanted.notify_one();
+            continue;
+        }
+        break;  // SIGTERM, SIGINT, or libmilter ended
+    }
+    if (!milter_done) {
+        g_draining = true;
+        const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+        int left = g_transactions.load();
+        Logger::log(Logger::Level::info, "stopping: " + std::to_string(left) + " transaction(s) in flight");
+        // Still waiting in sigtimedwait: a further SIGTERM (init systems and timeout(1) may send
+        // one to the process group as well) must not reach libmilter's thread, which would drop
+        // the transactions in flight. It is taken and ignored; DrainTimeout bounds the wait.
+        const timespec poll_tick{0, 20'000'000};
+        while ((left = g_transactions.load()) > 0 && std::chrono::steady_clock::now() < deadline) {
+            int sig = sigtimedwait(&signals, nullptr, &poll_tick);
+            if (sig > 0) Logger::log(Logger::Level::info, "already stopping; waiting for transactions in flight");
+        }
+        if (left > 0)
+            Logger::log(Logger::Level::warning, "stopping with " + std::to_string(left) +
+                                                    " transaction(s) unfinished; the MTA tempfails them");
+        smfi_stop();
+    }
+    milter.join();
+    {
+        std::lock_guard lock(reload_mutex);
+        stopping = true;
+        reload_wanted.notify_one();
+    }
+    reloader.join();
+    Logger::log(Logger::Level::info, "stopped");
+    if (!g.pid_file.empty()) ::unlink(g.pid_file.c_str());
+    return milter_rc == MI_SUCCESS ? 0 : 1;
+}
+
 }  // namespace
 }  // namespace preflight
 
@@ -318,20 +526,18 @@ int main(int argc, char** argv) {
     }
     const GlobalSettings& g = parsed.config->global();
     Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
+    if (g.user.empty() && geteuid() == 0 && !g.run_as_root) {
+        std::cerr << conf_path << ": UserID: not set, and preflight-milter does not run as root; set "
+                  << "UserID (e.g. preflight:postfix) or RunAsRoot yes\n";
+        return 2;
+    }
 
-    std::unique_ptr<CachingResolver> resolver;
     try {
-        resolver = std::make_unique<CachingResolver>(
-            std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout), g.dns_cache_size,
-            DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1)});
+        g_generation = make_generation(parsed.config, nullptr);
     } catch (const std::exception& e) {  // e.g. an unreadable /etc/resolv.conf
         std::cerr << "preflight-milter: DNS: " << e.what() << "\n";
         return 1;
     }
-    g_wanted_steps = wanted_protocol_steps(*parsed.config);
-    g_services.config = parsed.config;
-    g_services.resolver = resolver.get();
-    for (const IpAddress& ip : g.egress_addresses) g_services.egress_ips.push_back(ip.to_string());
 
     smfiDesc desc{};
     desc.xxfi_name = const_cast<char*>("preflight");
@@ -381,9 +587,5 @@ int main(int argc, char** argv) {
         if (!pid) Logger::log(Logger::Level::warning, "cannot write PidFile " + g.pid_file);
     }
     if (run_as && !drop_privileges(*run_as)) return 1;
-    Logger::log(Logger::Level::info, "starting: socket " + g.socket.postfix() + ", conf " + conf_path);
-    int rc = smfi_main();
-    Logger::log(Logger::Level::info, "stopped");
-    if (!g.pid_file.empty()) ::unlink(g.pid_file.c_str());
-    return rc == MI_SUCCESS ? 0 : 1;
+    return serve(conf_path, g);
 }
