@@ -23,6 +23,14 @@ std::string collapse(std::string_view s) {
     return out;
 }
 
+// A DSN Status value; an empty one is no code (parse_enhanced_code accepts "" as absent).
+bool status_code(std::string_view s, EnhancedCode& out) {
+    EnhancedCode e;
+    if (s.empty() || !parse_enhanced_code(s, e) || !e) return false;
+    out = e;
+    return true;
+}
+
 bool text_rule(const Classification& c) { return c.rule && c.rule->kind == Rule::Kind::text; }
 bool failed(const Classification& c) { return c.error != Classification::Error::none; }
 
@@ -40,7 +48,7 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
         }
     }
     EnhancedCode st;
-    bool have_status = parse_enhanced_code(status, st);
+    bool have_status = status_code(status, st);
     if (failed(c) && have_status) {
         std::string r(status);
         r.push_back(' ');
@@ -69,10 +77,10 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
             if (c3.status == Status::expired) c.status = Status::expired;
         }
     }
-    // The DSN Status is the MTA's own verdict; a diagnostic may quote another hop's code.
-    if (have_status && (st.subject != 0 || st.detail != 0 || !c.enhanced)) {
-        if (!c.enhanced || c.enhanced.cls == st.cls) c.enhanced = st;
-    }
+    // The receiver's own code in the diagnostic is the most specific; the DSN Status (often
+    // the reporting MTA's generic X.0.0) only fills in when the text has none.
+    if (have_status && (!c.enhanced || (c.enhanced.subject == 0 && c.enhanced.detail == 0 && c.enhanced.cls == st.cls)))
+        c.enhanced = st;
     return c;
 }
 
@@ -113,16 +121,20 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
             v.status = Status::sent;
             v.bounce = Bounce::none;
             v.category = Category::success;
-            if (parse_enhanced_code(r.status, st)) v.enhanced = st;
+            if (status_code(r.status, st)) v.enhanced = st;
             out.push_back(std::move(v));
             continue;
         }
+        // A free-text bounce has no Action: it returns the message, unless it says it still tries.
+        std::string_view action = r.action;
+        if (action.empty()) action = report.delay_notice ? "delayed" : "failed";
         Classification c = classify_reason(cl, r.diagnostic, r.status, report.intro, scratch);
         if (failed(c)) {
             // Nothing to go on: a failure of unknown cause, which must not suppress the address.
-            v.status = r.action == "delayed" ? Status::deferred : Status::bounce;
+            v.status = action == "delayed" ? Status::deferred : Status::bounce;
             v.bounce = Bounce::soft;
             v.category = Category::other;
+            if (!status_code(r.status, v.enhanced)) v.enhanced.cls = v.status == Status::deferred ? 4 : 5;
             out.push_back(std::move(v));
             continue;
         }
@@ -132,12 +144,12 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
         v.bounce = c.bounce;
         v.rule = c.rule;
         int cls = c.code ? c.code / 100 : c.enhanced.cls;
-        if (r.action == "delayed") {
+        if (action == "delayed") {
             v.status = Status::deferred;
             if (v.bounce == Bounce::hard) v.bounce = Bounce::soft;
         } else if (c.status == Status::expired) {
             v.status = Status::expired;
-        } else if (r.action == "failed") {
+        } else if (action == "failed") {
             // A temporary reply that ends in failure: the relay ran out of retries.
             v.status = cls == 4 ? Status::expired : Status::bounce;
         } else {
@@ -145,6 +157,8 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
         }
         if (v.status == Status::sent) v.bounce = Bounce::none;
         else if (v.bounce == Bounce::none) v.bounce = Bounce::soft;
+        // No enhanced code anywhere: RFC 3463's X.0.0 (undefined) of the reply's class.
+        if (!v.enhanced) v.enhanced.cls = static_cast<std::uint16_t>(cls == 2 || cls == 4 || cls == 5 ? cls : v.status == Status::deferred ? 4 : 5);
         out.push_back(std::move(v));
     }
     return out;

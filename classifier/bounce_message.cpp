@@ -279,6 +279,31 @@ bool auto_reply_subject(std::string_view subject) {
     });
 }
 
+// The sender of bounces: MAILER-DAEMON, postmaster, "Mail Delivery System/Subsystem".
+bool from_mail_system(std::string_view from) {
+    std::string f = lower_copy(from);
+    return f.find("mailer-daemon") != std::string::npos || f.find("postmaster") != std::string::npos ||
+           f.find("mail delivery") != std::string::npos || f.find("mail administrator") != std::string::npos;
+}
+
+bool bounce_subject(std::string_view subject) {
+    static constexpr std::array<std::string_view, 14> kWords = {
+        "undeliver", "undelivered", "delivery", "failure", "failed", "returned", "returning", "bounce",
+        "unzustellbar", "non remis", "non distribuibile", "no se puede entregar", "error", "notification"};
+    std::string s = lower_copy(subject);
+    return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
+}
+
+// A warning that delivery is late, not that it failed ("Delivery Status Notification (Delay)",
+// "Message will be retried for 2 more day(s)").
+bool delay_wording(std::string_view text) {
+    static constexpr std::array<std::string_view, 10> kWords = {
+        "(delay)", "delayed mail", "delivery delayed", "will be retried", "will retry", "still trying",
+        "not yet been delivered", "temporary failure report", "warning: message", "delivery is delayed"};
+    std::string s = lower_copy(text);
+    return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
+}
+
 }  // namespace
 
 std::string_view to_string(ReportKind k) {
@@ -352,6 +377,7 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
     for (auto& a : find_addresses(header(top, "To"))) ignore.push_back(a);
     FreeTextBounce ft = parse_free_text_bounce(human, ignore);
     out.intro = ft.intro;
+    out.delay_notice = delay_wording(out.subject) || delay_wording(human.substr(0, 4096));
     auto reason_for = [&](std::string_view addr) -> std::string {
         for (const auto& r : ft.recipients)
             if (iequals(r.recipient, addr)) return r.reason;
@@ -389,11 +415,14 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
         }
         return out;
     }
+    // MTAs mark their bounces Auto-Submitted: auto-replied too: a message from the mail system,
+    // or one that names failed recipients, is a bounce whatever its headers say.
     std::string auto_submitted = lower_copy(header(top, "Auto-Submitted"));
     bool auto_reply = auto_submitted.starts_with("auto-replied") || !header(top, "X-Autoreply").empty() ||
                       !header(top, "X-Autorespond").empty() || lower_copy(header(top, "Precedence")) == "auto_reply" ||
                       auto_reply_subject(out.subject);
-    if (auto_reply && ft.recipients.empty()) {
+    if (auto_reply && ft.recipients.empty() && header(top, "X-Failed-Recipients").empty() &&
+        !from_mail_system(header(top, "From")) && !bounce_subject(out.subject)) {
         out.kind = ReportKind::auto_reply;
         std::vector<std::string> from = find_addresses(header(top, "From"));
         if (!from.empty()) out.recipients.push_back({from.front(), {}, {}, {}, {}});

@@ -27,6 +27,7 @@ struct BounceReport {
     ReportKind kind = ReportKind::non_standard;
     std::string reporting_mta, message_id, queue_id, subject;
     std::vector<BounceRecipient> recipients;
+    bool delay_notice = false;  // the text says the MTA is still trying (a warning, not a failure)
     std::string intro;  // general wording of the human-readable part, for recipients without a reason
     std::string error;  // non-empty: the message could not be read; nothing else is set
 };

@@ -218,8 +218,8 @@ DsnFields parse_delivery_status(std::string_view body) {
     DsnRecipientFields* cur = nullptr;
     bool block_open = false;  // the current recipient's block has not ended with a blank line
     auto start = [&](bool final) -> DsnRecipientFields& {
-        bool fresh = !cur || !block_open ||
-                     (final ? !cur->final_recipient.empty() : (!cur->original_recipient.empty() || !cur->final_recipient.empty()));
+        // Final- and Original-Recipient come in either order; a repeated one is the next recipient.
+        bool fresh = !cur || !block_open || !(final ? cur->final_recipient : cur->original_recipient).empty();
         if (fresh) {
             out.recipients.emplace_back();
             cur = &out.recipients.back();
@@ -259,7 +259,7 @@ DsnFields parse_delivery_status(std::string_view body) {
 }
 
 std::string_view cut_returned_message(std::string_view text) {
-    static constexpr std::array<std::string_view, 16> kMarkers = {
+    static constexpr std::array<std::string_view, 14> kMarkers = {
         "below this line is a copy of the message",
         "this is a copy of the message",
         "original message follows",
@@ -268,14 +268,12 @@ std::string_view cut_returned_message(std::string_view text) {
         "--- original message",
         "unsent message follows",
         "returned message --",
-        "the original message was",
         "original message headers",
         "content-type: message/rfc822",
         "content-type: text/rfc822-headers",
         "----- message header follows",
         "headers of the original message",
         "copy of the original message",
-        "your original message",
     };
     std::size_t pos = 0;
     int header_run = 0;       // consecutive lines that look like header fields
