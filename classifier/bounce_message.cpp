@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <cstring>
 #include <mutex>
 
 namespace preflight {
@@ -356,6 +357,14 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
         return out;
     }
     std::string text = w.text.empty() && !w.html.empty() ? html_to_text(w.html) : std::move(w.text);
+    // A boundary that matches no delimiter line leaves every part in the multipart's prologue:
+    // read that as text, DSN fields and all.
+    if (text.empty() && !w.have_dsn) {
+        GMimeObject* body = g_mime_message_get_mime_part(msg.get());
+        if (body && GMIME_IS_MULTIPART(body)) {
+            if (const char* pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(body))) text.assign(pro, strnlen(pro, kMaxText));
+        }
+    }
     // A single-part bounce pastes the returned message after its own words.
     std::string_view human = cut_returned_message(text);
     if (w.message_id.empty() && human.size() < text.size()) w.message_id = find_message_id(std::string_view(text).substr(human.size()));
@@ -388,6 +397,12 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
         out.kind = ReportKind::dsn;
         out.reporting_mta = w.dsn.reporting_mta;
         out.queue_id = w.dsn.queue_id;
+        // The block the input ended in lacks its Action and Status: its address may be cut too.
+        // (A returned message cut short is common and harmless: only a cut report counts.)
+        if ((flags & 1) && w.dsn.recipients.back().action.empty() && w.dsn.recipients.back().status.empty()) {
+            w.dsn.recipients.pop_back();
+            out.truncated = true;
+        }
         for (auto& f : w.dsn.recipients) {
             BounceRecipient r{f.recipient(), f.action, f.status, f.diagnostic, f.remote_mta};
             if (r.diagnostic.empty()) r.diagnostic = reason_for(r.recipient);
@@ -445,7 +460,7 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
         }
         for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, ft.intro, {}});
     }
-    if (out.recipients.empty() && (flags & 1)) out.error = "truncated message: no failed recipient found";
+    if (out.recipients.empty() && (flags & 1)) out.truncated = true;
     return out;
 }
 

@@ -29,6 +29,7 @@ struct BounceReport {
     std::vector<BounceRecipient> recipients;
     bool delay_notice = false;  // the text says the MTA is still trying (a warning, not a failure)
     std::string intro;  // general wording of the human-readable part, for recipients without a reason
+    bool truncated = false;  // the input ends inside the report itself: records may be missing
     std::string error;  // non-empty: the message could not be read; nothing else is set
 };
 

@@ -157,13 +157,19 @@ bool process(const Input& in, const Options& opt, const ReplyClassifier& cl, std
         std::string name = in.name;
         if (messages.size() > 1) name.append("#").append(std::to_string(i + 1));
         BounceReport report = parse_bounce_message(messages[i], opt.limits);
-        if (report.error.empty() && report.recipients.empty()) report.error = "no failed recipient found: not a bounce?";
+        if (report.error.empty() && report.recipients.empty())
+            report.error = report.truncated ? "truncated message: it ends inside its MIME structure, no failed recipient found"
+                                            : "no failed recipient found: not a bounce?";
         if (!report.error.empty()) {
             append_file_error(out, opt.format, name, report.error);
             ok = false;
             continue;
         }
         for (const BounceVerdict& v : classify_bounce(report, cl, scratch)) append_verdict(out, opt.format, name, report, v);
+        if (report.truncated) {  // what was found is written, and the input still counts as failed
+            append_file_error(out, opt.format, name, "truncated message: it ends inside its MIME structure, records may be missing");
+            ok = false;
+        }
     }
     return ok;
 }
