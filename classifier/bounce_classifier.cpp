@@ -45,6 +45,15 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
         if (failed(c) || (!c.code && !c.enhanced)) {
             Classification c2 = cl.classify(reply_from_text(diagnostic), Origin::remote, scratch);
             if (!failed(c2) && (failed(c) || c2.code || c2.enhanced)) c = c2;
+        } else if (!c.enhanced) {
+            // "550 #5.1.0 Address rejected": an enhanced code further into the text.
+            EnhancedCode e;
+            const std::string head = reply_from_text(diagnostic.substr(0, 300));
+            std::string_view r = std::string_view(head).substr(0, 12);
+            std::size_t sp = r.find(' ');
+            if (sp != std::string_view::npos && sp == 3) r.remove_prefix(4);
+            r = r.substr(0, r.find(' '));
+            if (status_code(r, e) && e.cls == c.code / 100) c.enhanced = e;
         }
     }
     EnhancedCode st;

@@ -6,7 +6,7 @@
 namespace preflight {
 namespace {
 
-constexpr std::size_t kMaxReason = 2048;  // enough for any real reason; bounds rule matching
+constexpr std::size_t kMaxReason = 600;  // the words that matter come first; bounds rule matching time
 constexpr std::size_t kMaxReasonLines = 20;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
