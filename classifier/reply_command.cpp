@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "command_common.hpp"
 #include "output.hpp"
 #include "reply_classifier.hpp"
 
@@ -38,23 +39,6 @@ const char kUsage[] =
     "  PREFLIGHT_THREADS=N in the environment sets the number of classifying threads for stdin\n"
     "  (default: one per core).\n"
     "exit: 0 all classified, 1 some could not be classified, 2 usage or rule file error\n";
-
-bool write_all(std::string& out) {
-    const char* p = out.data();
-    std::size_t left = out.size();
-    while (left) {
-        ssize_t n = ::write(STDOUT_FILENO, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            std::cerr << "preflight-classify: write error: " << std::strerror(errno) << "\n";
-            return false;
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-    }
-    out.clear();
-    return true;
-}
 
 // What every reply goes through; immutable, so shared by all worker threads.
 struct Job {
@@ -310,16 +294,6 @@ bool classify_stream(OrderedPipeline& pipe) {
     return pipe.finish() && ok;
 }
 
-// PREFLIGHT_THREADS if set to a sensible number, else one worker per core.
-unsigned worker_count() {
-    if (const char* env = std::getenv("PREFLIGHT_THREADS")) {
-        char* end = nullptr;
-        unsigned long n = std::strtoul(env, &end, 10);
-        if (end != env && *end == '\0' && n >= 1 && n <= 256) return static_cast<unsigned>(n);
-    }
-    return std::max(1u, std::thread::hardware_concurrency());
-}
-
 }  // namespace
 
 int run_reply_command(const std::vector<std::string>& args) {
@@ -341,13 +315,12 @@ int run_reply_command(const std::vector<std::string>& args) {
         } else if (a == "--format") {
             const std::string* v = value("--format");
             if (!v) return 2;
-            if (*v == "json") format = Format::json;
-            else if (*v == "tsv") format = Format::tsv;
-            else if (*v == "text") format = Format::text;
-            else {
+            auto f = parse_format(*v);
+            if (!f) {
                 std::cerr << "preflight-classify reply: --format " << *v << ": want json, text or tsv\n";
                 return 2;
             }
+            format = *f;
         } else if (a == "--rules") {
             const std::string* v = value("--rules");
             if (!v) return 2;
@@ -372,15 +345,8 @@ int run_reply_command(const std::vector<std::string>& args) {
         }
     }
 
-    std::shared_ptr<const RuleSet> rules;
-    try {
-        RuleSetBuilder builder;
-        for (const auto& f : rule_files) builder.add_file(f);
-        rules = builder.add_shipped().build();
-    } catch (const RuleError& e) {
-        std::cerr << "preflight-classify: " << e.what() << "\n";
-        return 2;
-    }
+    std::shared_ptr<const RuleSet> rules = load_rules(rule_files);
+    if (!rules) return 2;
     ReplyClassifier classifier(rules);
     const Job job{classifier, ResultWriter(format), origin};
     std::string out;

@@ -9,6 +9,8 @@ PACKAGES=(
   # libraries preflight links against
   libmilter-dev libspf2-dev libopendkim-dev libldns-dev libre2-dev
   libgmime-3.0-dev libxlsxwriter-dev zlib1g-dev
+  # bounce parser the dsn benchmark compares against
+  libsisimai-perl
   # tests and benchmarks
   catch2 libbenchmark-dev
   # real components used by integration tests

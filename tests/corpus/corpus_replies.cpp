@@ -14,20 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "corpus_scoring.hpp"
 #include "reply_classifier.hpp"
 
 using namespace preflight;
 
 namespace {
-
-std::vector<std::string> split(const std::string& s, char sep) {
-    std::vector<std::string> out;
-    std::string cur;
-    std::stringstream ss(s);
-    while (std::getline(ss, cur, sep)) out.push_back(cur);
-    if (!s.empty() && s.back() == sep) out.emplace_back();
-    return out;
-}
 
 bool starts_with_nocase(const std::string& s, const char* p) {
     std::size_t n = std::char_traits<char>::length(p);
@@ -89,58 +81,33 @@ Extracted scan(const std::string& path) {
     return ex;
 }
 
-struct MapRow {
-    std::string status, bounce;
-    std::set<std::string> categories;
-};
-
-double pct(int a, int b) { return b ? 100.0 * a / b : 100.0; }
-
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string dir = argc > 1 ? argv[1] : "../shared/corpus/bounces";
     double floor_category = argc > 2 ? std::stod(argv[2]) : 91, floor_bounce = argc > 3 ? std::stod(argv[3]) : 94,
            floor_code = argc > 4 ? std::stod(argv[4]) : 68;
-    std::ifstream exp(dir + "/expected.tsv"), cmap(dir + "/category-map.tsv");
-    if (!exp || !cmap) {
+    corpus::Corpus corpus;
+    if (!corpus::load(dir, corpus)) {
         std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
         return 77;
-    }
-    std::map<std::string, MapRow> reasons;
-    std::string line;
-    while (std::getline(cmap, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        auto f = split(line, '\t');
-        if (f.size() < 3) continue;
-        MapRow m{f[1], f[2], {}};
-        if (f.size() > 3)
-            for (auto& c : split(f[3], ',')) if (!c.empty()) m.categories.insert(c);
-        reasons[f[0]] = m;
     }
 
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     std::string scratch;
-    int rows = 0, cat_rows = 0, cat_ok = 0, bounce_rows = 0, bounce_ok = 0, code_rows = 0, code_ok = 0, missed = 0;
     std::map<std::string, Extracted> cache;
-    std::map<std::string, int> misses_by_reason;
-    bool verbose = std::getenv("CORPUS_VERBOSE") != nullptr;
-    std::getline(exp, line);  // header
-    while (std::getline(exp, line)) {
-        auto f = split(line, '\t');
-        if (f.size() < 6) continue;
-        ++rows;
-        const std::string &file = f[0], &status = f[2], &reason = f[4];
-        int idx = std::stoi(f[1]);
-        auto it = cache.find(file);
-        if (it == cache.end()) it = cache.emplace(file, scan(dir + "/eml/" + file)).first;
+    corpus::Score score(false);
+    score.verbose(std::getenv("CORPUS_VERBOSE") != nullptr);
+    for (const corpus::ExpectedRow& row : corpus.rows) {
+        auto it = cache.find(row.file);
+        if (it == cache.end()) it = cache.emplace(row.file, scan(dir + "/eml/" + row.file)).first;
         const Extracted& ex = it->second;
+        auto idx = static_cast<std::size_t>(row.index);
         std::string reply;
-        if (static_cast<std::size_t>(idx) <= ex.diagnostics.size()) reply = ex.diagnostics[static_cast<std::size_t>(idx) - 1];
+        if (idx <= ex.diagnostics.size()) reply = ex.diagnostics[idx - 1];
         else if (!ex.diagnostics.empty()) reply = ex.diagnostics.back();
         else reply = ex.body;
-        std::string st = static_cast<std::size_t>(idx) <= ex.statuses.size() ? ex.statuses[static_cast<std::size_t>(idx) - 1]
-                                                                             : (ex.statuses.empty() ? "" : ex.statuses.back());
+        std::string st = idx <= ex.statuses.size() ? ex.statuses[idx - 1] : (ex.statuses.empty() ? "" : ex.statuses.back());
         Classification c = cl.classify(reply, Origin::remote, scratch);
         // The DSN's Status field gives the enhanced code when the diagnostic text has none.
         EnhancedCode status_code;
@@ -148,46 +115,16 @@ int main(int argc, char** argv) {
         if (c.error != Classification::Error::none && status_code) {
             c = cl.classify(st + " " + reply, Origin::remote, scratch);
         }
-        if (c.error != Classification::Error::none) {
-            ++missed;
-            if (verbose) std::cout << "MISS " << file << " " << reason << "\n";
-            continue;
-        }
-        auto mit = reasons.find(reason);
-        if (mit == reasons.end()) continue;
-        const MapRow& m = mit->second;
-        std::string cat(to_string(c.category)), bounce(to_string(c.bounce));
-        if (!m.categories.empty()) {
-            ++cat_rows;
-            bool ok = m.categories.count(cat) > 0;
-            cat_ok += ok;
-            if (!ok) ++misses_by_reason[reason];
-            if (!ok && verbose)
-                std::cout << "CAT  " << file << " want " << reason << " got " << cat << " ("
-                          << (c.rule ? c.rule->location : "-") << ") " << reply.substr(0, 160) << "\n";
-        }
-        ++bounce_rows;
-        bool bok = m.bounce == "either" ? (bounce == "hard" || bounce == "soft")
-                 : m.bounce == "none" ? bounce != "hard" : bounce == m.bounce;
-        if (reason == "feedback" || reason == "vacation") bok = bounce != "hard";
-        bounce_ok += bok;
-        if (!bok && verbose) std::cout << "BNC  " << file << " want " << m.bounce << " got " << bounce << "\n";
-        EnhancedCode want;
-        if (!status.empty() && parse_enhanced_code(status, want)) {
-            ++code_rows;
-            bool ok = want.detail >= 900 && want.subject == 0 ? c.enhanced.cls == want.cls : c.enhanced == want;
-            code_ok += ok;
-        }
+        corpus::Answer a;
+        a.found = c.error == Classification::Error::none;
+        a.category = to_string(c.category);
+        a.bounce = to_string(c.bounce);
+        a.enhanced = c.enhanced;
+        a.detail = "(" + (c.rule ? c.rule->location : std::string("-")) + ") " + reply.substr(0, 160);
+        score.add(corpus, row, a);
     }
-    std::printf("corpus %s: %d rows, %d with no reply found\n", dir.c_str(), rows, missed);
-    std::printf("  category agreement  %5.1f%% (%d/%d)\n", pct(cat_ok, cat_rows), cat_ok, cat_rows);
-    std::printf("  hard/soft agreement %5.1f%% (%d/%d)\n", pct(bounce_ok, bounce_rows), bounce_ok, bounce_rows);
-    std::printf("  enhanced code       %5.1f%% (%d/%d)\n", pct(code_ok, code_rows), code_ok, code_rows);
-    std::printf("  category misses by reason:");
-    for (auto& [r, n] : misses_by_reason) std::printf(" %s=%d", r.c_str(), n);
-    std::printf("\n");
-    bool ok = pct(cat_ok, cat_rows) >= floor_category && pct(bounce_ok, bounce_rows) >= floor_bounce &&
-              pct(code_ok, code_rows) >= floor_code;
+    score.print(dir, false);
+    bool ok = score.category_pct() >= floor_category && score.bounce_pct() >= floor_bounce && score.code_pct() >= floor_code;
     if (!ok) std::printf("below the floors (category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_category, floor_bounce, floor_code);
     return ok ? 0 : 1;
 }

@@ -1,0 +1,270 @@
+#include "bounce_classifier.hpp"
+
+#include <charconv>
+
+namespace preflight {
+namespace {
+
+constexpr std::size_t kMaxDiagnostic = 1000;
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string collapse(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        if (out.size() >= kMaxDiagnostic) break;
+        if (is_blank(c)) {
+            if (!out.empty() && out.back() != ' ') out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
+// A DSN Status value; an empty one is no code (parse_enhanced_code accepts "" as absent).
+bool status_code(std::string_view s, EnhancedCode& out) {
+    EnhancedCode e;
+    if (s.empty() || !parse_enhanced_code(s, e) || !e) return false;
+    out = e;
+    return true;
+}
+
+bool text_rule(const Classification& c) { return c.rule && c.rule->kind == Rule::Kind::text; }
+bool failed(const Classification& c) { return c.error != Classification::Error::none; }
+
+// The verdict's reply: the diagnostic as an SMTP reply, else the codes found in free text put
+// in front of it. Falls back on the DSN Status and on the bounce's general wording.
+Classification classify_reason(const ReplyClassifier& cl, std::string_view diagnostic, std::string_view status,
+                               std::string_view intro, std::string& scratch) {
+    Classification c;
+    c.error = Classification::Error::empty;
+    if (!diagnostic.empty()) {
+        c = cl.classify(diagnostic, Origin::remote, scratch);
+        if (failed(c) || (!c.code && !c.enhanced)) {
+            Classification c2 = cl.classify(reply_from_text(diagnostic), Origin::remote, scratch);
+            if (!failed(c2) && (failed(c) || c2.code || c2.enhanced)) c = c2;
+        } else if (!c.enhanced) {
+            // "550 #5.1.0 Address rejected": an enhanced code further into the text.
+            EnhancedCode e;
+            const std::string head = reply_from_text(diagnostic.substr(0, 300));
+            std::string_view r = std::string_view(head).substr(0, 12);
+            std::size_t sp = r.find(' ');
+            if (sp != std::string_view::npos && sp == 3) r.remove_prefix(4);
+            r = r.substr(0, r.find(' '));
+            if (status_code(r, e) && e.cls == c.code / 100) c.enhanced = e;
+        }
+    }
+    EnhancedCode st;
+    bool have_status = status_code(status, st);
+    if (failed(c) && have_status) {
+        std::string r(status);
+        r.push_back(' ');
+        r.append(diagnostic);
+        c = cl.classify(r, Origin::remote, scratch);
+    }
+    // Only a code rule (or nothing) decided: the bounce's own words may say more.
+    if (!text_rule(c) && !intro.empty()) {
+        std::string r;
+        if (!failed(c) && c.code) r.append(std::to_string(c.code)).push_back(' ');
+        if (!failed(c) && c.enhanced) {
+            char buf[12];
+            r.append(buf, c.enhanced.format(buf)).push_back(' ');
+        } else if (have_status) {
+            r.append(status).push_back(' ');
+        }
+        if (r.empty()) r = reply_from_text(intro);
+        else r.append(intro);
+        Classification c3 = cl.classify(r, Origin::remote, scratch);
+        if (failed(c)) {
+            if (!failed(c3)) c = c3;
+        } else if (text_rule(c3) && c3.category != Category::other) {
+            c.category = c3.category;
+            c.bounce = c3.bounce;
+            c.rule = c3.rule;
+            if (c3.status == Status::expired) c.status = Status::expired;
+        }
+    }
+    // The receiver's own code in the diagnostic is the most specific; the DSN Status (often
+    // the reporting MTA's generic X.0.0) only fills in when the text has none.
+    if (have_status && (!c.enhanced || (c.enhanced.subject == 0 && c.enhanced.detail == 0 && c.enhanced.cls == st.cls)))
+        c.enhanced = st;
+    return c;
+}
+
+void append_int_or_null(std::string& out, int v) {
+    if (!v) {
+        out.append("null");
+        return;
+    }
+    char buf[16];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+void append_string_or_null(std::string& out, std::string_view s) {
+    if (s.empty()) out.append("null");
+    else append_json_string(out, s);
+}
+
+}  // namespace
+
+std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const ReplyClassifier& cl, std::string& scratch) {
+    std::vector<BounceVerdict> out;
+    out.reserve(report.recipients.size());
+    for (const BounceRecipient& r : report.recipients) {
+        BounceVerdict v;
+        v.recipient = &r;
+        v.diagnostic = collapse(r.diagnostic);
+        EnhancedCode st;
+        if (report.kind == ReportKind::auto_reply || report.kind == ReportKind::feedback_report) {
+            // Not a delivery failure: the message arrived and someone (or something) answered.
+            v.status = Status::sent;
+            v.bounce = Bounce::none;
+            v.category = report.kind == ReportKind::feedback_report ? Category::spam_related : Category::success;
+            out.push_back(std::move(v));
+            continue;
+        }
+        if (r.action == "delivered" || r.action == "relayed" || r.action == "expanded") {
+            v.status = Status::sent;
+            v.bounce = Bounce::none;
+            v.category = Category::success;
+            if (status_code(r.status, st)) v.enhanced = st;
+            out.push_back(std::move(v));
+            continue;
+        }
+        // A free-text bounce has no Action: it returns the message, unless it says it still tries.
+        std::string_view action = r.action;
+        if (action.empty()) action = report.delay_notice ? "delayed" : "failed";
+        Classification c = classify_reason(cl, r.diagnostic, r.status, report.intro, scratch);
+        if (failed(c)) {
+            // Nothing to go on: a failure of unknown cause, which must not suppress the address.
+            v.status = action == "delayed" ? Status::deferred : Status::bounce;
+            v.bounce = Bounce::soft;
+            v.category = Category::other;
+            if (!status_code(r.status, v.enhanced)) v.enhanced.cls = v.status == Status::deferred ? 4 : 5;
+            out.push_back(std::move(v));
+            continue;
+        }
+        v.code = c.code;
+        v.enhanced = c.enhanced;
+        v.category = c.category;
+        v.bounce = c.bounce;
+        v.rule = c.rule;
+        int cls = c.code ? c.code / 100 : c.enhanced.cls;
+        if (action == "delayed") {
+            v.status = Status::deferred;
+            if (v.bounce == Bounce::hard) v.bounce = Bounce::soft;
+        } else if (c.status == Status::expired) {
+            v.status = Status::expired;
+        } else if (action == "failed") {
+            // A temporary reply that ends in failure: the relay ran out of retries.
+            v.status = cls == 4 ? Status::expired : Status::bounce;
+        } else {
+            v.status = c.status == Status::sent ? Status::sent : cls == 4 ? Status::deferred : Status::bounce;
+        }
+        if (v.status == Status::sent) v.bounce = Bounce::none;
+        else if (v.bounce == Bounce::none) v.bounce = Bounce::soft;
+        // No enhanced code anywhere: RFC 3463's X.0.0 (undefined) of the reply's class.
+        if (!v.enhanced) v.enhanced.cls = static_cast<std::uint16_t>(cls == 2 || cls == 4 || cls == 5 ? cls : v.status == Status::deferred ? 4 : 5);
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
+void append_verdict_header(std::string& out, Format f) {
+    if (f == Format::text) out.append("STATUS    BOUNCE  CATEGORY             CODE  ENHANCED  KIND             RECIPIENT\n");
+    else if (f == Format::tsv)
+        out.append("file\trecipient\tstatus\tbounce\tcategory\tcode\tenhanced\tdiagnostic\tremote_mta\treporting_mta\tmessage_id\tkind\n");
+}
+
+void append_verdict(std::string& out, Format f, std::string_view file, const BounceReport& report, const BounceVerdict& v) {
+    char enh[12];
+    std::string_view enhanced(enh, v.enhanced ? v.enhanced.format(enh) : 0);
+    const BounceRecipient& r = *v.recipient;
+    if (f == Format::json) {
+        out.append("{\"file\": ");
+        append_json_string(out, file);
+        out.append(", \"recipient\": ");
+        append_string_or_null(out, r.recipient);
+        out.append(", \"status\": \"").append(to_string(v.status));
+        out.append("\", \"bounce\": \"").append(to_string(v.bounce));
+        out.append("\", \"category\": \"").append(to_string(v.category)).append("\", \"code\": ");
+        append_int_or_null(out, v.code);
+        out.append(", \"enhanced\": ");
+        append_string_or_null(out, enhanced);
+        out.append(", \"diagnostic\": ");
+        append_string_or_null(out, v.diagnostic);
+        out.append(", \"remote_mta\": ");
+        append_string_or_null(out, r.remote_mta);
+        out.append(", \"reporting_mta\": ");
+        append_string_or_null(out, report.reporting_mta);
+        out.append(", \"message_id\": ");
+        append_string_or_null(out, report.message_id);
+        out.append(", \"queue_id\": ");
+        append_string_or_null(out, report.queue_id);
+        out.append(", \"kind\": \"").append(to_string(report.kind)).append("\"}\n");
+        return;
+    }
+    if (f == Format::tsv) {
+        auto field = [&](std::string_view s, bool last = false) {
+            append_tsv_field(out, s);
+            out.push_back(last ? '\n' : '\t');
+        };
+        field(file);
+        field(r.recipient);
+        field(to_string(v.status));
+        field(to_string(v.bounce));
+        field(to_string(v.category));
+        field(v.code ? std::to_string(v.code) : std::string());
+        field(enhanced);
+        field(v.diagnostic);
+        field(r.remote_mta);
+        field(report.reporting_mta);
+        field(report.message_id);
+        field(to_string(report.kind), true);
+        return;
+    }
+    auto col = [&](std::string_view s, std::size_t width) {
+        out.append(s);
+        out.append(s.size() < width ? width - s.size() : 1, ' ');
+    };
+    col(to_string(v.status), 10);
+    col(to_string(v.bounce), 8);
+    col(to_string(v.category), 21);
+    col(v.code ? std::to_string(v.code) : std::string("-"), 6);
+    col(enhanced.empty() ? std::string_view("-") : enhanced, 10);
+    col(to_string(report.kind), 17);
+    append_tsv_field(out, r.recipient.empty() ? std::string_view("-") : std::string_view(r.recipient));
+    out.append("\n          ");
+    append_tsv_field(out, file);
+    if (!v.diagnostic.empty()) {
+        out.append(": ");
+        append_tsv_field(out, std::string_view(v.diagnostic).substr(0, 200));
+    }
+    out.push_back('\n');
+}
+
+void append_file_error(std::string& out, Format f, std::string_view file, std::string_view error) {
+    if (f == Format::json) {
+        out.append("{\"file\": ");
+        append_json_string(out, file);
+        out.append(", \"error\": ");
+        append_json_string(out, error);
+        out.append("}\n");
+    } else if (f == Format::tsv) {
+        append_tsv_field(out, file);
+        out.append("\t\terror\t\t\t\t\t");
+        append_tsv_field(out, error);
+        out.append("\t\t\t\t\n");
+    } else {
+        out.append("error     -       -                    -     -         -                ");
+        append_tsv_field(out, file);
+        out.append("\n          ");
+        append_tsv_field(out, error);
+        out.push_back('\n');
+    }
+}
+
+}  // namespace preflight

@@ -1,0 +1,467 @@
+#include "bounce_message.hpp"
+
+#include <gmime/gmime.h>
+
+#include <algorithm>
+#include <array>
+#include <memory>
+#include <cstring>
+#include <mutex>
+
+namespace preflight {
+namespace {
+
+constexpr std::size_t kMaxText = 64 * 1024;  // human-readable text kept per message
+
+// RAII for GObjects (GMime's streams, parsers, messages) and for g_malloc'ed strings.
+struct GObjectUnref {
+    void operator()(void* p) const { if (p) g_object_unref(p); }
+};
+template <typename T>
+using GPtr = std::unique_ptr<T, GObjectUnref>;
+struct GFree {
+    void operator()(void* p) const { g_free(p); }
+};
+using GString_ = std::unique_ptr<char, GFree>;
+struct OptionsFree {
+    void operator()(GMimeParserOptions* p) const { g_mime_parser_options_free(p); }
+};
+
+void init_gmime() {
+    static std::once_flag once;
+    std::call_once(once, [] { g_mime_init(); });
+}
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+std::string lower_copy(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = lower(c);
+    return out;
+}
+
+std::string header(GMimeObject* o, const char* name) {
+    const char* v = g_mime_object_get_header(o, name);
+    return v ? std::string(trim(v)) : std::string();
+}
+
+// The decoded (transfer encoding removed) content of a leaf part, as bytes.
+std::string part_bytes(GMimePart* part) {
+    GMimeDataWrapper* w = g_mime_part_get_content(part);  // owned by the part
+    if (!w) return {};
+    GPtr<GMimeStream> mem(g_mime_stream_mem_new());
+    g_mime_data_wrapper_write_to_stream(w, mem.get());
+    GByteArray* arr = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem.get()));
+    return std::string(reinterpret_cast<const char*>(arr->data), arr->len);
+}
+
+// A text part converted to UTF-8 from its declared charset.
+std::string part_text(GMimePart* part) {
+    if (GMIME_IS_TEXT_PART(part)) {
+        GString_ t(g_mime_text_part_get_text(GMIME_TEXT_PART(part)));
+        if (t) return std::string(t.get());
+    }
+    return part_bytes(part);
+}
+
+// Crude HTML to text: tags dropped, block ends as newlines, a few entities. Office 365 and
+// some providers send their reasons only as HTML.
+std::string html_to_text(std::string_view h) {
+    std::string out;
+    out.reserve(h.size() / 2);
+    for (std::size_t i = 0; i < h.size();) {
+        char c = h[i];
+        if (c == '<') {
+            std::size_t end = h.find('>', i);
+            if (end == std::string_view::npos) break;
+            std::string tag = lower_copy(h.substr(i + 1, std::min<std::size_t>(end - i - 1, 8)));
+            if (tag.starts_with("br") || tag.starts_with("/p") || tag.starts_with("p") || tag.starts_with("/div") ||
+                tag.starts_with("/tr") || tag.starts_with("li") || tag.starts_with("/h"))
+                out.push_back('\n');
+            else if (tag.starts_with("/td")) out.push_back(' ');
+            if (tag.starts_with("style") || tag.starts_with("script") || tag.starts_with("head")) {
+                std::string close = "</" + tag.substr(0, tag.starts_with("head") ? 4 : tag.starts_with("style") ? 5 : 6);
+                std::size_t e2 = lower_copy(h.substr(end)).find(close);
+                i = e2 == std::string::npos ? h.size() : end + e2;
+                continue;
+            }
+            i = end + 1;
+            continue;
+        }
+        if (c == '&') {
+            static constexpr std::array<std::pair<std::string_view, char>, 6> kEntities = {
+                {{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&nbsp;", ' '}, {"&#39;", '\''}}};
+            bool done = false;
+            for (auto [name, ch] : kEntities) {
+                if (h.substr(i, name.size()) == name) {
+                    out.push_back(ch);
+                    i += name.size();
+                    done = true;
+                    break;
+                }
+            }
+            if (done) continue;
+        }
+        out.push_back(c == '\r' ? '\n' : c);
+        ++i;
+    }
+    return out;
+}
+
+// "Message-ID: <x>" among header lines (text/rfc822-headers or a pasted header block).
+std::string find_message_id(std::string_view headers) {
+    std::size_t pos = 0;
+    while (pos < headers.size()) {
+        std::size_t nl = headers.find('\n', pos);
+        std::string_view line = headers.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        if (line.size() > 11 && lower_copy(line.substr(0, 11)) == "message-id:") {
+            std::string_view v = trim(line.substr(11));
+            if (v.empty() && nl != std::string_view::npos) {  // folded onto the next line
+                std::size_t nl2 = headers.find('\n', nl + 1);
+                v = trim(headers.substr(nl + 1, nl2 == std::string_view::npos ? std::string_view::npos : nl2 - nl - 1));
+            }
+            if (v.size() >= 2 && v.front() == '<') {
+                std::size_t close = v.find('>');
+                if (close != std::string_view::npos) v = v.substr(1, close - 1);
+            }
+            return std::string(v);
+        }
+        if (nl == std::string_view::npos) break;
+        pos = nl + 1;
+    }
+    return {};
+}
+
+// What a walk over the MIME tree collects.
+struct Walk {
+    explicit Walk(const BounceLimits& l) : limits(l) {}
+    const BounceLimits& limits;
+    std::size_t parts = 0;
+    bool too_many = false;
+    bool have_dsn = false, have_arf = false;
+    DsnFields dsn;
+    std::vector<std::string> arf_recipients;
+    std::string arf_reporting_mta;
+    std::string text, html;           // human-readable parts, decoded
+    std::string message_id;           // of the returned message
+    std::vector<std::string> original_to;
+
+    void returned_headers(GMimeObject* o) {
+        if (message_id.empty()) {
+            const char* id = GMIME_IS_MESSAGE(o) ? g_mime_message_get_message_id(GMIME_MESSAGE(o)) : nullptr;
+            if (id) message_id = id;
+        }
+        if (original_to.empty()) original_to = find_addresses(header(o, "To"));
+    }
+
+    void visit(GMimeObject* o, int depth) {
+        if (too_many || ++parts > limits.max_parts) {
+            too_many = true;
+            return;
+        }
+        if (GMIME_IS_MULTIPART(o)) {
+            GMimeMultipart* mp = GMIME_MULTIPART(o);
+            int n = g_mime_multipart_get_count(mp);
+            for (int i = 0; i < n && !too_many; ++i) visit(g_mime_multipart_get_part(mp, i), depth + 1);
+            return;
+        }
+        if (GMIME_IS_MESSAGE_PART(o)) {
+            GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+            if (!m) return;
+            returned_headers(GMIME_OBJECT(m));
+            // Parts of the returned message count against the limit but say nothing about the bounce.
+            if (GMimeObject* body = g_mime_message_get_mime_part(m)) count(body);
+            return;
+        }
+        if (!GMIME_IS_PART(o)) return;
+        GMimeContentType* ct = g_mime_object_get_content_type(o);
+        GMimePart* part = GMIME_PART(o);
+        if (g_mime_content_type_is_type(ct, "message", "delivery-status") ||
+            g_mime_content_type_is_type(ct, "message", "global-delivery-status")) {
+            DsnFields f = parse_delivery_status(part_bytes(part));
+            if (dsn.reporting_mta.empty()) dsn.reporting_mta = f.reporting_mta;
+            if (dsn.queue_id.empty()) dsn.queue_id = f.queue_id;
+            for (auto& r : f.recipients) dsn.recipients.push_back(std::move(r));
+            have_dsn = true;
+        } else if (g_mime_content_type_is_type(ct, "message", "feedback-report")) {
+            have_arf = true;
+            std::string body = part_bytes(part);
+            std::size_t pos = 0;
+            while (pos < body.size()) {
+                std::size_t nl = body.find('\n', pos);
+                std::string_view line(body.data() + pos, (nl == std::string::npos ? body.size() : nl) - pos);
+                std::string l = lower_copy(line.substr(0, 20));
+                if (l.starts_with("original-rcpt-to:") || l.starts_with("removal-recipient:"))
+                    for (auto& a : find_addresses(line.substr(line.find(':') + 1))) arf_recipients.push_back(a);
+                else if (l.starts_with("reporting-mta:") && arf_reporting_mta.empty()) {
+                    std::string_view v = trim(line.substr(14));
+                    if (std::size_t semi = v.find(';'); semi != std::string_view::npos) v = trim(v.substr(semi + 1));
+                    arf_reporting_mta = v;
+                }
+                if (nl == std::string::npos) break;
+                pos = nl + 1;
+            }
+        } else if (g_mime_content_type_is_type(ct, "text", "rfc822-headers") ||
+                   g_mime_content_type_is_type(ct, "message", "rfc822-headers") ||
+                   g_mime_content_type_is_type(ct, "message", "global-headers")) {
+            std::string h = part_bytes(part);
+            if (message_id.empty()) message_id = find_message_id(h);
+            if (original_to.empty()) {
+                std::size_t to = lower_copy(h).find("\nto:");
+                if (to != std::string::npos) original_to = find_addresses(h.substr(to + 4, h.find('\n', to + 4) - to - 4));
+            }
+        } else if (g_mime_content_type_is_type(ct, "text", "plain") || g_mime_content_type_is_type(ct, "text", "html")) {
+            bool html_part = g_mime_content_type_is_type(ct, "text", "html");
+            std::string& dst = html_part ? html : text;
+            if (dst.size() >= kMaxText) return;
+            std::string t = part_text(part);
+            if (!dst.empty()) dst.push_back('\n');
+            dst.append(t, 0, kMaxText);
+        }
+    }
+
+    void count(GMimeObject* o) {
+        if (too_many || ++parts > limits.max_parts) {
+            too_many = true;
+            return;
+        }
+        if (GMIME_IS_MULTIPART(o)) {
+            GMimeMultipart* mp = GMIME_MULTIPART(o);
+            int n = g_mime_multipart_get_count(mp);
+            for (int i = 0; i < n && !too_many; ++i) count(g_mime_multipart_get_part(mp, i));
+        } else if (GMIME_IS_MESSAGE_PART(o)) {
+            GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+            if (m && g_mime_message_get_mime_part(m)) count(g_mime_message_get_mime_part(m));
+        }
+    }
+};
+
+void on_warning(gint64, GMimeParserWarning code, const gchar*, gpointer user) {
+    auto* flags = static_cast<unsigned*>(user);
+    if (code == GMIME_WARN_TRUNCATED_MESSAGE) *flags |= 1;
+    if (code == GMIME_CRIT_NESTING_OVERFLOW) *flags |= 2;
+}
+
+// Binary data is no mail: NUL bytes, or mostly control bytes, in the first kilobytes.
+bool looks_binary(std::string_view data) {
+    std::string_view head = data.substr(0, 4096);
+    std::size_t bad = 0;
+    for (char ch : head) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c == 0) return true;
+        if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
+    }
+    return bad * 10 > head.size();
+}
+
+// The header block starts with a field name and a colon (or an mbox "From " line).
+bool starts_like_message(std::string_view data) {
+    if (data.starts_with("From ")) return true;
+    std::size_t n = 0;
+    while (n < data.size() && n < 80 && data[n] > ' ' && data[n] < 127 && data[n] != ':') ++n;
+    return n > 0 && n < data.size() && data[n] == ':';
+}
+
+bool auto_reply_subject(std::string_view subject) {
+    static constexpr std::array<std::string_view, 14> kWords = {
+        "auto:", "automatic reply", "auto-reply", "autoreply", "auto reply", "out of office", "out of the office",
+        "away until", "vacation", "abwesenheit", "réponse automatique", "respuesta automática", "risposta automatica",
+        "自動応答"};
+    std::string s = lower_copy(trim(subject));
+    return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) {
+        return s.starts_with(w) || (w.size() > 8 && s.find(w) != std::string::npos);
+    });
+}
+
+// The sender of bounces: MAILER-DAEMON, postmaster, "Mail Delivery System/Subsystem".
+bool from_mail_system(std::string_view from) {
+    std::string f = lower_copy(from);
+    return f.find("mailer-daemon") != std::string::npos || f.find("postmaster") != std::string::npos ||
+           f.find("mail delivery") != std::string::npos || f.find("mail administrator") != std::string::npos;
+}
+
+bool bounce_subject(std::string_view subject) {
+    static constexpr std::array<std::string_view, 14> kWords = {
+        "undeliver", "undelivered", "delivery", "failure", "failed", "returned", "returning", "bounce",
+        "unzustellbar", "non remis", "non distribuibile", "no se puede entregar", "error", "notification"};
+    std::string s = lower_copy(subject);
+    return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
+}
+
+// A warning that delivery is late, not that it failed ("Delivery Status Notification (Delay)",
+// "Message will be retried for 2 more day(s)").
+bool delay_wording(std::string_view text) {
+    static constexpr std::array<std::string_view, 10> kWords = {
+        "(delay)", "delayed mail", "delivery delayed", "will be retried", "will retry", "still trying",
+        "not yet been delivered", "temporary failure report", "warning: message", "delivery is delayed"};
+    std::string s = lower_copy(text);
+    return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
+}
+
+}  // namespace
+
+std::string_view to_string(ReportKind k) {
+    switch (k) {
+        case ReportKind::dsn: return "dsn";
+        case ReportKind::non_standard: return "non-standard";
+        case ReportKind::auto_reply: return "auto-reply";
+        case ReportKind::feedback_report: return "feedback-report";
+    }
+    return "non-standard";
+}
+
+BounceReport parse_bounce_message(std::string_view data, const BounceLimits& limits) {
+    BounceReport out;
+    if (trim(data).empty()) {
+        out.error = "empty file";
+        return out;
+    }
+    if (looks_binary(data)) {
+        out.error = "binary data, not a mail message";
+        return out;
+    }
+    if (!starts_like_message(trim(data.substr(0, 200)).empty() ? data : data.substr(data.find_first_not_of("\r\n")))) {
+        out.error = "not a mail message: no header fields at the start";
+        return out;
+    }
+    init_gmime();
+    GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(data.data(), data.size()));
+    GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+    g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+    std::unique_ptr<GMimeParserOptions, OptionsFree> opts(g_mime_parser_options_new());
+    unsigned flags = 0;
+    g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &flags);
+    GPtr<GMimeMessage> msg(g_mime_parser_construct_message(parser.get(), opts.get()));
+    if (!msg) {
+        out.error = "not a mail message: GMime could not parse it";
+        return out;
+    }
+    if (flags & 2) {
+        out.error = "MIME parts nested too deeply";
+        return out;
+    }
+    GMimeObject* top = GMIME_OBJECT(msg.get());
+    if (const char* s = g_mime_message_get_subject(msg.get())) out.subject = s;
+
+    Walk w(limits);
+    if (GMimeObject* body = g_mime_message_get_mime_part(msg.get())) w.visit(body, 0);
+    if (w.too_many) {
+        out.error = "more than " + std::to_string(limits.max_parts) + " MIME parts";
+        return out;
+    }
+    std::string text = w.text.empty() && !w.html.empty() ? html_to_text(w.html) : std::move(w.text);
+    // A boundary that matches no delimiter line leaves every part in the multipart's prologue:
+    // read that as text, DSN fields and all.
+    if (text.empty() && !w.have_dsn) {
+        GMimeObject* body = g_mime_message_get_mime_part(msg.get());
+        if (body && GMIME_IS_MULTIPART(body)) {
+            if (const char* pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(body))) text.assign(pro, strnlen(pro, kMaxText));
+        }
+    }
+    // A single-part bounce pastes the returned message after its own words.
+    std::string_view human = cut_returned_message(text);
+    if (w.message_id.empty() && human.size() < text.size()) w.message_id = find_message_id(std::string_view(text).substr(human.size()));
+    if (w.original_to.empty() && human.size() < text.size()) {
+        std::string_view rest = std::string_view(text).substr(human.size());
+        std::size_t to = lower_copy(rest).find("\nto:");
+        if (to != std::string_view::npos) {
+            std::size_t end = rest.find('\n', to + 4);
+            // Folded address lists continue on indented lines.
+            while (end != std::string_view::npos && end + 1 < rest.size() && (rest[end + 1] == ' ' || rest[end + 1] == '\t'))
+                end = rest.find('\n', end + 1);
+            w.original_to = find_addresses(rest.substr(to + 4, end == std::string_view::npos ? std::string_view::npos : end - to - 4));
+        }
+    }
+    out.message_id = w.message_id;
+
+    // Addresses in the text that are not recipients: the bounce's own From and To.
+    std::vector<std::string> ignore = find_addresses(header(top, "From"));
+    for (auto& a : find_addresses(header(top, "To"))) ignore.push_back(a);
+    FreeTextBounce ft = parse_free_text_bounce(human, ignore);
+    out.intro = ft.intro;
+    out.delay_notice = delay_wording(out.subject) || delay_wording(human.substr(0, 4096));
+    auto reason_for = [&](std::string_view addr) -> std::string {
+        for (const auto& r : ft.recipients)
+            if (iequals(r.recipient, addr)) return r.reason;
+        return {};
+    };
+
+    if (w.have_dsn && !w.dsn.recipients.empty()) {
+        out.kind = ReportKind::dsn;
+        out.reporting_mta = w.dsn.reporting_mta;
+        out.queue_id = w.dsn.queue_id;
+        // The block the input ended in lacks its Action and Status: its address may be cut too.
+        // (A returned message cut short is common and harmless: only a cut report counts.)
+        if ((flags & 1) && w.dsn.recipients.back().action.empty() && w.dsn.recipients.back().status.empty()) {
+            w.dsn.recipients.pop_back();
+            out.truncated = true;
+        }
+        for (auto& f : w.dsn.recipients) {
+            BounceRecipient r{f.recipient(), f.action, f.status, f.diagnostic, f.remote_mta};
+            if (r.diagnostic.empty()) r.diagnostic = reason_for(r.recipient);
+            out.recipients.push_back(std::move(r));
+        }
+        return out;
+    }
+    if (w.have_arf) {
+        out.kind = ReportKind::feedback_report;
+        out.reporting_mta = w.arf_reporting_mta;
+        std::vector<std::string> rcpts = w.arf_recipients.empty() ? w.original_to : w.arf_recipients;
+        for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, {}, {}});
+        return out;
+    }
+    // Some MTAs write DSN fields into the text itself.
+    if (DsnFields f = parse_delivery_status(human); !f.recipients.empty() &&
+        std::any_of(f.recipients.begin(), f.recipients.end(), [](auto& r) { return !r.action.empty() || !r.status.empty(); })) {
+        out.kind = ReportKind::dsn;
+        out.reporting_mta = f.reporting_mta;
+        out.queue_id = f.queue_id;
+        for (auto& r : f.recipients) {
+            BounceRecipient b{r.recipient(), r.action, r.status, r.diagnostic, r.remote_mta};
+            if (b.diagnostic.empty()) b.diagnostic = reason_for(b.recipient);
+            out.recipients.push_back(std::move(b));
+        }
+        return out;
+    }
+    // MTAs mark their bounces Auto-Submitted: auto-replied too: a message from the mail system,
+    // or one that names failed recipients, is a bounce whatever its headers say.
+    std::string auto_submitted = lower_copy(header(top, "Auto-Submitted"));
+    bool auto_reply = auto_submitted.starts_with("auto-replied") || !header(top, "X-Autoreply").empty() ||
+                      !header(top, "X-Autorespond").empty() || lower_copy(header(top, "Precedence")) == "auto_reply" ||
+                      auto_reply_subject(out.subject);
+    if (auto_reply && ft.recipients.empty() && header(top, "X-Failed-Recipients").empty() &&
+        !from_mail_system(header(top, "From")) && !bounce_subject(out.subject)) {
+        out.kind = ReportKind::auto_reply;
+        std::vector<std::string> from = find_addresses(header(top, "From"));
+        if (!from.empty()) out.recipients.push_back({from.front(), {}, {}, {}, {}});
+        return out;
+    }
+    out.kind = ReportKind::non_standard;
+    for (auto& r : ft.recipients) out.recipients.push_back({r.recipient, {}, {}, r.reason, {}});
+    if (out.recipients.empty()) {
+        // Exim names them in a header even when its text gives only local parts.
+        std::vector<std::string> rcpts = find_addresses(header(top, "X-Failed-Recipients"));
+        if (rcpts.empty()) rcpts = w.original_to;
+        if (rcpts.empty()) {
+            for (auto& a : find_addresses(human)) {
+                bool skip = std::any_of(ignore.begin(), ignore.end(), [&](auto& i) { return iequals(i, a); });
+                if (!skip) {
+                    rcpts.push_back(a);
+                    break;
+                }
+            }
+        }
+        for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, ft.intro, {}});
+    }
+    if (out.recipients.empty() && (flags & 1)) out.truncated = true;
+    return out;
+}
+
+}  // namespace preflight

@@ -1,0 +1,18 @@
+// `preflight-classify dsn`: classify bounce messages (files, directories, maildirs, mboxes,
+// stdin) into one record per failed or delayed recipient.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace preflight {
+
+// Returns the process exit code: 0 every input read, 1 some input failed, 2 usage or rule errors.
+int run_dsn_command(const std::vector<std::string>& args);
+
+// The messages of an mbox (split at "From " lines, which are dropped); a file that does not
+// start with "From " is one message, returned whole.
+std::vector<std::string_view> split_mbox(std::string_view data);
+
+}  // namespace preflight

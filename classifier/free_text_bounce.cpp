@@ -1,0 +1,386 @@
+#include "free_text_bounce.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace preflight {
+namespace {
+
+constexpr std::size_t kMaxReason = 600;  // the words that matter come first; bounds rule matching time
+constexpr std::size_t kMaxReasonLines = 20;
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+std::size_t find_nocase(std::string_view s, std::string_view needle) {
+    if (needle.empty() || s.size() < needle.size()) return std::string_view::npos;
+    for (std::size_t i = 0; i + needle.size() <= s.size(); ++i) {
+        if (lower(s[i]) != needle[0]) continue;
+        if (iequals(s.substr(i, needle.size()), needle)) return i;
+    }
+    return std::string_view::npos;
+}
+
+// Characters of an address's local part as bounces print them (RFC 5322 atext and dots).
+bool local_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+           std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos;
+}
+bool domain_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '.' ||
+           c == '[' || c == ']' || c == ':';
+}
+
+// The address whose '@' is at s[at], or empty. Sets begin/end to its extent in s.
+std::string_view address_at(std::string_view s, std::size_t at, std::size_t& begin, std::size_t& end) {
+    std::size_t b = at;
+    while (b > 0 && local_char(s[b - 1])) --b;
+    std::size_t e = at + 1;
+    while (e < s.size() && domain_char(s[e])) ++e;
+    // Trailing dots and colons are punctuation around the address ("<a@b>:", "a@b.").
+    while (e > at + 1 && (s[e - 1] == '.' || s[e - 1] == ':' || s[e - 1] == '-')) --e;
+    while (b < at && (s[b] == '.' || s[b] == '\'')) ++b;
+    std::string_view domain = s.substr(at + 1, e - at - 1);
+    if (b == at || domain.empty() || domain.find('.') == std::string_view::npos) return {};
+    if (domain.find(':') != std::string_view::npos && domain.front() != '[') return {};
+    begin = b;
+    end = e;
+    return s.substr(b, e - b);
+}
+
+// A reply code at s[i]: three digits, first 2-5, at a word start, followed by ' ' or '-'.
+int code_at(std::string_view s, std::size_t i) {
+    if (i + 4 > s.size() || s[i] < '2' || s[i] > '5' || !is_digit(s[i + 1]) || !is_digit(s[i + 2])) return 0;
+    if (s[i + 3] != ' ' && s[i + 3] != '-') return 0;
+    if (i > 0) {
+        char p = s[i - 1];
+        if (!(is_blank(p) || p == ':' || p == '(' || p == '#' || p == '<' || p == '[' || p == '"' || p == ';' || p == '='))
+            return 0;
+    }
+    return (s[i] - '0') * 100 + (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+}
+
+// An enhanced code "C.S.D" at s[i] at a word start; returns its length, 0 if none.
+std::size_t enhanced_at(std::string_view s, std::size_t i) {
+    if (i + 5 > s.size() || (s[i] != '2' && s[i] != '4' && s[i] != '5') || s[i + 1] != '.') return 0;
+    if (i > 0 && (is_digit(s[i - 1]) || s[i - 1] == '.' || local_char(s[i - 1]) ) && s[i - 1] != '#' &&
+        s[i - 1] != '(' && s[i - 1] != '=')
+        return 0;
+    std::size_t j = i + 2, n = 0;
+    while (j < s.size() && is_digit(s[j]) && n < 4) ++j, ++n;
+    if (n == 0 || n > 3 || j >= s.size() || s[j] != '.') return 0;
+    ++j;
+    n = 0;
+    while (j < s.size() && is_digit(s[j]) && n < 4) ++j, ++n;
+    if (n == 0 || n > 3) return 0;
+    if (j < s.size() && (is_digit(s[j]) || (s[j] == '.' && j + 1 < s.size() && is_digit(s[j + 1])))) return 0;
+    return j - i;
+}
+
+// The value of a "Name: value" field line if line starts with name (case-insensitive).
+bool field(std::string_view line, std::string_view name, std::string_view& value) {
+    if (line.size() <= name.size() || line[name.size()] != ':' || !iequals(line.substr(0, name.size()), name))
+        return false;
+    value = trim(line.substr(name.size() + 1));
+    return true;
+}
+
+// "rfc822; a@b" -> "a@b"; "dns; mx.example" -> "mx.example".
+std::string strip_type(std::string_view v) {
+    std::size_t semi = v.find(';');
+    if (semi != std::string_view::npos && semi < 24) v = trim(v.substr(semi + 1));
+    if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
+    return std::string(trim(v));
+}
+
+std::string lower_copy(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = lower(c);
+    return out;
+}
+
+void append_capped(std::string& out, std::string_view s) {
+    s = trim(s);
+    if (s.empty() || out.size() >= kMaxReason) return;
+    if (!out.empty()) out.push_back(' ');
+    for (char c : s.substr(0, kMaxReason - out.size())) {
+        if (is_blank(c)) {
+            if (out.back() != ' ') out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+}
+
+// The address a line names as a recipient, or empty: one at the line start (after a reply
+// code, quote or bracket), after a recipient label ("Recipient address:"), or in RCPT TO:<>.
+std::string_view recipient_on_line(std::string_view line) {
+    std::string_view t = trim(line);
+    if (t.empty()) return {};
+    std::size_t b = 0, e = 0;
+    if (std::size_t r = find_nocase(t, "rcpt to:"); r != std::string_view::npos) {
+        std::string_view rest = trim(t.substr(r + 8));
+        std::size_t at = rest.find('@');
+        if (at != std::string_view::npos && at < 200) {
+            std::string_view a = address_at(rest, at, b, e);
+            if (!a.empty() && b <= 2) return a;
+        }
+    }
+    if (t.starts_with(">>>") || t.starts_with("<<<")) t = trim(t.substr(3));
+    // Sendmail's "550 5.1.1 <a@b>... User unknown", "554 <a@b>... 550 Host unknown".
+    if (code_at(t, 0)) t = trim(t.substr(4));
+    if (std::size_t n = enhanced_at(t, 0)) t = trim(t.substr(n));
+    // A label that says the address is a recipient ("Recipient address: a@b").
+    std::size_t colon = t.find(':');
+    if (colon != std::string_view::npos && colon < 40 && colon + 1 < t.size()) {
+        std::string label = lower_copy(t.substr(0, colon));
+        static constexpr std::array<std::string_view, 8> kLabels = {
+            "recipient", "rcpt", "addressee", "destinat", "empf", "failed address", "address", "mailbox"};
+        bool is_label = label.find('@') == std::string::npos &&
+                        std::any_of(kLabels.begin(), kLabels.end(),
+                                    [&](std::string_view l) { return label.find(l) != std::string::npos; }) &&
+                        label.find("sender") == std::string::npos && label.find("from") == std::string::npos &&
+                        label.find("reply") == std::string::npos;
+        if (is_label) t = trim(t.substr(colon + 1));
+    }
+    while (!t.empty() && (t[0] == '<' || t[0] == '"' || t[0] == '\'' || t[0] == '(' || t[0] == '[' || t[0] == '*'))
+        t.remove_prefix(1);
+    std::size_t at = t.find('@');
+    if (at == std::string_view::npos || at > 128) return {};
+    std::string_view a = address_at(t, at, b, e);
+    if (a.empty() || b != 0) return {};
+    // The address must end the token: "a@b", "a@b>", "a@b:", "a@b...", "a@b on <date>".
+    if (e < t.size()) {
+        char c = t[e];
+        if (!(is_blank(c) || c == '>' || c == ':' || c == '.' || c == ',' || c == ';' || c == '"' || c == '\'' ||
+              c == ')' || c == ']'))
+            return {};
+    }
+    return a;
+}
+
+bool ignored(std::string_view a, const std::vector<std::string>& ignore) {
+    std::size_t at = a.find('@');
+    std::string_view local = a.substr(0, at);
+    if (iequals(local, "mailer-daemon")) return true;
+    return std::any_of(ignore.begin(), ignore.end(), [&](const std::string& i) { return iequals(i, a); });
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (lower(a[i]) != lower(b[i])) return false;
+    return true;
+}
+
+std::vector<std::string> find_addresses(std::string_view s) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while ((pos = s.find('@', pos)) != std::string_view::npos) {
+        std::size_t b = 0, e = 0;
+        std::string_view a = address_at(s, pos, b, e);
+        if (!a.empty()) out.emplace_back(a);
+        pos = std::max(pos + 1, e);
+    }
+    return out;
+}
+
+DsnFields parse_delivery_status(std::string_view body) {
+    DsnFields out;
+    // Unfold into (line, field) steps: a continuation line joins the field before it.
+    std::vector<std::string> lines;
+    std::size_t pos = 0;
+    while (pos < body.size()) {
+        std::size_t nl = body.find('\n', pos);
+        std::string_view line = body.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+        pos = nl == std::string_view::npos ? body.size() : nl + 1;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (!line.empty() && (line[0] == ' ' || line[0] == '\t') && !lines.empty() && !lines.back().empty()) {
+            lines.back().push_back(' ');
+            lines.back().append(trim(line));
+        } else {
+            lines.emplace_back(line);
+        }
+    }
+    DsnRecipientFields* cur = nullptr;
+    bool block_open = false;  // the current recipient's block has not ended with a blank line
+    auto start = [&](bool final) -> DsnRecipientFields& {
+        // Final- and Original-Recipient come in either order; a repeated one is the next recipient.
+        bool fresh = !cur || !block_open || !(final ? cur->final_recipient : cur->original_recipient).empty();
+        if (fresh) {
+            out.recipients.emplace_back();
+            cur = &out.recipients.back();
+        }
+        block_open = true;
+        return *cur;
+    };
+    for (const std::string& l : lines) {
+        std::string_view line = l, v;
+        if (trim(line).empty()) {
+            block_open = false;
+            continue;
+        }
+        if (field(line, "Final-Recipient", v)) {
+            start(true).final_recipient = strip_type(v);
+        } else if (field(line, "Original-Recipient", v)) {
+            start(false).original_recipient = strip_type(v);
+        } else if (field(line, "Reporting-MTA", v)) {
+            if (out.reporting_mta.empty()) out.reporting_mta = strip_type(v);
+        } else if (field(line, "X-Postfix-Queue-ID", v)) {
+            out.queue_id = std::string(v);
+        } else if (cur && block_open) {
+            if (field(line, "Action", v)) {
+                cur->action = lower_copy(trim(v.substr(0, v.find_first_of(" \t("))));
+            } else if (field(line, "Status", v)) {
+                cur->status = std::string(v.substr(0, v.find_first_of(" \t(;")));
+            } else if (field(line, "Diagnostic-Code", v)) {
+                cur->diagnostic = std::string(v);
+            } else if (field(line, "Remote-MTA", v)) {
+                cur->remote_mta = strip_type(v);
+            }
+        }
+    }
+    // Blocks without any address are noise (a stray Action: line).
+    std::erase_if(out.recipients, [](const DsnRecipientFields& r) { return r.recipient().empty(); });
+    return out;
+}
+
+std::string_view cut_returned_message(std::string_view text) {
+    static constexpr std::array<std::string_view, 14> kMarkers = {
+        "below this line is a copy of the message",
+        "this is a copy of the message",
+        "original message follows",
+        "----- original message",
+        "------ original message",
+        "--- original message",
+        "unsent message follows",
+        "returned message --",
+        "original message headers",
+        "content-type: message/rfc822",
+        "content-type: text/rfc822-headers",
+        "----- message header follows",
+        "headers of the original message",
+        "copy of the original message",
+    };
+    std::size_t pos = 0;
+    int header_run = 0;       // consecutive lines that look like header fields
+    std::size_t run_start = 0;
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        std::size_t end = nl == std::string_view::npos ? text.size() : nl;
+        std::string_view line = text.substr(pos, end - pos);
+        std::string_view t = trim(line);
+        if (t.size() < 200) {
+            std::string l = lower_copy(t);
+            for (std::string_view m : kMarkers)
+                if (l.find(m) != std::string::npos) return text.substr(0, pos);
+            // The returned message's own header block, pasted without any marker.
+            bool header = !line.empty() && line[0] != ' ' && line[0] != '\t' &&
+                          (starts_with_nocase(line, "Received: ") || starts_with_nocase(line, "Return-Path:") ||
+                           starts_with_nocase(line, "Message-ID:") || starts_with_nocase(line, "DKIM-Signature:") ||
+                           starts_with_nocase(line, "MIME-Version:") || starts_with_nocase(line, "X-Mailer:") ||
+                           starts_with_nocase(line, "Date:"));
+            if (header) {
+                if (header_run++ == 0) run_start = pos;
+                if (header_run >= 2) return text.substr(0, run_start);
+            } else if (!line.empty() && (line[0] == ' ' || line[0] == '\t') && header_run) {
+                // a folded header line keeps the run going
+            } else {
+                header_run = 0;
+            }
+        }
+        pos = end + 1;
+    }
+    return text;
+}
+
+FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<std::string>& ignore) {
+    FreeTextBounce out;
+    std::vector<std::string_view> lines;
+    for (std::size_t pos = 0; pos < text.size();) {
+        std::size_t nl = text.find('\n', pos);
+        std::size_t end = nl == std::string_view::npos ? text.size() : nl;
+        std::string_view line = text.substr(pos, end - pos);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        lines.push_back(line);
+        pos = end + 1;
+    }
+    std::vector<std::string> keys;  // lower-cased addresses of out.recipients
+    bool seen_recipient = false;
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        std::string_view a = recipient_on_line(lines[i]);
+        if (a.empty() || ignored(a, ignore)) {
+            if (!seen_recipient) append_capped(out.intro, lines[i]);
+            continue;
+        }
+        seen_recipient = true;
+        std::string key = lower_copy(a);
+        auto it = std::find(keys.begin(), keys.end(), key);
+        std::size_t idx = static_cast<std::size_t>(it - keys.begin());
+        if (it == keys.end()) {
+            keys.push_back(key);
+            out.recipients.push_back({std::string(a), {}});
+        }
+        std::string& reason = out.recipients[idx].reason;
+        append_capped(reason, lines[i]);
+        // The lines after it up to the next recipient; a blank line followed by an unindented
+        // line ends the block once it has some text (the bounce's closing words follow).
+        bool have_text = trim(lines[i]).size() > a.size() + 4;
+        std::size_t taken = 0;
+        for (std::size_t j = i + 1; j < lines.size() && taken < kMaxReasonLines; ++j) {
+            std::string_view next = recipient_on_line(lines[j]);
+            if (!next.empty() && !ignored(next, ignore) && !iequals(next, a)) break;
+            if (trim(lines[j]).empty()) {
+                if (have_text && j + 1 < lines.size() && !lines[j + 1].empty() && !is_blank(lines[j + 1][0])) break;
+                continue;
+            }
+            append_capped(reason, lines[j]);
+            have_text = true;
+            ++taken;
+            i = j;
+        }
+    }
+    if (out.recipients.empty()) out.intro.clear(), append_capped(out.intro, text);
+    return out;
+}
+
+std::string reply_from_text(std::string_view text) {
+    int code = 0;
+    for (std::size_t i = 0; i + 4 <= text.size(); ++i) {
+        if (text[i] != '4' && text[i] != '5') continue;
+        if (int c = code_at(text, i)) {
+            code = c;
+            break;
+        }
+    }
+    std::string_view enh;
+    for (std::size_t i = 0; i + 5 <= text.size(); ++i) {
+        if (text[i] != '4' && text[i] != '5') continue;
+        if (std::size_t n = enhanced_at(text, i)) {
+            // Of the code's class when there is a code: "550 ... 4.4.1" mixes two replies.
+            if (code && text[i] - '0' != code / 100) continue;
+            enh = text.substr(i, n);
+            break;
+        }
+    }
+    std::string out;
+    if (code) out.append(std::to_string(code)).push_back(' ');
+    if (!enh.empty()) out.append(enh).push_back(' ');
+    out.append(text);
+    return out;
+}
+
+}  // namespace preflight

@@ -1,0 +1,109 @@
+#include "corpus_scoring.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace preflight::corpus {
+namespace {
+double pct(int a, int b) { return b ? 100.0 * a / b : 100.0; }
+}  // namespace
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::string cur;
+    std::stringstream ss(s);
+    while (std::getline(ss, cur, sep)) out.push_back(cur);
+    if (!s.empty() && s.back() == sep) out.emplace_back();
+    return out;
+}
+
+bool load(const std::string& dir, Corpus& out) {
+    std::ifstream exp(dir + "/expected.tsv"), cmap(dir + "/category-map.tsv");
+    if (!exp || !cmap) return false;
+    std::string line;
+    while (std::getline(cmap, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        auto f = split(line, '\t');
+        if (f.size() < 3) continue;
+        ReasonMap m{f[1], f[2], {}};
+        if (f.size() > 3)
+            for (auto& c : split(f[3], ',')) if (!c.empty()) m.categories.insert(c);
+        out.reasons[f[0]] = m;
+    }
+    std::getline(exp, line);  // header
+    while (std::getline(exp, line)) {
+        auto f = split(line, '\t');
+        if (f.size() < 6) continue;
+        out.rows.push_back({f[0], std::stoi(f[1]), f[2], f[3], f[4]});
+    }
+    return true;
+}
+
+void Score::add(const Corpus& c, const ExpectedRow& row, const Answer& a) {
+    ++rows_;
+    auto mit = c.reasons.find(row.reason);
+    EnhancedCode want;
+    bool has_code = !row.status.empty() && parse_enhanced_code(row.status, want);
+    if (!a.found) {
+        if (verbose_) std::cout << "MISS " << row.file << " #" << row.index << " " << row.reason << "\n";
+        if (strict_ && mit != c.reasons.end()) {
+            if (!mit->second.categories.empty()) ++cat_rows_, ++misses_by_reason_[row.reason];
+            ++bounce_rows_;
+            if (has_code) ++code_rows_;
+        }
+        return;
+    }
+    ++found_;
+    if (mit == c.reasons.end()) return;
+    const ReasonMap& m = mit->second;
+    if (!m.categories.empty()) {
+        ++cat_rows_;
+        bool ok = m.categories.count(a.category) > 0;
+        cat_ok_ += ok;
+        if (!ok) ++misses_by_reason_[row.reason];
+        if (!ok && verbose_)
+            std::cout << "CAT  " << row.file << " #" << row.index << " want " << row.reason << " got " << a.category << " "
+                      << a.detail << "\n";
+    }
+    ++bounce_rows_;
+    bool bok = m.bounce == "either" ? (a.bounce == "hard" || a.bounce == "soft")
+             : m.bounce == "none"   ? a.bounce != "hard"
+                                    : a.bounce == m.bounce;
+    if (row.reason == "feedback" || row.reason == "vacation") bok = a.bounce != "hard";
+    bounce_ok_ += bok;
+    if (!bok && verbose_)
+        std::cout << "BNC  " << row.file << " #" << row.index << " want " << m.bounce << " (" << row.reason << ") got "
+                  << a.bounce << " " << a.detail << "\n";
+    if (has_code) {
+        ++code_rows_;
+        bool ok = want.detail >= 900 && want.subject == 0 ? a.enhanced.cls == want.cls : a.enhanced == want;
+        code_ok_ += ok;
+        if (!ok && verbose_) {
+            char buf[12];
+            std::string got(buf, a.enhanced ? a.enhanced.format(buf) : 0);
+            std::cout << "CODE " << row.file << " #" << row.index << " want " << row.status << " got " << got << " "
+                      << a.detail << "\n";
+        }
+    }
+}
+
+double Score::found_pct() const { return pct(found_, rows_); }
+double Score::category_pct() const { return pct(cat_ok_, cat_rows_); }
+double Score::bounce_pct() const { return pct(bounce_ok_, bounce_rows_); }
+double Score::code_pct() const { return pct(code_ok_, code_rows_); }
+
+void Score::print(const std::string& dir, bool print_found) const {
+    std::printf("corpus %s: %d rows, %d with no %s found\n", dir.c_str(), rows_, rows_ - found_,
+                print_found ? "recipient" : "reply");
+    if (print_found) std::printf("  recipients found    %5.1f%% (%d/%d)\n", found_pct(), found_, rows_);
+    std::printf("  category agreement  %5.1f%% (%d/%d)\n", category_pct(), cat_ok_, cat_rows_);
+    std::printf("  hard/soft agreement %5.1f%% (%d/%d)\n", bounce_pct(), bounce_ok_, bounce_rows_);
+    std::printf("  enhanced code       %5.1f%% (%d/%d)\n", code_pct(), code_ok_, code_rows_);
+    std::printf("  category misses by reason:");
+    for (auto& [r, n] : misses_by_reason_) std::printf(" %s=%d", r.c_str(), n);
+    std::printf("\n");
+}
+
+}  // namespace preflight::corpus

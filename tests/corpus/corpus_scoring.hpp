@@ -1,0 +1,64 @@
+// Scoring against the labelled bounce corpus (../shared/corpus/bounces), shared by the
+// corpus tests: reading expected.tsv and category-map.tsv, and the README's rules for each
+// row (allowed categories, hard/soft with 'either', the X.0.9NN class-digit rule, feedback and
+// vacation rows never hard).
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "reply_parser.hpp"
+
+namespace preflight::corpus {
+
+struct ReasonMap {
+    std::string status, bounce;
+    std::set<std::string> categories;
+};
+
+struct ExpectedRow {
+    std::string file;
+    int index = 1;  // 1-based recipient index within the file
+    std::string status, replycode, reason;
+};
+
+struct Corpus {
+    std::map<std::string, ReasonMap> reasons;
+    std::vector<ExpectedRow> rows;
+};
+
+// False when dir has no expected.tsv or category-map.tsv.
+bool load(const std::string& dir, Corpus& out);
+
+// What a classifier said about one row.
+struct Answer {
+    bool found = false;  // false: the recipient was not found at all
+    std::string category, bounce;
+    EnhancedCode enhanced;
+    std::string detail;  // shown with CORPUS_VERBOSE
+};
+
+class Score {
+public:
+    // strict: a row that was not found counts as wrong in the other three figures too.
+    explicit Score(bool strict) : strict_(strict) {}
+    void add(const Corpus& c, const ExpectedRow& row, const Answer& a);
+    // Prints the figures; found is printed only when print_found.
+    void print(const std::string& dir, bool print_found) const;
+    double found_pct() const, category_pct() const, bounce_pct() const, code_pct() const;
+
+private:
+    bool strict_;
+    bool verbose_ = false;
+    int rows_ = 0, found_ = 0, cat_rows_ = 0, cat_ok_ = 0, bounce_rows_ = 0, bounce_ok_ = 0, code_rows_ = 0, code_ok_ = 0;
+    std::map<std::string, int> misses_by_reason_;
+
+public:
+    Score& verbose(bool v) { verbose_ = v; return *this; }
+};
+
+std::vector<std::string> split(const std::string& s, char sep);
+
+}  // namespace preflight::corpus

@@ -1,0 +1,155 @@
+// The dsn command's parsers and classification on small hand-written bounces (tests/data/dsn).
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iterator>
+
+#include "bounce_classifier.hpp"
+#include "dsn_command.hpp"
+#include "free_text_bounce.hpp"
+
+using namespace preflight;
+
+namespace {
+
+std::string fixture(const std::string& name) {
+    std::ifstream in(std::string(PREFLIGHT_TEST_DATA) + "/dsn/" + name, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+const ReplyClassifier& classifier() {
+    static const ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
+    return cl;
+}
+
+std::vector<BounceVerdict> verdicts(const BounceReport& r) {
+    std::string scratch;
+    return classify_bounce(r, classifier(), scratch);
+}
+
+}  // namespace
+
+TEST_CASE("delivery-status fields: blocks, continuation lines, either recipient order") {
+    DsnFields f = parse_delivery_status(
+        "Reporting-MTA: dns; mx.example.org\r\nX-Postfix-Queue-ID: ABC\r\n\r\n"
+        "Final-Recipient: rfc822; a@example.com\r\nOriginal-Recipient: rfc822;a@example.com\r\n"
+        "Action: Failed\r\nStatus: 5.1.1 (bad mailbox)\r\nDiagnostic-Code: smtp; 550 5.1.1\r\n  no such user\r\n\r\n"
+        "Original-Recipient: rfc822; b@example.com\r\nFinal-Recipient: rfc822; <b@example.com>\r\nAction: delayed\r\n"
+        "Status: 4.4.1\r\nRemote-MTA: dns; mx.example.com\r\n");
+    REQUIRE(f.recipients.size() == 2);
+    CHECK(f.reporting_mta == "mx.example.org");
+    CHECK(f.queue_id == "ABC");
+    CHECK(f.recipients[0].recipient() == "a@example.com");
+    CHECK(f.recipients[0].action == "failed");
+    CHECK(f.recipients[0].status == "5.1.1");
+    CHECK(f.recipients[0].diagnostic == "smtp; 550 5.1.1 no such user");
+    CHECK(f.recipients[1].recipient() == "b@example.com");
+    CHECK(f.recipients[1].remote_mta == "mx.example.com");
+}
+
+TEST_CASE("free text: recipients in order, reasons, ignored addresses") {
+    std::string text =
+        "Hi. This is the qmail-send program at example.org.\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n"
+        "<a@example.com>:\nRemote host said: 550 5.1.1 <sender@example.net>... User unknown\n\n"
+        "<b@example.com>:\nRemote host said: 552 Mailbox full\n\n";
+    FreeTextBounce ft = parse_free_text_bounce(text, {"sender@example.net"});
+    REQUIRE(ft.recipients.size() == 2);
+    CHECK(ft.recipients[0].recipient == "a@example.com");
+    CHECK(ft.recipients[0].reason.find("User unknown") != std::string::npos);
+    CHECK(ft.recipients[1].recipient == "b@example.com");
+    CHECK(ft.recipients[1].reason.find("Mailbox full") != std::string::npos);
+    CHECK(ft.intro.find("qmail-send") != std::string::npos);
+    CHECK(reply_from_text("Remote host said: 552 Mailbox full").starts_with("552 "));
+    CHECK(reply_from_text("host 192.0.2.1 said: 550 5.1.1 no").starts_with("550 5.1.1 "));
+    CHECK(cut_returned_message("why\n--- Below this line is a copy of the message.\nFrom: x\n") == "why\n");
+}
+
+TEST_CASE("split_mbox") {
+    auto one = split_mbox("From: a@b\n\nbody\n");
+    REQUIRE(one.size() == 1);
+    auto two = split_mbox("From a@b Mon Jan  1 00:00:00 2024\nSubject: 1\n\nx\nFrom a@b Mon Jan  1 00:00:01 2024\nSubject: 2\n\ny\n");
+    REQUIRE(two.size() == 2);
+    CHECK(two[0] == "Subject: 1\n\nx\n");
+    CHECK(two[1] == "Subject: 2\n\ny\n");
+}
+
+TEST_CASE("Postfix DSN: two recipients, fields and classification") {
+    BounceReport r = parse_bounce_message(fixture("postfix-dsn.eml"));
+    REQUIRE(r.error.empty());
+    CHECK(r.kind == ReportKind::dsn);
+    CHECK(r.reporting_mta == "mx.example.org");
+    CHECK(r.queue_id == "4ABCD1234");
+    CHECK(r.message_id == "orig-1@example.net");
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].recipient->recipient == "bob@example.com");
+    CHECK(v[0].status == Status::bounce);
+    CHECK(v[0].bounce == Bounce::hard);
+    CHECK(v[0].category == Category::bad_mailbox);
+    CHECK(v[0].code == 550);
+    CHECK(v[0].enhanced == EnhancedCode{5, 1, 1});
+    CHECK(v[1].recipient->recipient == "carol@example.com");
+    CHECK(v[1].category == Category::quota_issues);
+    CHECK(v[1].bounce == Bounce::soft);
+}
+
+TEST_CASE("delayed DSN is deferred and never hard") {
+    auto v = verdicts(parse_bounce_message(fixture("delayed-dsn.eml")));
+    REQUIRE(v.size() == 2);
+    for (auto& x : v) {
+        CHECK(x.status == Status::deferred);
+        CHECK(x.bounce == Bounce::soft);
+    }
+    CHECK(v[0].enhanced == EnhancedCode{4, 4, 1});  // from Status: the diagnostic has no code
+}
+
+TEST_CASE("Exim free-text bounce") {
+    BounceReport r = parse_bounce_message(fixture("exim-freetext.eml"));
+    CHECK(r.kind == ReportKind::non_standard);
+    CHECK(r.message_id == "orig-2@example.net");
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "dave@example.com");
+    CHECK(v[0].category == Category::bad_mailbox);
+    CHECK(v[0].bounce == Bounce::hard);
+}
+
+TEST_CASE("quoted-printable ISO-8859-1 bounce is decoded to UTF-8") {
+    BounceReport r = parse_bounce_message(fixture("qp-localised.eml"));
+    CHECK(r.subject == "Unzustellbar: Hallo");
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "erik@example.de");
+    CHECK(v[0].diagnostic.find("\xC3\xBC" "ber") != std::string::npos);  // "über"
+    CHECK(v[0].category == Category::quota_issues);
+}
+
+TEST_CASE("vacation reply and ARF report are never hard bounces") {
+    BounceReport vac = parse_bounce_message(fixture("vacation.eml"));
+    CHECK(vac.kind == ReportKind::auto_reply);
+    auto v = verdicts(vac);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "frank@example.com");
+    CHECK(v[0].bounce == Bounce::none);
+    BounceReport arf = parse_bounce_message(fixture("arf.eml"));
+    CHECK(arf.kind == ReportKind::feedback_report);
+    v = verdicts(arf);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "grace@isp.example");
+    CHECK(v[0].bounce == Bounce::none);
+}
+
+TEST_CASE("bad input: truncated, binary, empty, too many parts") {
+    BounceReport t = parse_bounce_message(fixture("truncated.eml"));
+    CHECK((t.truncated || !t.error.empty()));
+    CHECK(parse_bounce_message(std::string("\x7f" "ELF\x02\x01\x01\0\0\0binary", 17)).error.find("binary") != std::string::npos);
+    CHECK(!parse_bounce_message("").error.empty());
+    CHECK(!parse_bounce_message("no header here\njust text\n").error.empty());
+    std::string many = "From: a@b\nContent-Type: multipart/mixed; boundary=X\n\n";
+    for (int i = 0; i < 50; ++i) many += "--X\nContent-Type: text/plain\n\nx\n";
+    many += "--X--\n";
+    BounceLimits lim;
+    lim.max_parts = 20;
+    CHECK(parse_bounce_message(many, lim).error.find("more than 20 MIME parts") != std::string::npos);
+}
