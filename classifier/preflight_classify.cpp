@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "log_command.hpp"
 #include "reply_command.hpp"
 
 #ifndef PREFLIGHT_VERSION
@@ -15,6 +16,7 @@ const char kUsage[] =
     "usage: preflight-classify COMMAND [ARGS]\n"
     "commands:\n"
     "  reply   classify SMTP replies (arguments or stdin, one per line)\n"
+    "  log     one row per recipient with its final state from Postfix logs\n"
     "run 'preflight-classify COMMAND --help' for a command's options\n";
 
 }  // namespace
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
     const std::string cmd = args.front();
     args.erase(args.begin());
     if (cmd == "reply") return preflight::run_reply_command(args);
+    if (cmd == "log") return preflight::run_log_command(args);
     if (cmd == "-h" || cmd == "--help") {
         std::cout << kUsage;
         return 0;

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "command_util.hpp"
 #include "output.hpp"
 #include "reply_classifier.hpp"
 
@@ -39,22 +40,7 @@ const char kUsage[] =
     "  (default: one per core).\n"
     "exit: 0 all classified, 1 some could not be classified, 2 usage or rule file error\n";
 
-bool write_all(std::string& out) {
-    const char* p = out.data();
-    std::size_t left = out.size();
-    while (left) {
-        ssize_t n = ::write(STDOUT_FILENO, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            std::cerr << "preflight-classify: write error: " << std::strerror(errno) << "\n";
-            return false;
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-    }
-    out.clear();
-    return true;
-}
+bool write_all(std::string& out) { return preflight::write_all(STDOUT_FILENO, out); }
 
 // What every reply goes through; immutable, so shared by all worker threads.
 struct Job {
@@ -372,15 +358,8 @@ int run_reply_command(const std::vector<std::string>& args) {
         }
     }
 
-    std::shared_ptr<const RuleSet> rules;
-    try {
-        RuleSetBuilder builder;
-        for (const auto& f : rule_files) builder.add_file(f);
-        rules = builder.add_shipped().build();
-    } catch (const RuleError& e) {
-        std::cerr << "preflight-classify: " << e.what() << "\n";
-        return 2;
-    }
+    std::shared_ptr<const RuleSet> rules = load_rules(rule_files);
+    if (!rules) return 2;
     ReplyClassifier classifier(rules);
     const Job job{classifier, ResultWriter(format), origin};
     std::string out;
