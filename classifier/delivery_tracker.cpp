@@ -91,7 +91,8 @@ void DeliveryTracker::maybe_evict(std::int64_t now) {
         for (const auto& id : victims) evict(open_.find(id));
     }
     // Time-based sweep at most once per hour of log time.
-    if (now - last_sweep_ < 3600) return;
+    if (swept_ && now - last_sweep_ < 3600) return;  // also when the log goes back in time
+    swept_ = true;
     last_sweep_ = now;
     std::int64_t cutoff = now - options_.queue_lifetime;
     for (auto it = open_.begin(); it != open_.end();) {

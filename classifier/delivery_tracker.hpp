@@ -87,7 +87,8 @@ private:
     Map open_;
     DeliveryRow row_;
     std::string scratch_;
-    std::int64_t last_sweep_ = INT64_MIN;
+    std::int64_t last_sweep_ = 0;
+    bool swept_ = false;
     std::size_t evicted_ = 0;
 };
 

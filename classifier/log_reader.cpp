@@ -174,7 +174,7 @@ int LineSplitter::pump(LogInput& in, const OnLine& on_line, std::string& error) 
                 break;
             }
             std::size_t pos = static_cast<std::size_t>(static_cast<const char*>(nl) - base);
-            if (skipping_) {
+            if (skipping_ || pos - start_ > kMaxLogLine) {
                 skipping_ = false;
                 on_line({}, true);
             } else {
