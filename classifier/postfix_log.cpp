@@ -276,7 +276,7 @@ std::string_view remote_reply(std::string_view text) {
 LineResult parse_log_line(std::string_view line, const YearReference& ref, LogEvent& ev, std::string_view& why) {
     std::size_t pos = 0;
     if (!parse_timestamp(line, ref, ev.time, pos)) {
-        why = "no syslog or maillog_file timestamp";
+        why = "no timestamp at its start";
         return LineResult::not_a_log;
     }
     // host, then "tag: " (the tag is "postfix/smtp[123]" or "name[pid]" or "name").
