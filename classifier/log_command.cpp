@@ -23,7 +23,8 @@ namespace {
 
 const char kUsage[] =
     "usage: preflight-classify log [--format csv|json|xlsx] [--output FILE] [--wide] [--follow]\n"
-    "                              [--rules FILE]... [--queue-lifetime TIME] [MAILLOG...]\n"
+    "                              [--dsn DIR]... [--rules FILE]... [--queue-lifetime TIME]\n"
+    "                              [MAILLOG...]\n"
     "  Reads Postfix logs (syslog or maillog_file format, plain or gzip; stdin when no MAILLOG\n"
     "  or '-') and writes one row per recipient with its final state: Sent, Deferred, Bounce,\n"
     "  Rejected or Expired. Several MAILLOGs are read as one log, in the order given (oldest\n"
@@ -35,6 +36,8 @@ const char kUsage[] =
     "  --follow          after the input, keep reading the last MAILLOG as it grows (rotation\n"
     "                    and truncation handled) and write rows as they become final; stop\n"
     "                    with SIGINT or SIGTERM\n"
+    "  --dsn DIR         bounce reports received after delivery: a Sent row they refer to\n"
+    "                    becomes a Bounce with their reason (repeatable)\n"
     "  --rules FILE      site classifier rules, before the shipped ones (repeatable)\n"
     "  --queue-lifetime  Postfix's maximal_queue_lifetime (default 5d; units s m h d w, plain\n"
     "                    number = days): a queue id the log has not mentioned for longer is\n"
@@ -80,7 +83,7 @@ struct Options {
     RowFormat format = RowFormat::csv;
     std::string output;
     bool wide = false, follow = false;
-    std::vector<std::string> rules, files;
+    std::vector<std::string> rules, files, dsn_dirs;
     TrackerOptions tracker;
 };
 
@@ -228,7 +231,7 @@ bool follow(const std::string& path, std::unique_ptr<LogInput> in, LineSplitter&
 
 }  // namespace
 
-int run_log_command(const std::vector<std::string>& args, std::vector<DsnRecord> dsn) {
+int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_dsn) {
     Options o;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
@@ -251,6 +254,11 @@ int run_log_command(const std::vector<std::string>& args, std::vector<DsnRecord>
             o.wide = true;
         } else if (a == "--follow" || a == "-f") {
             o.follow = true;
+        } else if (a == "--dsn") {
+            const std::string* v = value("--dsn");
+            if (!v) return usage_error("--dsn needs a directory");
+            if (!load_dsn) return usage_error("--dsn: this build cannot read bounce reports yet");
+            o.dsn_dirs.push_back(*v);
         } else if (a == "--rules") {
             const std::string* v = value("--rules");
             if (!v) return usage_error("--rules needs a file");
@@ -332,6 +340,14 @@ int run_log_command(const std::vector<std::string>& args, std::vector<DsnRecord>
     }
     out.header();
 
+    std::vector<DsnRecord> dsn;
+    for (const auto& dir : o.dsn_dirs) {
+        std::string error;
+        if (!load_dsn(dir, dsn, error)) {
+            std::cerr << "preflight-classify: " << error << "\n";
+            return 1;
+        }
+    }
     DsnJoin join(std::move(dsn));
     std::string scratch;
     DeliveryTracker tracker(classifier, o.tracker, [&](DeliveryRow& row) {

@@ -436,3 +436,56 @@ TEST_CASE("line splitter: pieces, CRLF, over-long lines, last line without newli
         CHECK(lines == std::vector<std::string>{"one", "two", "<too long>", "three", "", "four"});
     }
 }
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include "log_command.hpp"
+
+TEST_CASE("log command: --dsn records from the loader turn a Sent row into a Bounce", "[log]") {
+    char dir_template[] = "/tmp/preflight-log-unit.XXXXXX";
+    REQUIRE(mkdtemp(dir_template));
+    const std::string dir = dir_template, log = dir + "/maillog", out = dir + "/rows.json";
+    {
+        std::ofstream f(log);
+        f << "2024-06-03T10:00:00Z mx postfix/cleanup[1]: 4AB12345: message-id=<m1@example.com>\n"
+             "2024-06-03T10:00:01Z mx postfix/qmgr[2]: 4AB12345: from=<alice@example.com>, size=1, nrcpt=2 (queue active)\n"
+             "2024-06-03T10:00:02Z mx postfix/smtp[3]: 4AB12345: to=<bob@example.org>, relay=mx[192.0.2.1]:25, "
+             "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 9XYZ)\n"
+             "2024-06-03T10:00:02Z mx postfix/smtp[3]: 4AB12345: to=<carol@example.org>, relay=mx[192.0.2.1]:25, "
+             "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 9XYA)\n";
+    }
+    std::vector<std::string> dirs_asked;
+    DsnLoader loader = [&](const std::string& d, std::vector<DsnRecord>& recs, std::string&) {
+        dirs_asked.push_back(d);
+        DsnRecord r;
+        r.queue_id = "9XYZ";  // the downstream's id, as its DSN names it
+        r.recipient = "bob@example.org";
+        r.reason = "smtp; 552 5.2.2 <bob@example.org>: mailbox over quota";
+        recs.push_back(r);
+        return true;
+    };
+    int rc = run_log_command({"--format", "json", "--wide", "--dsn", "dsn-dir", "--output", out, log}, loader);
+    CHECK(rc == 0);
+    CHECK(dirs_asked == std::vector<std::string>{"dsn-dir"});
+    std::ifstream in(out);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string rows = ss.str();
+    CHECK(rows.find("\"recipient\": \"bob@example.org\", \"status\": \"Bounce\", \"message\": \"smtp; 552 5.2.2") !=
+          std::string::npos);
+    CHECK(rows.find("\"category\": \"quota-issues\"") != std::string::npos);
+    CHECK(rows.find("\"recipient\": \"carol@example.org\", \"status\": \"Sent\"") != std::string::npos);
+    // Without a loader, --dsn is a usage error; a failing loader is an input error.
+    CHECK(run_log_command({"--dsn", "x", log}) == 2);
+    DsnLoader failing = [](const std::string& d, std::vector<DsnRecord>&, std::string& e) {
+        e = d + ": cannot read";
+        return false;
+    };
+    CHECK(run_log_command({"--dsn", "x", "--output", out, log}, failing) == 1);
+    std::remove(out.c_str());
+    std::remove(log.c_str());
+    rmdir(dir.c_str());
+}
