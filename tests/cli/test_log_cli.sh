@@ -128,7 +128,7 @@ wait_for 50 rows 4; check "follow: truncation (copytruncate)" $?
 printf '%s' "$(line AAAAA5 fifth@example.org sent)" >>"$F"
 sleep 0.6
 rows 5 && r=1 || r=0
-check "follow: a line without newline is not read yet" $r
+check "follow: a line without newline is not read yet" "$r"
 echo >>"$F"
 wait_for 50 rows 5; check "follow: the line once complete" $?
 kill -TERM "$FOLLOW_PID"

@@ -51,7 +51,9 @@ fi
 IT_DIR=$(mktemp -d /tmp/preflight-log-it.XXXXXX)
 chmod 755 "$IT_DIR"
 mkdir -p "$IT_DIR/out"
-DOWN_PID='' PF_PID=''
+DOWN_PID=''
+# shellcheck disable=SC2034 # set by pf_start, read by pf_stop (lib.sh)
+PF_PID=''
 
 cleanup() {
   local rc=$?
@@ -76,7 +78,7 @@ die() {
   exit 1
 }
 
-free_port SMTPD_PORT && free_port DOWN_PORT && free_port HANG_PORT || die "setup: no free ports"
+if ! { free_port SMTPD_PORT && free_port DOWN_PORT && free_port HANG_PORT; }; then die "setup: no free ports"; fi
 
 # ---- downstream -----------------------------------------------------------------------------
 "$IT_PY" "$HERE/downstream.py" --port "$DOWN_PORT" --hang-port "$HANG_PORT" \
@@ -85,7 +87,7 @@ free_port SMTPD_PORT && free_port DOWN_PORT && free_port HANG_PORT || die "setup
   >"$IT_DIR/downstream.err" 2>&1 </dev/null &
 DOWN_PID=$!
 track_pid "$DOWN_PID" downstream.py
-wait_for 100 file_nonempty "$IT_DIR/down.ready" && wait_for 50 tcp_open 127.0.0.1 "$DOWN_PORT" ||
+{ wait_for 100 file_nonempty "$IT_DIR/down.ready" && wait_for 50 tcp_open 127.0.0.1 "$DOWN_PORT"; } ||
   die "setup: downstream.py did not start: $(tail -3 "$IT_DIR/downstream.err")"
 
 # ---- Postfix --------------------------------------------------------------------------------
