@@ -349,6 +349,11 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
     }
     GMimeObject* top = GMIME_OBJECT(msg.get());
     if (const char* s = g_mime_message_get_subject(msg.get())) out.subject = s;
+    if (GDateTime* d = g_mime_message_get_date(msg.get())) {  // owned by the message
+        out.has_date = true;
+        out.date = g_date_time_to_unix(d);
+        out.date_offset = static_cast<std::int32_t>(g_date_time_get_utc_offset(d) / G_TIME_SPAN_SECOND);
+    }
 
     Walk w(limits);
     if (GMimeObject* body = g_mime_message_get_mime_part(msg.get())) w.visit(body, 0);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,10 @@ struct BounceRecipient {
 struct BounceReport {
     ReportKind kind = ReportKind::non_standard;
     std::string reporting_mta, message_id, queue_id, subject;
+    // The bounce's Date header: seconds since the epoch and the zone it was written in.
+    bool has_date = false;
+    std::int64_t date = 0;
+    std::int32_t date_offset = 0;  // seconds east of UTC
     std::vector<BounceRecipient> recipients;
     bool delay_notice = false;  // the text says the MTA is still trying (a warning, not a failure)
     std::string intro;  // general wording of the human-readable part, for recipients without a reason

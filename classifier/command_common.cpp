@@ -22,11 +22,13 @@ std::shared_ptr<const RuleSet> load_rules(const std::vector<std::string>& site_f
     }
 }
 
-bool write_all(std::string& out) {
+bool write_all(std::string& out) { return write_all(STDOUT_FILENO, out); }
+
+bool write_all(int fd, std::string& out) {
     const char* p = out.data();
     std::size_t left = out.size();
     while (left) {
-        ssize_t n = ::write(STDOUT_FILENO, p, left);
+        ssize_t n = ::write(fd, p, left);
         if (n < 0) {
             if (errno == EINTR) continue;
             std::cerr << "preflight-classify: write error: " << std::strerror(errno) << "\n";

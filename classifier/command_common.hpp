@@ -17,8 +17,9 @@ namespace preflight {
 // "preflight-classify: FILE:LINE: reason" to stderr and returns nullptr (the caller exits 2).
 std::shared_ptr<const RuleSet> load_rules(const std::vector<std::string>& site_files);
 
-// Writes out to stdout in full and clears it; on error prints the reason and returns false.
+// Writes out to stdout (or fd) in full and clears it; on error prints the reason and returns false.
 bool write_all(std::string& out);
+bool write_all(int fd, std::string& out);
 
 // PREFLIGHT_THREADS if set to a sensible number, else one worker per core.
 unsigned worker_count();

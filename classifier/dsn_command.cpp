@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -301,6 +302,63 @@ std::vector<std::string_view> split_mbox(std::string_view data) {
     }
     if (out.empty()) out.push_back(data);
     return out;
+}
+
+bool load_dsn_records(const std::string& dir, std::vector<DsnRecord>& out, std::string& error) {
+    std::vector<Input> inputs;
+    expand_dir(dir, inputs);
+    bool ok = true;
+    auto fail = [&](const std::string& name, const std::string& why) {
+        if (ok) error = name + ": " + why;  // the first one; the caller reports it
+        ok = false;
+    };
+    for (Input& in : inputs) {
+        if (!in.error.empty()) {
+            fail(in.name, in.error);
+            continue;
+        }
+        std::string data, why;
+        if (!read_file(in.path, kDefaultMaxBytes, data, why)) {
+            fail(in.name, why);
+            continue;
+        }
+        std::error_code ec;
+        auto mtime = fs::last_write_time(in.path, ec);
+        std::int64_t file_time = ec ? 0
+                                    : std::chrono::duration_cast<std::chrono::seconds>(
+                                          std::chrono::file_clock::to_sys(mtime).time_since_epoch()).count();
+        for (std::string_view msg : split_mbox(data)) {
+            BounceReport r = parse_bounce_message(msg);
+            if (!r.error.empty()) {
+                fail(in.name, r.error);
+                continue;
+            }
+            if (r.kind == ReportKind::auto_reply || r.kind == ReportKind::feedback_report || r.delay_notice) continue;
+            for (const BounceRecipient& rc : r.recipients) {
+                if (!rc.action.empty() && rc.action != "failed") continue;  // delayed, delivered, relayed
+                DsnRecord d;
+                d.queue_id = r.queue_id;
+                d.message_id = r.message_id;
+                if (d.message_id.size() >= 2 && d.message_id.front() == '<' && d.message_id.back() == '>')
+                    d.message_id = d.message_id.substr(1, d.message_id.size() - 2);
+                d.recipient = rc.recipient;
+                d.time.civil = (r.has_date ? r.date : file_time) + (r.has_date ? r.date_offset : 0);
+                d.time.offset = r.has_date ? r.date_offset : 0;
+                // A failure after temporary errors is the queue lifetime running out.
+                d.status = rc.status.starts_with("4.") ? Status::expired : Status::bounce;
+                d.reason = !rc.diagnostic.empty() ? rc.diagnostic : rc.status;
+                // "smtp; 550 5.1.1 ...": the row shows the reply, not RFC 3464's diagnostic type.
+                if (std::size_t semi = d.reason.find(';'); semi != std::string::npos && semi < 16 &&
+                    std::all_of(d.reason.begin(), d.reason.begin() + static_cast<std::ptrdiff_t>(semi),
+                                [](unsigned char ch) { return std::isalnum(ch) || ch == '-'; })) {
+                    std::size_t from = d.reason.find_first_not_of(' ', semi + 1);
+                    d.reason.erase(0, from == std::string::npos ? d.reason.size() : from);
+                }
+                out.push_back(std::move(d));
+            }
+        }
+    }
+    return ok;
 }
 
 int run_dsn_command(const std::vector<std::string>& args) {

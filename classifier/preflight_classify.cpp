@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "dsn_command.hpp"
+#include "log_command.hpp"
 #include "reply_command.hpp"
 
 #ifndef PREFLIGHT_VERSION
@@ -17,6 +18,7 @@ const char kUsage[] =
     "commands:\n"
     "  reply   classify SMTP replies (arguments or stdin, one per line)\n"
     "  dsn     classify bounce messages: DSNs, non-standard bounces, auto-replies, ARF reports\n"
+    "  log     one row per recipient with its final state from Postfix logs\n"
     "run 'preflight-classify COMMAND --help' for a command's options\n";
 
 }  // namespace
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
     args.erase(args.begin());
     if (cmd == "reply") return preflight::run_reply_command(args);
     if (cmd == "dsn") return preflight::run_dsn_command(args);
+    if (cmd == "log") return preflight::run_log_command(args, preflight::load_dsn_records);
     if (cmd == "-h" || cmd == "--help") {
         std::cout << kUsage;
         return 0;

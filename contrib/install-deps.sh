@@ -14,7 +14,9 @@ PACKAGES=(
   # tests and benchmarks
   catch2 libbenchmark-dev
   # real components used by integration tests
-  postfix swaks python3-aiosmtpd python3-dnslib dnsutils openssl
+  postfix swaks python3-aiosmtpd python3-dnslib python3-openpyxl dnsutils openssl
+  # benchmark baseline of preflight-classify log
+  pflogsumm
   # docs
   mandoc time
 )

@@ -1,0 +1,426 @@
+#include "log_command.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <optional>
+
+#include "command_common.hpp"
+#include "delivery_tracker.hpp"
+#include "delivery_writers.hpp"
+#include "log_reader.hpp"
+#include "postfix_log.hpp"
+
+namespace preflight {
+namespace {
+
+const char kUsage[] =
+    "usage: preflight-classify log [--format csv|json|xlsx] [--output FILE] [--wide] [--follow]\n"
+    "                              [--dsn DIR]... [--rules FILE]... [--queue-lifetime TIME]\n"
+    "                              [MAILLOG...]\n"
+    "  Reads Postfix logs (syslog or maillog_file format, plain or gzip; stdin when no MAILLOG\n"
+    "  or '-') and writes one row per recipient with its final state: Sent, Deferred, Bounce,\n"
+    "  Rejected or Expired. Several MAILLOGs are read as one log, in the order given (oldest\n"
+    "  first: maillog.2.gz maillog.1 maillog).\n"
+    "  --format          csv (default; RFC 4180), json (JSON Lines), xlsx (needs --output or a\n"
+    "                    stdout that is not a terminal)\n"
+    "  --output FILE     write to FILE instead of stdout\n"
+    "  --wide            also queue id, category, bounce type, enhanced code, relay, delay\n"
+    "  --follow          after the input, keep reading the last MAILLOG as it grows (rotation\n"
+    "                    and truncation handled) and write rows as they become final; stop\n"
+    "                    with SIGINT or SIGTERM\n"
+    "  --dsn DIR         bounce reports received after delivery: a Sent row they refer to\n"
+    "                    becomes a Bounce with their reason (repeatable)\n"
+    "  --rules FILE      site classifier rules, before the shipped ones (repeatable)\n"
+    "  --queue-lifetime  Postfix's maximal_queue_lifetime (default 5d; units s m h d w, plain\n"
+    "                    number = days): a queue id the log has not mentioned for longer is\n"
+    "                    forgotten, its still-deferred recipients written as Deferred\n"
+    "exit: 0 all read, 1 bad input lines or unreadable input (rows still written), 2 usage\n";
+
+constexpr std::size_t kOutFlush = 256 * 1024;
+constexpr int kMaxReported = 10;  // bad lines reported one by one; the rest are counted
+constexpr int kPollMillis = 250;
+
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_stop_signal(int) { g_stop = 1; }
+
+int usage_error(const std::string& what) {
+    std::cerr << "preflight-classify log: " << what << "\n" << kUsage;
+    return 2;
+}
+
+// Postfix time syntax: a number and an optional unit s m h d w (no unit: days).
+std::optional<std::int64_t> parse_duration(const std::string& s) {
+    if (s.empty()) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno || end == s.c_str() || v <= 0) return std::nullopt;
+    std::int64_t unit = 86400;
+    if (*end) {
+        if (end[1]) return std::nullopt;
+        switch (*end) {
+            case 's': unit = 1; break;
+            case 'm': unit = 60; break;
+            case 'h': unit = 3600; break;
+            case 'd': unit = 86400; break;
+            case 'w': unit = 7 * 86400; break;
+            default: return std::nullopt;
+        }
+    }
+    if (v > INT64_MAX / unit / 2) return std::nullopt;
+    return v * unit;
+}
+
+struct Options {
+    RowFormat format = RowFormat::csv;
+    std::string output;
+    bool wide = false, follow = false;
+    std::vector<std::string> rules, files, dsn_dirs;
+    TrackerOptions tracker;
+};
+
+// Where rows go: a text buffer flushed to a file descriptor, or an XLSX workbook.
+class Output {
+public:
+    Output(const Options& o, int fd) : text_(o.format, o.wide), fd_(fd) {}
+    void open_xlsx(const std::string& path, bool wide) { xlsx_.emplace(path, wide); }
+    void header() {
+        if (!xlsx_) text_.header(buf_);
+    }
+    void row(const DeliveryRow& r) {
+        if (failed_) return;
+        if (xlsx_) {
+            std::string error;
+            if (!xlsx_->row(r, error)) {
+                std::cerr << "preflight-classify: " << error << "\n";
+                failed_ = true;
+            }
+            return;
+        }
+        text_.row(buf_, r);
+        if (buf_.size() >= kOutFlush) flush();
+    }
+    void flush() {
+        if (!failed_ && !xlsx_ && !buf_.empty() && !write_all(fd_, buf_)) failed_ = true;
+    }
+    bool close() {
+        flush();
+        if (xlsx_) {
+            std::string error;
+            if (!xlsx_->close(error)) {
+                std::cerr << "preflight-classify: " << error << "\n";
+                failed_ = true;
+            }
+        }
+        return !failed_;
+    }
+    bool failed() const { return failed_; }
+
+private:
+    TextRowWriter text_;
+    std::optional<XlsxRowWriter> xlsx_;
+    int fd_;
+    std::string buf_;
+    bool failed_ = false;
+};
+
+// Reads lines into the tracker and reports bad ones as FILE:LINE.
+class LogReader {
+public:
+    explicit LogReader(DeliveryTracker& tracker) : tracker_(tracker) {}
+
+    void start(const std::string& name, std::int64_t reference_time) {
+        name_ = name == "-" ? std::string("stdin") : name;
+        line_ = 0;
+        ref_ = YearReference::from_time(reference_time);
+    }
+    void set_reference(std::int64_t t) { ref_ = YearReference::from_time(t); }
+
+    void line(std::string_view text, bool too_long) {
+        ++line_;
+        if (too_long) return bad("line longer than 65536 bytes");
+        if (text.empty()) return;
+        std::string_view why;
+        switch (parse_log_line(text, ref_, ev_, why)) {
+            case LineResult::event: tracker_.add(ev_); break;
+            case LineResult::ignored: break;
+            case LineResult::not_a_log:
+                bad(std::string("not a syslog or maillog_file line (") + std::string(why) + ")");
+                break;
+            case LineResult::malformed: bad(std::string("malformed Postfix line: ") + std::string(why)); break;
+        }
+    }
+    std::size_t bad_lines() const { return bad_; }
+    void summary() const {
+        if (bad_ > static_cast<std::size_t>(kMaxReported))
+            std::cerr << "preflight-classify: " << bad_ - kMaxReported << " more bad lines not shown ("
+                      << bad_ << " in all)\n";
+    }
+
+private:
+    void bad(const std::string& what) {
+        if (++bad_ <= static_cast<std::size_t>(kMaxReported))
+            std::cerr << "preflight-classify: " << name_ << ":" << line_ << ": " << what << "\n";
+    }
+
+    DeliveryTracker& tracker_;
+    std::string name_;
+    std::size_t line_ = 0, bad_ = 0;
+    YearReference ref_;
+    LogEvent ev_;
+};
+
+void sleep_poll() {
+    struct timespec ts{0, kPollMillis * 1000000L};
+    nanosleep(&ts, nullptr);  // a signal cuts it short, which is what we want
+}
+
+// Follows path after `in` reached its end: new lines, rotation (another inode at path: the
+// rest of the old file is read, then the new one from its start), truncation (back to the
+// start). Returns false on a read error.
+bool follow(const std::string& path, std::unique_ptr<LogInput> in, LineSplitter& splitter,
+            const LineSplitter::OnLine& on_line, LogReader& reader, Output& out) {
+    std::string error;
+    while (!g_stop && !out.failed()) {
+        reader.set_reference(static_cast<std::int64_t>(std::time(nullptr)));
+        if (splitter.pump(*in, on_line, error) < 0) {
+            std::cerr << "preflight-classify: " << path << ": " << error << "\n";
+            return false;
+        }
+        out.flush();
+        struct stat st{};
+        if (::stat(path.c_str(), &st) == 0) {
+            if (st.st_ino != in->inode() || st.st_dev != in->device()) {
+                // Rotated: drain what was appended to the old file in the meantime, then switch.
+                if (splitter.pump(*in, on_line, error) < 0) {
+                    std::cerr << "preflight-classify: " << path << ": " << error << "\n";
+                    return false;
+                }
+                splitter.finish(on_line);
+                std::unique_ptr<LogInput> next = LogInput::open(path, error);
+                if (next && next->plain()) {
+                    in = std::move(next);
+                    reader.start(path, static_cast<std::int64_t>(std::time(nullptr)));
+                    continue;  // read the new file at once
+                }
+                // Not readable (yet) or not plain: try again at the next poll.
+            } else if (st.st_size < in->offset()) {
+                splitter.finish(on_line);
+                if (!in->rewind()) {
+                    std::cerr << "preflight-classify: " << path << ": cannot seek back after truncation\n";
+                    return false;
+                }
+                reader.start(path, static_cast<std::int64_t>(std::time(nullptr)));
+                continue;
+            } else if (st.st_size > in->offset()) {
+                continue;  // grew meanwhile
+            }
+        }
+        sleep_poll();
+    }
+    return true;
+}
+
+}  // namespace
+
+int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_dsn) {
+    Options o;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&](const char*) -> const std::string* { return i + 1 < args.size() ? &args[++i] : nullptr; };
+        if (a == "-h" || a == "--help") {
+            std::cout << kUsage;
+            return 0;
+        } else if (a == "--format") {
+            const std::string* v = value("--format");
+            if (!v) return usage_error("--format needs a value");
+            if (*v == "csv") o.format = RowFormat::csv;
+            else if (*v == "json") o.format = RowFormat::json;
+            else if (*v == "xlsx") o.format = RowFormat::xlsx;
+            else return usage_error("--format " + *v + ": want csv, json or xlsx");
+        } else if (a == "--output" || a == "-o") {
+            const std::string* v = value("--output");
+            if (!v || v->empty()) return usage_error("--output needs a file name");
+            o.output = *v;
+        } else if (a == "--wide") {
+            o.wide = true;
+        } else if (a == "--follow" || a == "-f") {
+            o.follow = true;
+        } else if (a == "--dsn") {
+            const std::string* v = value("--dsn");
+            if (!v) return usage_error("--dsn needs a directory");
+            if (!load_dsn) return usage_error("--dsn: this build cannot read bounce reports yet");
+            o.dsn_dirs.push_back(*v);
+        } else if (a == "--rules") {
+            const std::string* v = value("--rules");
+            if (!v) return usage_error("--rules needs a file");
+            o.rules.push_back(*v);
+        } else if (a == "--queue-lifetime") {
+            const std::string* v = value("--queue-lifetime");
+            std::optional<std::int64_t> d = v ? parse_duration(*v) : std::nullopt;
+            if (!d) return usage_error("--queue-lifetime wants a time such as 5d, 12h or 3600s");
+            o.tracker.queue_lifetime = *d;
+        } else if (a == "--max-open") {
+            const std::string* v = value("--max-open");
+            char* end = nullptr;
+            unsigned long long n = v ? std::strtoull(v->c_str(), &end, 10) : 0;
+            if (!v || !end || *end || n < 1) return usage_error("--max-open wants a positive number");
+            o.tracker.max_open = static_cast<std::size_t>(n);
+        } else if (a == "--") {
+            o.files.insert(o.files.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+            break;
+        } else if (a.size() > 1 && a[0] == '-') {
+            return usage_error("unknown option " + a);
+        } else {
+            o.files.push_back(a);
+        }
+    }
+    if (o.files.empty()) o.files.push_back("-");
+    if (o.follow) {
+        if (o.format == RowFormat::xlsx) return usage_error("--follow writes rows as they come: use csv or json");
+        if (o.files.back() == "-") return usage_error("--follow needs a MAILLOG file to follow, not stdin");
+    }
+    if (o.format == RowFormat::xlsx && o.output.empty() && ::isatty(STDOUT_FILENO))
+        return usage_error("--format xlsx writes a binary file: give --output FILE or redirect stdout");
+
+    std::shared_ptr<const RuleSet> rules = load_rules(o.rules);
+    if (!rules) return 2;
+    ReplyClassifier classifier(rules);
+
+    // Output: a file, stdout, or for xlsx on stdout a temporary file copied out at the end.
+    int fd = STDOUT_FILENO;
+    std::string xlsx_path = o.output, temp_path;
+    struct FdGuard {
+        int fd = -1;
+        ~FdGuard() { if (fd >= 0) ::close(fd); }
+    } out_guard;
+    struct TempGuard {
+        std::string path;
+        ~TempGuard() { if (!path.empty()) ::unlink(path.c_str()); }
+    } temp_guard;
+    if (o.format == RowFormat::xlsx) {
+        if (xlsx_path.empty()) {
+            const char* tmpdir = std::getenv("TMPDIR");
+            std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/preflight-log-XXXXXX";
+            std::vector<char> name(tmpl.begin(), tmpl.end());
+            name.push_back('\0');
+            int tfd = ::mkstemp(name.data());
+            if (tfd < 0) {
+                std::cerr << "preflight-classify: cannot create a temporary file in " << tmpl << ": "
+                          << std::strerror(errno) << "\n";
+                return 1;
+            }
+            ::close(tfd);
+            xlsx_path = temp_guard.path = name.data();
+        }
+    } else if (!o.output.empty()) {
+        out_guard.fd = ::open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (out_guard.fd < 0) {
+            std::cerr << "preflight-classify: " << o.output << ": " << std::strerror(errno) << "\n";
+            return 1;
+        }
+        fd = out_guard.fd;
+    }
+    Output out(o, fd);
+    if (o.format == RowFormat::xlsx) {
+        try {
+            out.open_xlsx(xlsx_path, o.wide);
+        } catch (const std::exception& e) {
+            std::cerr << "preflight-classify: " << e.what() << "\n";
+            return 1;
+        }
+    }
+    out.header();
+
+    std::vector<DsnRecord> dsn;
+    for (const auto& dir : o.dsn_dirs) {
+        std::string error;
+        if (!load_dsn(dir, dsn, error)) {
+            std::cerr << "preflight-classify: " << error << "\n";
+            return 1;
+        }
+    }
+    DsnJoin join(std::move(dsn));
+    std::string scratch;
+    DeliveryTracker tracker(classifier, o.tracker, [&](DeliveryRow& row) {
+        join.apply(row, classifier, scratch);
+        out.row(row);
+    });
+    LogReader reader(tracker);
+    LineSplitter splitter;
+    const LineSplitter::OnLine on_line = [&](std::string_view line, bool too_long) { reader.line(line, too_long); };
+
+    if (o.follow) {
+        struct sigaction sa{};
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, nullptr);
+        sigaction(SIGTERM, &sa, nullptr);
+    }
+
+    bool input_ok = true;
+    for (std::size_t i = 0; i < o.files.size() && !out.failed() && !g_stop; ++i) {
+        const std::string& path = o.files[i];
+        std::string error;
+        std::unique_ptr<LogInput> in = LogInput::open(path, error);
+        if (!in) {
+            std::cerr << "preflight-classify: " << error << "\n";
+            input_ok = false;
+            continue;
+        }
+        bool last = i + 1 == o.files.size();
+        if (o.follow && last) {
+            if (!in->plain()) {
+                std::cerr << "preflight-classify: " << path << ": --follow needs a plain (not gzip) file\n";
+                input_ok = false;
+                break;
+            }
+            reader.start(path, static_cast<std::int64_t>(std::time(nullptr)));
+            if (!follow(path, std::move(in), splitter, on_line, reader, out)) input_ok = false;
+            splitter.finish(on_line);
+            break;
+        }
+        reader.start(path, in->mtime());
+        if (splitter.pump(*in, on_line, error) < 0) {
+            std::cerr << "preflight-classify: " << (path == "-" ? std::string("stdin") : path) << ": " << error << "\n";
+            input_ok = false;
+        }
+        splitter.finish(on_line);
+    }
+    if (!o.follow) tracker.finish();  // what is still deferred at the end of the log
+    reader.summary();
+    bool out_ok = out.close();
+    if (out_ok && !temp_guard.path.empty()) {  // xlsx to stdout
+        int tfd = ::open(temp_guard.path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (tfd < 0) {
+            std::cerr << "preflight-classify: " << temp_guard.path << ": " << std::strerror(errno) << "\n";
+            return 1;
+        }
+        FdGuard g{tfd};
+        std::string chunk(1 << 16, '\0');
+        for (;;) {
+            ssize_t n = ::read(tfd, chunk.data(), chunk.size());
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) {
+                out_ok = n == 0;
+                break;
+            }
+            std::string piece(chunk.data(), static_cast<std::size_t>(n));
+            if (!write_all(STDOUT_FILENO, piece)) {
+                out_ok = false;
+                break;
+            }
+        }
+    }
+    return out_ok && input_ok && reader.bad_lines() == 0 ? 0 : 1;
+}
+
+}  // namespace preflight
