@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "reply_command.hpp"
+#include "serve_command.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"
@@ -15,6 +16,7 @@ const char kUsage[] =
     "usage: preflight-classify COMMAND [ARGS]\n"
     "commands:\n"
     "  reply   classify SMTP replies (arguments or stdin, one per line)\n"
+    "  serve   Postfix socketmap server for the delivery status filter\n"
     "run 'preflight-classify COMMAND --help' for a command's options\n";
 
 }  // namespace
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
     const std::string cmd = args.front();
     args.erase(args.begin());
     if (cmd == "reply") return preflight::run_reply_command(args);
+    if (cmd == "serve") return preflight::run_serve_command(args);
     if (cmd == "-h" || cmd == "--help") {
         std::cout << kUsage;
         return 0;

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <thread>
 
+#include "cli_common.hpp"
 #include "output.hpp"
 #include "reply_classifier.hpp"
 
@@ -328,18 +329,12 @@ int run_reply_command(const std::vector<std::string>& args) {
     std::vector<std::string> rule_files, words;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
-        auto value = [&](const char* opt) -> const std::string* {
-            if (i + 1 >= args.size()) {
-                std::cerr << "preflight-classify reply: " << opt << " needs a value\n" << kUsage;
-                return nullptr;
-            }
-            return &args[++i];
-        };
+        auto value = [&] { return option_value(args, i, "reply", kUsage); };
         if (a == "-h" || a == "--help") {
             std::cout << kUsage;
             return 0;
         } else if (a == "--format") {
-            const std::string* v = value("--format");
+            const std::string* v = value();
             if (!v) return 2;
             if (*v == "json") format = Format::json;
             else if (*v == "tsv") format = Format::tsv;
@@ -349,11 +344,11 @@ int run_reply_command(const std::vector<std::string>& args) {
                 return 2;
             }
         } else if (a == "--rules") {
-            const std::string* v = value("--rules");
+            const std::string* v = value();
             if (!v) return 2;
             rule_files.push_back(*v);
         } else if (a == "--origin") {
-            const std::string* v = value("--origin");
+            const std::string* v = value();
             if (!v) return 2;
             if (*v == "remote") origin = Origin::remote;
             else if (*v == "edge") origin = Origin::edge;
@@ -372,15 +367,8 @@ int run_reply_command(const std::vector<std::string>& args) {
         }
     }
 
-    std::shared_ptr<const RuleSet> rules;
-    try {
-        RuleSetBuilder builder;
-        for (const auto& f : rule_files) builder.add_file(f);
-        rules = builder.add_shipped().build();
-    } catch (const RuleError& e) {
-        std::cerr << "preflight-classify: " << e.what() << "\n";
-        return 2;
-    }
+    std::shared_ptr<const RuleSet> rules = load_rules(rule_files);
+    if (!rules) return 2;
     ReplyClassifier classifier(rules);
     const Job job{classifier, ResultWriter(format), origin};
     std::string out;
