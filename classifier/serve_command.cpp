@@ -70,7 +70,7 @@ constexpr int kMaxEvents = 256;
 const char kUsage[] =
     "usage: preflight-classify serve --listen unix:PATH|inet:ADDR:PORT [--policy FILE] [--rules FILE]...\n"
     "                                [--threads N] [--idle-timeout SECONDS] [--max-connections N]\n"
-    "                                [--max-request BYTES] [--socket-mode OCTAL] [--check]\n"
+    "                                [--max-request BYTES] [--socket-mode OCTAL] [--verbose] [--check]\n"
     "  Postfix socketmap server for smtp_/lmtp_/local_delivery_status_filter (map name 'status').\n"
     "  --listen           unix:PATH (a stale socket is replaced) or inet:ADDR:PORT (IPv4 address)\n"
     "  --policy           per-category decisions keep|defer|bounce (default: the built-in policy)\n"
@@ -80,6 +80,7 @@ const char kUsage[] =
     "  --max-connections  open connections at most (default 1024)\n"
     "  --max-request      request netstring payload at most, bytes (default 65536)\n"
     "  --socket-mode      permissions of a unix socket (default 0666)\n"
+    "  --verbose          log every request and its answer to stderr\n"
     "  --check            load rules and policy, print the policy, exit\n"
     "exit: 0 stopped by SIGTERM/SIGINT or --check passed, 1 cannot serve, 2 usage, policy or rule error\n";
 
@@ -256,6 +257,7 @@ struct Settings {
     std::chrono::seconds idle_timeout{60};
     std::size_t max_request = 65536;
     int max_connections = 1024;
+    bool verbose = false;  // log every request and its answer
 };
 
 // What every loop shares: read-only apart from the connection count and the failure flag.
@@ -279,9 +281,21 @@ struct Conn {
     std::chrono::steady_clock::time_point last;
 };
 
+// One line per request on stderr: "request -> reply", both as netstring payloads. One write(2)
+// per line, so that lines of different threads do not interleave.
+void log_answer(std::string_view req, std::string_view reply_netstring) {
+    Netstring ns = parse_netstring(reply_netstring, reply_netstring.size());
+    std::string line = "preflight-classify serve: ";
+    line.append(req.substr(0, 1000));
+    line.append(" -> ");
+    line.append(ns.payload.substr(0, 1000));
+    line.push_back('\n');
+    if (::write(STDERR_FILENO, line.data(), line.size()) < 0) { /* nowhere to report it */ }
+}
+
 // Answers one request payload "NAME KEY" into out.
-void answer(std::string_view req, const Shared& shared, std::string& scratch, std::string& out,
-            std::uint64_t& changed) {
+void answer_one(std::string_view req, const Shared& shared, std::string& scratch, std::string& out,
+                std::uint64_t& changed) {
     std::size_t sp = req.find(' ');
     if (sp == std::string_view::npos) {
         append_netstring(out, "PERM malformed request: want 'NAME KEY'");
@@ -299,6 +313,14 @@ void answer(std::string_view req, const Shared& shared, std::string& scratch, st
     }
     ++changed;
     append_netstring(out, "OK ", std::string_view(&r.new_class, 1), key.substr(1));
+}
+
+// answer_one, and with --verbose a log line.
+void answer(std::string_view req, const Shared& shared, std::string& scratch, std::string& out,
+            std::uint64_t& changed) {
+    const std::size_t before = out.size();
+    answer_one(req, shared, scratch, out, changed);
+    if (shared.settings.verbose) log_answer(req, std::string_view(out).substr(before));
 }
 
 class Loop {
@@ -547,6 +569,8 @@ int run_serve_command(const std::vector<std::string>& args) {
             return 0;
         } else if (a == "--check") {
             check = true;
+        } else if (a == "--verbose" || a == "-v") {
+            settings.verbose = true;
         } else if (!(a == "--listen" || a == "--policy" || a == "--rules" || a == "--threads" ||
                      a == "--idle-timeout" || a == "--max-connections" || a == "--max-request" ||
                      a == "--socket-mode")) {
