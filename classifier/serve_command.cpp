@@ -13,7 +13,6 @@
 // the thread that read it (no locks, no queues), idle connections cost a few hundred bytes, and
 // nothing in a loop blocks: the classification is pure CPU on an immutable RuleSet, so no
 // request waits behind another for longer than it takes to classify what is already read.
-// Postfix's socketmap client waits up to 100 s for a reply; we answer in microseconds or close.
 //
 // Bounds: a request over --max-request bytes (known from its length prefix) and a framing
 // error are answered with PERM and the connection is closed; a connection that sends nothing
@@ -594,7 +593,8 @@ int run_serve_command(const std::vector<std::string>& args) {
             if (!parse_number(*v, n, 1, 1000000)) return bad(*v, "1-1000000");
             settings.max_connections = static_cast<int>(n);
         } else if (a == "--max-request") {
-            if (!parse_number(*v, n, 64, 16 << 20)) return bad(*v, "64-16777216 bytes");
+            // An answer is as long as its request; Postfix takes answers of up to 100000 bytes.
+            if (!parse_number(*v, n, 64, 99000)) return bad(*v, "64-99000 bytes");
             settings.max_request = n;
         } else if (a == "--socket-mode") {
             if (!parse_number(*v, n, 0, 0777, 8)) return bad(*v, "an octal mode such as 0660");
