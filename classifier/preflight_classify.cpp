@@ -6,6 +6,7 @@
 #include "dsn_command.hpp"
 #include "log_command.hpp"
 #include "reply_command.hpp"
+#include "serve_command.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"
@@ -19,6 +20,7 @@ const char kUsage[] =
     "  reply   classify SMTP replies (arguments or stdin, one per line)\n"
     "  dsn     classify bounce messages: DSNs, non-standard bounces, auto-replies, ARF reports\n"
     "  log     one row per recipient with its final state from Postfix logs\n"
+    "  serve   Postfix socketmap server for the delivery status filter\n"
     "run 'preflight-classify COMMAND --help' for a command's options\n";
 
 }  // namespace
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
     if (cmd == "reply") return preflight::run_reply_command(args);
     if (cmd == "dsn") return preflight::run_dsn_command(args);
     if (cmd == "log") return preflight::run_log_command(args, preflight::load_dsn_records);
+    if (cmd == "serve") return preflight::run_serve_command(args);
     if (cmd == "-h" || cmd == "--help") {
         std::cout << kUsage;
         return 0;

@@ -302,18 +302,12 @@ int run_reply_command(const std::vector<std::string>& args) {
     std::vector<std::string> rule_files, words;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
-        auto value = [&](const char* opt) -> const std::string* {
-            if (i + 1 >= args.size()) {
-                std::cerr << "preflight-classify reply: " << opt << " needs a value\n" << kUsage;
-                return nullptr;
-            }
-            return &args[++i];
-        };
+        auto value = [&] { return option_value(args, i, "reply", kUsage); };
         if (a == "-h" || a == "--help") {
             std::cout << kUsage;
             return 0;
         } else if (a == "--format") {
-            const std::string* v = value("--format");
+            const std::string* v = value();
             if (!v) return 2;
             auto f = parse_format(*v);
             if (!f) {
@@ -322,11 +316,11 @@ int run_reply_command(const std::vector<std::string>& args) {
             }
             format = *f;
         } else if (a == "--rules") {
-            const std::string* v = value("--rules");
+            const std::string* v = value();
             if (!v) return 2;
             rule_files.push_back(*v);
         } else if (a == "--origin") {
-            const std::string* v = value("--origin");
+            const std::string* v = value();
             if (!v) return 2;
             if (*v == "remote") origin = Origin::remote;
             else if (*v == "edge") origin = Origin::edge;

@@ -1,0 +1,678 @@
+// `preflight-classify serve`: Postfix socketmap server for the delivery status filter.
+//
+// Protocol (Postfix socketmap_table(5)): each request is a netstring "NAME KEY", each reply a
+// netstring "OK DATA", "NOTFOUND ", "TEMP reason" or "PERM reason". Postfix keeps a connection
+// per delivery agent process and sends one request at a time; the key is "X.Y.Z text".
+//
+// Design: one epoll event loop per thread (default: one thread per core), each with its own
+// connections, scratch buffers and counters; the listening socket is in every loop's epoll set
+// with EPOLLEXCLUSIVE, so the kernel hands a new connection to one idle loop. Why not a thread
+// per connection or a pool fed by one loop: Postfix holds hundreds of mostly idle connections
+// (one per smtp/lmtp/local process) and each answer costs about a microsecond of CPU, so the
+// costs that matter are syscalls and hand-overs. An event loop per core keeps every request on
+// the thread that read it (no locks, no queues), idle connections cost a few hundred bytes, and
+// nothing in a loop blocks: the classification is pure CPU on an immutable RuleSet, so no
+// request waits behind another for longer than it takes to classify what is already read.
+//
+// Bounds: a request over --max-request bytes (known from its length prefix) and a framing
+// error are answered with PERM and the connection is closed; a connection that sends nothing
+// (or does not read its replies) for --idle-timeout seconds is closed; a connection whose
+// unread replies exceed kMaxPendingOut is not read until it catches up; at most
+// --max-connections are open at once (more are accepted and closed at once).
+//
+// Signals: SIGTERM and SIGINT are blocked in every thread and taken by sigwait() in the main
+// thread, which wakes the loops through an eventfd; the unix socket is removed on exit if it is
+// still ours (same inode). A stale unix socket (nobody accepts on it) is replaced at start; a
+// live one, or a path that is not a socket, is an error.
+#include "serve_command.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "command_common.hpp"
+#include "netstring.hpp"
+#include "reply_classifier.hpp"
+#include "status_filter.hpp"
+
+namespace preflight {
+namespace {
+
+constexpr std::string_view kMapName = "status";
+constexpr std::size_t kReadChunk = 64 * 1024;
+constexpr std::size_t kMaxPendingOut = 256 * 1024;
+constexpr int kMaxEvents = 256;
+
+const char kUsage[] =
+    "usage: preflight-classify serve --listen unix:PATH|inet:ADDR:PORT [--policy FILE] [--rules FILE]...\n"
+    "                                [--threads N] [--idle-timeout SECONDS] [--max-connections N]\n"
+    "                                [--max-request BYTES] [--socket-mode OCTAL] [--verbose] [--check]\n"
+    "  Postfix socketmap server for smtp_/lmtp_/local_delivery_status_filter (map name 'status').\n"
+    "  --listen           unix:PATH (a stale socket is replaced) or inet:ADDR:PORT (IPv4 address)\n"
+    "  --policy           per-category decisions keep|defer|bounce (default: the built-in policy)\n"
+    "  --rules            site rule file, evaluated before the shipped rules (repeatable)\n"
+    "  --threads          event loops (default: one per core)\n"
+    "  --idle-timeout     close a connection idle this long (default 60)\n"
+    "  --max-connections  open connections at most (default 1024)\n"
+    "  --max-request      request netstring payload at most, bytes (default 65536)\n"
+    "  --socket-mode      permissions of a unix socket (default 0666)\n"
+    "  --verbose          log every request and its answer to stderr\n"
+    "  --check            load rules and policy, print the policy, exit\n"
+    "exit: 0 stopped by SIGTERM/SIGINT or --check passed, 1 cannot serve, 2 usage, policy or rule error\n";
+
+// An owned file descriptor.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Fd& operator=(Fd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { reset(); }
+    void reset() {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = -1;
+    }
+    int get() const { return fd_; }
+    explicit operator bool() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+std::string errno_text() { return std::strerror(errno); }
+
+struct ListenSpec {
+    bool unix_socket = true;
+    std::string path;   // unix
+    sockaddr_in inet{};  // inet
+    std::string text;   // as given
+};
+
+bool parse_number(std::string_view s, unsigned long& out, unsigned long lo, unsigned long hi, int base = 10) {
+    unsigned long v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    if (ec != std::errc() || end != s.data() + s.size() || s.empty() || v < lo || v > hi) return false;
+    out = v;
+    return true;
+}
+
+std::optional<ListenSpec> parse_listen(std::string_view s) {
+    ListenSpec spec;
+    spec.text = s;
+    if (s.starts_with("unix:")) {
+        spec.path = s.substr(5);
+        if (spec.path.empty() || spec.path.size() >= sizeof(sockaddr_un::sun_path)) return std::nullopt;
+        return spec;
+    }
+    if (s.starts_with("inet:")) {
+        s.remove_prefix(5);
+        std::size_t colon = s.rfind(':');
+        if (colon == std::string_view::npos) return std::nullopt;
+        std::string host(s.substr(0, colon));
+        if (host == "localhost") host = "127.0.0.1";
+        unsigned long port;
+        if (!parse_number(s.substr(colon + 1), port, 1, 65535)) return std::nullopt;
+        spec.unix_socket = false;
+        spec.inet.sin_family = AF_INET;
+        spec.inet.sin_port = htons(static_cast<std::uint16_t>(port));
+        if (::inet_pton(AF_INET, host.c_str(), &spec.inet.sin_addr) != 1) return std::nullopt;
+        return spec;
+    }
+    return std::nullopt;
+}
+
+// The listening socket; a unix socket's path is removed on destruction if it is still ours.
+class Listener {
+public:
+    Listener() = default;
+    Listener(const Listener&) = delete;
+    Listener& operator=(const Listener&) = delete;
+    ~Listener() {
+        struct stat st;
+        if (!path_.empty() && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
+            ::unlink(path_.c_str());
+    }
+    int fd() const { return fd_.get(); }
+
+    // nullptr after writing the reason to err.
+    static std::unique_ptr<Listener> open(const ListenSpec& spec, mode_t mode, std::string& err) {
+        auto owned = std::make_unique<Listener>();
+        Listener& l = *owned;
+        int domain = spec.unix_socket ? AF_UNIX : AF_INET;
+        l.fd_ = Fd(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        if (!l.fd_) {
+            err = "socket: " + errno_text();
+            return nullptr;
+        }
+        if (spec.unix_socket) {
+            if (!l.bind_unix(spec.path, mode, err)) return nullptr;
+        } else {
+            int one = 1;
+            ::setsockopt(l.fd(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            if (::bind(l.fd(), reinterpret_cast<const sockaddr*>(&spec.inet), sizeof spec.inet) != 0) {
+                err = "bind " + spec.text + ": " + errno_text();
+                return nullptr;
+            }
+        }
+        if (::listen(l.fd(), SOMAXCONN) != 0) {
+            err = "listen " + spec.text + ": " + errno_text();
+            return nullptr;
+        }
+        return owned;
+    }
+
+private:
+    static sockaddr_un unix_address(const std::string& path) {
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::memcpy(a.sun_path, path.c_str(), path.size() + 1);  // length checked by parse_listen
+        return a;
+    }
+
+    // Binds with the socket file created in mode (umask set around bind: fchmod does not apply
+    // to a socket's path, and a chmod after bind would leave a window). A stale socket (the
+    // path is a socket and connecting to it is refused) is removed and the bind retried once.
+    bool bind_unix(const std::string& path, mode_t mode, std::string& err) {
+        const sockaddr_un a = unix_address(path);
+        auto try_bind = [&] {
+            mode_t old = ::umask(~mode & 0777);
+            int rc = ::bind(fd(), reinterpret_cast<const sockaddr*>(&a), sizeof a);
+            int saved = errno;
+            ::umask(old);
+            errno = saved;
+            return rc == 0;
+        };
+        if (!try_bind()) {
+            if (errno != EADDRINUSE) {
+                err = "bind unix:" + path + ": " + errno_text();
+                return false;
+            }
+            struct stat st;
+            if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+                err = "unix:" + path + " exists and is not a socket; not replacing it";
+                return false;
+            }
+            Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
+                err = "unix:" + path + " is in use by a running server";
+                return false;
+            }
+            if (errno != ECONNREFUSED) {
+                err = "unix:" + path + " exists and cannot be probed: " + errno_text();
+                return false;
+            }
+            if (::unlink(path.c_str()) != 0 || !try_bind()) {
+                err = "replacing stale unix:" + path + ": " + errno_text();
+                return false;
+            }
+        }
+        struct stat st;
+        if (::lstat(path.c_str(), &st) == 0) {
+            path_ = path;
+            dev_ = st.st_dev;
+            ino_ = st.st_ino;
+        }
+        return true;
+    }
+
+    Fd fd_;
+    std::string path_;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+};
+
+struct Settings {
+    std::chrono::seconds idle_timeout{60};
+    std::size_t max_request = 65536;
+    int max_connections = 1024;
+    bool verbose = false;  // log every request and its answer
+};
+
+// What every loop shares: read-only apart from the connection count and the failure flag.
+struct Shared {
+    const ReplyClassifier& classifier;
+    const StatusPolicy& policy;
+    Settings settings;
+    int listen_fd;
+    int stop_fd;  // eventfd: readable once the server stops
+    std::atomic<int> connections{0};
+    std::atomic<bool> failed{false};
+};
+
+struct Conn {
+    Fd fd;
+    std::string in;        // a partial request carried over between reads
+    std::string out;       // replies not yet written, from out_off
+    std::size_t out_off = 0;
+    std::uint32_t events = 0;  // what epoll watches for
+    bool close_after = false;  // close once out is written (after a PERM for bad framing)
+    std::chrono::steady_clock::time_point last;
+};
+
+// One line per request on stderr: "request -> reply", both as netstring payloads. One write(2)
+// per line, so that lines of different threads do not interleave.
+void log_answer(std::string_view req, std::string_view reply_netstring) {
+    Netstring ns = parse_netstring(reply_netstring, reply_netstring.size());
+    std::string line = "preflight-classify serve: ";
+    line.append(req.substr(0, 1000));
+    line.append(" -> ");
+    line.append(ns.payload.substr(0, 1000));
+    line.push_back('\n');
+    if (::write(STDERR_FILENO, line.data(), line.size()) < 0) { /* nowhere to report it */ }
+}
+
+// Answers one request payload "NAME KEY" into out.
+void answer_one(std::string_view req, const Shared& shared, std::string& scratch, std::string& out,
+                std::uint64_t& changed) {
+    std::size_t sp = req.find(' ');
+    if (sp == std::string_view::npos) {
+        append_netstring(out, "PERM malformed request: want 'NAME KEY'");
+        return;
+    }
+    std::string_view name = req.substr(0, sp), key = req.substr(sp + 1);
+    if (name != kMapName) {
+        append_netstring(out, "PERM unknown map '", name.substr(0, 64), "': want 'status'");
+        return;
+    }
+    FilterResult r = filter_status(key, shared.classifier, shared.policy, scratch);
+    if (!r.new_class) {
+        append_netstring(out, "NOTFOUND ");
+        return;
+    }
+    ++changed;
+    append_netstring(out, "OK ", std::string_view(&r.new_class, 1), key.substr(1));
+}
+
+// answer_one, and with --verbose a log line.
+void answer(std::string_view req, const Shared& shared, std::string& scratch, std::string& out,
+            std::uint64_t& changed) {
+    const std::size_t before = out.size();
+    answer_one(req, shared, scratch, out, changed);
+    if (shared.settings.verbose) log_answer(req, std::string_view(out).substr(before));
+}
+
+class Loop {
+public:
+    explicit Loop(Shared& shared) : shared_(shared), rbuf_(kReadChunk) {}
+
+    void run() {
+        ep_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+        if (!ep_ || !watch_listener() || !add(shared_.stop_fd, EPOLLIN, &stop_tag_)) {
+            fail("epoll: " + errno_text());
+            return;
+        }
+        std::vector<epoll_event> events(kMaxEvents);
+        auto last_sweep = std::chrono::steady_clock::now();
+        for (;;) {
+            int n = ::epoll_wait(ep_.get(), events.data(), kMaxEvents, 1000);
+            if (n < 0 && errno != EINTR) {
+                fail("epoll_wait: " + errno_text());
+                return;
+            }
+            now_ = std::chrono::steady_clock::now();
+            for (int i = 0; i < n; ++i) {
+                void* tag = events[static_cast<std::size_t>(i)].data.ptr;
+                std::uint32_t ev = events[static_cast<std::size_t>(i)].events;
+                if (tag == &stop_tag_) return;
+                if (tag == &listen_tag_) accept_some();
+                else on_event(*static_cast<Conn*>(tag), ev);
+            }
+            if (now_ - last_sweep >= std::chrono::seconds(1)) {
+                last_sweep = now_;
+                sweep();
+            }
+        }
+    }
+
+    ~Loop() { shared_.connections -= static_cast<int>(conns_.size()); }
+
+    std::uint64_t requests() const { return requests_; }
+    std::uint64_t changed() const { return changed_; }
+    std::uint64_t accepted() const { return accepted_; }
+
+private:
+    bool add(int fd, std::uint32_t events, void* tag) {
+        epoll_event e{};
+        e.events = events;
+        e.data.ptr = tag;
+        return ::epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &e) == 0;
+    }
+    bool watch_listener() {
+        listening_ = add(shared_.listen_fd, EPOLLIN | EPOLLEXCLUSIVE, &listen_tag_);
+        return listening_;
+    }
+    void fail(const std::string& what) {
+        std::cerr << "preflight-classify serve: " << what << "\n";
+        shared_.failed = true;
+        ::kill(::getpid(), SIGTERM);  // the main thread's sigwait stops the others
+    }
+    // Rate-limited to one message per second per loop.
+    void warn(const std::string& what) {
+        if (now_ - last_warning_ < std::chrono::seconds(1)) return;
+        last_warning_ = now_;
+        std::cerr << "preflight-classify serve: " << what << "\n";
+    }
+
+    void accept_some() {
+        for (int k = 0; k < 64; ++k) {
+            Fd fd(::accept4(shared_.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            if (!fd) {
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+                if (errno == EINTR || errno == ECONNABORTED) continue;
+                // Out of descriptors or memory: stop accepting in this loop until the next
+                // sweep rather than spin on a listener that stays readable.
+                warn("accept: " + errno_text() + "; pausing accepts for a second");
+                ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, shared_.listen_fd, nullptr);
+                listening_ = false;
+                return;
+            }
+            if (shared_.connections.fetch_add(1) >= shared_.settings.max_connections) {
+                --shared_.connections;
+                warn("over " + std::to_string(shared_.settings.max_connections) + " connections; closing new ones");
+                continue;  // fd closes here
+            }
+            int one = 1;
+            ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);  // fails on unix: fine
+            auto conn = std::make_unique<Conn>();
+            conn->fd = std::move(fd);
+            conn->events = EPOLLIN;
+            conn->last = now_;
+            Conn* c = conn.get();
+            if (!add(c->fd.get(), c->events, c)) {
+                --shared_.connections;
+                warn("epoll_ctl: " + errno_text());
+                continue;
+            }
+            conns_.emplace(c, std::move(conn));
+            ++accepted_;
+        }
+    }
+
+    void close_conn(Conn& c) {
+        --shared_.connections;
+        conns_.erase(&c);  // closing the fd removes it from the epoll set
+    }
+
+    void on_event(Conn& c, std::uint32_t ev) {
+        if (ev & EPOLLIN) {
+            if (!on_readable(c)) return;
+        } else if (ev & (EPOLLERR | EPOLLHUP)) {
+            close_conn(c);
+            return;
+        }
+        if (ev & EPOLLOUT) flush(c);
+    }
+
+    // False if the connection was closed.
+    bool on_readable(Conn& c) {
+        ssize_t n = ::read(c.fd.get(), rbuf_.data(), rbuf_.size());
+        if (n <= 0) {
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return true;
+            close_conn(c);  // EOF or a reset: whatever is unanswered has nobody to go to
+            return false;
+        }
+        c.last = now_;
+        std::string_view data(rbuf_.data(), static_cast<std::size_t>(n));
+        if (!c.in.empty()) {
+            c.in.append(data);
+            data = c.in;
+        }
+        std::size_t used = serve_requests(c, data);
+        if (c.close_after) c.in.clear();
+        else if (c.in.empty()) c.in.assign(data.substr(used));
+        else c.in.erase(0, used);
+        return flush(c);
+    }
+
+    // Answers the complete requests at the start of data; returns the bytes they took.
+    std::size_t serve_requests(Conn& c, std::string_view data) {
+        std::size_t used = 0;
+        while (used < data.size()) {
+            Netstring ns = parse_netstring(data.substr(used), shared_.settings.max_request);
+            switch (ns.status) {
+                case Netstring::Status::complete:
+                    answer(ns.payload, shared_, scratch_, c.out, changed_);
+                    ++requests_;
+                    used += ns.consumed;
+                    continue;
+                case Netstring::Status::incomplete: return used;
+                case Netstring::Status::too_long:
+                    append_netstring(c.out, "PERM request longer than ",
+                                     std::to_string(shared_.settings.max_request), " bytes");
+                    c.close_after = true;
+                    return used;
+                case Netstring::Status::malformed:
+                    append_netstring(c.out, "PERM malformed netstring");
+                    c.close_after = true;
+                    return used;
+            }
+        }
+        return used;
+    }
+
+    // Writes what it can; adjusts what epoll watches. False if the connection was closed.
+    bool flush(Conn& c) {
+        while (c.out_off < c.out.size()) {
+            ssize_t n = ::send(c.fd.get(), c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                close_conn(c);
+                return false;
+            }
+            c.out_off += static_cast<std::size_t>(n);
+            c.last = now_;
+        }
+        std::size_t pending = c.out.size() - c.out_off;
+        if (pending == 0) {
+            c.out.clear();
+            c.out_off = 0;
+            if (c.close_after) {
+                close_conn(c);
+                return false;
+            }
+        }
+        std::uint32_t want = (pending ? EPOLLOUT : 0u) |
+                             (!c.close_after && pending < kMaxPendingOut ? EPOLLIN : 0u);
+        if (want != c.events) {
+            epoll_event e{};
+            e.events = want;
+            e.data.ptr = &c;
+            if (::epoll_ctl(ep_.get(), EPOLL_CTL_MOD, c.fd.get(), &e) != 0) {
+                close_conn(c);
+                return false;
+            }
+            c.events = want;
+        }
+        return true;
+    }
+
+    void sweep() {
+        if (!listening_) watch_listener();
+        std::vector<Conn*> idle;
+        for (auto& [c, owned] : conns_)
+            if (now_ - c->last >= shared_.settings.idle_timeout) idle.push_back(c);
+        for (Conn* c : idle) close_conn(*c);
+    }
+
+    Shared& shared_;
+    Fd ep_;
+    std::vector<char> rbuf_;
+    std::string scratch_;
+    std::unordered_map<Conn*, std::unique_ptr<Conn>> conns_;
+    std::chrono::steady_clock::time_point now_{}, last_warning_{};
+    bool listening_ = false;
+    char listen_tag_ = 0, stop_tag_ = 0;
+    std::uint64_t requests_ = 0, changed_ = 0, accepted_ = 0;
+};
+
+void print_policy(const StatusPolicy& policy) {
+    for (int i = 0; i < kCategoryCount; ++i) {
+        auto c = static_cast<Category>(i);
+        std::cout << "category " << to_string(c) << " " << to_string(policy.decide(c)) << "\n";
+    }
+}
+
+}  // namespace
+
+int run_serve_command(const std::vector<std::string>& args) {
+    std::optional<ListenSpec> listen;
+    std::string policy_file;
+    std::vector<std::string> rule_files;
+    Settings settings;
+    unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+    mode_t socket_mode = 0666;
+    bool check = false;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        auto value = [&] { return option_value(args, i, "serve", kUsage); };
+        auto bad = [&](const std::string& v, const char* want) {
+            std::cerr << "preflight-classify serve: " << a << " " << v << ": want " << want << "\n";
+            return 2;
+        };
+        unsigned long n = 0;
+        const std::string* v = nullptr;
+        if (a == "-h" || a == "--help") {
+            std::cout << kUsage;
+            return 0;
+        } else if (a == "--check") {
+            check = true;
+        } else if (a == "--verbose" || a == "-v") {
+            settings.verbose = true;
+        } else if (!(a == "--listen" || a == "--policy" || a == "--rules" || a == "--threads" ||
+                     a == "--idle-timeout" || a == "--max-connections" || a == "--max-request" ||
+                     a == "--socket-mode")) {
+            std::cerr << "preflight-classify serve: unknown argument " << a << "\n" << kUsage;
+            return 2;
+        } else if (!(v = value())) {
+            return 2;
+        } else if (a == "--listen") {
+            if (!(listen = parse_listen(*v))) return bad(*v, "unix:PATH or inet:IPV4ADDR:PORT");
+        } else if (a == "--policy") {
+            policy_file = *v;
+        } else if (a == "--rules") {
+            rule_files.push_back(*v);
+        } else if (a == "--threads") {
+            if (!parse_number(*v, n, 1, 256)) return bad(*v, "1-256");
+            threads = static_cast<unsigned>(n);
+        } else if (a == "--idle-timeout") {
+            if (!parse_number(*v, n, 1, 86400)) return bad(*v, "1-86400 seconds");
+            settings.idle_timeout = std::chrono::seconds(n);
+        } else if (a == "--max-connections") {
+            if (!parse_number(*v, n, 1, 1000000)) return bad(*v, "1-1000000");
+            settings.max_connections = static_cast<int>(n);
+        } else if (a == "--max-request") {
+            // An answer is as long as its request; Postfix takes answers of up to 100000 bytes.
+            if (!parse_number(*v, n, 64, 99000)) return bad(*v, "64-99000 bytes");
+            settings.max_request = n;
+        } else if (a == "--socket-mode") {
+            if (!parse_number(*v, n, 0, 0777, 8)) return bad(*v, "an octal mode such as 0660");
+            socket_mode = static_cast<mode_t>(n);
+        }
+    }
+    if (!listen && !check) {
+        std::cerr << "preflight-classify serve: --listen is required\n" << kUsage;
+        return 2;
+    }
+
+    StatusPolicy policy;
+    if (!policy_file.empty()) {
+        try {
+            policy = StatusPolicy::load(policy_file);
+        } catch (const PolicyError& e) {
+            std::cerr << "preflight-classify: " << e.what() << "\n";
+            return 2;
+        }
+    }
+    std::shared_ptr<const RuleSet> rules = load_rules(rule_files);
+    if (!rules) return 2;
+    if (check) {
+        print_policy(policy);
+        return 0;
+    }
+    const ReplyClassifier classifier(rules);
+
+    // Before any thread exists, so that every thread inherits the mask.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    std::string err;
+    std::unique_ptr<Listener> listener = Listener::open(*listen, socket_mode, err);
+    if (!listener) {
+        std::cerr << "preflight-classify serve: " << err << "\n";
+        return 1;
+    }
+    Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!stop) {
+        std::cerr << "preflight-classify serve: eventfd: " << errno_text() << "\n";
+        return 1;
+    }
+    Shared shared{classifier, policy, settings, listener->fd(), stop.get()};
+    std::vector<std::unique_ptr<Loop>> loops;
+    std::vector<std::thread> workers;
+    auto stop_loops = [&] {
+        std::uint64_t one = 1;
+        if (::write(stop.get(), &one, sizeof one) < 0) { /* an eventfd write of 1 cannot fail here */ }
+        for (auto& t : workers) t.join();
+    };
+    try {
+        for (unsigned i = 0; i < threads; ++i) {
+            loops.push_back(std::make_unique<Loop>(shared));
+            workers.emplace_back([l = loops.back().get()] { l->run(); });
+        }
+    } catch (const std::system_error& e) {
+        std::cerr << "preflight-classify serve: cannot start threads: " << e.what() << "\n";
+        stop_loops();
+        return 1;
+    }
+    std::cerr << "preflight-classify serve: listening on " << listen->text << ", " << threads
+              << " threads, policy " << (policy_file.empty() ? "built-in" : policy_file) << "\n";
+
+    int sig = 0;
+    while (::sigwait(&stop_signals, &sig) != 0) {
+    }
+    stop_loops();
+    std::uint64_t requests = 0, changed = 0, accepted = 0;
+    for (auto& l : loops) requests += l->requests(), changed += l->changed(), accepted += l->accepted();
+    loops.clear();
+    std::cerr << "preflight-classify serve: stopped (" << (shared.failed ? "error" : strsignal(sig)) << "): "
+              << accepted << " connections, " << requests << " requests, " << changed << " statuses changed\n";
+    return shared.failed ? 1 : 0;
+}
+
+}  // namespace preflight

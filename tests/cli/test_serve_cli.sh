@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Command-line and socket behaviour of `preflight-classify serve` without Postfix: usage and
+# policy errors (exit 2, FILE:LINE), --check, socketmap answers over a unix socket from a small
+# python client (partial writes, several requests in one write, bad framing, size limit,
+# concurrent clients, idle timeout), stale and live sockets, SIGTERM.
+set -u
+BIN=${1:?usage: test_serve_cli.sh PATH/TO/preflight-classify}
+PY=/usr/bin/python3
+TMP=$(mktemp -d)
+PID=''
+cleanup() {
+  if [[ -n $PID ]] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+fails=0; passes=0
+check() {  # check NAME CONDITION-EXIT-CODE
+  if [ "$2" -eq 0 ]; then passes=$((passes+1)); else fails=$((fails+1)); echo "FAIL: $1"; fi
+}
+wait_for() {  # wait_for TENTHS CMD...
+  local i; for ((i = 0; i < $1; i++)); do "${@:2}" && return 0; sleep 0.1; done; return 1
+}
+
+# ---- usage and policy errors --------------------------------------------------------------------
+
+"$BIN" serve >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] && grep -q -- "--listen is required" "$TMP/err"; r=$?; check "no --listen: exit 2 (got $rc)" $r
+"$BIN" serve --listen tcp:1.2.3.4:5 >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "want unix:PATH or inet:IPV4ADDR:PORT" "$TMP/err"; r=$?; check "bad --listen: exit 2 (got $rc)" $r
+"$BIN" serve --listen inet:127.0.0.1:99999 >/dev/null 2>&1; check "port out of range: exit 2" $(( $? != 2 ))
+"$BIN" serve --listen unix:/x --threads 0 >/dev/null 2>&1; check "--threads 0: exit 2" $(( $? != 2 ))
+"$BIN" serve --listen unix:/x --bogus >/dev/null 2>&1; check "unknown option: exit 2" $(( $? != 2 ))
+"$BIN" serve --help | grep -q "delivery_status_filter"; r=$?; check "--help" $r
+
+printf '# site\ncategory quota-issues defer\ncategory bad-mailbox bounce\ncategory spam-relatd bounce\n' >"$TMP/bad.conf"
+"$BIN" serve --listen "unix:$TMP/s" --policy "$TMP/bad.conf" >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ]; r=$?; check "bad policy: exit 2 (got $rc)" $r
+grep -qx "preflight-classify: $TMP/bad.conf:4: unknown category 'spam-relatd' (see preflight-rules(5))" "$TMP/err"
+r=$?; check "bad policy: FILE:LINE message: $(cat "$TMP/err")" $r
+[ ! -e "$TMP/s" ]; r=$?; check "bad policy: no socket created" $r
+printf 'default drop\n' >"$TMP/bad2.conf"
+"$BIN" serve --listen "unix:$TMP/s" --policy "$TMP/bad2.conf" 2>&1 >/dev/null | grep -q "bad2.conf:1: unknown decision 'drop'"
+r=$?; check "bad decision: FILE:LINE message" $r
+"$BIN" serve --listen "unix:$TMP/s" --policy "$TMP/missing.conf" >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "missing.conf: cannot open" "$TMP/err"; r=$?; check "missing policy: exit 2 (got $rc)" $r
+printf 'bad-mailbox text (\n' >"$TMP/bad.rules"
+"$BIN" serve --listen "unix:$TMP/s" --rules "$TMP/bad.rules" >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "bad.rules:1:" "$TMP/err"; r=$?; check "bad rules: exit 2 (got $rc): $(cat "$TMP/err")" $r
+
+# --check prints the effective policy: file lines override the built-in, unnamed ones stay.
+printf 'category quota-issues keep\ncategory spam-related defer\n' >"$TMP/site.conf"
+out=$("$BIN" serve --policy "$TMP/site.conf" --check); rc=$?
+[ $rc -eq 0 ]; r=$?; check "--check exit 0" $r
+echo "$out" | grep -qx "category quota-issues keep"; r=$?; check "--check: quota-issues keep" $r
+echo "$out" | grep -qx "category spam-related defer"; r=$?; check "--check: spam-related defer" $r
+echo "$out" | grep -qx "category bad-mailbox bounce"; r=$?; check "--check: bad-mailbox keeps the built-in bounce" $r
+[ "$(echo "$out" | wc -l)" -eq 18 ]; r=$?; check "--check: 18 categories" $r
+"$BIN" serve --check | grep -qx "category quota-issues defer"; r=$?; check "--check built-in: quota-issues defer" $r
+"$BIN" serve --check --policy "$(dirname "$0")/../../conf/status-policy.conf" >/dev/null
+r=$?; check "the shipped conf/status-policy.conf is valid" $r
+
+# ---- a running server ---------------------------------------------------------------------------
+
+SOCK=$TMP/status.sock
+start() {  # start ARGS...: serve on $SOCK
+  "$BIN" serve --listen "unix:$SOCK" "$@" 2>>"$TMP/serve.log" &
+  PID=$!
+  # not test -S: a stale socket is there before the server binds
+  wait_for 100 grep -q "listening on unix:$SOCK" "$TMP/serve.log"
+}
+# A stale socket (bound, then its server gone) is replaced.
+"$PY" -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' "$SOCK"
+[ -S "$SOCK" ]; r=$?; check "stale socket prepared" $r
+start --policy "$TMP/site.conf" --idle-timeout 1 --max-request 1000; r=$?; check "serve starts over a stale socket" $r
+
+cat >"$TMP/client.py" <<'EOF'
+import socket, sys, threading, time
+
+SOCK = sys.argv[1]
+
+def conn():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(SOCK)
+    return s
+
+def ns(payload):
+    b = payload.encode() if isinstance(payload, str) else payload
+    return b"%d:" % len(b) + b + b","
+
+def read_replies(s, n):
+    buf, out = b"", []
+    while len(out) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            out.append("EOF")
+            break
+        buf += chunk
+        while True:
+            colon = buf.find(b":")
+            if colon < 0:
+                break
+            ln = int(buf[:colon])
+            if len(buf) < colon + 2 + ln:
+                break
+            assert buf[colon + 1 + ln:colon + 2 + ln] == b","
+            out.append(buf[colon + 1:colon + 1 + ln].decode())
+            buf = buf[colon + 2 + ln:]
+    return out
+
+def closed(s):
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+FULL = "status 5.2.2 host mx[192.0.2.1] said: 552 5.2.2 Mailbox full (in reply to RCPT TO command)"
+UNKNOWN = "status 4.1.1 host mx[192.0.2.1] said: 450 4.1.1 User unknown (in reply to RCPT TO command)"
+SPAM = "status 5.7.1 host mx[192.0.2.1] said: 550 5.7.1 Message rejected as spam (in reply to end of DATA command)"
+results = []
+def t(name, ok):
+    results.append((name, ok))
+
+# One request per round trip; site policy: quota keep, spam defer, bad-mailbox built-in bounce.
+s = conn()
+for req, want in [(FULL, "NOTFOUND "), (UNKNOWN, "OK 5" + UNKNOWN[8:]), (SPAM, "OK 4" + SPAM[8:]),
+                  ("status 2.0.0 250 2.0.0 Ok: queued", "NOTFOUND "), ("status ", "NOTFOUND "),
+                  ("other 4.1.1 user unknown", "PERM unknown map 'other': want 'status'"),
+                  ("", "PERM malformed request: want 'NAME KEY'")]:
+    s.sendall(ns(req))
+    got = read_replies(s, 1)[0]
+    t("%r -> %r (got %r)" % (req[:40], want[:40], got[:60]), got == want)
+# Partial writes: one byte at a time; then three requests in one write.
+for b in ns(UNKNOWN):
+    s.sendall(bytes([b]))
+    time.sleep(0.0005)
+got = read_replies(s, 1)
+t("byte by byte: %r" % got, got == ["OK 5" + UNKNOWN[8:]])
+s.sendall(ns(FULL) + ns(UNKNOWN) + ns(SPAM))
+got = read_replies(s, 3)
+t("three in one write, in order: %r" % got, got == ["NOTFOUND ", "OK 5" + UNKNOWN[8:], "OK 4" + SPAM[8:]])
+s.close()
+
+# Bad framing and oversize: PERM, then the server closes the connection.
+for name, data, want in [("garbage", b"GET / HTTP/1.0\r\n\r\n", "PERM malformed netstring"),
+                         ("leading zero", b"01:x,", "PERM malformed netstring"),
+                         ("no comma", b"3:abc;", "PERM malformed netstring"),
+                         ("oversize length", b"1001:", "PERM request longer than 1000 bytes"),
+                         ("oversize digits", b"99999999999999999999999", "PERM request longer than 1000 bytes")]:
+    s = conn()
+    s.sendall(data)
+    got = read_replies(s, 1)
+    t("%s: %r" % (name, got), got == [want])
+    t("%s: closed after the PERM" % name, closed(s))
+    s.close()
+# A request of exactly the limit is served.
+s = conn()
+big = "status 4.1.1 " + "x" * (1000 - 13)
+s.sendall(ns(big))
+got = read_replies(s, 1)
+t("request at the limit answered: %r" % got[0][:20], got[0].startswith(("OK", "NOTFOUND")))
+s.close()
+
+# Concurrent clients: 20 connections, 200 requests each, interleaved.
+errors = []
+def worker(i):
+    try:
+        c = conn()
+        for j in range(200):
+            req = (FULL, UNKNOWN, SPAM)[(i + j) % 3]
+            c.sendall(ns(req))
+            want = {FULL: "NOTFOUND ", UNKNOWN: "OK 5" + UNKNOWN[8:], SPAM: "OK 4" + SPAM[8:]}[req]
+            got = read_replies(c, 1)[0]
+            if got != want:
+                errors.append(got)
+        c.close()
+    except Exception as e:
+        errors.append(repr(e))
+ths = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+[x.start() for x in ths]
+[x.join() for x in ths]
+t("20 concurrent clients x 200 requests: %d errors %r" % (len(errors), errors[:2]), not errors)
+
+# Idle timeout (--idle-timeout 1): a silent connection is closed within ~2 s; a half-sent
+# request does not keep it open either.
+for name, data in [("silent", b""), ("half a request", b"20:status 4.1")]:
+    s = conn()
+    s.settimeout(4)
+    if data:
+        s.sendall(data)
+    t0 = time.monotonic()
+    ok = closed(s)
+    took = time.monotonic() - t0
+    t("idle %s: closed after %.1f s" % (name, took), ok and 0.5 < took < 3.5)
+    s.close()
+
+bad = [n for n, ok in results if not ok]
+for n, ok in results:
+    print(("ok " if ok else "FAIL ") + n)
+sys.exit(1 if bad else 0)
+EOF
+"$PY" "$TMP/client.py" "$SOCK" >"$TMP/client.out" 2>&1; rc=$?
+[ -n "${SERVE_CLI_VERBOSE:-}" ] && cat "$TMP/client.out"
+[ $rc -eq 0 ]; r=$?; check "socketmap client: $(grep -v '^ok ' "$TMP/client.out" | head -5)" $r
+
+# A second server on a live socket refuses to start and leaves the socket alone.
+"$BIN" serve --listen "unix:$SOCK" 2>"$TMP/err2" >/dev/null; rc=$?
+[ $rc -eq 1 ] && grep -q "in use by a running server" "$TMP/err2"; r=$?; check "live socket: exit 1 (got $rc): $(cat "$TMP/err2")" $r
+[ -S "$SOCK" ]; r=$?; check "live socket still there" $r
+
+# SIGTERM: exit 0, socket removed, a summary line.
+kill -TERM "$PID"; wait "$PID"; rc=$?; PID=''
+[ $rc -eq 0 ]; r=$?; check "SIGTERM: exit 0 (got $rc)" $r
+[ ! -e "$SOCK" ]; r=$?; check "SIGTERM: socket removed" $r
+grep -q "stopped (Terminated): .* requests" "$TMP/serve.log"; r=$?; check "SIGTERM: summary logged" $r
+
+# A path that is not a socket is never replaced.
+echo data >"$TMP/file"
+"$BIN" serve --listen "unix:$TMP/file" 2>"$TMP/err" >/dev/null; rc=$?
+[ $rc -eq 1 ] && grep -q "is not a socket" "$TMP/err" && [ "$(cat "$TMP/file")" = data ]
+r=$?; check "regular file at the path: exit 1, file kept (got $rc)" $r
+
+# inet: answers on 127.0.0.1 too.
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN" serve --listen "inet:127.0.0.1:$PORT" 2>>"$TMP/serve.log" &
+PID=$!
+got=''
+for ((i = 0; i < 50; i++)); do
+  got=$("$PY" - "$PORT" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+k = b"status 4.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)"
+s.sendall(b"%d:%s," % (len(k), k))
+print(s.recv(1000).decode())
+EOF
+) && break
+  sleep 0.1
+done
+[ "$got" = "75:OK 5.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)," ]
+r=$?; check "inet answer: $got" $r
+kill -TERM "$PID"; wait "$PID"; PID=''
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]
