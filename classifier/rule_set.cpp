@@ -91,22 +91,25 @@ RuleSet::RuleSet() = default;
 RuleSet::~RuleSet() = default;
 
 const Rule* RuleSet::match_text(std::string_view text, int reply_class) const {
-    if (!set_) return nullptr;
     // One match vector per thread: the hot path must not allocate.
     thread_local std::vector<int> hits;
-    hits.clear();
-    if (!set_->Match(re2::StringPiece(text.data(), text.size()), &hits)) return nullptr;
-    const Rule* best = nullptr;
-    std::size_t best_index = 0;
-    for (int h : hits) {
-        std::size_t idx = text_rules_[static_cast<std::size_t>(h)];
-        const Rule& r = rules_[idx];
-        if (best && idx >= best_index) continue;
-        if (r.only && (reply_class ? reply_class : implied_class(r)) != r.only) continue;
-        best = &r;
-        best_index = idx;
+    // Files in precedence order: the first file with a fitting match holds the lowest index.
+    for (const TextSet& ts : text_sets_) {
+        hits.clear();
+        if (!ts.set->Match(re2::StringPiece(text.data(), text.size()), &hits)) continue;
+        const Rule* best = nullptr;
+        std::size_t best_index = 0;
+        for (int h : hits) {
+            std::size_t idx = ts.rules[static_cast<std::size_t>(h)];
+            const Rule& r = rules_[idx];
+            if (best && idx >= best_index) continue;
+            if (r.only && (reply_class ? reply_class : implied_class(r)) != r.only) continue;
+            best = &r;
+            best_index = idx;
+        }
+        if (best) return best;
     }
-    return best;
+    return nullptr;
 }
 
 const Rule* RuleSet::match_enhanced(EnhancedCode e) const {
@@ -238,18 +241,22 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
     opts.set_case_sensitive(false);
     opts.set_log_errors(false);
     opts.set_max_mem(256 << 20);  // the lazy DFA of a few hundred patterns needs room
-    rs->set_ = std::make_unique<RE2::Set>(opts, RE2::UNANCHORED);
 
     for (std::size_t i = 0; i < rs->rules_.size(); ++i) {
         Rule& r = rs->rules_[i];
         if (r.kind == Rule::Kind::text) {
-            // Compile alone first: RE2::Set::Add reports errors without the pattern's position.
-            RE2 probe(r.pattern, opts);
-            if (!probe.ok()) fail(r.location, "bad regex: " + probe.error());
-            std::string err;
-            int idx = rs->set_->Add(r.pattern, &err);
-            if (idx < 0) fail(r.location, "bad regex: " + err);
-            rs->text_rules_.push_back(i);
+            // One RE2::Set per rule file: a new one where the file changes.
+            std::string_view file = std::string_view(r.location).substr(0, r.location.rfind(':'));
+            if (rs->text_sets_.empty() || rs->text_sets_.back().file != file) {
+                rs->text_sets_.emplace_back();
+                rs->text_sets_.back().file = std::string(file);
+                rs->text_sets_.back().set = std::make_unique<RE2::Set>(opts, RE2::UNANCHORED);
+            }
+            RuleSet::TextSet& ts = rs->text_sets_.back();
+            std::string err;  // RE2's own message; the rule's FILE:LINE says where
+            if (ts.set->Add(r.pattern, &err) < 0) fail(r.location, "bad regex: " + err);
+            ts.rules.push_back(i);
+            ++rs->text_rule_count_;
         } else {
             std::uint32_t key = code_key(r.kind, r.pattern, r.location);
             // emplace keeps the first rule for a code: site files override shipped ones.
@@ -263,8 +270,8 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
             r.action_json = rs->actions_json_[r.action_name];
         }
     }
-    if (rs->text_rules_.empty()) rs->set_.reset();
-    else if (!rs->set_->Compile()) throw RuleError("rule set: RE2 ran out of memory compiling the text rules");
+    for (RuleSet::TextSet& ts : rs->text_sets_)
+        if (!ts.set->Compile()) throw RuleError(ts.file + ": RE2 ran out of memory compiling the text rules");
 
     rs->category_actions_.resize(kCategoryCount);
     for (int c = 0; c < kCategoryCount; ++c) {
