@@ -150,6 +150,7 @@ DkimPublicKeyFile $IT_DIR/keys/pf1.pub.pem
 MaxRecipients 50
 MaxMessageSize 20M
 AuthPolicy spf-or-dkim
+Domain tag.test AuthMode tag
 EOF
 }
 
@@ -232,7 +233,9 @@ EOF
     { echo "sendmail.cf has no Xpreflight line for S=$sock" >&2; return 1; }
 }
 
-# sm_start PORT: the daemon in the foreground (-bD) under timeout(1); sets SM_PID.
+# sm_start PORT: the daemon in the foreground (-bD) under timeout(1); sets SM_PID. IT_SM_ARGS
+# adds arguments, e.g. IT_SM_ARGS="-D /tmp/sm-debug.log -d64.20" (milter debugging into that
+# file: without -D, the debugging goes into the SMTP sessions).
 # Before it reads its config, Sendmail qualifies the machine's host name with the resolver and,
 # when that gives no dot (this machine: "vm", an /etc/hosts without a domain), logs "My
 # unqualified host name unknown" and sleeps 60 s, twice. So it runs in its own UTS and mount
@@ -242,11 +245,11 @@ EOF
 sm_start() {
   local port=$1
   printf 'hosts: files\npasswd: files\ngroup: files\n' >"$SM_DIR/nsswitch.conf"
-  # shellcheck disable=SC2016 # the script is for the child sh
+  # shellcheck disable=SC2016,SC2086 # the script is for the child sh; IT_SM_ARGS is split
   timeout 900 unshare --mount --uts --propagation private sh -c '
-    hostname mta.preflight-it.test &&
-      mount --bind "$1/hosts" /etc/hosts && mount --bind "$1/nsswitch.conf" /etc/nsswitch.conf &&
-      exec "$2" -bD -C "$1/sendmail.cf"' preflight-it-sendmail "$SM_DIR" "$SM_BIN" \
+    d=$1 bin=$2 && shift 2 && hostname mta.preflight-it.test &&
+      mount --bind "$d/hosts" /etc/hosts && mount --bind "$d/nsswitch.conf" /etc/nsswitch.conf &&
+      exec "$bin" -bD -C "$d/sendmail.cf" "$@"' preflight-it-sendmail "$SM_DIR" "$SM_BIN" ${IT_SM_ARGS:-} \
     </dev/null >"$SM_DIR/daemon.out" 2>&1 &
   SM_PID=$!
   track_pid "$SM_PID" sendmail
@@ -365,6 +368,20 @@ sc "21 MiB body without SIZE= -> 552 5.3.4 at end of data"
 send big "$P" --from user@good.test --to "$R" --body "@$IT_DIR/msg/big.txt"
 expect_reply big MAIL '^250 '
 expect_refusal big EOD '^552 5\.3\.4 Message exceeds the size limit of 20971520 bytes'
+sc_end
+
+# ---- scenario: a header added at end of message -------------------------------------------------
+# The milter negotiates SMFIP_HDR_LEADSPC and writes the blank after the colon itself; the header
+# must arrive as "Name: value" (one blank), as with Postfix.
+
+sc "tag.test (AuthMode tag): accepted, delivered with 'X-Preflight-Auth: 550 5.7.26 ...' (one blank)"
+send tag "$P" --from user@tag.test --to "$R"
+expect_reply tag EOD '^250 2\.0\.0 [0-9A-Za-z]+ Message accepted for delivery'
+if expect_delivered tag; then
+  hdr=$(sink_files_of "$(queue_id tag)" | xargs grep -h '^X-Preflight-Auth:' | head -1)
+  [[ $hdr =~ ^X-Preflight-Auth:\ 550\ 5\.7\.26\ tag\.test\ publishes\ no\ SPF\ record ]] ||
+    bad "expected 'X-Preflight-Auth: 550 5.7.26 tag.test publishes no SPF record...' at the sink, got '${hdr:-none}'"
+fi
 sc_end
 
 # ---- final accounting ----------------------------------------------------------------------------
