@@ -17,6 +17,10 @@ PACKAGES=(
   postfix swaks python3-aiosmtpd python3-dnslib python3-openpyxl dnsutils openssl
   # benchmark baseline of preflight-classify log
   pflogsumm
+  # Sendmail test: sendmail-bin conflicts with postfix, so the test downloads and unpacks it
+  # (apt-get download, needs the package lists of apt-get update); installed here are m4 for its
+  # sendmail.cf and the shared libraries of the unpacked binary
+  m4 libwrap0 libdb5.3 libnsl2 libldap-2.5-0 libsasl2-2 libssl3
   # docs
   mandoc time
 )

@@ -335,3 +335,167 @@ pf_wait_sent() {
   grep " $qid: " "$PF_LOG" | grep -o 'status=.*' | tail -2 >&2
   return 1
 }
+
+# ---- scenarios, SMTP clients, transcript assertions --------------------------------------------
+# Shared by the MTA tests (milter_postfix.sh keeps its own copies of these, identical in
+# behaviour). The test sets PASS=0 FAIL=0 and IT_DIR (with IT_DIR/out) before using them.
+
+# setup_or_die WHAT CMD...: a broken harness is one failed scenario and the end of the run.
+setup_or_die() {
+  local what=$1 err
+  shift
+  # not in a subshell: the helpers set variables (PIDs, ports) for the rest of the test
+  if ! "$@" >/dev/null 2>"$IT_DIR/setup.err"; then
+    err=$(<"$IT_DIR/setup.err")
+    echo "not ok - setup: $what: ${err//$'\n'/ }"
+    FAIL=$((FAIL + 1))
+    echo "$PASS passed, $FAIL failed"
+    exit 1
+  fi
+}
+
+# ---- scenario bookkeeping ----------------------------------------------------------------------
+
+SC='' ERRS=''
+sc() { SC=$1 ERRS=''; }
+bad() { ERRS+="${ERRS:+; }$*"; }
+sc_end() {
+  if [[ -z $ERRS ]]; then
+    echo "ok - $SC"
+    PASS=$((PASS + 1))
+  else
+    echo "not ok - $SC: $ERRS"
+    FAIL=$((FAIL + 1))
+  fi
+}
+
+# ---- SMTP clients --------------------------------------------------------------------------------
+# Both write out/NAME.tr: one line per server reply, "STAGE<TAB>reply", where STAGE is CONNECT,
+# EHLO, MAIL, RCPT, DATA, EOD (the reply to the final ".") or QUIT, and a multi-line reply is
+# joined into one line: "550 5.7.26 first line text second line text" (the code and enhanced
+# code of the continuation lines dropped). Client-side errors (timeouts) are "ERROR<TAB>text".
+
+# swaks_transcript: swaks output on stdin -> .tr lines on stdout.
+swaks_transcript() {
+  awk '
+    BEGIN { stage = "CONNECT"; indata = 0; buf = "" }
+    /^<(-|\*\*) / {
+      line = substr($0, 5); sub(/\r$/, "", line)
+      code = substr(line, 1, 3); sep = substr(line, 4, 1); text = substr(line, 5)
+      if (buf == "") buf = code " " text
+      else { sub(/^[245]\.[0-9]+\.[0-9]+ /, "", text); buf = buf " " text }
+      if (sep != "-") {
+        print stage "\t" buf; buf = ""
+        if (stage == "DATA" && code == "354") indata = 1
+        else if (stage == "EOD") indata = 0
+      }
+      next
+    }
+    /^ (->|~>) / {
+      if (indata) { stage = "EOD"; next }
+      cmd = toupper($2); sub(/:.*/, "", cmd); stage = cmd; next
+    }
+    /^\*\*\* / { print "ERROR\t" substr($0, 5) }
+  '
+}
+
+# send NAME PORT SWAKS-ARGS...: one swaks session against Postfix on PORT; DATA is summarised.
+send() {
+  local name=$1 port=$2
+  shift 2
+  timeout 120 swaks --server "127.0.0.1:$port" --timeout 30 --helo client.preflight-it.test \
+    --suppress-data --h-X-Test-Id "$name" "$@" >"$IT_DIR/out/$name.swaks" 2>&1 </dev/null
+  swaks_transcript <"$IT_DIR/out/$name.swaks" >"$IT_DIR/out/$name.tr"
+}
+
+# raw_mail NAME PORT MAIL-ARGS: EHLO, "MAIL FROM:MAIL-ARGS", QUIT over bash's /dev/tcp, for what
+# swaks cannot do (ESMTP parameters such as SIZE=) and for timing: sets MAIL_MS, the time from
+# sending MAIL FROM to its complete reply.
+raw_mail() {
+  local name=$1 port=$2 args=$3 fd t0
+  local tr=$IT_DIR/out/$name.tr log=$IT_DIR/out/$name.swaks
+  : >"$tr"
+  : >"$log"
+  MAIL_MS=
+  if ! exec {fd}<>"/dev/tcp/127.0.0.1/$port"; then
+    printf 'ERROR\tcannot connect to 127.0.0.1:%s\n' "$port" >>"$tr"
+    return 1
+  fi
+  raw_reply "$fd" CONNECT "$tr" "$log" &&
+    raw_cmd "$fd" "EHLO client.preflight-it.test" EHLO "$tr" "$log" && {
+      t0=$EPOCHREALTIME
+      raw_cmd "$fd" "MAIL FROM:$args" MAIL "$tr" "$log" &&
+        MAIL_MS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }')
+    } && raw_cmd "$fd" QUIT QUIT "$tr" "$log"
+  exec {fd}>&-
+}
+
+raw_cmd() { # FD LINE STAGE TR LOG
+  printf '%s\r\n' "$2" >&"$1" || return 1
+  printf ' -> %s\n' "$2" >>"$5"
+  raw_reply "$1" "$3" "$4" "$5"
+}
+
+raw_reply() { # FD STAGE TR LOG: read one (multi-line) reply, 30 s and 100 lines at most
+  local fd=$1 stage=$2 tr=$3 log=$4 line joined='' i text
+  for ((i = 0; i < 100; i++)); do
+    if ! IFS= read -r -t 30 -u "$fd" line; then
+      printf 'ERROR\tno complete reply to %s within 30 s\n' "$stage" >>"$tr"
+      return 1
+    fi
+    line=${line%$'\r'}
+    printf '<-  %s\n' "$line" >>"$log"
+    text=${line:4}
+    if [[ -z $joined ]]; then
+      joined="${line:0:3} $text"
+    else
+      [[ $text =~ ^[245]\.[0-9]+\.[0-9]+\ (.*)$ ]] && text=${BASH_REMATCH[1]}
+      joined+=" $text"
+    fi
+    if [[ ${line:3:1} != - ]]; then
+      printf '%s\t%s\n' "$stage" "$joined" >>"$tr"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# ---- assertions on a transcript ------------------------------------------------------------------
+
+# reply_at NAME STAGE [N]: the Nth reply (default first) at STAGE.
+reply_at() {
+  awk -F'\t' -v s="$2" -v n="${3:-1}" '$1 == s && ++c == n { print $2; exit }' "$IT_DIR/out/$1.tr"
+}
+
+# what_happened NAME: a short account for failure messages (first refusal or client error).
+what_happened() {
+  local tr=$IT_DIR/out/$1.tr
+  awk -F'\t' '$1 == "ERROR" || $2 ~ /^[45]/ { print $1 ": " $2; found = 1; exit }
+              END { if (!found) print "no refusal" }' "$tr"
+}
+
+# expect_reply NAME STAGE[#N] REGEX: the reply at STAGE (the Nth) matches the ERE.
+expect_reply() {
+  local name=$1 st=$2 re=$3 n=1 got
+  if [[ $st == *#* ]]; then n=${st#*#} st=${st%#*}; fi
+  got=$(reply_at "$name" "$st" "$n")
+  if [[ -z $got ]]; then
+    bad "expected $st reply /$re/, got no $st reply ($(what_happened "$name"))"
+  elif ! [[ $got =~ $re ]]; then
+    bad "expected $st reply /$re/, got '$got'"
+  fi
+}
+
+# expect_refusal NAME STAGES REGEX: the first 4xx/5xx reply matches REGEX and came at one of
+# STAGES (an ERE such as "MAIL|EOD": some decisions may be taken early or at end of data).
+expect_refusal() {
+  local name=$1 stages=$2 re=$3 first st got
+  first=$(awk -F'\t' '$1 == "ERROR" || $2 ~ /^[45]/ { print; exit }' "$IT_DIR/out/$name.tr")
+  st=${first%%$'\t'*} got=${first#*$'\t'}
+  if [[ -z $first ]]; then
+    bad "expected a refusal /$re/ at $stages, got none (EOD: $(reply_at "$name" EOD))"
+  elif ! [[ $st =~ ^($stages)$ && $got =~ $re ]]; then
+    bad "expected /$re/ at $stages, got $st: '$got'"
+  fi
+}
+
