@@ -19,6 +19,43 @@ DeliveryTracker::Message& DeliveryTracker::message(std::string_view queue_id, st
     return it->second;
 }
 
+namespace {
+
+// Postfix logs a multi-line reply (a milter's smfi_setmlreply) with each CR LF as "??" and the
+// next line's "550 5.7.26 " after it: one line of text again, joined by a blank.
+void join_logged_lines(std::string& s) {
+    if (s.find("??") == std::string::npos) return;
+    auto digit = [&](std::size_t i) { return i < s.size() && s[i] >= '0' && s[i] <= '9'; };
+    std::string out;
+    out.reserve(s.size());
+    std::size_t i = 0;
+    while (i < s.size()) {
+        if (s.compare(i, 2, "??") != 0) {
+            out.push_back(s[i++]);
+            continue;
+        }
+        std::size_t end = i + 2;
+        if (digit(end) && digit(end + 1) && digit(end + 2) && end + 3 < s.size() && (s[end + 3] == ' ' || s[end + 3] == '-')) {
+            end += 4;
+            std::size_t e = end;  // an enhanced code "5.7.26 " after it
+            if (digit(e) && e + 1 < s.size() && s[e + 1] == '.') {
+                e += 2;
+                while (digit(e)) ++e;
+                if (e < s.size() && s[e] == '.') {
+                    ++e;
+                    while (digit(e)) ++e;
+                    if (e < s.size() && s[e] == ' ') end = e + 1;
+                }
+            }
+        }
+        out.push_back(' ');
+        i = end;
+    }
+    s.swap(out);
+}
+
+}  // namespace
+
 void DeliveryTracker::emit(Status status, std::string_view queue_id, const Message* msg, std::string_view recipient,
                            std::string_view text, const LogTime& time, std::string_view relay,
                            std::string_view delay, std::string_view dsn, Origin origin) {
@@ -27,6 +64,7 @@ void DeliveryTracker::emit(Status status, std::string_view queue_id, const Messa
     r.status = status;
     r.recipient.assign(recipient);
     r.message.assign(remote_reply(text));
+    if (status == Status::rejected) join_logged_lines(r.message);
     r.queue_id.assign(queue_id);
     r.relay.assign(relay);
     r.delay.assign(delay);

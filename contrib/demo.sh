@@ -1,15 +1,185 @@
 #!/usr/bin/env bash
-# The main job, on this machine alone: build preflight and classify a set of real-world
-# downstream replies into status, bounce type, category and the action a relay should take.
-set -euo pipefail
+# The main job, on this machine alone (loopback only, nothing from outside):
+#   1. preflight-classify reply: real-world downstream replies -> status, bounce type, category,
+#      the action to take
+#   2. (root) a sandboxed relay: our own DNS for test zones, a throwaway Postfix with
+#      preflight-milter in smtpd_milters and preflight-classify serve as its delivery status
+#      filter, relaying to a scripted next hop. Mail that passes and mail that fails each check,
+#      each with the reply the sender sees; the status filter keeping a "mailbox full" in the
+#      queue and bouncing a 4xx "user unknown" at once
+#   3. (root) that relay's log exported per recipient, as CSV and XLSX
+#   4. preflight-classify dsn: sample bounce messages classified
+# Everything it starts is stopped at the end (by PID); outputs are left in build/demo/.
+set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-bash contrib/install-deps.sh >/dev/null
-cmake -S . -B build >/dev/null
-cmake --build build -j "$(nproc)" --target preflight-classify >/dev/null
-echo "== preflight-classify reply --format text < tests/data/sample-replies.txt"
+bash contrib/install-deps.sh >/dev/null || { echo "demo: contrib/install-deps.sh failed" >&2; exit 1; }
+cmake -S . -B build >/dev/null && cmake --build build -j "$(nproc)" >/dev/null ||
+  { echo "demo: build failed" >&2; exit 1; }
+BIN=$here/build
+OUT=$here/build/demo
+rm -rf "$OUT" && mkdir -p "$OUT"
+T0=$EPOCHREALTIME
+
+title() { printf '\n== %s\n' "$*"; }
+
+title "1. preflight-classify reply --format text < tests/data/sample-replies.txt"
 # Exit 1 only means some line could not be classified; the table is still the point.
-build/preflight-classify reply --format text < tests/data/sample-replies.txt || true
+"$BIN/preflight-classify" reply --format text <tests/data/sample-replies.txt || true
 echo
-echo "== one reply as an argument, JSON for scripts"
-build/preflight-classify reply --format json "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown"
+echo "one reply as an argument, JSON for scripts:"
+"$BIN/preflight-classify" reply --format json "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown"
+
+sample_bounces() {
+  title "4. preflight-classify dsn --format text tests/data/dsn (hand-made sample bounces)"
+  "$BIN/preflight-classify" dsn --format text tests/data/dsn || true
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo
+  echo "demo: parts 2 and 3 start a Postfix instance and need root; run 'sudo contrib/demo.sh' for them"
+  sample_bounces
+  exit 0
+fi
+
+# ---- the sandboxed relay ---------------------------------------------------------------------------
+
+. "$here/tests/integration/lib.sh"
+IT_DIR=$(mktemp -d /tmp/preflight-demo.XXXXXX)
+chmod 755 "$IT_DIR"  # Postfix (user postfix) reaches the unix sockets through it
+MILTER_PID='' SERVE_PID='' DOWN_PID=''
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  pf_stop
+  stop_pids 50 "$MILTER_PID" preflight-milter "$SERVE_PID" preflight-classify "$DOWN_PID" scripted_smtp.py \
+    "${DNS_PID:-}" testdns.py
+  watchdog_stop
+  rm -rf "$IT_DIR"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+watchdog_start 600
+die() { echo "demo: $*" >&2; exit 1; }
+
+title "2. a sandboxed relay on 127.0.0.1: DNS, Postfix + preflight-milter + preflight-classify serve"
+# The test zones of the integration test; this demo does not use the DKIM keys in them.
+sed -e 's|@PF1_DKIM_TXT@|"v=DKIM1; p="|' -e 's|@SEL_DKIM_TXT@|"v=DKIM1; p="|' \
+  tests/integration/zones/test.zone.in >"$IT_DIR/test.zone"
+dns_start "$here/tests/integration/testdns.py" "$IT_DIR/test.zone" || die "the test DNS did not start"
+
+mkdir -p "$IT_DIR/milter"
+cat >"$IT_DIR/milter/preflight.conf" <<EOF
+# the milter as README deploys it: unix socket handed to group postfix, then no root
+Socket unix:$IT_DIR/milter/milter.sock
+UserID postfix
+Syslog no
+Nameservers 127.0.0.1:$DNS_PORT
+DnsTimeout 2s
+EgressAddresses 127.0.0.1
+MaxRecipients 50
+MaxMessageSize 20M
+AuthPolicy spf-or-dkim
+EOF
+"$BIN/preflight-milter" -n -c "$IT_DIR/milter/preflight.conf" || die "the milter conf does not check"
+timeout 600 "$BIN/preflight-milter" -f -c "$IT_DIR/milter/preflight.conf" 2>"$IT_DIR/milter.log" </dev/null &
+MILTER_PID=$!
+track_pid "$MILTER_PID" preflight-milter
+wait_for 100 test -S "$IT_DIR/milter/milter.sock" || die "the milter did not start: $(tail -2 "$IT_DIR/milter.log")"
+
+"$BIN/preflight-classify" serve --listen "unix:$IT_DIR/status.sock" >"$IT_DIR/serve.log" 2>&1 </dev/null &
+SERVE_PID=$!
+track_pid "$SERVE_PID" preflight-classify
+wait_for 100 test -S "$IT_DIR/status.sock" || die "serve did not start: $(tail -2 "$IT_DIR/serve.log")"
+
+free_port DOWN_PORT && free_port SMTPD_PORT || die "no free port"
+"$IT_PY" tests/integration/scripted_smtp.py --port "$DOWN_PORT" --dir "$IT_DIR/downstream" \
+  --max-seconds 600 --parent-pid $$ \
+  --reply "full=552 5.2.2 <full@dest.example>: Mailbox full, try again later" \
+  --reply "gone=450 4.1.1 <gone@dest.example>: Recipient address rejected: User unknown in local recipient table" \
+  >"$IT_DIR/downstream.log" 2>&1 </dev/null &
+DOWN_PID=$!
+track_pid "$DOWN_PID" scripted_smtp.py
+wait_for 100 file_nonempty "$IT_DIR/downstream/port" || die "the next hop did not start"
+
+pf_configure "$DOWN_PORT" "$SMTPD_PORT unix:$IT_DIR/milter/milter.sock"
+postconf -c "$PF_ETC" -e "smtp_delivery_status_filter = socketmap:unix:$IT_DIR/status.sock:status" \
+  "bounce_queue_lifetime = 1d" "maximal_queue_lifetime = 1d" || die "postconf failed"
+pf_start "$SMTPD_PORT" 2>"$IT_DIR/pf.err" || die "Postfix did not start: $(tr '\n' ' ' <"$IT_DIR/pf.err")"
+echo "DNS 127.0.0.1:$DNS_PORT, Postfix 127.0.0.1:$SMTPD_PORT, milter unix:$IT_DIR/milter/milter.sock,"
+echo "status filter unix:$IT_DIR/status.sock, next hop 127.0.0.1:$DOWN_PORT"
+
+mkdir -p "$IT_DIR/out"
+# outcome NAME WHAT: the first refusal the client saw, or the queue id it got.
+outcome() {
+  local tr=$IT_DIR/out/$1.tr first
+  first=$(awk -F'\t' '$1 == "ERROR" || $2 ~ /^[45]/ { print $1 ": " $2; exit }' "$tr")
+  if [[ -z $first ]]; then
+    first="accepted: $(reply_at "$1" EOD)"
+  fi
+  printf '%-52s %s\n' "$2" "$first"
+}
+R=rcpt@dest.example
+echo
+printf '%-52s %s\n' "message" "what the sending client saw"
+send good "$SMTPD_PORT" --from user@good.test --to "$R"
+outcome good "user@good.test (MX, SPF passes for the relay)"
+send nomx "$SMTPD_PORT" --from user@nomx.test --to "$R"
+outcome nomx "user@nomx.test (no MX, an A record: implicit MX)"
+send nullmx "$SMTPD_PORT" --from user@nullmx.test --to "$R"
+outcome nullmx "user@nullmx.test (null MX, RFC 7505)"
+send noexist "$SMTPD_PORT" --from user@noexist.test --to "$R"
+outcome noexist "user@noexist.test (NXDOMAIN)"
+send servfail "$SMTPD_PORT" --from user@servfail.test --to "$R"
+outcome servfail "user@servfail.test (its DNS answers SERVFAIL)"
+send nospf "$SMTPD_PORT" --from user@nospf.test --to "$R"
+outcome nospf "user@nospf.test (no SPF for the relay, not DKIM-signed)"
+send rcpt51 "$SMTPD_PORT" --from user@good.test \
+  --to "$(for i in $(seq 51); do printf 'r%d@dest.example,' "$i"; done | sed 's/,$//')"
+printf '%-52s %s\n' "51 recipients" "RCPT 51: $(reply_at rcpt51 RCPT 51); end of data: $(reply_at rcpt51 EOD)"
+raw_mail size "$SMTPD_PORT" "<user@good.test> SIZE=22020096"
+outcome size "MAIL FROM with SIZE=22020096 (21 MiB)"
+send badrcpt "$SMTPD_PORT" --from user@good.test --to "bob..smith@dest.example"
+outcome badrcpt "RCPT TO:<bob..smith@dest.example>"
+
+title "2b. the status filter: what the next hop answered, what Postfix did"
+send full "$SMTPD_PORT" --from user@good.test --to full@dest.example
+send gone "$SMTPD_PORT" --from user@good.test --to gone@dest.example
+status_of() { grep -E "to=<$1@dest\.example>.* status=" "$PF_LOG" | tail -1; }
+has_status() { status_of "$1" | grep -q " status="; }
+for who in full gone; do
+  if wait_for 300 has_status "$who"; then
+    line=$(status_of "$who")
+    said=$(sed -n 's/.*said: \([0-9][0-9][0-9] [0-9]\.[0-9]*\.[0-9]*\).*/\1/p' <<<"$line")
+    dsn=$(sed -n 's/.* dsn=\([0-9.]*\), status=\([a-z]*\).*/dsn=\1 status=\2/p' <<<"$line")
+    printf '%-6s next hop said %-10s -> Postfix: %s\n' "$who@" "$said" "$dsn"
+  else
+    echo "$who@: no delivery attempt logged within 30 s"
+  fi
+done
+echo "full@ stays in the queue and is retried (a full mailbox is temporary):"
+postqueue -c "$PF_ETC" -p 2>&1 | grep -B1 -A1 "full@dest.example" | sed 's/^/    /'
+echo "gone@ bounced at once with its DSN instead of five days of retries."
+
+title "3. preflight-classify log: the relay's log, one row per recipient"
+pf_wait_sent "$(reply_at good EOD | sed -n "s/.*queued as \([0-9A-Za-z]*\).*/\1/p")" 200 >/dev/null 2>&1 || true
+"$BIN/preflight-classify" log --wide "$PF_LOG" >"$OUT/deliveries.csv" || true
+"$BIN/preflight-classify" log --wide --format xlsx --output "$OUT/deliveries.xlsx" "$PF_LOG" || true
+# The five columns of the seeds (the CSV has more with --wide), long messages cut for the screen.
+"$IT_PY" - "$OUT/deliveries.csv" <<'PY'
+import csv, re, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+shown = [r for r in rows[1:] if not re.match(r"r\d+@dest\.example$", r[2])]
+for r in [rows[0]] + shown:
+    msg = r[4] if len(r[4]) <= 64 else r[4][:61] + "..."
+    print("%-19s  %-18s  %-18s  %-9s  %s" % (r[0], r[1][:18], r[2][:18], r[3], msg))
+print("(%d rows; the 50 r*@dest.example rows of the 51-recipient message are left out above)" % (len(rows) - 1))
+PY
+echo "written: $OUT/deliveries.csv, $OUT/deliveries.xlsx ($(stat -c %s "$OUT/deliveries.xlsx") bytes)"
+cp "$IT_DIR/milter.log" "$OUT/milter.log"
+echo "the milter's decisions, one line each: $OUT/milter.log, e.g.:"
+grep ' check=' "$OUT/milter.log" | grep -v 'result=accept' | head -3 | sed 's/^/    /'
+
+sample_bounces
+printf '\ndemo: done in %.0f s; everything it started is stopped.\n' "$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"

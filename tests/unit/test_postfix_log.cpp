@@ -278,6 +278,20 @@ TEST_CASE("tracker: rejects, removal while deferred, end of input", "[log]") {
     CHECK(run.rows[3].bounce == Bounce::soft);
 }
 
+TEST_CASE("tracker: a multi-line milter reply, logged with ?? between its lines, is one line again", "[log]") {
+    Run run;
+    run.feed({
+        "Nov 25 19:18:27 mx postfix/cleanup[1]: 9AB12345: milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]: "
+        "5.7.26 nospf.test publishes no SPF record??550 5.7.26 SPF result: none; from=<a@nospf.test> "
+        "to=<b@c.example> proto=ESMTP helo=<h>",
+        "Nov 25 19:18:28 mx postfix/smtpd[2]: NOQUEUE: milter-reject: MAIL from x[192.0.2.1]: 550 5.7.27 one??550-5.7.27 "
+        "two??550 5.7.27 three; from=<a@nullmx.test> proto=ESMTP helo=<h>",
+    });
+    REQUIRE(run.rows.size() == 2);
+    CHECK(run.rows[0].message == "5.7.26 nospf.test publishes no SPF record SPF result: none");
+    CHECK(run.rows[1].message == "550 5.7.27 one two three");
+}
+
 TEST_CASE("tracker: state is bounded and evicted after the queue lifetime", "[log]") {
     TrackerOptions o;
     o.queue_lifetime = 3600;
