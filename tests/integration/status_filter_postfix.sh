@@ -70,18 +70,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 watchdog_start 300
 
-SC='' ERRS=''
-sc() { SC=$1 ERRS=''; }
-bad() { ERRS+="${ERRS:+; }$*"; }
-sc_end() {
-  if [[ -z $ERRS ]]; then
-    echo "ok - $SC"
-    PASS=$((PASS + 1))
-  else
-    echo "not ok - $SC: $ERRS"
-    FAIL=$((FAIL + 1))
-  fi
-}
+SC='' ERRS=''  # sc/bad/sc_end: lib.sh
 die_setup() {
   echo "not ok - setup: $*"
   FAIL=$((FAIL + 1))
