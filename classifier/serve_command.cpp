@@ -20,8 +20,10 @@
 // unread replies exceed kMaxPendingOut is not read until it catches up; at most
 // --max-connections are open at once (more are accepted and closed at once).
 //
-// Signals: SIGTERM and SIGINT are blocked in every thread and taken by sigwait() in the main
-// thread, which wakes the loops through an eventfd; the unix socket is removed on exit if it is
+// Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by sigwait() in the
+// main thread. SIGTERM/SIGINT wake the loops through an eventfd; SIGHUP reads the rule files and
+// the policy again into a new Engine, swapped in whole (a broken file is logged with FILE:LINE
+// and the running engine stays); each batch of requests uses the engine it started with; the unix socket is removed on exit if it is
 // still ours (same inode). A stale unix socket (nobody accepts on it) is replaced at start; a
 // live one, or a path that is not a socket, is an error.
 #include "serve_command.hpp"
@@ -259,10 +261,16 @@ struct Settings {
     bool verbose = false;  // log every request and its answer
 };
 
-// What every loop shares: read-only apart from the connection count and the failure flag.
+// The rules and the policy: immutable, replaced whole on SIGHUP.
+struct Engine {
+    ReplyClassifier classifier;
+    StatusPolicy policy;
+};
+
+// What every loop shares: read-only apart from the engine pointer, the connection count and the
+// failure flag.
 struct Shared {
-    const ReplyClassifier& classifier;
-    const StatusPolicy& policy;
+    std::atomic<std::shared_ptr<const Engine>> engine;
     Settings settings;
     int listen_fd;
     int stop_fd;  // eventfd: readable once the server stops
@@ -293,7 +301,7 @@ void log_answer(std::string_view req, std::string_view reply_netstring) {
 }
 
 // Answers one request payload "NAME KEY" into out.
-void answer_one(std::string_view req, const Shared& shared, std::string& scratch, std::string& out,
+void answer_one(std::string_view req, const Engine& engine, std::string& scratch, std::string& out,
                 std::uint64_t& changed) {
     std::size_t sp = req.find(' ');
     if (sp == std::string_view::npos) {
@@ -305,7 +313,7 @@ void answer_one(std::string_view req, const Shared& shared, std::string& scratch
         append_netstring(out, "PERM unknown map '", name.substr(0, 64), "': want 'status'");
         return;
     }
-    FilterResult r = filter_status(key, shared.classifier, shared.policy, scratch);
+    FilterResult r = filter_status(key, engine.classifier, engine.policy, scratch);
     if (!r.new_class) {
         append_netstring(out, "NOTFOUND ");
         return;
@@ -315,10 +323,10 @@ void answer_one(std::string_view req, const Shared& shared, std::string& scratch
 }
 
 // answer_one, and with --verbose a log line.
-void answer(std::string_view req, const Shared& shared, std::string& scratch, std::string& out,
-            std::uint64_t& changed) {
+void answer(std::string_view req, const Engine& engine, const Shared& shared, std::string& scratch,
+            std::string& out, std::uint64_t& changed) {
     const std::size_t before = out.size();
-    answer_one(req, shared, scratch, out, changed);
+    answer_one(req, engine, scratch, out, changed);
     if (shared.settings.verbose) log_answer(req, std::string_view(out).substr(before));
 }
 
@@ -458,11 +466,13 @@ private:
     // Answers the complete requests at the start of data; returns the bytes they took.
     std::size_t serve_requests(Conn& c, std::string_view data) {
         std::size_t used = 0;
+        // One engine for the batch: a reload swaps it between batches, never mid-request.
+        const std::shared_ptr<const Engine> engine = shared_.engine.load(std::memory_order_acquire);
         while (used < data.size()) {
             Netstring ns = parse_netstring(data.substr(used), shared_.settings.max_request);
             switch (ns.status) {
                 case Netstring::Status::complete:
-                    answer(ns.payload, shared_, scratch_, c.out, changed_);
+                    answer(ns.payload, *engine, shared_, scratch_, c.out, changed_);
                     ++requests_;
                     used += ns.consumed;
                     continue;
@@ -537,6 +547,25 @@ private:
     std::uint64_t requests_ = 0, changed_ = 0, accepted_ = 0;
 };
 
+// The rules (site files, then the shipped ones) and the policy, or nullptr with why set to the
+// policy error ("preflight-classify: FILE:LINE: reason\n"; a rule error is printed at once).
+std::shared_ptr<const Engine> load_engine(const std::string& policy_file, const std::vector<std::string>& rule_files,
+                                          std::string& why) {
+    why.clear();
+    StatusPolicy policy;
+    if (!policy_file.empty()) {
+        try {
+            policy = StatusPolicy::load(policy_file);
+        } catch (const PolicyError& e) {
+            why = std::string("preflight-classify: ") + e.what() + "\n";
+            return nullptr;
+        }
+    }
+    std::shared_ptr<const RuleSet> rules = load_rules(rule_files);  // prints its own FILE:LINE error
+    if (!rules) return nullptr;
+    return std::make_shared<const Engine>(Engine{ReplyClassifier(rules), std::move(policy)});
+}
+
 void print_policy(const StatusPolicy& policy) {
     for (int i = 0; i < kCategoryCount; ++i) {
         auto c = static_cast<Category>(i);
@@ -606,28 +635,23 @@ int run_serve_command(const std::vector<std::string>& args) {
         return 2;
     }
 
-    StatusPolicy policy;
-    if (!policy_file.empty()) {
-        try {
-            policy = StatusPolicy::load(policy_file);
-        } catch (const PolicyError& e) {
-            std::cerr << "preflight-classify: " << e.what() << "\n";
-            return 2;
-        }
+    std::string why;
+    std::shared_ptr<const Engine> engine = load_engine(policy_file, rule_files, why);
+    if (!engine) {
+        std::cerr << why;
+        return 2;
     }
-    std::shared_ptr<const RuleSet> rules = load_rules(rule_files);
-    if (!rules) return 2;
     if (check) {
-        print_policy(policy);
+        print_policy(engine->policy);
         return 0;
     }
-    const ReplyClassifier classifier(rules);
 
     // Before any thread exists, so that every thread inherits the mask.
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP);
     ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
@@ -642,7 +666,7 @@ int run_serve_command(const std::vector<std::string>& args) {
         std::cerr << "preflight-classify serve: eventfd: " << errno_text() << "\n";
         return 1;
     }
-    Shared shared{classifier, policy, settings, listener->fd(), stop.get()};
+    Shared shared{engine, settings, listener->fd(), stop.get()};
     std::vector<std::unique_ptr<Loop>> loops;
     std::vector<std::thread> workers;
     auto stop_loops = [&] {
@@ -664,7 +688,18 @@ int run_serve_command(const std::vector<std::string>& args) {
               << " threads, policy " << (policy_file.empty() ? "built-in" : policy_file) << "\n";
 
     int sig = 0;
-    while (::sigwait(&stop_signals, &sig) != 0) {
+    for (;;) {
+        if (::sigwait(&stop_signals, &sig) != 0) continue;
+        if (sig != SIGHUP) break;
+        // Loading takes tens of ms and the loops go on answering with the running engine.
+        std::shared_ptr<const Engine> next = load_engine(policy_file, rule_files, why);
+        if (!next) {
+            std::cerr << why << "preflight-classify serve: reload failed; keeping the running rules and policy\n";
+            continue;
+        }
+        shared.engine.store(std::move(next), std::memory_order_release);
+        std::cerr << "preflight-classify serve: reloaded rules and policy "
+                  << (policy_file.empty() ? "(built-in)" : policy_file) << "\n";
     }
     stop_loops();
     std::uint64_t requests = 0, changed = 0, accepted = 0;

@@ -214,6 +214,35 @@ kill -TERM "$PID"; wait "$PID"; rc=$?; PID=''
 [ ! -e "$SOCK" ]; r=$?; check "SIGTERM: socket removed" $r
 grep -q "stopped (Terminated): .* requests" "$TMP/serve.log"; r=$?; check "SIGTERM: summary logged" $r
 
+# SIGHUP: the policy (and rules) read again; a broken policy is logged with FILE:LINE and the
+# running one stays.
+ask() {  # ask KEY: the server's answer to "status KEY" on $SOCK
+  "$PY" - "$SOCK" "$1" <<'PYX'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+k = ("status " + sys.argv[2]).encode()
+s.sendall(b"%d:%s," % (len(k), k))
+r = s.recv(1000).decode()
+print(r[r.index(":") + 1:-1])
+PYX
+}
+FULL='5.2.2 host mx said: 552 5.2.2 Mailbox full (in reply to RCPT TO command)'
+printf 'category quota-issues defer\n' >"$TMP/hup.conf"
+: >"$TMP/serve.log"
+start --policy "$TMP/hup.conf"; r=$?; check "SIGHUP: server up" $r
+[ "$(ask "$FULL")" = "OK 4.2.2 host mx said: 552 5.2.2 Mailbox full (in reply to RCPT TO command)" ]
+r=$?; check "SIGHUP: before, quota-issues defer" $r
+printf 'category quota-issues keep\n' >"$TMP/hup.conf"
+kill -HUP "$PID"
+wait_for 50 grep -q "reloaded rules and policy $TMP/hup.conf" "$TMP/serve.log"; r=$?; check "SIGHUP: reload logged" $r
+[ "$(ask "$FULL")" = "NOTFOUND " ]; r=$?; check "SIGHUP: the new policy answers (quota-issues keep)" $r
+printf 'category quota-issues keep\ncategory no-such-category bounce\n' >"$TMP/hup.conf"
+kill -HUP "$PID"
+wait_for 50 grep -q "reload failed; keeping" "$TMP/serve.log"; r=$?; check "SIGHUP: a broken policy is refused" $r
+grep -q "hup.conf:2" "$TMP/serve.log"; r=$?; check "SIGHUP: the error names hup.conf:2" $r
+[ "$(ask "$FULL")" = "NOTFOUND " ]; r=$?; check "SIGHUP: the running policy stays after a broken reload" $r
+kill -TERM "$PID"; wait "$PID"; r=$?; PID=''; check "SIGHUP: then SIGTERM, exit 0" $r
+
 # A path that is not a socket is never replaced.
 echo data >"$TMP/file"
 "$BIN" serve --listen "unix:$TMP/file" 2>"$TMP/err" >/dev/null; rc=$?
