@@ -208,5 +208,28 @@ fi
 SERVE_PID=''
 sc_end
 
+# Postfix's contract for a delivery status filter: a lookup that fails leaves the status as the
+# remote gave it (and logs a warning); nothing is held up or lost while the filter is down.
+sc "filter down: Postfix keeps the remote's status (552 -> bounced 5.2.2), warns, loses nothing"
+pf_start "$SMTPD_PORT" 2>"$IT_DIR/setup2.err" || bad "Postfix did not start again: $(tr '\n' ' ' <"$IT_DIR/setup2.err")"
+timeout 60 swaks --server "127.0.0.1:$SMTPD_PORT" --timeout 20 --helo client.preflight-it.test \
+  --from "$SENDER" --to "full@dest.preflight-it.test" --h-Subject "filter down" \
+  --suppress-data >"$IT_DIR/out/down.swaks" 2>&1 </dev/null
+QID[down]=$(sed -n 's/.*250 2\.0\.0 Ok: queued as \([0-9A-Za-z]*\).*/\1/p' "$IT_DIR/out/down.swaks" | head -1)
+if [[ -z ${QID[down]} ]]; then
+  bad "not queued: $(grep '^<' "$IT_DIR/out/down.swaks" | tail -1)"
+else
+  down_line() { grep -E " ${QID[down]}: to=<full@dest\.preflight-it\.test>.* status=" "$PF_LOG" | tail -1; }
+  if wait_for 300 eval '[[ -n $(down_line) ]]'; then
+    line=$(down_line)
+    [[ $line == *"dsn=5.2.2, status=bounced"* ]] || bad "expected the remote's own dsn=5.2.2 status=bounced, got: $line"
+  else
+    bad "no delivery status for ${QID[down]} within 30 s: $(grep " ${QID[down]}: " "$PF_LOG" | tail -2)"
+  fi
+  grep -qiE "warning: .*(status\.sock|socketmap)" "$PF_LOG" || bad "expected a Postfix warning naming the filter's map"
+fi
+pf_stop
+sc_end
+
 echo "$PASS passed, $FAIL failed"
 [[ $FAIL -eq 0 ]]
