@@ -21,6 +21,12 @@
 namespace preflight {
 namespace {
 
+mode_t current_umask() {
+    mode_t m = ::umask(0);
+    ::umask(m);
+    return m;
+}
+
 const char kUsage[] =
     "usage: preflight-classify log [--format csv|json|xlsx] [--output FILE] [--wide] [--follow]\n"
     "                              [--dsn DIR]... [--rules FILE]... [--queue-lifetime TIME]\n"
@@ -306,7 +312,42 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
         std::string path;
         ~TempGuard() { if (!path.empty()) ::unlink(path.c_str()); }
     } temp_guard;
-    if (o.format == RowFormat::xlsx) {
+    // --output FILE (without --follow) is written to a temporary file beside it and renamed over
+    // FILE only when everything was written: a full disk or a failed write leaves no partial
+    // file under the name the user asked for (and an older FILE stays as it was).
+    struct StagedOutput {
+        std::string final_path, temp_path;
+        bool commit(std::string& error) {
+            if (::rename(temp_path.c_str(), final_path.c_str()) != 0) {
+                error = final_path + ": " + std::strerror(errno);
+                return false;
+            }
+            temp_path.clear();
+            return true;
+        }
+        ~StagedOutput() { if (!temp_path.empty()) ::unlink(temp_path.c_str()); }
+    } staged;
+    if (!o.output.empty() && !o.follow) {
+        std::string tmpl = o.output + ".tmp-XXXXXX";
+        std::vector<char> name(tmpl.begin(), tmpl.end());
+        name.push_back('\0');
+        int tfd = ::mkostemp(name.data(), O_CLOEXEC);
+        if (tfd < 0) {
+            std::cerr << "preflight-classify: " << o.output << ": cannot create a file beside it: " << std::strerror(errno)
+                      << "\n";
+            return 1;
+        }
+        ::fchmod(tfd, 0666 & ~current_umask());
+        staged.final_path = o.output;
+        staged.temp_path = name.data();
+        if (o.format == RowFormat::xlsx) {
+            ::close(tfd);
+            xlsx_path = staged.temp_path;
+        } else {
+            out_guard.fd = tfd;
+            fd = tfd;
+        }
+    } else if (o.format == RowFormat::xlsx) {
         if (xlsx_path.empty()) {
             const char* tmpdir = std::getenv("TMPDIR");
             std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/preflight-log-XXXXXX";
@@ -321,7 +362,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             ::close(tfd);
             xlsx_path = temp_guard.path = name.data();
         }
-    } else if (!o.output.empty()) {
+    } else if (!o.output.empty()) {  // --follow: rows appear in FILE as they become final
         out_guard.fd = ::open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
         if (out_guard.fd < 0) {
             std::cerr << "preflight-classify: " << o.output << ": " << std::strerror(errno) << "\n";
@@ -398,6 +439,19 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     if (!o.follow) tracker.finish();  // what is still deferred at the end of the log
     reader.summary();
     bool out_ok = out.close();
+    if (out_ok && out_guard.fd >= 0 && !staged.temp_path.empty() && ::fsync(out_guard.fd) != 0) {
+        std::cerr << "preflight-classify: " << o.output << ": " << std::strerror(errno) << "\n";
+        out_ok = false;
+    }
+    if (out_ok && !staged.temp_path.empty()) {
+        std::string error;
+        if (!staged.commit(error)) {
+            std::cerr << "preflight-classify: " << error << "\n";
+            out_ok = false;
+        }
+    } else if (!out_ok && !staged.final_path.empty()) {
+        std::cerr << "preflight-classify: " << staged.final_path << ": not written (the rows could not all be written)\n";
+    }
     if (out_ok && !temp_guard.path.empty()) {  // xlsx to stdout
         int tfd = ::open(temp_guard.path.c_str(), O_RDONLY | O_CLOEXEC);
         if (tfd < 0) {

@@ -157,5 +157,22 @@ out=$("$BIN" log --format json "$TMP/joined.log")
 "$BIN" log --dsn "$TMP/no-such-dir" "$TMP/joined.log" >/dev/null 2>"$TMP/dsn.err"; rc=$?
 [ $rc -eq 1 ] && grep -q 'no-such-dir' "$TMP/dsn.err"; check "dsn join: an unreadable --dsn dir is named, exit 1 (got $rc: $(cat "$TMP/dsn.err"))" $?
 
+# A full disk: exit 1, the reason on stderr, and no partial file under the --output name (an
+# older file of that name stays). Needs root for a small tmpfs in a private mount namespace.
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null; then
+  for i in $(seq 3000); do
+    echo "Jun  3 10:00:01 $L/smtp[3]: 1AA$((10000 + i)): to=<bob$i@example.com>, relay=mx[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)"
+  done >"$TMP/many.log"
+  mkdir -p "$TMP/full"
+  out=$(unshare -m bash -c 'mount -t tmpfs -o size=32k tmpfs "$1" && echo old >"$1/out.csv" &&
+    "$2" log --output "$1/out.csv" "$3"; echo "rc=$?"; ls "$1"; cat "$1/out.csv"' _ "$TMP/full" "$BIN" "$TMP/many.log" 2>&1)
+  [[ $out == *"No space left on device"* && $out == *"out.csv: not written"* && $out == *"rc=1"* ]]
+  check "disk full: exit 1 with the reason (got: $(tr '\n' ' ' <<<"$out"))" $?
+  [[ $(grep -c 'tmp-' <<<"$out") -eq 0 && $(tail -1 <<<"$out") == old ]]
+  check "disk full: no temporary left, the older out.csv untouched" $?
+else
+  echo "skip: disk-full check needs root (unshare -m, mount tmpfs)"
+fi
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
