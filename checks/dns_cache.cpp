@@ -1,6 +1,7 @@
 #include "dns_cache.hpp"
 
 #include <cctype>
+#include <optional>
 
 namespace preflight {
 
@@ -62,6 +63,7 @@ void CachingResolver::store_locked(const std::string& key, const Answer& cached,
         entries_.erase(lru_.back());
         lru_.pop_back();
         ++evictions_;
+        if (opts_.metrics) opts_.metrics->evictions.inc();
     }
     lru_.push_front(key);
     entries_.emplace(key, Entry{cached, expires, lru_.begin()});
@@ -71,6 +73,8 @@ void CachingResolver::store_locked(const std::string& key, const Answer& cached,
 std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, std::uint16_t type)
 {
     ++queries_;
+    DnsMetrics* const m = opts_.metrics;
+    if (m) m->queries.inc();
     const std::string key = cache_key(name, type);
     std::promise<Answer> promise;
     {
@@ -79,6 +83,7 @@ std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, s
             if (Clock::now() < it->second.expires) {
                 lru_.splice(lru_.begin(), lru_, it->second.lru);
                 ++hits_;
+                if (m) m->count_hit(*it->second.answer);
                 return it->second.answer;
             }
             lru_.erase(it->second.lru);
@@ -89,6 +94,11 @@ std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, s
             std::shared_future<Answer> fut = it->second;
             lock.unlock();
             ++coalesced_;
+            std::optional<metrics::GaugeHold> waiting;
+            if (m) {
+                m->coalesced.inc();
+                waiting.emplace(m->coalesced_waiting);
+            }
             if (fut.wait_for(opts_.coalesce_wait) != std::future_status::ready)
                 return failed(DnsStatus::timeout);
             return fut.get();
@@ -99,12 +109,22 @@ std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, s
 
     ++upstream_queries_;
     Answer answer;
-    try {
-        answer = upstream_.query(key_name(key), type);
-    } catch (...) {
-        answer = nullptr;
+    {
+        std::optional<metrics::GaugeHold> in_flight;
+        if (m) {
+            m->misses.inc();
+            in_flight.emplace(m->upstream_in_flight);
+        }
+        const auto sent = Clock::now();
+        try {
+            answer = upstream_.query(key_name(key), type);
+        } catch (...) {
+            answer = nullptr;
+        }
+        if (m) m->upstream_seconds.observe(Clock::now() - sent);
     }
     if (!answer) answer = failed(DnsStatus::bad_answer);
+    if (m) m->count_upstream(answer->status);
 
     // The copy that is shared from now on says where it came from; made once, not per hit.
     auto cached = std::make_shared<DnsAnswer>(*answer);

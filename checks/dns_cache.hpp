@@ -18,6 +18,7 @@
 #pragma once
 
 #include "dns.hpp"
+#include "dns_metrics.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -44,6 +45,7 @@ struct DnsCacheStats {
 struct DnsCacheOptions {
     std::chrono::milliseconds failure_ttl{5000};
     std::chrono::milliseconds coalesce_wait{30000};  // set above the upstream's DnsTimeout
+    DnsMetrics* metrics = nullptr;  // also counted there when set (outlives the resolver)
 };
 
 class CachingResolver final : public Resolver {

@@ -260,11 +260,16 @@ std::string temp_enhanced(std::string_view enhanced) {
     return s;
 }
 
+int reply_code(const Verdict& v) {
+    const ReplyRow& row = reply_row(v.reply);
+    return temp_reply(v) && row.code >= 500 ? row.temp_code : row.code;
+}
+
 SmtpReply render(const Verdict& v) {
     const ReplyRow& row = reply_row(v.reply);
     SmtpReply r;
     bool temp = temp_reply(v) && row.code >= 500;
-    r.code = temp ? row.temp_code : row.code;
+    r.code = reply_code(v);
     r.enhanced = temp ? temp_enhanced(row.enhanced) : std::string(row.enhanced);
     r.lines = to_lines(expand_text(v));
     if (r.lines.empty()) r.lines.emplace_back(reply_row(v.reply).id == ReplyId::none ? "OK" : "Rejected");

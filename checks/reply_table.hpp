@@ -58,6 +58,8 @@ struct SmtpReply {
 // The reply for a verdict. The 4xx twin is used when the verdict ends in tempfail, or when a
 // tagged / dry-run verdict came from a tempfail; ReplyId::none gives 250 2.0.0 OK.
 SmtpReply render(const Verdict& v);
+// render(v).code without formatting the text (no allocation): for counting decisions.
+int reply_code(const Verdict& v);
 
 // The reply as one line for the log: "550 5.7.26 text; more text" ('%' not doubled).
 std::string reply_text(const SmtpReply& r);

@@ -4,6 +4,7 @@
 // line of help, and where the parsed value goes. Everything else — duplicate detection,
 // messages, bounds in messages, the -n check — is generic over the rows.
 #include "config.hpp"
+#include "listen_address.hpp"
 
 #include <syslog.h>
 
@@ -72,6 +73,7 @@ std::string_view to_string(KeyType t) {
     case KeyType::nameserver_list: return "nameserver-list";
     case KeyType::string_list: return "string-list";
     case KeyType::base64: return "base64";
+    case KeyType::listen_address: return "listen-address";
     }
     return "?";
 }
@@ -407,6 +409,9 @@ const Row kRows[] = {
     {.info = {.name = "LogFacility", .type = KeyType::enumeration, .default_value = "mail", .allowed = kFacilities,
               .help = "syslog facility"},
      .store = set_global<&GlobalSettings::log_facility>},
+    {.info = {.name = "MetricsListen", .type = KeyType::listen_address,
+              .help = "ip:port of the Prometheus /metrics endpoint (loopback advised); empty: none"},
+     .store = set_global<&GlobalSettings::metrics_listen>},
     // DNS
     {.info = {.name = "Nameservers", .type = KeyType::nameserver_list,
               .help = "nameservers to ask (ip, ip:port, [ipv6]:port); empty: those of /etc/resolv.conf"},
@@ -648,6 +653,13 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
         std::vector<std::string> list;
         for (auto item : split_list(text)) list.emplace_back(item);
         return Value(std::move(list));
+    }
+    case KeyType::listen_address: {
+        if (text.empty()) return Value(std::string());
+        std::string detail;
+        if (auto a = parse_listen_address(text, &detail)) return Value(a->to_string());
+        why = quote(text) + " " + detail;
+        return std::nullopt;
     }
     case KeyType::base64:
         if (!text.empty() && !decode_base64(text)) {

@@ -174,6 +174,7 @@ struct GlobalSettings {
     unsigned umask = 0007;
     bool syslog = true;
     LogFacility log_facility = LogFacility::mail;
+    std::string metrics_listen;  // "127.0.0.1:9465" or "[::1]:9465" (normalised); "": no metrics
 
     std::vector<std::string> nameservers;  // "ip:port" each; empty: the system resolver (/etc/resolv.conf)
     std::chrono::milliseconds dns_timeout{5000};
@@ -218,6 +219,7 @@ enum class KeyType {
     nameserver_list,
     string_list,
     base64,
+    listen_address,   // ip:port or [ipv6]:port, an address literal
 };
 
 struct KeyInfo {

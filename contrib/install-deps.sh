@@ -13,6 +13,8 @@ PACKAGES=(
   libsisimai-perl
   # tests and benchmarks
   catch2 libbenchmark-dev
+  # HTTP server of the metrics endpoint
+  libcpp-httplib-dev
   # real components used by integration tests
   postfix swaks python3-aiosmtpd python3-dnslib python3-openpyxl dnsutils openssl
   # benchmark baseline of preflight-classify log

@@ -28,8 +28,12 @@
 #include "config.hpp"
 #include "dns_cache.hpp"
 #include "dns_resolver.hpp"
+#include "listen_address.hpp"
 #include "logger.hpp"
 #include "message_session.hpp"
+#include "metrics.hpp"
+#include "metrics_server.hpp"
+#include "milter_metrics.hpp"
 #include "reply_table.hpp"
 
 #ifndef PREFLIGHT_VERSION
@@ -40,6 +44,9 @@ namespace preflight {
 namespace {
 
 unsigned long wanted_protocol_steps(const Config& cfg);
+
+// Counted whether or not MetricsListen serves them: a few relaxed atomic adds per event.
+MilterMetrics g_metrics;
 
 // What the sessions of one configuration share: built whole at start and at each reload, then
 // read-only. A connection keeps the generation it started with, so a reload never changes the
@@ -72,7 +79,7 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
     } else {
         gen->resolver = std::make_shared<CachingResolver>(
             std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout), g.dns_cache_size,
-            DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1)});
+            DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1), &g_metrics.dns});
     }
     gen->services.resolver = gen->resolver.get();
     for (const IpAddress& ip : g.egress_addresses) gen->services.egress_ips.push_back(ip.to_string());
@@ -92,8 +99,15 @@ constexpr std::chrono::seconds kDrainTimeout{60};
 // Counts one transaction for as long as it lives.
 class TransactionToken {
 public:
-    TransactionToken() { g_transactions.fetch_add(1, std::memory_order_relaxed); }
-    ~TransactionToken() { g_transactions.fetch_sub(1, std::memory_order_relaxed); }
+    TransactionToken() {
+        g_transactions.fetch_add(1, std::memory_order_relaxed);
+        g_metrics.transactions.add();
+        g_metrics.transactions_total.inc();
+    }
+    ~TransactionToken() {
+        g_transactions.fetch_sub(1, std::memory_order_relaxed);
+        g_metrics.transactions.sub();
+    }
     TransactionToken(const TransactionToken&) = delete;
     TransactionToken& operator=(const TransactionToken&) = delete;
 };
@@ -104,8 +118,21 @@ struct Transaction {
     explicit Transaction(const MilterServices& s) : session(s) {}
 };
 
+// Counts one MTA connection for as long as its state lives.
+class ConnectionToken {
+public:
+    ConnectionToken() {
+        g_metrics.connections.add();
+        g_metrics.connections_total.inc();
+    }
+    ~ConnectionToken() { g_metrics.connections.sub(); }
+    ConnectionToken(const ConnectionToken&) = delete;
+    ConnectionToken& operator=(const ConnectionToken&) = delete;
+};
+
 // Per MTA connection, from negotiation to close.
 struct Connection {
+    ConnectionToken token;
     std::shared_ptr<const ServiceGeneration> generation;
     unsigned long steps = 0;  // SMFIP_* negotiated on this connection: when to answer NOREPLY
     std::string client_ip = "unknown";
@@ -130,6 +157,7 @@ std::string_view strip_brackets(std::string_view a) {
 }
 
 void log_decision(SMFICTX* ctx, const Connection& c, const Verdict& v, std::string_view rcpt) {
+    g_metrics.count_decision(v);
     std::string line;
     std::string qid = macro(ctx, "i");
     line.append("qid=").append(qid.empty() ? "NOQUEUE" : qid);
@@ -379,6 +407,7 @@ void reload(const std::string& conf_path) {
         for (const ConfigError& e : parsed.errors)
             Logger::log(Logger::Level::error, "reload: " + e.to_string());
         Logger::log(Logger::Level::error, "reload: " + conf_path + " has errors; keeping the running configuration");
+        g_metrics.reloads_failed.inc();
         return;
     }
     std::shared_ptr<const ServiceGeneration> old = current_generation();
@@ -396,6 +425,7 @@ void reload(const std::string& conf_path) {
     keep(was.pid_file == now.pid_file, "PidFile");
     keep(was.umask == now.umask, "Umask");
     keep(was.syslog == now.syslog && was.log_facility == now.log_facility, "Syslog/LogFacility");
+    keep(was.metrics_listen == now.metrics_listen, "MetricsListen");
     try {
         std::shared_ptr<const ServiceGeneration> next = make_generation(parsed.config, old.get());
         {
@@ -405,8 +435,10 @@ void reload(const std::string& conf_path) {
         Logger::log(Logger::Level::info, "reloaded " + conf_path + (next->resolver == old->resolver
                                                                         ? std::string(" (DNS cache kept)")
                                                                         : std::string(" (new resolver, empty cache)")));
+        g_metrics.reloads_ok.inc();
     } catch (const std::exception& e) {
         Logger::log(Logger::Level::error, std::string("reload: DNS: ") + e.what() + "; keeping the running configuration");
+        g_metrics.reloads_failed.inc();
     }
 }
 
@@ -418,7 +450,7 @@ void reload(const std::string& conf_path) {
 // it, so the main thread sits in sigwait() for all three and only leaves it for a few
 // instructions: a reload runs on a helper thread. SIGTERM/SIGINT: new transactions get 451 4.3.2,
 // those in flight finish (at most DrainTimeout), then libmilter is stopped.
-int serve(const std::string& conf_path, const GlobalSettings& g) {
+int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server* metrics_server) {
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGHUP);
@@ -427,6 +459,10 @@ int serve(const std::string& conf_path, const GlobalSettings& g) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started below
 
     Logger::log(Logger::Level::info, "starting: socket " + g.socket.postfix() + ", conf " + conf_path);
+    if (metrics_server) {
+        metrics_server->start();  // after the mask: its threads leave the signals to this one
+        Logger::log(Logger::Level::info, "metrics: http://" + metrics_server->where() + "/metrics");
+    }
     std::atomic<bool> milter_done{false};
     int milter_rc = MI_SUCCESS;
     std::thread milter([&] {
@@ -486,6 +522,7 @@ int serve(const std::string& conf_path, const GlobalSettings& g) {
         reload_wanted.notify_one();
     }
     reloader.join();
+    if (metrics_server) metrics_server->stop();
     Logger::log(Logger::Level::info, "stopped");
     if (!g.pid_file.empty()) ::unlink(g.pid_file.c_str());
     return milter_rc == MI_SUCCESS ? 0 : 1;
@@ -561,6 +598,26 @@ int main(int argc, char** argv) {
     }
     std::optional<RunAs> run_as;
     if (!g.user.empty() && !(run_as = resolve_user(g))) return 2;
+    // Bound now, while a busy port can still be told on stderr; served from serve() on.
+    metrics::Registry registry;
+    std::unique_ptr<metrics::Server> metrics_server;
+    if (!g.metrics_listen.empty()) {
+        std::optional<ListenAddress> where = parse_listen_address(g.metrics_listen);  // checked by the conf
+        if (!where) return 2;
+        g_metrics.register_with(registry, [] {
+            std::shared_ptr<const ServiceGeneration> gen = current_generation();
+            return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
+        });
+        try {
+            metrics_server = std::make_unique<metrics::Server>(registry, *where);
+        } catch (const std::exception& e) {
+            std::cerr << "preflight-milter: MetricsListen: " << e.what() << "\n";
+            return 1;
+        }
+        if (!where->is_loopback())
+            Logger::log(Logger::Level::warning, "MetricsListen " + where->to_string() +
+                                                    " is not a loopback address; /metrics has no authentication");
+    }
     // The socket is created with the conf's umask, replacing a stale unix socket.
     mode_t old_umask = ::umask(static_cast<mode_t>(g.umask));
     int opened = smfi_opensocket(true);
@@ -587,5 +644,5 @@ int main(int argc, char** argv) {
         if (!pid) Logger::log(Logger::Level::warning, "cannot write PidFile " + g.pid_file);
     }
     if (run_as && !drop_privileges(*run_as)) return 1;
-    return serve(conf_path, g);
+    return serve(conf_path, g, metrics_server.get());
 }
