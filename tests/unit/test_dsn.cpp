@@ -153,3 +153,48 @@ TEST_CASE("bad input: truncated, binary, empty, too many parts") {
     lim.max_parts = 20;
     CHECK(parse_bounce_message(many, lim).error.find("more than 20 MIME parts") != std::string::npos);
 }
+
+TEST_CASE("a stray NUL byte does not make a bounce binary data") {
+    std::string msg =
+        "From: MAILER-DAEMON@example.jp\nTo: sender@example.org\nSubject: Delivery failure\n\n"
+        "Unable to deliver message to the following address(es).\n\n<kim@example.jp>:\n"
+        "Sorry, your message to kim@example.jp cannot be delivered. This account is over quota.\n";
+    msg.push_back('\0');
+    msg.push_back('\n');
+    BounceReport r = parse_bounce_message(msg);
+    REQUIRE(r.error.empty());
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "kim@example.jp");
+    CHECK(v[0].category == Category::quota_issues);
+}
+
+TEST_CASE("feedback reports: report type only, fields as text, redacted complainant") {
+    // multipart/report; report-type=feedback-report whose fields come as text/plain, no address.
+    std::string arf =
+        "From: fbl@isp.example\nTo: abuse@sender.example\nSubject: Abuse report\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=feedback-report; boundary=B\n\n"
+        "--B\nContent-Type: text/plain\n\nThis is an abuse report.\n\n"
+        "--B\nContent-Type: text/plain\n\nFeedback-Type: abuse\nUser-Agent: FBL/1.0\nVersion: 1\n\n"
+        "--B\nContent-Type: message/rfc822\n\nFrom: news@sender.example\nTo: undisclosed-recipients:;\n"
+        "Subject: Offer\n\nhello\n--B--\n";
+    BounceReport r = parse_bounce_message(arf);
+    CHECK(r.kind == ReportKind::feedback_report);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient.empty());
+    CHECK(v[0].bounce == Bounce::none);
+    // Only the report type says it: still a complaint, and the JMRP header names the complainant.
+    std::string typed =
+        "From: staff@hotmail.example\nTo: fbl@sender.example\nSubject: complaint\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=\"feedback-report\"; boundary=C\n\n"
+        "--C\nContent-Type: text/plain\n\nA complaint.\n\n"
+        "--C\nContent-Type: message/rfc822\n\nX-HmXmrOriginalRecipient: <heidi@hotmail.example>\n"
+        "From: news@sender.example\nTo: heidi@hotmail.example\nSubject: Offer\n\nhello\n--C--\n";
+    r = parse_bounce_message(typed);
+    CHECK(r.kind == ReportKind::feedback_report);
+    v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "heidi@hotmail.example");
+    CHECK(v[0].bounce == Bounce::none);
+}
