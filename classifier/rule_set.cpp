@@ -263,6 +263,16 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
             r.action_json = rs->actions_json_[r.action_name];
         }
     }
+    std::string expiry;
+    for (const Rule& r : rs->rules_) {
+        if (r.kind != Rule::Kind::text || r.status != Status::expired) continue;
+        if (!expiry.empty()) expiry.push_back('|');
+        expiry.append("(?:").append(r.pattern).push_back(')');
+    }
+    if (!expiry.empty()) {
+        rs->expiry_ = std::make_unique<RE2>(expiry, opts);
+        if (!rs->expiry_->ok()) rs->expiry_.reset();
+    }
     if (rs->text_rules_.empty()) rs->set_.reset();
     else if (!rs->set_->Compile()) throw RuleError("rule set: RE2 ran out of memory compiling the text rules");
 

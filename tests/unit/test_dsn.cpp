@@ -198,3 +198,41 @@ TEST_CASE("feedback reports: report type only, fields as text, redacted complain
     CHECK(v[0].recipient->recipient == "heidi@hotmail.example");
     CHECK(v[0].bounce == Bounce::none);
 }
+
+TEST_CASE("expiry: the last attempt's error decides the category and code, expiry the status") {
+    auto one = [](const std::string& text) {
+        std::string msg = "From: MAILER-DAEMON@mx.example.org\nTo: sender@example.org\nSubject: failure notice\n\n"
+                          "Hi. This is the qmail-send program at mx.example.org.\n"
+                          "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n" + text;
+        BounceReport r = parse_bounce_message(msg);
+        std::string scratch;
+        auto v = classify_bounce(r, classifier(), scratch);
+        REQUIRE(v.size() == 1);
+        return v[0];
+    };
+    BounceVerdict full = one("<ann@example.com>:\nRemote host said: 452 4.2.2 Mailbox full\n"
+                             "I'm not going to try again; this message has been in the queue too long.\n");
+    CHECK(full.status == Status::expired);
+    CHECK(full.category == Category::quota_issues);
+    CHECK(full.enhanced == EnhancedCode{4, 2, 2});
+    BounceVerdict helo = one("<ann@example.com>:\nConnected to 192.0.2.1 but my name was rejected.\n"
+                             "I'm not going to try again; this message has been in the queue too long.\n");
+    CHECK(helo.status == Status::expired);
+    CHECK(helo.category == Category::policy_related);
+    // Nothing but the expiry: it stays message-expired.
+    BounceVerdict bare = one("<ann@example.com>:\n"
+                             "I'm not going to try again; this message has been in the queue too long.\n");
+    CHECK(bare.status == Status::expired);
+    CHECK(bare.category == Category::message_expired);
+    // A DSN whose diagnostic quotes the last reply after the expiry: its code is the specific one.
+    std::string scratch;
+    BounceReport r;
+    r.kind = ReportKind::dsn;
+    r.recipients.push_back({"bo@example.com", "failed", "4.4.7",
+                            "smtp; 554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>", {}});
+    auto v = classify_bounce(r, classifier(), scratch);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].status == Status::expired);
+    CHECK(v[0].category == Category::no_answer_from_host);
+    CHECK(v[0].enhanced == EnhancedCode{4, 4, 2});
+}
