@@ -166,6 +166,7 @@ struct Walk {
     std::string message_id;           // of the returned message
     std::vector<std::string> original_to;
     std::string jmrp_recipient;
+    std::vector<GMimeMessage*> embedded;  // returned messages (owned by the tree), in order
 
     // The fields of an RFC 5965 feedback report that name the complainant and the reporter.
     void arf_fields(std::string_view body) {
@@ -212,6 +213,7 @@ struct Walk {
             GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
             if (!m) return;
             returned_headers(GMIME_OBJECT(m));
+            if (embedded.size() < 4) embedded.push_back(m);
             // Parts of the returned message count against the limit but say nothing about the bounce.
             if (GMimeObject* body = g_mime_message_get_mime_part(m)) count(body);
             return;
@@ -345,7 +347,50 @@ std::string_view to_string(ReportKind k) {
     return "non-standard";
 }
 
+namespace {
+
+constexpr int kMaxNesting = 3;  // bounces of bounces read, at most
+
+// A returned message that is itself a delivery report (a bounce forwarded, or bounced again).
+bool report_message(GMimeMessage* m) {
+    GMimeObject* body = g_mime_message_get_mime_part(m);
+    if (!body) return false;
+    GMimeContentType* ct = g_mime_object_get_content_type(body);
+    return ct && g_mime_content_type_is_type(ct, "multipart", "report");
+}
+
+// The text after a bounce's own words, when it is a whole pasted report (its header block, an
+// mbox "From " line or a separator line first, and a delivery-status part in it).
+std::string_view pasted_report(std::string_view rest) {
+    std::size_t pos = 0;
+    while (pos < rest.size()) {
+        std::size_t nl = rest.find('\n', pos);
+        std::string_view line = trim(rest.substr(pos, (nl == std::string_view::npos ? rest.size() : nl) - pos));
+        bool separator = line.empty() || line.starts_with("From ") ||
+                         std::all_of(line.begin(), line.end(), [](char c) { return c == '-' || c == '=' || c == '_'; });
+        if (!separator) break;
+        if (nl == std::string_view::npos) return {};
+        pos = nl + 1;
+    }
+    std::string_view msg = rest.substr(pos);
+    if (!starts_like_message(msg)) return {};
+    std::string l = lower_copy(msg.substr(0, 64 * 1024));
+    if (l.find("message/delivery-status") == std::string::npos && l.find("message/global-delivery-status") == std::string::npos)
+        return {};
+    return msg;
+}
+
+BounceReport parse_report(std::string_view data, const BounceLimits& limits, int depth);
+
+}  // namespace
+
 BounceReport parse_bounce_message(std::string_view data, const BounceLimits& limits) {
+    return parse_report(data, limits, 0);
+}
+
+namespace {
+
+BounceReport parse_report(std::string_view data, const BounceLimits& limits, int depth) {
     BounceReport out;
     if (trim(data).empty()) {
         out.error = "empty file";
@@ -462,6 +507,26 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
         for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, {}, {}});
         return out;
     }
+    // A bounce that forwards another one, attached (message/rfc822) or pasted into its text:
+    // the inner report names the failed recipients and why.
+    if (depth < kMaxNesting) {
+        auto use = [&](BounceReport inner) {
+            if (!inner.error.empty() || inner.recipients.empty() ||
+                (inner.kind != ReportKind::dsn && inner.kind != ReportKind::feedback_report))
+                return false;
+            out = std::move(inner);
+            return true;
+        };
+        for (GMimeMessage* m : w.embedded) {
+            if (!report_message(m)) continue;
+            GString_ str(g_mime_object_to_string(GMIME_OBJECT(m), nullptr));
+            if (str && use(parse_report(str.get(), limits, depth + 1))) return out;
+        }
+        if (human.size() < text.size()) {
+            std::string_view pasted = pasted_report(std::string_view(text).substr(human.size()));
+            if (!pasted.empty() && use(parse_report(pasted, limits, depth + 1))) return out;
+        }
+    }
     // Some MTAs write DSN fields into the text itself.
     if (DsnFields f = parse_delivery_status(human); !f.recipients.empty() &&
         std::any_of(f.recipients.begin(), f.recipients.end(), [](auto& r) { return !r.action.empty() || !r.status.empty(); })) {
@@ -508,5 +573,7 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
     if (out.recipients.empty() && (flags & 1)) out.truncated = true;
     return out;
 }
+
+}  // namespace
 
 }  // namespace preflight

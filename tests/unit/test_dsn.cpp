@@ -236,3 +236,35 @@ TEST_CASE("expiry: the last attempt's error decides the category and code, expir
     CHECK(v[0].category == Category::no_answer_from_host);
     CHECK(v[0].enhanced == EnhancedCode{4, 4, 2});
 }
+
+TEST_CASE("a bounce nested in another one is read: attached or pasted") {
+    BounceReport r = parse_bounce_message(fixture("nested-dsn.eml"));
+    CHECK(r.kind == ReportKind::dsn);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "ivan@example.org");
+    CHECK(v[0].category == Category::bad_mailbox);
+    CHECK(v[0].enhanced == EnhancedCode{5, 1, 1});
+    // A provider's notice with the whole report pasted below its own words.
+    std::string pasted =
+        "From: MAILER-DAEMON@relay.example.net\nTo: user@example.net\nSubject: Undelivered Mail\n\n"
+        "The message below could not be delivered. For help, contact <support@example.net>.\n\n"
+        "---------------------------------\n"
+        "From MAILER-DAEMON  Mon Jun  3 10:00:00 2024\n"
+        "Return-Path: <>\nReceived: from a by b; Mon, 3 Jun 2024 10:00:00 +0900\n"
+        "Received: from c by d; Mon, 3 Jun 2024 10:00:00 +0900\n"
+        "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"P\"\n\n"
+        "--P\nContent-Type: text/plain\n\nThis is the mail system.\n\n"
+        "--P\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+        "Final-Recipient: rfc822; judy@example.com\nAction: failed\nStatus: 4.0.0\n"
+        "Diagnostic-Code: X-Postfix; delivery temporarily suspended: connect to mx.example.com[192.0.2.1]:\n"
+        "    server refused to talk to me: 421 Service not available\n\n--P--\n";
+    r = parse_bounce_message(pasted);
+    CHECK(r.kind == ReportKind::dsn);
+    v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "judy@example.com");
+    CHECK(v[0].category == Category::policy_related);
+    CHECK(v[0].enhanced == EnhancedCode{4, 0, 0});
+}
