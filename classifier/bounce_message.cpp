@@ -507,6 +507,16 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, {}, {}});
         return out;
     }
+    // Amazon SES notifications are JSON in a text part (or the SNS envelope around it).
+    if (SesNotification ses; !w.have_dsn && parse_ses_notification(std::string_view(text).substr(0, kMaxText), ses) &&
+                             !ses.recipients.empty()) {
+        out.kind = ses.type == SesNotification::Type::complaint ? ReportKind::feedback_report : ReportKind::dsn;
+        out.reporting_mta = ses.reporting_mta;
+        if (!ses.message_id.empty()) out.message_id = ses.message_id;
+        for (auto& f : ses.recipients)
+            out.recipients.push_back({f.recipient(), f.action, f.status, f.diagnostic, {}});
+        return out;
+    }
     // A bounce that forwards another one, attached (message/rfc822) or pasted into its text:
     // the inner report names the failed recipients and why.
     if (depth < kMaxNesting) {

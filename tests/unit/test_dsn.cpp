@@ -268,3 +268,38 @@ TEST_CASE("a bounce nested in another one is read: attached or pasted") {
     CHECK(v[0].category == Category::policy_related);
     CHECK(v[0].enhanced == EnhancedCode{4, 0, 0});
 }
+
+TEST_CASE("Amazon SES notifications: bounce in the SNS envelope, delivery, complaint") {
+    BounceReport r = parse_bounce_message(fixture("ses-sns.eml"));
+    CHECK(r.kind == ReportKind::dsn);
+    CHECK(r.message_id == "ses-1@sender.example");
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "kate@example.com");
+    CHECK(v[0].category == Category::quota_issues);  // from bounceSubType MailboxFull
+    CHECK(v[0].bounce == Bounce::soft);
+
+    SesNotification n;
+    REQUIRE(parse_ses_notification(
+        "{\"notificationType\":\"Delivery\",\"mail\":{\"messageId\":\"m1\"},\"delivery\":{\"recipients\":"
+        "[\"leo@example.com\",\"mia@example.com\"],\"smtpResponse\":\"250 2.6.0 Message received\",\"reportingMTA\":\"a1.example\"}}",
+        n));
+    CHECK(n.type == SesNotification::Type::delivery);
+    REQUIRE(n.recipients.size() == 2);
+    CHECK(n.recipients[1].recipient() == "mia@example.com");
+    CHECK(n.recipients[0].status == "2.6.0");
+    CHECK(n.message_id == "m1");
+
+    std::string complaint =
+        "From: no-reply@sns.amazonaws.com\nTo: fbl@sender.example\nSubject: AWS Notification Message\n\n"
+        "{\"eventType\":\"Complaint\",\"complaint\":{\"complainedRecipients\":[{\"emailAddress\":\"ned@example.com\"}],"
+        "\"complaintFeedbackType\":\"abuse\"},\"mail\":{\"messageId\":\"m2\"}}\n";
+    r = parse_bounce_message(complaint);
+    CHECK(r.kind == ReportKind::feedback_report);
+    v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "ned@example.com");
+    CHECK(v[0].bounce == Bounce::none);
+    CHECK_FALSE(parse_ses_notification("{\"Type\": \"x\", \"broken\": [1, 2", n));
+    CHECK_FALSE(parse_ses_notification("no json here", n));
+}
