@@ -564,6 +564,14 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         return out;
     }
     out.kind = ReportKind::non_standard;
+    // Exim names the failed recipients in a header: other addresses its text shows (the
+    // original sender, an alias it came from) are no recipients.
+    std::vector<std::string> failed_header = find_addresses(header(top, "X-Failed-Recipients"));
+    auto listed = [&](const std::string& a) {
+        return std::any_of(failed_header.begin(), failed_header.end(), [&](auto& f) { return iequals(f, a); });
+    };
+    if (std::any_of(ft.recipients.begin(), ft.recipients.end(), [&](auto& r) { return listed(r.recipient); }))
+        std::erase_if(ft.recipients, [&](auto& r) { return !listed(r.recipient); });
     for (auto& r : ft.recipients) out.recipients.push_back({r.recipient, {}, {}, r.reason, {}});
     if (out.recipients.empty()) {
         // Exim names them in a header even when its text gives only local parts.

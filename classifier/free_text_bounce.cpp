@@ -540,9 +540,16 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
     }
     std::vector<std::string> keys;  // lower-cased addresses of out.recipients
     bool seen_recipient = false;
+    std::size_t block_end = 0;  // the line after the last recipient's block
+    std::string_view previous;  // the last non-blank line before this one
     for (std::size_t i = 0; i < lines.size(); ++i) {
         std::string_view a = recipient_on_line(lines[i]);
-        if (a.empty() || ignored(a, ignore)) {
+        // "A message sent by\n  <sender@x>\ncould not be delivered": the address is the sender's.
+        std::string_view prev = previous;
+        if (!trim(lines[i]).empty()) previous = trim(lines[i]);
+        while (!prev.empty() && (prev.back() == ':' || prev.back() == ' ')) prev.remove_suffix(1);
+        bool sender_line = prev.size() >= 7 && iequals(prev.substr(prev.size() - 7), "sent by");
+        if (a.empty() || ignored(a, ignore) || sender_line) {
             if (!seen_recipient) append_capped(out.intro, lines[i]);
             continue;
         }
@@ -572,8 +579,23 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
             ++taken;
             i = j;
         }
+        block_end = i + 1;
+        previous = {};
     }
-    if (out.recipients.empty()) out.intro.clear(), append_capped(out.intro, text);
+    if (out.recipients.empty()) {
+        out.intro.clear(), append_capped(out.intro, text);
+        return out;
+    }
+    // Gmail and others name the address first and explain below it ("Technical details of
+    // permanent failure: ..."): the one recipient whose block quotes no reply takes those words.
+    if (out.recipients.size() == 1 && block_end < lines.size()) {
+        FreeTextRecipient& r = out.recipients.front();
+        std::string_view reason = r.reason;
+        bool has_code = false;
+        for (std::size_t i = 0; i < reason.size() && !has_code; ++i) has_code = code_at(reason, i) || enhanced_at(reason, i);
+        if (!has_code)
+            for (std::size_t j = block_end; j < lines.size(); ++j) append_capped(r.reason, lines[j]);
+    }
     return out;
 }
 

@@ -303,3 +303,31 @@ TEST_CASE("Amazon SES notifications: bounce in the SNS envelope, delivery, compl
     CHECK_FALSE(parse_ses_notification("{\"Type\": \"x\", \"broken\": [1, 2", n));
     CHECK_FALSE(parse_ses_notification("no json here", n));
 }
+
+TEST_CASE("free text: the sender's address and the details below a lone address") {
+    // Exim: "A message sent by <sender>" names the sender, X-Failed-Recipients the recipient.
+    std::string exim =
+        "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nTo: owner@example.org\n"
+        "Subject: Mail delivery failed\nX-Failed-Recipients: olga@example.net\n\n"
+        "This message was created automatically by mail delivery software.\n\nA message sent by\n\n"
+        "  <list-bounces@example.org>\n\ncould not be delivered to one or more of its recipients. The following\n"
+        "address(es) failed:\n\n  olga@example.net\n    (generated from staff@example.org)\n"
+        "    retry timeout exceeded\n";
+    BounceReport r = parse_bounce_message(exim);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "olga@example.net");
+    CHECK(v[0].category == Category::message_expired);
+    // Gmail: the address alone, the reply quoted in the technical details below it.
+    FreeTextBounce ft = parse_free_text_bounce(
+        "Delivery to the following recipient has been delayed:\n\n     pam@example.jp\n\n"
+        "Message will be retried for 2 more day(s)\n\nTechnical details of temporary failure:\n"
+        "The error that the other server returned was: 452 4.2.2 <pam@example.jp>... Mailbox full\n",
+        {});
+    REQUIRE(ft.recipients.size() == 1);
+    CHECK(ft.recipients[0].reason.find("4.2.2") != std::string::npos);
+    // A recipient whose own block quotes the reply keeps it alone.
+    ft = parse_free_text_bounce("<quinn@example.com>:\n550 5.1.1 unknown user\n\nPlease contact your administrator.\n", {});
+    REQUIRE(ft.recipients.size() == 1);
+    CHECK(ft.recipients[0].reason.find("administrator") == std::string::npos);
+}
