@@ -331,3 +331,27 @@ TEST_CASE("free text: the sender's address and the details below a lone address"
     REQUIRE(ft.recipients.size() == 1);
     CHECK(ft.recipients[0].reason.find("administrator") == std::string::npos);
 }
+
+TEST_CASE("iso-2022-jp and koi8-r bounces: the decoded reason is classified") {
+    BounceReport jp = parse_bounce_message(fixture("iso2022jp-quota.eml"));
+    REQUIRE(jp.error.empty());
+    CHECK(jp.subject == "\xE9\x85\x8D\xE4\xBF\xA1\xE3\x82\xA8\xE3\x83\xA9\xE3\x83\xBC");  // 配信エラー
+    auto v = verdicts(jp);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "taro@example.jp");
+    // メールボックスの容量 ("the mailbox's capacity"), decoded from ISO-2022-JP to UTF-8.
+    CHECK(v[0].diagnostic.find("\xE3\x83\xA1\xE3\x83\xBC\xE3\x83\xAB\xE3\x83\x9C\xE3\x83\x83\xE3\x82\xAF\xE3\x82\xB9") !=
+          std::string::npos);
+    CHECK(v[0].category == Category::quota_issues);
+    CHECK(v[0].bounce == Bounce::soft);
+
+    BounceReport ru = parse_bounce_message(fixture("koi8r-unknown.eml"));
+    REQUIRE(ru.error.empty());
+    v = verdicts(ru);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "ivanov@example.ru");
+    // "адрес получателя не существует" (the recipient address does not exist), base64 KOI8-R.
+    CHECK(v[0].diagnostic.find("\xD0\xB0\xD0\xB4\xD1\x80\xD0\xB5\xD1\x81") != std::string::npos);  // адрес
+    CHECK(v[0].category == Category::bad_mailbox);
+    CHECK(v[0].bounce == Bounce::hard);
+}
