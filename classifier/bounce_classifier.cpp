@@ -58,6 +58,15 @@ void refine_expired(const ReplyClassifier& cl, std::string_view text, Classifica
     if (last.enhanced) c.enhanced = last.enhanced;
 }
 
+// The reply came in answer to MAIL FROM (Postfix "(in reply to MAIL FROM command)", Exim
+// "SMTP error from remote mail server after MAIL FROM:<...>:"): it is about the sender, so no
+// statement in it that an address or domain does not exist is about the recipient.
+bool answers_mail_from(std::string_view text) {
+    std::string l(text.substr(0, 2000));
+    for (char& ch : l) ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch + 32) : ch;
+    return l.find("in reply to mail from") != std::string::npos || l.find("after mail from") != std::string::npos;
+}
+
 // The verdict's reply: the diagnostic as an SMTP reply, else the codes found in free text put
 // in front of it. Falls back on the DSN Status and on the bounce's general wording.
 Classification classify_reason(const ReplyClassifier& cl, std::string_view diagnostic, std::string_view status,
@@ -111,6 +120,13 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
             c.rule = c3.rule;
             if (c3.status == Status::expired) c.status = Status::expired;
         }
+    }
+    if (!failed(c) && (c.category == Category::bad_mailbox || c.category == Category::bad_domain ||
+                       c.category == Category::inactive_mailbox) && answers_mail_from(diagnostic)) {
+        c.category = Category::invalid_sender;
+        c.bounce = default_bounce(c.category);
+        c.action = cl.rules().category_action(c.category);
+        c.action_json = cl.rules().category_action_json(c.category);
     }
     if (!failed(c) && c.status == Status::expired && text_rule(c))
         refine_expired(cl, c.rule == intro_rule ? intro : diagnostic, c, scratch);

@@ -355,3 +355,20 @@ TEST_CASE("iso-2022-jp and koi8-r bounces: the decoded reason is classified") {
     CHECK(v[0].category == Category::bad_mailbox);
     CHECK(v[0].bounce == Bounce::hard);
 }
+
+TEST_CASE("a refusal in reply to MAIL FROM is about the sender, not the recipient") {
+    std::string scratch;
+    BounceReport r;
+    r.kind = ReportKind::non_standard;
+    r.recipients.push_back({"rob@example.org", {}, {},
+                            "rob@example.org host mx.example.org [192.0.2.2] SMTP error from remote mail server after "
+                            "MAIL FROM:<news@sender.example> SIZE=1022: 553 5.1.8 sender.example does not exist", {}});
+    r.recipients.push_back({"sue@example.org", "failed", "5.1.1",
+                            "smtp; 550 5.1.1 <sue@example.org>: Recipient address rejected: User unknown", {}});
+    auto v = classify_bounce(r, classifier(), scratch);
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].category == Category::invalid_sender);
+    CHECK(v[0].bounce != Bounce::hard);
+    CHECK(v[1].category == Category::bad_mailbox);
+    CHECK(v[1].bounce == Bounce::hard);
+}
