@@ -34,12 +34,46 @@ bool status_code(std::string_view s, EnhancedCode& out) {
 bool text_rule(const Classification& c) { return c.rule && c.rule->kind == Rule::Kind::text; }
 bool failed(const Classification& c) { return c.error != Classification::Error::none; }
 
+// An expiry ("I'm not going to try again; this message has been in the queue too long",
+// "Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>") often
+// quotes the error of the last attempt. With the expiry wording cut out, that error decides the
+// category, the bounce type and the enhanced code; the status stays expired. A vague rest
+// ("try again later", a category's bare default) changes nothing.
+void refine_expired(const ReplyClassifier& cl, std::string_view text, Classification& c, std::string& scratch) {
+    const RE2* expiry = cl.rules().expiry_text();
+    if (!expiry || text.empty()) return;
+    ParsedReply p;
+    parse_reply(text, scratch, p);
+    std::string rest(p.text);
+    if (RE2::GlobalReplace(&rest, *expiry, " ") == 0) return;
+    Classification last = cl.classify(reply_from_text(rest), Origin::remote, scratch);
+    if (failed(last) || !text_rule(last) || last.status == Status::expired || last.status == Status::sent) return;
+    if (last.category == Category::message_expired || last.category == Category::success) return;
+    if (last.category == Category::other && last.rule->action_name.empty()) return;
+    c.category = last.category;
+    c.bounce = last.bounce;
+    c.rule = last.rule;
+    c.action = last.action;
+    c.action_json = last.action_json;
+    if (last.enhanced) c.enhanced = last.enhanced;
+}
+
+// The reply came in answer to MAIL FROM (Postfix "(in reply to MAIL FROM command)", Exim
+// "SMTP error from remote mail server after MAIL FROM:<...>:"): it is about the sender, so no
+// statement in it that an address or domain does not exist is about the recipient.
+bool answers_mail_from(std::string_view text) {
+    std::string l(text.substr(0, 2000));
+    for (char& ch : l) ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch + 32) : ch;
+    return l.find("in reply to mail from") != std::string::npos || l.find("after mail from") != std::string::npos;
+}
+
 // The verdict's reply: the diagnostic as an SMTP reply, else the codes found in free text put
 // in front of it. Falls back on the DSN Status and on the bounce's general wording.
 Classification classify_reason(const ReplyClassifier& cl, std::string_view diagnostic, std::string_view status,
                                std::string_view intro, std::string& scratch) {
     Classification c;
     c.error = Classification::Error::empty;
+    const Rule* intro_rule = nullptr;  // the rule the bounce's general wording matched, if read
     if (!diagnostic.empty()) {
         c = cl.classify(diagnostic, Origin::remote, scratch);
         if (failed(c) || (!c.code && !c.enhanced)) {
@@ -77,6 +111,7 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
         if (r.empty()) r = reply_from_text(intro);
         else r.append(intro);
         Classification c3 = cl.classify(r, Origin::remote, scratch);
+        intro_rule = c3.rule;
         if (failed(c)) {
             if (!failed(c3)) c = c3;
         } else if (text_rule(c3) && c3.category != Category::other) {
@@ -86,6 +121,15 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
             if (c3.status == Status::expired) c.status = Status::expired;
         }
     }
+    if (!failed(c) && (c.category == Category::bad_mailbox || c.category == Category::bad_domain ||
+                       c.category == Category::inactive_mailbox) && answers_mail_from(diagnostic)) {
+        c.category = Category::invalid_sender;
+        c.bounce = default_bounce(c.category);
+        c.action = cl.rules().category_action(c.category);
+        c.action_json = cl.rules().category_action_json(c.category);
+    }
+    if (!failed(c) && c.status == Status::expired && text_rule(c))
+        refine_expired(cl, c.rule == intro_rule ? intro : diagnostic, c, scratch);
     // The receiver's own code in the diagnostic is the most specific; the DSN Status (often
     // the reporting MTA's generic X.0.0) only fills in when the text has none.
     if (have_status && (!c.enhanced || (c.enhanced.subject == 0 && c.enhanced.detail == 0 && c.enhanced.cls == st.cls)))

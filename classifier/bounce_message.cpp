@@ -139,6 +139,19 @@ std::string find_message_id(std::string_view headers) {
     return {};
 }
 
+// A line of text starts with the field name (lower-case, colon included), without case.
+bool has_field_line(std::string_view text, std::string_view name) {
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        std::string_view line = text.substr(pos, (nl == std::string_view::npos ? text.size() : nl) - pos);
+        if (line.size() >= name.size() && lower_copy(line.substr(0, name.size())) == name) return true;
+        if (nl == std::string_view::npos) break;
+        pos = nl + 1;
+    }
+    return false;
+}
+
 // What a walk over the MIME tree collects.
 struct Walk {
     explicit Walk(const BounceLimits& l) : limits(l) {}
@@ -152,8 +165,32 @@ struct Walk {
     std::string text, html;           // human-readable parts, decoded
     std::string message_id;           // of the returned message
     std::vector<std::string> original_to;
+    std::string jmrp_recipient;
+    std::vector<GMimeMessage*> embedded;  // returned messages (owned by the tree), in order
+
+    // The fields of an RFC 5965 feedback report that name the complainant and the reporter.
+    void arf_fields(std::string_view body) {
+        std::size_t pos = 0;
+        while (pos < body.size()) {
+            std::size_t nl = body.find('\n', pos);
+            std::string_view line = body.substr(pos, (nl == std::string_view::npos ? body.size() : nl) - pos);
+            std::string l = lower_copy(line.substr(0, 20));
+            if (l.starts_with("original-rcpt-to:") || l.starts_with("removal-recipient:"))
+                for (auto& a : find_addresses(line.substr(line.find(':') + 1))) arf_recipients.push_back(a);
+            else if (l.starts_with("reporting-mta:") && arf_reporting_mta.empty()) {
+                std::string_view v = trim(line.substr(14));
+                if (std::size_t semi = v.find(';'); semi != std::string_view::npos) v = trim(v.substr(semi + 1));
+                arf_reporting_mta = v;
+            }
+            if (nl == std::string_view::npos) break;
+            pos = nl + 1;
+        }
+    }
 
     void returned_headers(GMimeObject* o) {
+        // Microsoft's complaint reports (JMRP) name the complainant in the returned message.
+        if (jmrp_recipient.empty())
+            if (auto a = find_addresses(header(o, "X-HmXmrOriginalRecipient")); !a.empty()) jmrp_recipient = a.front();
         if (message_id.empty()) {
             const char* id = GMIME_IS_MESSAGE(o) ? g_mime_message_get_message_id(GMIME_MESSAGE(o)) : nullptr;
             if (id) message_id = id;
@@ -176,6 +213,7 @@ struct Walk {
             GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
             if (!m) return;
             returned_headers(GMIME_OBJECT(m));
+            if (embedded.size() < 4) embedded.push_back(m);
             // Parts of the returned message count against the limit but say nothing about the bounce.
             if (GMimeObject* body = g_mime_message_get_mime_part(m)) count(body);
             return;
@@ -192,22 +230,7 @@ struct Walk {
             have_dsn = true;
         } else if (g_mime_content_type_is_type(ct, "message", "feedback-report")) {
             have_arf = true;
-            std::string body = part_bytes(part);
-            std::size_t pos = 0;
-            while (pos < body.size()) {
-                std::size_t nl = body.find('\n', pos);
-                std::string_view line(body.data() + pos, (nl == std::string::npos ? body.size() : nl) - pos);
-                std::string l = lower_copy(line.substr(0, 20));
-                if (l.starts_with("original-rcpt-to:") || l.starts_with("removal-recipient:"))
-                    for (auto& a : find_addresses(line.substr(line.find(':') + 1))) arf_recipients.push_back(a);
-                else if (l.starts_with("reporting-mta:") && arf_reporting_mta.empty()) {
-                    std::string_view v = trim(line.substr(14));
-                    if (std::size_t semi = v.find(';'); semi != std::string_view::npos) v = trim(v.substr(semi + 1));
-                    arf_reporting_mta = v;
-                }
-                if (nl == std::string::npos) break;
-                pos = nl + 1;
-            }
+            arf_fields(part_bytes(part));
         } else if (g_mime_content_type_is_type(ct, "text", "rfc822-headers") ||
                    g_mime_content_type_is_type(ct, "message", "rfc822-headers") ||
                    g_mime_content_type_is_type(ct, "message", "global-headers")) {
@@ -222,6 +245,12 @@ struct Walk {
             std::string& dst = html_part ? html : text;
             if (dst.size() >= kMaxText) return;
             std::string t = part_text(part);
+            // The machine-readable ARF fields sent as text (RFC 5965 section 3.1's fields in a
+            // text/plain part, or pasted after the human-readable words): a complaint report.
+            if (!html_part && has_field_line(t, "feedback-type:")) {
+                have_arf = true;
+                arf_fields(t);
+            }
             if (!dst.empty()) dst.push_back('\n');
             dst.append(t, 0, kMaxText);
         }
@@ -249,16 +278,17 @@ void on_warning(gint64, GMimeParserWarning code, const gchar*, gpointer user) {
     if (code == GMIME_CRIT_NESTING_OVERFLOW) *flags |= 2;
 }
 
-// Binary data is no mail: NUL bytes, or mostly control bytes, in the first kilobytes.
+// Binary data is no mail: NUL bytes (more than the odd stray one that old MTAs leave at the
+// end of a message), or mostly control bytes, in the first kilobytes.
 bool looks_binary(std::string_view data) {
     std::string_view head = data.substr(0, 4096);
-    std::size_t bad = 0;
+    std::size_t bad = 0, nul = 0;
     for (char ch : head) {
         auto c = static_cast<unsigned char>(ch);
-        if (c == 0) return true;
-        if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
+        if (c == 0) ++nul;
+        else if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
     }
-    return bad * 10 > head.size();
+    return nul * 100 > head.size() || (bad + nul) * 10 > head.size();
 }
 
 // The header block starts with a field name and a colon (or an mbox "From " line).
@@ -317,7 +347,50 @@ std::string_view to_string(ReportKind k) {
     return "non-standard";
 }
 
+namespace {
+
+constexpr int kMaxNesting = 3;  // bounces of bounces read, at most
+
+// A returned message that is itself a delivery report (a bounce forwarded, or bounced again).
+bool report_message(GMimeMessage* m) {
+    GMimeObject* body = g_mime_message_get_mime_part(m);
+    if (!body) return false;
+    GMimeContentType* ct = g_mime_object_get_content_type(body);
+    return ct && g_mime_content_type_is_type(ct, "multipart", "report");
+}
+
+// The text after a bounce's own words, when it is a whole pasted report (its header block, an
+// mbox "From " line or a separator line first, and a delivery-status part in it).
+std::string_view pasted_report(std::string_view rest) {
+    std::size_t pos = 0;
+    while (pos < rest.size()) {
+        std::size_t nl = rest.find('\n', pos);
+        std::string_view line = trim(rest.substr(pos, (nl == std::string_view::npos ? rest.size() : nl) - pos));
+        bool separator = line.empty() || line.starts_with("From ") ||
+                         std::all_of(line.begin(), line.end(), [](char c) { return c == '-' || c == '=' || c == '_'; });
+        if (!separator) break;
+        if (nl == std::string_view::npos) return {};
+        pos = nl + 1;
+    }
+    std::string_view msg = rest.substr(pos);
+    if (!starts_like_message(msg)) return {};
+    std::string l = lower_copy(msg.substr(0, 64 * 1024));
+    if (l.find("message/delivery-status") == std::string::npos && l.find("message/global-delivery-status") == std::string::npos)
+        return {};
+    return msg;
+}
+
+BounceReport parse_report(std::string_view data, const BounceLimits& limits, int depth);
+
+}  // namespace
+
 BounceReport parse_bounce_message(std::string_view data, const BounceLimits& limits) {
+    return parse_report(data, limits, 0);
+}
+
+namespace {
+
+BounceReport parse_report(std::string_view data, const BounceLimits& limits, int depth) {
     BounceReport out;
     if (trim(data).empty()) {
         out.error = "empty file";
@@ -415,12 +488,54 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
         }
         return out;
     }
+    // A complaint report: a feedback-report part, its fields as text, or only the report type
+    // of the top multipart/report (RFC 6522) when the part carries another content type.
+    GMimeObject* top_body = g_mime_message_get_mime_part(msg.get());
+    GMimeContentType* top_ct = top_body ? g_mime_object_get_content_type(top_body) : nullptr;
+    if (!w.have_arf && !w.have_dsn && top_ct && g_mime_content_type_is_type(top_ct, "multipart", "report")) {
+        const char* rt = g_mime_content_type_get_parameter(top_ct, "report-type");
+        if (rt && lower_copy(trim(rt)) == "feedback-report") w.have_arf = true;
+    }
     if (w.have_arf) {
         out.kind = ReportKind::feedback_report;
         out.reporting_mta = w.arf_reporting_mta;
-        std::vector<std::string> rcpts = w.arf_recipients.empty() ? w.original_to : w.arf_recipients;
+        std::vector<std::string> rcpts = w.arf_recipients;
+        if (rcpts.empty() && !w.jmrp_recipient.empty()) rcpts.push_back(w.jmrp_recipient);
+        if (rcpts.empty()) rcpts = w.original_to;
+        // Most reports redact the complainant: the report still stands, for an unknown recipient.
+        if (rcpts.empty()) rcpts.emplace_back();
         for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, {}, {}});
         return out;
+    }
+    // Amazon SES notifications are JSON in a text part (or the SNS envelope around it).
+    if (SesNotification ses; !w.have_dsn && parse_ses_notification(std::string_view(text).substr(0, kMaxText), ses) &&
+                             !ses.recipients.empty()) {
+        out.kind = ses.type == SesNotification::Type::complaint ? ReportKind::feedback_report : ReportKind::dsn;
+        out.reporting_mta = ses.reporting_mta;
+        if (!ses.message_id.empty()) out.message_id = ses.message_id;
+        for (auto& f : ses.recipients)
+            out.recipients.push_back({f.recipient(), f.action, f.status, f.diagnostic, {}});
+        return out;
+    }
+    // A bounce that forwards another one, attached (message/rfc822) or pasted into its text:
+    // the inner report names the failed recipients and why.
+    if (depth < kMaxNesting) {
+        auto use = [&](BounceReport inner) {
+            if (!inner.error.empty() || inner.recipients.empty() ||
+                (inner.kind != ReportKind::dsn && inner.kind != ReportKind::feedback_report))
+                return false;
+            out = std::move(inner);
+            return true;
+        };
+        for (GMimeMessage* m : w.embedded) {
+            if (!report_message(m)) continue;
+            GString_ str(g_mime_object_to_string(GMIME_OBJECT(m), nullptr));
+            if (str && use(parse_report(str.get(), limits, depth + 1))) return out;
+        }
+        if (human.size() < text.size()) {
+            std::string_view pasted = pasted_report(std::string_view(text).substr(human.size()));
+            if (!pasted.empty() && use(parse_report(pasted, limits, depth + 1))) return out;
+        }
     }
     // Some MTAs write DSN fields into the text itself.
     if (DsnFields f = parse_delivery_status(human); !f.recipients.empty() &&
@@ -449,6 +564,14 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
         return out;
     }
     out.kind = ReportKind::non_standard;
+    // Exim names the failed recipients in a header: other addresses its text shows (the
+    // original sender, an alias it came from) are no recipients.
+    std::vector<std::string> failed_header = find_addresses(header(top, "X-Failed-Recipients"));
+    auto listed = [&](const std::string& a) {
+        return std::any_of(failed_header.begin(), failed_header.end(), [&](auto& f) { return iequals(f, a); });
+    };
+    if (std::any_of(ft.recipients.begin(), ft.recipients.end(), [&](auto& r) { return listed(r.recipient); }))
+        std::erase_if(ft.recipients, [&](auto& r) { return !listed(r.recipient); });
     for (auto& r : ft.recipients) out.recipients.push_back({r.recipient, {}, {}, r.reason, {}});
     if (out.recipients.empty()) {
         // Exim names them in a header even when its text gives only local parts.
@@ -468,5 +591,7 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
     if (out.recipients.empty() && (flags & 1)) out.truncated = true;
     return out;
 }
+
+}  // namespace
 
 }  // namespace preflight

@@ -177,7 +177,227 @@ bool ignored(std::string_view a, const std::vector<std::string>& ignore) {
     return std::any_of(ignore.begin(), ignore.end(), [&](const std::string& i) { return iequals(i, a); });
 }
 
+// A small JSON reader for the SES notifications: objects, arrays, strings (escapes decoded,
+// \u to UTF-8), and the other scalars kept as their text. Lenient where mail systems are
+// careless: raw control characters in strings pass. Bounded depth; no exceptions.
+struct Json {
+    enum class Kind { null, scalar, string, array, object } kind = Kind::null;
+    std::string text;  // string value, or the scalar's literal text
+    std::vector<Json> items;
+    std::vector<std::string> keys;  // object: keys[i] names items[i]
+
+    const Json* get(std::string_view key) const {
+        if (kind != Kind::object) return nullptr;
+        for (std::size_t i = 0; i < keys.size(); ++i)
+            if (keys[i] == key) return &items[i];
+        return nullptr;
+    }
+    std::string_view str(std::string_view key) const {
+        const Json* v = get(key);
+        return v && (v->kind == Kind::string || v->kind == Kind::scalar) ? std::string_view(v->text) : std::string_view();
+    }
+};
+
+class JsonReader {
+public:
+    explicit JsonReader(std::string_view s) : s_(s) {}
+    bool value(Json& out, int depth = 0) {
+        if (depth > 32) return false;
+        ws();
+        if (i_ >= s_.size()) return false;
+        char c = s_[i_];
+        if (c == '{') {
+            out.kind = Json::Kind::object;
+            ++i_;
+            ws();
+            if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
+            while (true) {
+                ws();
+                std::string key;
+                if (i_ >= s_.size() || s_[i_] != '"' || !string(key)) return false;
+                ws();
+                if (i_ >= s_.size() || s_[i_] != ':') return false;
+                ++i_;
+                out.keys.push_back(std::move(key));
+                out.items.emplace_back();
+                if (!value(out.items.back(), depth + 1)) return false;
+                ws();
+                if (i_ < s_.size() && s_[i_] == ',') { ++i_; continue; }
+                if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
+                return false;
+            }
+        }
+        if (c == '[') {
+            out.kind = Json::Kind::array;
+            ++i_;
+            ws();
+            if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
+            while (true) {
+                out.items.emplace_back();
+                if (!value(out.items.back(), depth + 1)) return false;
+                ws();
+                if (i_ < s_.size() && s_[i_] == ',') { ++i_; continue; }
+                if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
+                return false;
+            }
+        }
+        if (c == '"') {
+            out.kind = Json::Kind::string;
+            return string(out.text);
+        }
+        std::size_t b = i_;
+        while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ']' && !is_blank(s_[i_])) ++i_;
+        if (i_ == b) return false;
+        out.kind = Json::Kind::scalar;
+        out.text = s_.substr(b, i_ - b);
+        return true;
+    }
+
+private:
+    void ws() { while (i_ < s_.size() && is_blank(s_[i_])) ++i_; }
+    static void utf8(std::string& out, unsigned cp) {
+        if (cp < 0x80) out.push_back(static_cast<char>(cp));
+        else if (cp < 0x800) {
+            out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        } else {
+            out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+        }
+    }
+    bool string(std::string& out) {
+        ++i_;  // opening quote
+        while (i_ < s_.size()) {
+            char c = s_[i_++];
+            if (c == '"') return true;
+            if (c != '\\') {
+                out.push_back(c);
+                continue;
+            }
+            if (i_ >= s_.size()) return false;
+            char e = s_[i_++];
+            switch (e) {
+                case 'n': out.push_back('\n'); break;
+                case 't': out.push_back('\t'); break;
+                case 'r': out.push_back('\r'); break;
+                case 'b': case 'f': out.push_back(' '); break;
+                case 'u': {
+                    unsigned cp = 0;
+                    for (int k = 0; k < 4; ++k, ++i_) {
+                        if (i_ >= s_.size()) return false;
+                        char h = s_[i_];
+                        cp = cp * 16 + static_cast<unsigned>(is_digit(h) ? h - '0' : (lower(h) >= 'a' && lower(h) <= 'f') ? lower(h) - 'a' + 10 : 0);
+                    }
+                    utf8(out, cp);
+                    break;
+                }
+                default: out.push_back(e);  // \" \\ \/
+            }
+        }
+        return false;
+    }
+    std::string_view s_;
+    std::size_t i_ = 0;
+};
+
+// SES's bounceSubType in words the rules know, for a recipient without a diagnostic code.
+std::string_view ses_subtype_words(std::string_view sub) {
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 8> kWords = {{
+        {"NoEmail", "no such mailbox"},
+        {"Suppressed", "Amazon SES has suppressed sending to this address"},
+        {"OnAccountSuppressionList", "on the account-level suppression list"},
+        {"MailboxFull", "mailbox full"},
+        {"MessageTooLarge", "message too large"},
+        {"ContentRejected", "content rejected"},
+        {"AttachmentRejected", "attachment rejected"},
+        {"UnsubscribedRecipient", "recipient unsubscribed"},
+    }};
+    for (auto [name, words] : kWords)
+        if (name == sub) return words;
+    return {};
+}
+
+std::string first_enhanced(std::string_view s) {
+    for (std::size_t i = 0; i + 5 <= s.size(); ++i)
+        if (std::size_t n = enhanced_at(s, i)) return std::string(s.substr(i, n));
+    return {};
+}
+
 }  // namespace
+
+bool parse_ses_notification(std::string_view text, SesNotification& out) {
+    std::size_t brace = text.find('{');
+    if (brace == std::string_view::npos || text.find("Type\"") == std::string_view::npos) return false;
+    Json root;
+    if (!JsonReader(text.substr(brace)).value(root) || root.kind != Json::Kind::object) return false;
+    // The SNS envelope carries the notification as a JSON string.
+    Json inner;
+    if (root.str("Type") == "Notification" && !root.str("Message").empty()) {
+        std::string_view m = root.str("Message");
+        if (!JsonReader(m).value(inner) || inner.kind != Json::Kind::object) return false;
+    }
+    const Json& n = inner.kind == Json::Kind::object ? inner : root;
+    std::string_view type = n.str("notificationType");
+    if (type.empty()) type = n.str("eventType");
+    out = SesNotification{};
+    if (const Json* mail = n.get("mail")) {
+        const Json* common = mail->get("commonHeaders");
+        out.message_id = common ? std::string(common->str("messageId")) : std::string();
+        if (out.message_id.empty()) out.message_id = mail->str("messageId");
+        if (out.message_id.size() >= 2 && out.message_id.front() == '<' && out.message_id.back() == '>')
+            out.message_id = out.message_id.substr(1, out.message_id.size() - 2);
+    }
+    if (type == "Bounce") {
+        const Json* b = n.get("bounce");
+        if (!b) return false;
+        out.type = SesNotification::Type::bounce;
+        out.reporting_mta = strip_type(b->str("reportingMTA"));
+        bool transient = b->str("bounceType") == "Transient";
+        std::string_view words = ses_subtype_words(b->str("bounceSubType"));
+        if (const Json* list = b->get("bouncedRecipients"))
+            for (const Json& r : list->items) {
+                DsnRecipientFields f;
+                f.final_recipient = strip_type(r.str("emailAddress"));
+                f.action = lower_copy(r.str("action"));
+                if (f.action.empty()) f.action = "failed";
+                f.status = std::string(r.str("status"));
+                f.diagnostic = std::string(r.str("diagnosticCode"));
+                if (f.diagnostic.empty()) f.diagnostic = std::string(words);
+                if (f.status.empty() && f.diagnostic.empty()) f.status = transient ? "4.0.0" : "5.0.0";
+                if (!f.final_recipient.empty()) out.recipients.push_back(std::move(f));
+            }
+    } else if (type == "Complaint") {
+        const Json* c = n.get("complaint");
+        if (!c) return false;
+        out.type = SesNotification::Type::complaint;
+        if (const Json* list = c->get("complainedRecipients"))
+            for (const Json& r : list->items) {
+                DsnRecipientFields f;
+                f.final_recipient = strip_type(r.str("emailAddress"));
+                out.recipients.push_back(std::move(f));
+            }
+    } else if (type == "Delivery") {
+        const Json* d = n.get("delivery");
+        if (!d) return false;
+        out.type = SesNotification::Type::delivery;
+        out.reporting_mta = strip_type(d->str("reportingMTA"));
+        std::string_view reply = d->str("smtpResponse");
+        if (const Json* list = d->get("recipients"))
+            for (const Json& r : list->items) {
+                if (r.kind != Json::Kind::string) continue;
+                DsnRecipientFields f;
+                f.final_recipient = strip_type(r.text);
+                f.action = "delivered";
+                f.status = first_enhanced(reply);
+                f.diagnostic = std::string(reply);
+                out.recipients.push_back(std::move(f));
+            }
+    } else {
+        return false;
+    }
+    return true;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -320,9 +540,16 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
     }
     std::vector<std::string> keys;  // lower-cased addresses of out.recipients
     bool seen_recipient = false;
+    std::size_t block_end = 0;  // the line after the last recipient's block
+    std::string_view previous;  // the last non-blank line before this one
     for (std::size_t i = 0; i < lines.size(); ++i) {
         std::string_view a = recipient_on_line(lines[i]);
-        if (a.empty() || ignored(a, ignore)) {
+        // "A message sent by\n  <sender@x>\ncould not be delivered": the address is the sender's.
+        std::string_view prev = previous;
+        if (!trim(lines[i]).empty()) previous = trim(lines[i]);
+        while (!prev.empty() && (prev.back() == ':' || prev.back() == ' ')) prev.remove_suffix(1);
+        bool sender_line = prev.size() >= 7 && iequals(prev.substr(prev.size() - 7), "sent by");
+        if (a.empty() || ignored(a, ignore) || sender_line) {
             if (!seen_recipient) append_capped(out.intro, lines[i]);
             continue;
         }
@@ -352,8 +579,23 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
             ++taken;
             i = j;
         }
+        block_end = i + 1;
+        previous = {};
     }
-    if (out.recipients.empty()) out.intro.clear(), append_capped(out.intro, text);
+    if (out.recipients.empty()) {
+        out.intro.clear(), append_capped(out.intro, text);
+        return out;
+    }
+    // Gmail and others name the address first and explain below it ("Technical details of
+    // permanent failure: ..."): the one recipient whose block quotes no reply takes those words.
+    if (out.recipients.size() == 1 && block_end < lines.size()) {
+        FreeTextRecipient& r = out.recipients.front();
+        std::string_view reason = r.reason;
+        bool has_code = false;
+        for (std::size_t i = 0; i < reason.size() && !has_code; ++i) has_code = code_at(reason, i) || enhanced_at(reason, i);
+        if (!has_code)
+            for (std::size_t j = block_end; j < lines.size(); ++j) append_capped(r.reason, lines[j]);
+    }
     return out;
 }
 

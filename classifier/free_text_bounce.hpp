@@ -55,6 +55,18 @@ std::string_view cut_returned_message(std::string_view text);
 // front of the text, so that "Remote host said: 550 User unknown" reads as a 550 reply.
 std::string reply_from_text(std::string_view text);
 
+// An Amazon SES notification (the JSON that SES sends by e-mail or through SNS, raw or inside
+// the SNS envelope's "Message" string): its type and, as DSN fields, its recipients.
+struct SesNotification {
+    enum class Type { bounce, complaint, delivery } type = Type::bounce;
+    std::string reporting_mta, message_id;
+    std::vector<DsnRecipientFields> recipients;  // action failed/delivered, status, diagnostic
+};
+
+// Reads the first JSON object of text as an SES notification ("notificationType" or
+// "eventType" Bounce, Complaint, Delivery); false when it is none.
+bool parse_ses_notification(std::string_view text, SesNotification& out);
+
 // Every e-mail address in s, in order (angle brackets and trailing punctuation removed).
 std::vector<std::string> find_addresses(std::string_view s);
 

@@ -270,6 +270,16 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
             r.action_json = rs->actions_json_[r.action_name];
         }
     }
+    std::string expiry;
+    for (const Rule& r : rs->rules_) {
+        if (r.kind != Rule::Kind::text || r.status != Status::expired) continue;
+        if (!expiry.empty()) expiry.push_back('|');
+        expiry.append("(?:").append(r.pattern).push_back(')');
+    }
+    if (!expiry.empty()) {
+        rs->expiry_ = std::make_unique<RE2>(expiry, opts);
+        if (!rs->expiry_->ok()) rs->expiry_.reset();
+    }
     for (RuleSet::TextSet& ts : rs->text_sets_)
         if (!ts.set->Compile()) throw RuleError(ts.file + ": RE2 ran out of memory compiling the text rules");
 

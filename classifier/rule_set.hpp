@@ -65,6 +65,9 @@ public:
     std::size_t text_rule_count() const { return text_rule_count_; }
     std::size_t rule_count() const { return rules_.size(); }
     const std::vector<Rule>& rules() const { return rules_; }
+    // Every text rule that forces status=expired, as one regex (null when there is none): the
+    // bounce classifier cuts the expiry wording out of a text to read the last error it quotes.
+    const RE2* expiry_text() const { return expiry_.get(); }
 
 private:
     friend class RuleSetBuilder;
@@ -83,6 +86,7 @@ private:
     std::vector<Rule> rules_;
     std::vector<TextSet> text_sets_;  // in precedence order
     std::size_t text_rule_count_ = 0;
+    std::unique_ptr<RE2> expiry_;
     std::unordered_map<std::uint32_t, std::size_t> enhanced_;  // key(cls, s, d) -> rules_ index
     std::unordered_map<int, std::size_t> codes_;               // 550 or 5 (for 5xx) -> index
     std::unordered_map<std::string, std::string> actions_;

@@ -1,6 +1,7 @@
 // Scores `preflight-classify dsn`'s parser and classifier on the labelled public bounce corpus
-// (../shared/corpus/bounces): each message goes through the same parse_bounce_message and
-// classify_bounce as the command, and the N-th verdict is compared with the N-th expected row.
+// (../shared/corpus/bounces): each message goes through the same split_mbox, parse_bounce_message
+// and classify_bounce as the command, and the N-th verdict of a file is compared with its N-th
+// expected row. CORPUS_VERBOSE=1 lists every miss.
 // Prints the four figures (recipients found, category, hard/soft, enhanced code) and fails
 // below the floors given on the command line (defaults: the 95/90/92/95). A row whose
 // recipient was not found counts as wrong in the other figures too.
@@ -11,18 +12,24 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include "bounce_classifier.hpp"
 #include "corpus_scoring.hpp"
+#include "dsn_command.hpp"
 
 using namespace preflight;
 
 namespace {
 
+// An mbox holds several bounces: as the command does, each message is read on its own and the
+// verdicts follow one another, in the order of the messages.
 struct FileResult {
-    BounceReport report;
+    std::vector<std::unique_ptr<BounceReport>> reports;
     std::vector<BounceVerdict> verdicts;
+    std::vector<const BounceReport*> verdict_report;  // the report of each verdict
+    std::string error;  // of the first message that could not be read
 };
 
 }  // namespace
@@ -46,8 +53,16 @@ int main(int argc, char** argv) {
         if (it == cache.end()) {
             std::ifstream in(dir + "/eml/" + row.file, std::ios::binary);
             std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-            it = cache.emplace(row.file, FileResult{parse_bounce_message(data), {}}).first;
-            it->second.verdicts = classify_bounce(it->second.report, cl, scratch);
+            FileResult fr;
+            for (std::string_view msg : split_mbox(data)) {
+                auto& rep = fr.reports.emplace_back(std::make_unique<BounceReport>(parse_bounce_message(msg)));
+                if (!rep->error.empty() && fr.error.empty()) fr.error = rep->error;
+                for (BounceVerdict& v : classify_bounce(*rep, cl, scratch)) {
+                    fr.verdicts.push_back(std::move(v));
+                    fr.verdict_report.push_back(rep.get());
+                }
+            }
+            it = cache.emplace(row.file, std::move(fr)).first;
         }
         const FileResult& fr = it->second;
         corpus::Answer a;
@@ -58,10 +73,10 @@ int main(int argc, char** argv) {
             a.category = to_string(v.category);
             a.bounce = to_string(v.bounce);
             a.enhanced = v.enhanced;
-            a.detail = std::string("[") + std::string(to_string(fr.report.kind)) + " " + v.recipient->recipient + "] (" +
+            a.detail = std::string("[") + std::string(to_string(fr.verdict_report[idx - 1]->kind)) + " " + v.recipient->recipient + "] (" +
                        (v.rule ? v.rule->location : std::string("-")) + ") " + v.diagnostic.substr(0, 160);
-        } else if (!fr.report.error.empty()) {
-            a.detail = fr.report.error;
+        } else if (!fr.error.empty()) {
+            a.detail = fr.error;
         }
         score.add(corpus, row, a);
     }

@@ -153,3 +153,222 @@ TEST_CASE("bad input: truncated, binary, empty, too many parts") {
     lim.max_parts = 20;
     CHECK(parse_bounce_message(many, lim).error.find("more than 20 MIME parts") != std::string::npos);
 }
+
+TEST_CASE("a stray NUL byte does not make a bounce binary data") {
+    std::string msg =
+        "From: MAILER-DAEMON@example.jp\nTo: sender@example.org\nSubject: Delivery failure\n\n"
+        "Unable to deliver message to the following address(es).\n\n<kim@example.jp>:\n"
+        "Sorry, your message to kim@example.jp cannot be delivered. This account is over quota.\n";
+    msg.push_back('\0');
+    msg.push_back('\n');
+    BounceReport r = parse_bounce_message(msg);
+    REQUIRE(r.error.empty());
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "kim@example.jp");
+    CHECK(v[0].category == Category::quota_issues);
+}
+
+TEST_CASE("feedback reports: report type only, fields as text, redacted complainant") {
+    // multipart/report; report-type=feedback-report whose fields come as text/plain, no address.
+    std::string arf =
+        "From: fbl@isp.example\nTo: abuse@sender.example\nSubject: Abuse report\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=feedback-report; boundary=B\n\n"
+        "--B\nContent-Type: text/plain\n\nThis is an abuse report.\n\n"
+        "--B\nContent-Type: text/plain\n\nFeedback-Type: abuse\nUser-Agent: FBL/1.0\nVersion: 1\n\n"
+        "--B\nContent-Type: message/rfc822\n\nFrom: news@sender.example\nTo: undisclosed-recipients:;\n"
+        "Subject: Offer\n\nhello\n--B--\n";
+    BounceReport r = parse_bounce_message(arf);
+    CHECK(r.kind == ReportKind::feedback_report);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient.empty());
+    CHECK(v[0].bounce == Bounce::none);
+    // Only the report type says it: still a complaint, and the JMRP header names the complainant.
+    std::string typed =
+        "From: staff@hotmail.example\nTo: fbl@sender.example\nSubject: complaint\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=\"feedback-report\"; boundary=C\n\n"
+        "--C\nContent-Type: text/plain\n\nA complaint.\n\n"
+        "--C\nContent-Type: message/rfc822\n\nX-HmXmrOriginalRecipient: <heidi@hotmail.example>\n"
+        "From: news@sender.example\nTo: heidi@hotmail.example\nSubject: Offer\n\nhello\n--C--\n";
+    r = parse_bounce_message(typed);
+    CHECK(r.kind == ReportKind::feedback_report);
+    v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "heidi@hotmail.example");
+    CHECK(v[0].bounce == Bounce::none);
+}
+
+TEST_CASE("expiry: the last attempt's error decides the category and code, expiry the status") {
+    auto one = [](const std::string& text) {
+        std::string msg = "From: MAILER-DAEMON@mx.example.org\nTo: sender@example.org\nSubject: failure notice\n\n"
+                          "Hi. This is the qmail-send program at mx.example.org.\n"
+                          "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n" + text;
+        BounceReport r = parse_bounce_message(msg);
+        std::string scratch;
+        auto v = classify_bounce(r, classifier(), scratch);
+        REQUIRE(v.size() == 1);
+        return v[0];
+    };
+    BounceVerdict full = one("<ann@example.com>:\nRemote host said: 452 4.2.2 Mailbox full\n"
+                             "I'm not going to try again; this message has been in the queue too long.\n");
+    CHECK(full.status == Status::expired);
+    CHECK(full.category == Category::quota_issues);
+    CHECK(full.enhanced == EnhancedCode{4, 2, 2});
+    BounceVerdict helo = one("<ann@example.com>:\nConnected to 192.0.2.1 but my name was rejected.\n"
+                             "I'm not going to try again; this message has been in the queue too long.\n");
+    CHECK(helo.status == Status::expired);
+    CHECK(helo.category == Category::policy_related);
+    // Nothing but the expiry: it stays message-expired.
+    BounceVerdict bare = one("<ann@example.com>:\n"
+                             "I'm not going to try again; this message has been in the queue too long.\n");
+    CHECK(bare.status == Status::expired);
+    CHECK(bare.category == Category::message_expired);
+    // A DSN whose diagnostic quotes the last reply after the expiry: its code is the specific one.
+    std::string scratch;
+    BounceReport r;
+    r.kind = ReportKind::dsn;
+    r.recipients.push_back({"bo@example.com", "failed", "4.4.7",
+                            "smtp; 554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>", {}});
+    auto v = classify_bounce(r, classifier(), scratch);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].status == Status::expired);
+    CHECK(v[0].category == Category::no_answer_from_host);
+    CHECK(v[0].enhanced == EnhancedCode{4, 4, 2});
+}
+
+TEST_CASE("a bounce nested in another one is read: attached or pasted") {
+    BounceReport r = parse_bounce_message(fixture("nested-dsn.eml"));
+    CHECK(r.kind == ReportKind::dsn);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "ivan@example.org");
+    CHECK(v[0].category == Category::bad_mailbox);
+    CHECK(v[0].enhanced == EnhancedCode{5, 1, 1});
+    // A provider's notice with the whole report pasted below its own words.
+    std::string pasted =
+        "From: MAILER-DAEMON@relay.example.net\nTo: user@example.net\nSubject: Undelivered Mail\n\n"
+        "The message below could not be delivered. For help, contact <support@example.net>.\n\n"
+        "---------------------------------\n"
+        "From MAILER-DAEMON  Mon Jun  3 10:00:00 2024\n"
+        "Return-Path: <>\nReceived: from a by b; Mon, 3 Jun 2024 10:00:00 +0900\n"
+        "Received: from c by d; Mon, 3 Jun 2024 10:00:00 +0900\n"
+        "From: MAILER-DAEMON@mx.example.org\nSubject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=\"P\"\n\n"
+        "--P\nContent-Type: text/plain\n\nThis is the mail system.\n\n"
+        "--P\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+        "Final-Recipient: rfc822; judy@example.com\nAction: failed\nStatus: 4.0.0\n"
+        "Diagnostic-Code: X-Postfix; delivery temporarily suspended: connect to mx.example.com[192.0.2.1]:\n"
+        "    server refused to talk to me: 421 Service not available\n\n--P--\n";
+    r = parse_bounce_message(pasted);
+    CHECK(r.kind == ReportKind::dsn);
+    v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "judy@example.com");
+    CHECK(v[0].category == Category::policy_related);
+    CHECK(v[0].enhanced == EnhancedCode{4, 0, 0});
+}
+
+TEST_CASE("Amazon SES notifications: bounce in the SNS envelope, delivery, complaint") {
+    BounceReport r = parse_bounce_message(fixture("ses-sns.eml"));
+    CHECK(r.kind == ReportKind::dsn);
+    CHECK(r.message_id == "ses-1@sender.example");
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "kate@example.com");
+    CHECK(v[0].category == Category::quota_issues);  // from bounceSubType MailboxFull
+    CHECK(v[0].bounce == Bounce::soft);
+
+    SesNotification n;
+    REQUIRE(parse_ses_notification(
+        "{\"notificationType\":\"Delivery\",\"mail\":{\"messageId\":\"m1\"},\"delivery\":{\"recipients\":"
+        "[\"leo@example.com\",\"mia@example.com\"],\"smtpResponse\":\"250 2.6.0 Message received\",\"reportingMTA\":\"a1.example\"}}",
+        n));
+    CHECK(n.type == SesNotification::Type::delivery);
+    REQUIRE(n.recipients.size() == 2);
+    CHECK(n.recipients[1].recipient() == "mia@example.com");
+    CHECK(n.recipients[0].status == "2.6.0");
+    CHECK(n.message_id == "m1");
+
+    std::string complaint =
+        "From: no-reply@sns.amazonaws.com\nTo: fbl@sender.example\nSubject: AWS Notification Message\n\n"
+        "{\"eventType\":\"Complaint\",\"complaint\":{\"complainedRecipients\":[{\"emailAddress\":\"ned@example.com\"}],"
+        "\"complaintFeedbackType\":\"abuse\"},\"mail\":{\"messageId\":\"m2\"}}\n";
+    r = parse_bounce_message(complaint);
+    CHECK(r.kind == ReportKind::feedback_report);
+    v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "ned@example.com");
+    CHECK(v[0].bounce == Bounce::none);
+    CHECK_FALSE(parse_ses_notification("{\"Type\": \"x\", \"broken\": [1, 2", n));
+    CHECK_FALSE(parse_ses_notification("no json here", n));
+}
+
+TEST_CASE("free text: the sender's address and the details below a lone address") {
+    // Exim: "A message sent by <sender>" names the sender, X-Failed-Recipients the recipient.
+    std::string exim =
+        "From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nTo: owner@example.org\n"
+        "Subject: Mail delivery failed\nX-Failed-Recipients: olga@example.net\n\n"
+        "This message was created automatically by mail delivery software.\n\nA message sent by\n\n"
+        "  <list-bounces@example.org>\n\ncould not be delivered to one or more of its recipients. The following\n"
+        "address(es) failed:\n\n  olga@example.net\n    (generated from staff@example.org)\n"
+        "    retry timeout exceeded\n";
+    BounceReport r = parse_bounce_message(exim);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "olga@example.net");
+    CHECK(v[0].category == Category::message_expired);
+    // Gmail: the address alone, the reply quoted in the technical details below it.
+    FreeTextBounce ft = parse_free_text_bounce(
+        "Delivery to the following recipient has been delayed:\n\n     pam@example.jp\n\n"
+        "Message will be retried for 2 more day(s)\n\nTechnical details of temporary failure:\n"
+        "The error that the other server returned was: 452 4.2.2 <pam@example.jp>... Mailbox full\n",
+        {});
+    REQUIRE(ft.recipients.size() == 1);
+    CHECK(ft.recipients[0].reason.find("4.2.2") != std::string::npos);
+    // A recipient whose own block quotes the reply keeps it alone.
+    ft = parse_free_text_bounce("<quinn@example.com>:\n550 5.1.1 unknown user\n\nPlease contact your administrator.\n", {});
+    REQUIRE(ft.recipients.size() == 1);
+    CHECK(ft.recipients[0].reason.find("administrator") == std::string::npos);
+}
+
+TEST_CASE("iso-2022-jp and koi8-r bounces: the decoded reason is classified") {
+    BounceReport jp = parse_bounce_message(fixture("iso2022jp-quota.eml"));
+    REQUIRE(jp.error.empty());
+    CHECK(jp.subject == "\xE9\x85\x8D\xE4\xBF\xA1\xE3\x82\xA8\xE3\x83\xA9\xE3\x83\xBC");  // 配信エラー
+    auto v = verdicts(jp);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "taro@example.jp");
+    // メールボックスの容量 ("the mailbox's capacity"), decoded from ISO-2022-JP to UTF-8.
+    CHECK(v[0].diagnostic.find("\xE3\x83\xA1\xE3\x83\xBC\xE3\x83\xAB\xE3\x83\x9C\xE3\x83\x83\xE3\x82\xAF\xE3\x82\xB9") !=
+          std::string::npos);
+    CHECK(v[0].category == Category::quota_issues);
+    CHECK(v[0].bounce == Bounce::soft);
+
+    BounceReport ru = parse_bounce_message(fixture("koi8r-unknown.eml"));
+    REQUIRE(ru.error.empty());
+    v = verdicts(ru);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "ivanov@example.ru");
+    // "адрес получателя не существует" (the recipient address does not exist), base64 KOI8-R.
+    CHECK(v[0].diagnostic.find("\xD0\xB0\xD0\xB4\xD1\x80\xD0\xB5\xD1\x81") != std::string::npos);  // адрес
+    CHECK(v[0].category == Category::bad_mailbox);
+    CHECK(v[0].bounce == Bounce::hard);
+}
+
+TEST_CASE("a refusal in reply to MAIL FROM is about the sender, not the recipient") {
+    std::string scratch;
+    BounceReport r;
+    r.kind = ReportKind::non_standard;
+    r.recipients.push_back({"rob@example.org", {}, {},
+                            "rob@example.org host mx.example.org [192.0.2.2] SMTP error from remote mail server after "
+                            "MAIL FROM:<news@sender.example> SIZE=1022: 553 5.1.8 sender.example does not exist", {}});
+    r.recipients.push_back({"sue@example.org", "failed", "5.1.1",
+                            "smtp; 550 5.1.1 <sue@example.org>: Recipient address rejected: User unknown", {}});
+    auto v = classify_bounce(r, classifier(), scratch);
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].category == Category::invalid_sender);
+    CHECK(v[0].bounce != Bounce::hard);
+    CHECK(v[1].category == Category::bad_mailbox);
+    CHECK(v[1].bounce == Bounce::hard);
+}
