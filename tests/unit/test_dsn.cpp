@@ -154,6 +154,18 @@ TEST_CASE("bad input: truncated, binary, empty, too many parts") {
     CHECK(parse_bounce_message(many, lim).error.find("more than 20 MIME parts") != std::string::npos);
 }
 
+TEST_CASE("bad input: a MIME nesting bomb is refused, not followed") {
+    // 10,000 multiparts each holding the next: a clear error, in bounded time and stack.
+    std::string bomb = "From: a@b\nContent-Type: multipart/mixed; boundary=B0\n\n";
+    const int depth = 10000;
+    for (int i = 0; i < depth; ++i)
+        bomb += "--B" + std::to_string(i) + "\nContent-Type: multipart/mixed; boundary=B" + std::to_string(i + 1) + "\n\n";
+    for (int i = depth; i >= 0; --i) bomb += "--B" + std::to_string(i) + "--\n";
+    BounceReport r = parse_bounce_message(bomb);
+    CHECK(!r.error.empty());
+    CHECK(r.recipients.empty());
+}
+
 TEST_CASE("a stray NUL byte does not make a bounce binary data") {
     std::string msg =
         "From: MAILER-DAEMON@example.jp\nTo: sender@example.org\nSubject: Delivery failure\n\n"
