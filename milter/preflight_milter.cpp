@@ -2,6 +2,7 @@
 // MessageSession (milter/message_session.hpp) and turn its verdicts into SMTP replies taken
 // from the one reply table (checks/reply_table.cpp). Anything unexpected tempfails: a milter
 // that is unsure never rejects and never lets a message vanish.
+#include <fcntl.h>
 #include <grp.h>
 #include <libmilter/mfapi.h>
 #include <pwd.h>
@@ -513,7 +514,19 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
         if (left > 0)
             Logger::log(Logger::Level::warning, "stopping with " + std::to_string(left) +
                                                     " transaction(s) unfinished; the MTA tempfails them");
-        smfi_stop();
+        // libmilter may still be starting (a SIGTERM right after start) and then forget a stop
+        // request made too early: repeat it until smfi_main() returns. Its listener looks at the
+        // request every few seconds; 30 s is a generous bound.
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        const timespec stop_tick{0, 200'000'000};
+        while (!milter_done && std::chrono::steady_clock::now() < give_up) {
+            smfi_stop();
+            sigtimedwait(&signals, nullptr, &stop_tick);  // also keeps further signals from libmilter
+        }
+        if (!milter_done) {
+            Logger::log(Logger::Level::error, "libmilter did not stop within 30 s; exiting");
+            std::_Exit(1);
+        }
     }
     milter.join();
     {
@@ -525,6 +538,12 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
     if (metrics_server) metrics_server->stop();
     Logger::log(Logger::Level::info, "stopped");
     if (!g.pid_file.empty()) ::unlink(g.pid_file.c_str());
+    // Our unix socket, if it is still a socket (libmilter leaves it; the next start would replace
+    // it anyway). Best effort: after dropping root the directory may not be ours to change.
+    struct stat st{};
+    if (g.socket.kind == SocketSpec::Kind::unix_socket && ::lstat(g.socket.path.c_str(), &st) == 0 &&
+        S_ISSOCK(st.st_mode))
+        ::unlink(g.socket.path.c_str());
     return milter_rc == MI_SUCCESS ? 0 : 1;
 }
 
@@ -639,9 +658,13 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (!g.pid_file.empty()) {
-        std::ofstream pid(g.pid_file, std::ios::trunc);
-        pid << getpid() << "\n";
-        if (!pid) Logger::log(Logger::Level::warning, "cannot write PidFile " + g.pid_file);
+        // O_NOFOLLOW: written as root, so a symlink planted at the path must not be followed
+        // to truncate whatever it points at.
+        int fd = ::open(g.pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        std::string text = std::to_string(getpid()) + "\n";
+        if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+            Logger::log(Logger::Level::warning, "cannot write PidFile " + g.pid_file + ": " + std::strerror(errno));
+        if (fd >= 0) ::close(fd);
     }
     if (run_as && !drop_privileges(*run_as)) return 1;
     return serve(conf_path, g, metrics_server.get());
