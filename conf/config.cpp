@@ -400,7 +400,7 @@ const Row kRows[] = {
      .store = set_global<&GlobalSettings::run_as_root>},
     {.info = {.name = "PidFile", .type = KeyType::path, .help = "file to write the process id to; empty: none"},
      .store = set_global<&GlobalSettings::pid_file>},
-    {.info = {.name = "Umask", .type = KeyType::octal, .default_value = "007", .min = 0, .max = 0777,
+    {.info = {.name = "Umask", .type = KeyType::octal, .default_value = "117", .min = 0, .max = 0777,
               .help = "umask for files the milter creates, the unix socket included"},
      .store = set_global<&GlobalSettings::umask>},
     {.info = {.name = "Syslog", .type = KeyType::boolean, .default_value = "yes",

@@ -171,7 +171,7 @@ struct GlobalSettings {
     std::string group;  // "": the user's primary group
     bool run_as_root = false;  // keep running as root when no UserID is set
     std::string pid_file;  // "": none
-    unsigned umask = 0007;
+    unsigned umask = 0117;  // sockets 0660: owner and group read and write, nothing else
     bool syslog = true;
     LogFacility log_facility = LogFacility::mail;
     std::string metrics_listen;  // "127.0.0.1:9465" or "[::1]:9465" (normalised); "": no metrics

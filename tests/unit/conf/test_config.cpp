@@ -113,7 +113,7 @@ TEST_CASE("the table's defaults are the documented ones and equal Settings{}", "
     CHECK(g.user.empty());
     CHECK(g.group.empty());
     CHECK(g.pid_file.empty());
-    CHECK(g.umask == 07);
+    CHECK(g.umask == 0117);
     CHECK(g.syslog);
     CHECK(g.log_facility == LogFacility::mail);
     CHECK(g.nameservers.empty());  // the system resolver
