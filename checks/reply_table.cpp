@@ -65,6 +65,14 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "add {spf_hint?{spf_hint}|this relay's addresses} to its SPF record and "
      "{selector?publish the DKIM key at {selector}._domainkey.{domain}|sign its mail with a DKIM key published under {domain}}"
      "\n{spf_result?SPF result: {spf_result}{spf_reason? ({spf_reason})}}"},
+    {quota_exceeded_temp, 452, "4.7.1", 452,
+     "Sending quota of {limit} {unit} per {window} for {subject} reached; it resets in {retry}; "
+     "send the remaining recipients later"},
+    {quota_exceeded_perm, 550, "5.7.1", 452,
+     "Sending quota of {limit} {unit} per {window} for {subject} reached; it resets in {retry}; "
+     "send the message again to the refused recipients after that"},
+    {quota_store_failure, 451, "4.3.0", 451,
+     "Sending quota cannot be checked at the moment{reason? ({reason})}; please try again later"},
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},
@@ -98,6 +106,10 @@ const std::string* arg_value(const ReplyArgs& a, std::string_view name) {
     if (name == "dkim_result") return &a.dkim_result;
     if (name == "dkim_reason") return &a.dkim_reason;
     if (name == "name") return &a.name;
+    if (name == "unit") return &a.unit;
+    if (name == "window") return &a.window;
+    if (name == "subject") return &a.subject;
+    if (name == "retry") return &a.retry;
     return nullptr;
 }
 

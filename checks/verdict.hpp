@@ -42,6 +42,9 @@ enum class ReplyId : std::uint8_t {
     dkim_key_invalid,           // 550 5.7.20: DKIM required, the key record cannot be used
     auth_failed,                // 550 5.7.26: spf-or-dkim: neither passes
     auth_failed_all,            // 550 5.7.26: spf-and-dkim: both fail
+    quota_exceeded_temp,        // 452 4.7.1: a sending quota is used up (QuotaCode 452)
+    quota_exceeded_perm,        // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
+    quota_store_failure,        // 451 4.3.0: the quota store cannot be reached (OnQuotaStoreError tempfail)
     dns_temp_failure,           // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
     shutting_down,              // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,      // 451 4.3.0: preflight itself could not decide
@@ -65,6 +68,10 @@ struct ReplyArgs {
     std::string dkim_result;  // "none", "fail", "permerror" ...
     std::string dkim_reason;  // why the DKIM signature or key failed
     std::string name;         // the DNS name and type that failed ("example.org/MX")
+    std::string unit;         // what a quota counts: "recipients" or "messages"
+    std::string window;       // a quota's window: "minute", "hour", "day"
+    std::string subject;      // whose quota: "example.org", "user@example.org", "login alice"
+    std::string retry;        // when a quota allows the next one: "3 h 12 min"
 };
 
 // The check names: the log's check= field, and the X-Preflight-<Name> header in tag mode.
@@ -74,6 +81,7 @@ inline constexpr std::string_view size = "size";
 inline constexpr std::string_view recipients = "recipients";
 inline constexpr std::string_view sender_domain = "sender-domain";
 inline constexpr std::string_view auth = "auth";
+inline constexpr std::string_view quota = "quota";
 }  // namespace check_name
 
 struct Verdict {

@@ -33,6 +33,10 @@ constexpr std::string_view kApplyTo[] = {"all", "authenticated", "networks"};
 constexpr std::string_view kFacilities[] = {"mail",   "daemon", "local0", "local1", "local2",
                                             "local3", "local4", "local5", "local6", "local7"};
 constexpr std::string_view kReplyCodes[] = {"450", "550"};
+constexpr std::string_view kQuotaPer[] = {"domain", "sender", "login"};
+constexpr std::string_view kQuotaCodes[] = {"452", "550"};
+constexpr std::string_view kQuotaStoreErrorActions[] = {"tempfail", "accept"};
+constexpr std::string_view kQuotaWindows[] = {"minute", "hour", "day"};
 
 template <class E, std::size_t N>
 std::string_view name_of(E v, const std::string_view (&names)[N]) {
@@ -48,6 +52,9 @@ std::string_view to_string(AuthPolicy v) { return name_of(v, kAuthPolicies); }
 std::string_view to_string(DnsErrorAction v) { return name_of(v, kDnsErrorActions); }
 std::string_view to_string(ApplyTo v) { return name_of(v, kApplyTo); }
 std::string_view to_string(LogFacility v) { return name_of(v, kFacilities); }
+std::string_view to_string(QuotaPer v) { return name_of(v, kQuotaPer); }
+std::string_view to_string(QuotaStoreErrorAction v) { return name_of(v, kQuotaStoreErrorActions); }
+std::string_view to_string(QuotaWindow v) { return name_of(v, kQuotaWindows); }
 
 int to_syslog_facility(LogFacility v) {
     static constexpr int facilities[] = {LOG_MAIL,   LOG_DAEMON, LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2,
@@ -74,6 +81,7 @@ std::string_view to_string(KeyType t) {
     case KeyType::string_list: return "string-list";
     case KeyType::base64: return "base64";
     case KeyType::listen_address: return "listen-address";
+    case KeyType::rate_list: return "rate-list";
     }
     return "?";
 }
@@ -94,7 +102,8 @@ struct UserGroup {
 // A parsed value; the alternative is fixed by the row's KeyType (enums: the index into allowed;
 // size: bytes; duration: milliseconds).
 using Value = std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketSpec,
-                           std::vector<IpAddress>, std::vector<Network>, DkimKey, UserGroup>;
+                           std::vector<IpAddress>, std::vector<Network>, DkimKey, UserGroup,
+                           std::vector<QuotaRate>, QuotaStoreSpec>;
 
 struct Target {
     GlobalSettings& g;
@@ -379,6 +388,15 @@ void set_dkim_key(Target& t, const Value& v) {
     t.g.dkim_public_key_file = k.file;
 }
 
+void set_quota_code(Target& t, const Value& v) { t.s.quota_code = std::get<std::int64_t>(v) == 0 ? 452 : 550; }
+
+bool refine_quota_store(Value& v, std::string& why) {
+    auto spec = parse_quota_store(std::get<std::string>(v), &why);
+    if (!spec) return false;
+    v = std::move(*spec);
+    return true;
+}
+
 void set_unknown_domain_code(Target& t, const Value& v) {
     t.s.unknown_domain_code = std::get<std::int64_t>(v) == 0 ? 450 : 550;
 }
@@ -472,6 +490,33 @@ const Row kRows[] = {
               .allowed = kAuthPolicies, .per_domain = true,
               .help = "what the sender domain must publish for the relay's mail to authenticate"},
      .store = set_policy<&Settings::auth_policy>},
+    // Sending quotas
+    {.info = {.name = "QuotaRecipients", .type = KeyType::rate_list, .per_domain = true,
+              .help = "recipients a QuotaPer subject may send per window: 10000/day, 500/hour, 100/minute; empty: none"},
+     .store = set_policy<&Settings::quota_recipients>},
+    {.info = {.name = "QuotaMessages", .type = KeyType::rate_list, .per_domain = true,
+              .help = "messages a QuotaPer subject may send per window, as QuotaRecipients; empty: none"},
+     .store = set_policy<&Settings::quota_messages>},
+    {.info = {.name = "QuotaPer", .type = KeyType::enumeration, .default_value = "domain", .allowed = kQuotaPer,
+              .per_domain = true, .help = "whose sending a quota counts: the sender domain, sender address or SASL login"},
+     .store = set_policy<&Settings::quota_per>},
+    {.info = {.name = "QuotaMode", .type = KeyType::enumeration, .default_value = "reject", .allowed = kCheckModes,
+              .per_domain = true, .help = "recipients beyond a quota (QuotaCode, at RCPT TO)"},
+     .store = set_policy<&Settings::quota_mode>},
+    {.info = {.name = "QuotaCode", .type = KeyType::enumeration, .default_value = "452", .allowed = kQuotaCodes,
+              .per_domain = true, .help = "reply beyond a quota: 452 4.7.1 (the sender retries) or 550 5.7.1"},
+     .store = set_quota_code},
+    {.info = {.name = "QuotaStore", .type = KeyType::string, .default_value = "sqlite:/var/lib/preflight/quota.db",
+              .help = "where quota counters live: sqlite:/PATH (this relay) or redis://HOST[:PORT][/DB] (a cluster)"},
+     .refine = refine_quota_store,
+     .store = set_global<&GlobalSettings::quota_store>},
+    {.info = {.name = "QuotaStoreTimeout", .type = KeyType::duration, .default_value = "1s", .min = 10, .max = 30'000,
+              .help = "longest wait for the quota store (Redis) before it counts as a store error"},
+     .store = set_global<&GlobalSettings::quota_store_timeout>},
+    {.info = {.name = "OnQuotaStoreError", .type = KeyType::enumeration, .default_value = "tempfail",
+              .allowed = kQuotaStoreErrorActions,
+              .help = "what an unreachable quota store leads to: tempfail (451 4.3.0) or accept (uncounted)"},
+     .store = set_global<&GlobalSettings::on_quota_store_error>},
     // Authentication material
     {.info = {.name = "EgressAddresses", .type = KeyType::address_list,
               .help = "addresses the relay sends from; SPF is evaluated for each"},
@@ -661,6 +706,12 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
         why = quote(text) + " " + detail;
         return std::nullopt;
     }
+    case KeyType::rate_list: {
+        std::string detail;
+        if (auto rates = parse_quota_rates(text, &detail)) return Value(std::move(*rates));
+        why = detail;
+        return std::nullopt;
+    }
     case KeyType::base64:
         if (!text.empty() && !decode_base64(text)) {
             why = quote(text) + " is not base64" +
@@ -814,6 +865,11 @@ const Settings& Config::for_sender_domain(std::string_view domain) const {
             if (auto it = wildcard_.find(d.substr(dot + 1)); it != wildcard_.end()) return overrides_[it->second];
     }
     return defaults_;
+}
+
+bool Config::any_quota() const {
+    if (defaults_.has_quota()) return true;
+    return std::any_of(overrides_.begin(), overrides_.end(), [](const Settings& s) { return s.has_quota(); });
 }
 
 namespace detail {

@@ -124,6 +124,48 @@ enum class ApplyTo {
     networks,       // only clients in ApplyToNetworks
 };
 
+// Sending quotas (checks/quota.hpp): whose usage a quota counts.
+enum class QuotaPer {
+    domain,  // the sender domain (all of its senders together)
+    sender,  // the envelope sender address
+    login,   // the SASL login ({auth_authen}); the sender address when there is none
+};
+
+enum class QuotaStoreErrorAction {
+    tempfail,  // 451 4.3.0: the store cannot be reached, the sender retries
+    accept,    // send without counting (unlimited while the store is down)
+};
+
+enum class QuotaWindow { minute, hour, day };
+
+// "10000/day": at most `limit` in any window of that length (sliding; see checks/quota.hpp).
+struct QuotaRate {
+    std::uint32_t limit = 0;
+    QuotaWindow window = QuotaWindow::day;
+    bool operator==(const QuotaRate&) const = default;
+};
+
+// "10000/day", "100/minute, 5000/hour" (commas and/or blanks; each window at most once);
+// "" or "none": no quota. Limits 1..1000000000.
+std::optional<std::vector<QuotaRate>> parse_quota_rates(std::string_view text, std::string* why = nullptr);
+std::string to_string(const std::vector<QuotaRate>& rates);  // "100/minute, 5000/hour"; "none"
+std::int64_t window_seconds(QuotaWindow w);                 // 60, 3600, 86400
+
+// Where quota counters live: "sqlite:/var/lib/preflight/quota.db" (one relay; survives a
+// restart) or "redis://HOST[:PORT][/DB]" (shared by the relays of a cluster).
+struct QuotaStoreSpec {
+    enum class Kind { sqlite, redis };
+    Kind kind = Kind::sqlite;
+    std::string path;  // sqlite
+    std::string host;  // redis: address literal (no brackets) or host name
+    std::uint16_t port = 6379;
+    int db = 0;
+
+    std::string to_string() const;
+    bool operator==(const QuotaStoreSpec&) const = default;
+};
+std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::string* why = nullptr);
+
 enum class LogFacility { mail, daemon, local0, local1, local2, local3, local4, local5, local6, local7 };
 
 std::string_view to_string(RunMode v);
@@ -133,6 +175,9 @@ std::string_view to_string(AuthPolicy v);
 std::string_view to_string(DnsErrorAction v);
 std::string_view to_string(ApplyTo v);
 std::string_view to_string(LogFacility v);
+std::string_view to_string(QuotaPer v);
+std::string_view to_string(QuotaStoreErrorAction v);
+std::string_view to_string(QuotaWindow v);
 int to_syslog_facility(LogFacility v);  // LOG_MAIL, LOG_LOCAL0, ...
 
 constexpr bool uses_spf(AuthPolicy p) {
@@ -160,7 +205,14 @@ struct Settings {
     std::uint64_t max_message_size = 20ull << 20;
     int unknown_domain_code = 550;  // 450 or 550
     AuthPolicy auth_policy = AuthPolicy::spf_or_dkim;
+    // Sending quotas: empty lists mean no quota.
+    QuotaPer quota_per = QuotaPer::domain;
+    std::vector<QuotaRate> quota_recipients;
+    std::vector<QuotaRate> quota_messages;
+    CheckMode quota_mode = CheckMode::reject;
+    int quota_code = 452;  // 452 (4.7.1) or 550 (5.7.1)
 
+    bool has_quota() const { return quota_mode != CheckMode::off && (!quota_recipients.empty() || !quota_messages.empty()); }
     bool operator==(const Settings&) const = default;
 };
 
@@ -192,6 +244,10 @@ struct GlobalSettings {
     std::string dkim_public_key_base64;
     std::string dkim_public_key_file;  // where it came from, for log lines; "" when given inline
 
+    QuotaStoreSpec quota_store{QuotaStoreSpec::Kind::sqlite, "/var/lib/preflight/quota.db", "", 6379, 0};
+    std::chrono::milliseconds quota_store_timeout{1000};
+    QuotaStoreErrorAction on_quota_store_error = QuotaStoreErrorAction::tempfail;
+
     bool operator==(const GlobalSettings&) const = default;
 };
 
@@ -220,6 +276,7 @@ enum class KeyType {
     string_list,
     base64,
     listen_address,   // ip:port or [ipv6]:port, an address literal
+    rate_list,        // "10000/day, 100/minute"
 };
 
 struct KeyInfo {
@@ -275,6 +332,8 @@ public:
     // One complete Settings per Domain pattern, in order of first appearance. Lets the milter
     // see whether any domain needs a stage before negotiating it away.
     const std::vector<Settings>& overrides() const { return overrides_; }
+    // Whether the defaults or some Domain line set a quota (the store is opened only then).
+    bool any_quota() const;
 
 private:
     friend struct detail::ConfigBuilder;

@@ -372,4 +372,142 @@ std::optional<std::vector<std::uint8_t>> decode_base64(std::string_view text) {
     return out;
 }
 
+// ---- quotas
+
+std::int64_t window_seconds(QuotaWindow w) {
+    switch (w) {
+    case QuotaWindow::minute: return 60;
+    case QuotaWindow::hour: return 3600;
+    case QuotaWindow::day: return 86400;
+    }
+    return 86400;
+}
+
+std::optional<std::vector<QuotaRate>> parse_quota_rates(std::string_view text, std::string* why) {
+    std::vector<QuotaRate> out;
+    if (text.empty() || iequals(text, "none")) return out;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        while (i < text.size() && (text[i] == ',' || text[i] == ' ' || text[i] == '\t')) ++i;
+        std::size_t start = i;
+        while (i < text.size() && text[i] != ',' && text[i] != ' ' && text[i] != '\t') ++i;
+        if (i == start) break;
+        std::string_view item = text.substr(start, i - start);
+        std::string quoted(1, '"');
+        quoted.append(item.substr(0, 40)).append(1, '"');
+        auto slash = item.find('/');
+        auto n = slash == std::string_view::npos ? std::nullopt : parse_unsigned<std::uint64_t>(item.substr(0, slash));
+        std::string_view unit = slash == std::string_view::npos ? std::string_view() : item.substr(slash + 1);
+        std::optional<QuotaWindow> w;
+        if (iequals(unit, "minute")) w = QuotaWindow::minute;
+        else if (iequals(unit, "hour")) w = QuotaWindow::hour;
+        else if (iequals(unit, "day")) w = QuotaWindow::day;
+        if (!n || !w) {
+            set_why(why, quoted + " is not a quota (a number, '/', and minute, hour or day: 10000/day)");
+            return std::nullopt;
+        }
+        if (*n < 1 || *n > 1'000'000'000) {
+            set_why(why, quoted + " is out of range (1..1000000000 per window)");
+            return std::nullopt;
+        }
+        for (const QuotaRate& r : out)
+            if (r.window == *w) {
+                set_why(why, quoted + ": a second quota per " + std::string(to_string(*w)) + "; give each window once");
+                return std::nullopt;
+            }
+        out.push_back({static_cast<std::uint32_t>(*n), *w});
+    }
+    return out;
+}
+
+std::string to_string(const std::vector<QuotaRate>& rates) {
+    if (rates.empty()) return "none";
+    std::string out;
+    for (const QuotaRate& r : rates) {
+        if (!out.empty()) out += ", ";
+        out += std::to_string(r.limit);
+        out += '/';
+        out += to_string(r.window);
+    }
+    return out;
+}
+
+std::string QuotaStoreSpec::to_string() const {
+    if (kind == Kind::sqlite) return std::string("sqlite:").append(path);
+    std::string out = "redis://";
+    if (host.find(':') != std::string::npos) out.append("[").append(host).append("]");
+    else out += host;
+    out += ':';
+    out += std::to_string(port);
+    if (db != 0) out.append("/").append(std::to_string(db));
+    return out;
+}
+
+std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::string* why) {
+    QuotaStoreSpec spec;
+    std::string quoted(1, '"');
+    quoted.append(text.substr(0, 80)).append(1, '"');
+    if (text.starts_with("sqlite:")) {
+        spec.path = std::string(text.substr(7));
+        if (spec.path.empty() || spec.path.front() != '/') {
+            set_why(why, quoted + ": give an absolute path (sqlite:/var/lib/preflight/quota.db)");
+            return std::nullopt;
+        }
+        return spec;
+    }
+    if (!text.starts_with("redis://")) {
+        set_why(why, quoted + " is not sqlite:/PATH or redis://HOST[:PORT][/DB]");
+        return std::nullopt;
+    }
+    spec.kind = QuotaStoreSpec::Kind::redis;
+    std::string_view rest = text.substr(8);
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+        auto db = parse_unsigned<std::uint32_t>(rest.substr(slash + 1));
+        if (!db || *db > 15) {
+            set_why(why, quoted + ": the database after '/' is a number 0..15");
+            return std::nullopt;
+        }
+        spec.db = static_cast<int>(*db);
+        rest = rest.substr(0, slash);
+    }
+    std::string_view host = rest, port;
+    if (rest.starts_with("[")) {
+        auto close = rest.find(']');
+        if (close == std::string_view::npos) {
+            set_why(why, quoted + ": no closing ']'");
+            return std::nullopt;
+        }
+        host = rest.substr(1, close - 1);
+        std::string_view after = rest.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                set_why(why, quoted + ": expected ':PORT' after ']'");
+                return std::nullopt;
+            }
+            port = after.substr(1);
+        }
+        if (!parse_ip(host) || host.find(':') == std::string_view::npos) {
+            set_why(why, quoted + ": [" + std::string(host) + "] is not an IPv6 address");
+            return std::nullopt;
+        }
+    } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
+        host = rest.substr(0, colon);
+        port = rest.substr(colon + 1);
+    }
+    if (!port.empty() || rest.ends_with(":")) {
+        auto p = parse_port(port);
+        if (!p) {
+            set_why(why, quoted + ": \"" + std::string(port) + "\" is not a port (1..65535)");
+            return std::nullopt;
+        }
+        spec.port = *p;
+    }
+    if (!parse_ip(host) && !valid_hostname(host)) {
+        set_why(why, quoted + ": \"" + std::string(host) + "\" is not a host (an address or a host name)");
+        return std::nullopt;
+    }
+    spec.host = std::string(host);
+    return spec;
+}
+
 }  // namespace preflight

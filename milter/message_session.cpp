@@ -4,8 +4,11 @@
 #include "dns_name.hpp"
 #include "envelope_check.hpp"
 #include "limits_check.hpp"
+#include "logger.hpp"
 #include "sender_domain_check.hpp"
 #include "spf_check.hpp"
+
+#include <chrono>
 
 namespace preflight {
 namespace {
@@ -19,7 +22,46 @@ bool has_prefix_nocase(std::string_view s, std::string_view p) {
 MessageSession::MessageSession(const MilterServices& services)
     : services_(services), settings_(&services.config->defaults()) {}
 
-MessageSession::~MessageSession() = default;
+MessageSession::~MessageSession() { release_quota(); }
+
+void MessageSession::release_quota() noexcept {
+    if (quota_held_.empty() || !services_.quota_store) return;
+    std::string error;
+    if (!services_.quota_store->release(quota_held_, &error)) {
+        try {
+            Logger::log(Logger::Level::warning, "quota: could not give back the reservation of " + sender_ +
+                                                    " (" + error + "); it stays counted until it ages out");
+        } catch (...) {
+        }
+    }
+    quota_held_.clear();
+    quota_message_counted_ = false;
+}
+
+Verdict MessageSession::check_quota(const Settings& s) {
+    if (quota_subject_.empty()) return Verdict::accept(check_name::quota);
+    std::vector<QuotaCounter> counters = quota_counters(s, quota_subject_, !quota_message_counted_);
+    if (counters.empty()) return Verdict::accept(check_name::quota);
+    std::int64_t now = services_.now_ms ? services_.now_ms()
+                                        : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count();
+    // Dry-run and tag let the recipient through: count it even beyond the quota, so the
+    // store shows what is really sent.
+    bool force = s.mode == RunMode::dry_run || s.quota_mode == CheckMode::tag;
+    QuotaResult r = services_.quota_store->reserve(counters, force, now);
+    if (r.ok && r.counted) {
+        for (std::size_t i = 0; i < counters.size(); ++i)
+            quota_held_.push_back({counters[i].key, r.buckets[i], counters[i].amount});
+        quota_message_counted_ = true;
+    }
+    Verdict v = quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error);
+    if (!r.ok && v.accepted()) {  // OnQuotaStoreError accept: logged, not counted
+        notes_.push_back(v);
+        return Verdict::accept(check_name::quota);
+    }
+    return finish(std::move(v), s.quota_mode);
+}
 
 Verdict MessageSession::finish(Verdict v, CheckMode mode) {
     v = apply_mode(std::move(v), mode, settings_->mode == RunMode::dry_run);
@@ -28,7 +70,9 @@ Verdict MessageSession::finish(Verdict v, CheckMode mode) {
     return v;
 }
 
-Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::string_view>& esmtp_args) {
+Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::string_view>& esmtp_args,
+                                  std::string_view login) {
+    login_ = std::string(login.substr(0, 256));
     bool smtputf8 = false;
     std::optional<std::uint64_t> announced;
     for (std::string_view a : esmtp_args) {
@@ -48,6 +92,8 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     address_literal_ = env.mailbox->address_literal;
     if (!null_sender_ && !address_literal_) settings_ = &services_.config->for_sender_domain(domain_);
     const Settings& s = *settings_;
+    if (!null_sender_ && s.has_quota() && services_.quota_store)
+        quota_subject_ = quota_subject(s.quota_per, sender_, domain_, login_);
 
     if (s.size_mode != CheckMode::off) {
         Verdict v = finish(check_announced_size(announced, s.max_message_size), s.size_mode);
@@ -95,6 +141,11 @@ Verdict MessageSession::rcpt_to(std::string_view path) {
     if (s.recipient_limit_mode != CheckMode::off) {
         Verdict v = finish(check_recipient(recipients_ + 1, s.max_recipients, s.recipient_limit_reply),
                            s.recipient_limit_mode);
+        if (!v.accepted()) return v;
+    }
+    // Last, so a recipient another check refuses uses no quota.
+    if (!quota_subject_.empty()) {
+        Verdict v = check_quota(s);
         if (!v.accepted()) return v;
     }
     ++recipients_;
@@ -152,10 +203,20 @@ Verdict MessageSession::decide_auth_now() {
 }
 
 Verdict MessageSession::end_of_message() {
-    if (size_refusal_) return *size_refusal_;
-    if (auth_decided_) return Verdict::accept(check_name::auth);
-    auth_decided_ = true;
-    return finish(decide_auth_now(), settings_->auth_mode);
+    Verdict v = Verdict::accept(check_name::auth);
+    if (size_refusal_) {
+        v = *size_refusal_;
+    } else if (!auth_decided_) {
+        auth_decided_ = true;
+        v = finish(decide_auth_now(), settings_->auth_mode);
+    }
+    if (v.accepted()) {
+        quota_held_.clear();  // the message goes: its recipients stay counted
+        quota_message_counted_ = false;
+    } else {
+        release_quota();
+    }
+    return v;
 }
 
 }  // namespace preflight

@@ -5,6 +5,8 @@
 // fuzzable) without an MTA. Checks run at the earliest stage that has their input.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +19,7 @@
 #include "config.hpp"
 #include "dkim_check.hpp"
 #include "dns.hpp"
+#include "quota.hpp"
 #include "reply_table.hpp"
 #include "verdict.hpp"
 
@@ -27,6 +30,8 @@ struct MilterServices {
     std::shared_ptr<const Config> config;
     Resolver* resolver = nullptr;          // the caching resolver: the one DNS path
     std::vector<std::string> egress_ips;   // EgressAddresses as text, for SPF and replies
+    QuotaStore* quota_store = nullptr;     // null: no Domain or default sets a quota
+    std::function<std::int64_t()> now_ms;  // quota clock (unix ms); empty: the system clock
 };
 
 class MessageSession {
@@ -36,8 +41,10 @@ public:
     MessageSession(const MessageSession&) = delete;
     MessageSession& operator=(const MessageSession&) = delete;
 
-    // esmtp_args: the MAIL FROM parameters ("SIZE=1000", "SMTPUTF8", "BODY=8BITMIME").
-    Verdict mail_from(std::string_view path, const std::vector<std::string_view>& esmtp_args);
+    // esmtp_args: the MAIL FROM parameters ("SIZE=1000", "SMTPUTF8", "BODY=8BITMIME");
+    // login: the SASL login ({auth_authen}), "" when the client did not authenticate.
+    Verdict mail_from(std::string_view path, const std::vector<std::string_view>& esmtp_args,
+                      std::string_view login = {});
     Verdict rcpt_to(std::string_view path);
     void header(std::string_view name, std::string_view value);
     void end_of_headers();
@@ -45,7 +52,9 @@ public:
     // may answer body chunks with "no reply" and refuse at the end (the client sees the reply
     // after its final dot either way).
     Verdict body(std::string_view chunk);
-    // The last decision: authentication (when it needs the message) and the size.
+    // The last decision: authentication (when it needs the message) and the size. The quota
+    // reserved at RCPT TO is kept when the message is accepted and given back otherwise; a
+    // session destroyed before (abort, closed connection) gives it back too.
     Verdict end_of_message();
     // Headers to add for checks in tag mode, collected over the transaction.
     const std::vector<TagHeader>& tag_headers() const { return tag_headers_; }
@@ -58,11 +67,15 @@ public:
     unsigned accepted_recipients() const { return recipients_; }
     std::uint64_t size() const { return size_; }
     double dns_ms() const { return dns_ms_; }
+    // What this transaction holds of the quota store (for tests and the log).
+    const std::vector<QuotaHeld>& quota_held() const { return quota_held_; }
 
 private:
     Verdict finish(Verdict v, CheckMode mode);  // apply mode and dry-run, collect tag headers
     Verdict decide_auth_now();
     AuthContext auth_context() const;  // what the AuthPolicy replies name
+    Verdict check_quota(const Settings& s);
+    void release_quota() noexcept;
 
     const MilterServices& services_;
     const Settings* settings_ = nullptr;  // effective settings for the sender domain
@@ -79,6 +92,10 @@ private:
     std::unique_ptr<DkimVerifier> dkim_;
     std::vector<TagHeader> tag_headers_;
     std::vector<Verdict> notes_;
+    std::string login_;
+    std::string quota_subject_;
+    bool quota_message_counted_ = false;
+    std::vector<QuotaHeld> quota_held_;
 };
 
 }  // namespace preflight

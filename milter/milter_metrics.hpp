@@ -19,9 +19,9 @@ namespace preflight {
 class MilterMetrics {
 public:
     // check= of the log; a name not listed counts as "other".
-    static constexpr std::array<std::string_view, 9> kChecks = {
+    static constexpr std::array<std::string_view, 10> kChecks = {
         check_name::envelope, check_name::size, check_name::recipients, check_name::sender_domain,
-        check_name::auth, "all", "internal", "shutdown", "other"};
+        check_name::auth, check_name::quota, "all", "internal", "shutdown", "other"};
     // result= of the log: the action, or dry-run.
     static constexpr std::array<std::string_view, 5> kResults = {"accept", "reject", "tempfail", "tag", "dry-run"};
     static constexpr std::size_t kMaxCodes = 16;

@@ -35,6 +35,7 @@
 #include "metrics.hpp"
 #include "metrics_server.hpp"
 #include "milter_metrics.hpp"
+#include "quota.hpp"
 #include "reply_table.hpp"
 
 #ifndef PREFLIGHT_VERSION
@@ -54,6 +55,9 @@ MilterMetrics g_metrics;
 // rules under a transaction in flight; the last connection of an old generation frees it.
 struct ServiceGeneration {
     std::shared_ptr<CachingResolver> resolver;  // shared with the next generation if DNS keys are unchanged
+    // Shared with the next generation while QuotaStore and QuotaStoreTimeout stay the same, so a
+    // reload keeps the connection (and reservations in flight release into the same store).
+    std::shared_ptr<QuotaStore> quota_store;    // null when no quota is configured
     MilterServices services;
     unsigned long wanted_steps = 0;  // SMFIP_* this configuration needs
 };
@@ -78,11 +82,28 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
     if (previous && same_dns(previous->services.config->global(), g)) {
         gen->resolver = previous->resolver;  // keep the warm cache
     } else {
-        gen->resolver = std::make_shared<CachingResolver>(
-            std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout), g.dns_cache_size,
-            DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1), &g_metrics.dns});
+        try {
+            gen->resolver = std::make_shared<CachingResolver>(
+                std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout), g.dns_cache_size,
+                DnsCacheOptions{std::chrono::seconds(5), g.dns_timeout + std::chrono::seconds(1), &g_metrics.dns});
+        } catch (const std::exception& e) {
+            throw std::runtime_error(std::string("DNS: ") + e.what());
+        }
     }
     gen->services.resolver = gen->resolver.get();
+    if (cfg->any_quota()) {
+        const ServiceGeneration* prev = previous && previous->quota_store ? previous : nullptr;
+        if (prev && prev->services.config->global().quota_store == g.quota_store &&
+            prev->services.config->global().quota_store_timeout == g.quota_store_timeout)
+            gen->quota_store = prev->quota_store;
+        else
+            try {
+                gen->quota_store = open_quota_store(g.quota_store, g.quota_store_timeout);
+            } catch (const std::exception& e) {  // SQLite unusable (Redis connects lazily)
+                throw std::runtime_error(std::string("QuotaStore: ") + e.what());
+            }
+    }
+    gen->services.quota_store = gen->quota_store.get();
     for (const IpAddress& ip : g.egress_addresses) gen->services.egress_ips.push_back(ip.to_string());
     gen->wanted_steps = wanted_protocol_steps(*cfg);
     gen->services.config = std::move(cfg);
@@ -290,7 +311,8 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
         c->transaction = std::make_unique<Transaction>(c->services());
         std::vector<std::string_view> args;
         for (char** a = argv + 1; *argv && *a; ++a) args.emplace_back(*a);
-        return answer(ctx, *c, c->message()->mail_from(argv[0] ? argv[0] : "", args));
+        std::string login = macro(ctx, "{auth_authen}");
+        return answer(ctx, *c, c->message()->mail_from(argv[0] ? argv[0] : "", args, login));
     });
 }
 
@@ -363,9 +385,95 @@ sfsistat on_close(SMFICTX* ctx) {
     return SMFIS_CONTINUE;
 }
 
+// --quota-status [DOMAIN|SENDER|login:NAME]: usage per counter from the store, with the limit
+// the conf sets for it. Without an argument every counter in the store; with one, the counters
+// of that subject (a domain also lists its senders'), and its configured quotas even when unused.
+int quota_status(const Config& cfg, const std::string& arg) {
+    const GlobalSettings& g = cfg.global();
+    std::unique_ptr<QuotaStore> store;
+    try {
+        store = open_quota_store(g.quota_store, g.quota_store_timeout);
+    } catch (const std::exception& e) {
+        std::cerr << "preflight-milter: QuotaStore: " << e.what() << "\n";
+        return 1;
+    }
+    std::string error;
+    std::optional<std::vector<std::string>> keys = store->keys(&error);
+    if (!keys) {
+        std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << error << "\n";
+        return 1;
+    }
+    auto lower = [](std::string s) {
+        for (char& ch : s)
+            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+        return s;
+    };
+    auto settings_of = [&](std::string_view subject) -> const Settings& {
+        if (subject.starts_with("domain:")) return cfg.for_sender_domain(subject.substr(7));
+        if (subject.starts_with("sender:")) {
+            auto at = subject.rfind('@');
+            if (at != std::string_view::npos) return cfg.for_sender_domain(subject.substr(at + 1));
+        }
+        return cfg.defaults();
+    };
+    std::vector<std::string> wanted;  // counter keys to show
+    if (arg.empty()) {
+        wanted = *keys;
+    } else {
+        bool login = arg.starts_with("login:");
+        bool sender = !login && arg.find('@') != std::string::npos;
+        std::string who = login ? arg : lower(arg);
+        std::string domain = sender ? who.substr(who.rfind('@') + 1) : who;
+        std::string subject = login ? who : quota_subject(settings_of((sender ? "sender:" : "domain:") + who).quota_per,
+                                                             sender ? who : "postmaster@" + domain, domain, {});
+        if (!login && !sender && settings_of("domain:" + domain).quota_per != QuotaPer::domain) subject.clear();
+        std::string sender_suffix = "@" + domain + "|";
+        for (const std::string& k : *keys) {
+            std::string_view s = std::string_view(k).substr(0, k.find('|'));
+            bool match = s == "domain:" + who || s == "sender:" + who || s == who ||
+                         (!login && !sender && s.starts_with("sender:") && k.find(sender_suffix) != std::string::npos);
+            if (match) wanted.push_back(k);
+        }
+        if (!subject.empty()) {
+            const Settings& s = settings_of(subject);
+            for (const QuotaCounter& c : quota_counters(s, subject, true))
+                if (std::find(wanted.begin(), wanted.end(), c.key) == wanted.end()) wanted.push_back(c.key);
+        }
+        std::sort(wanted.begin(), wanted.end());
+    }
+    std::cout << "QuotaStore " << store->describe() << "\n";
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    for (const std::string& k : wanted) {
+        auto bar1 = k.find('|'), bar2 = k.rfind('|');
+        if (bar1 == std::string::npos || bar2 == bar1) continue;
+        std::string subject = k.substr(0, bar1), unit = k.substr(bar1 + 1, bar2 - bar1 - 1), window = k.substr(bar2 + 1);
+        std::optional<QuotaWindow> w;
+        for (QuotaWindow x : {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day})
+            if (to_string(x) == window) w = x;
+        if (!w) continue;
+        const Settings& s = settings_of(subject);
+        std::optional<std::uint32_t> limit;
+        for (const QuotaRate& r : unit == "messages" ? s.quota_messages : s.quota_recipients)
+            if (r.window == *w) limit = r.limit;
+        QuotaCounter c{k, *w, limit.value_or(0), 0};  // amount 0: read only
+        QuotaResult r = store->reserve({&c, 1}, false, now);
+        if (!r.ok) {
+            std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << r.error << "\n";
+            return 1;
+        }
+        std::cout << subject << " " << unit << " per " << window << ": " << r.used[0] << " of "
+                  << (limit ? std::to_string(*limit) : std::string("no limit configured"))
+                  << (limit && r.used[0] >= *limit ? " (reached)" : "") << "\n";
+    }
+    return 0;
+}
+
 const char kUsage[] =
     "usage: preflight-milter [-f] [-c FILE]     run the milter (-f: foreground, log to stderr)\n"
     "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
+    "       preflight-milter --quota-status [-c FILE] [DOMAIN|SENDER|login:NAME]\n"
+    "                                           sending quota usage from QuotaStore\n"
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
 
 // The identity UserID names, looked up while we can still read every database.
@@ -438,7 +546,7 @@ void reload(const std::string& conf_path) {
                                                                         : std::string(" (new resolver, empty cache)")));
         g_metrics.reloads_ok.inc();
     } catch (const std::exception& e) {
-        Logger::log(Logger::Level::error, std::string("reload: DNS: ") + e.what() + "; keeping the running configuration");
+        Logger::log(Logger::Level::error, std::string("reload: ") + e.what() + "; keeping the running configuration");
         g_metrics.reloads_failed.inc();
     }
 }
@@ -553,10 +661,13 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
 int main(int argc, char** argv) {
     using namespace preflight;
     std::string conf_path = "/etc/preflight/preflight.conf";
-    bool foreground = false, check_only = false;
+    bool foreground = false, check_only = false, show_quota = false;
+    std::string quota_arg;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "-f") foreground = true;
+        else if (a == "--quota-status") show_quota = true;
+        else if (show_quota && quota_arg.empty() && !a.empty() && a[0] != '-') quota_arg = a;
         else if (a == "-n") check_only = true;
         else if (a == "-c" && i + 1 < argc) conf_path = argv[++i];
         else if (a == "-V" || a == "--version") {
@@ -580,6 +691,7 @@ int main(int argc, char** argv) {
         std::cout << conf_path << ": ok\n";
         return 0;
     }
+    if (show_quota) return quota_status(*parsed.config, quota_arg);
     const GlobalSettings& g = parsed.config->global();
     Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
     if (g.user.empty() && geteuid() == 0 && !g.run_as_root) {
@@ -591,7 +703,7 @@ int main(int argc, char** argv) {
     try {
         g_generation = make_generation(parsed.config, nullptr);
     } catch (const std::exception& e) {  // e.g. an unreadable /etc/resolv.conf
-        std::cerr << "preflight-milter: DNS: " << e.what() << "\n";
+        std::cerr << "preflight-milter: " << e.what() << "\n";
         return 1;
     }
 
@@ -653,6 +765,17 @@ int main(int argc, char** argv) {
                   << std::strerror(errno) << "\n";
         return 1;
     }
+    // The SQLite quota store was opened as root: its files go to UserID too, or the milter
+    // could not write them after a restart as that user.
+    if (run_as && g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
+        for (const char* suffix : {"", "-wal", "-shm"}) {
+            std::string f = g.quota_store.path + suffix;
+            if (::chown(f.c_str(), run_as->uid, run_as->gid) != 0 && errno != ENOENT) {
+                std::cerr << "preflight-milter: cannot give " << f << " to " << run_as->user << ": "
+                          << std::strerror(errno) << "\n";
+                return 1;
+            }
+        }
     if (!foreground && daemon(0, 0) != 0) {
         std::cerr << "preflight-milter: cannot detach: " << std::strerror(errno) << "\n";
         return 1;

@@ -26,13 +26,18 @@ ReplyArgs full_args() {
     a.dkim_result = "fail";
     a.dkim_reason = "body hash mismatch";
     a.name = "example.org/MX";
+    a.unit = "recipients";
+    a.window = "day";
+    a.subject = "example.org";
+    a.retry = "3 h 12 min";
     return a;
 }
 
 ReplyArgs args_with_each(const std::string& value) {
     ReplyArgs a;
     for (std::string* f : {&a.address, &a.domain, &a.reason, &a.size, &a.limit, &a.ip, &a.spf_hint, &a.spf_result,
-                           &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name})
+                           &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name, &a.unit,
+                           &a.window, &a.subject, &a.retry})
         *f = value;
     return a;
 }
@@ -88,7 +93,7 @@ TEST_CASE("reply table: one row per ReplyId, codes consistent", "[checks][reply]
         if (row.code >= 500) {
             // 550 -> 450, 552 -> 452 (RFC 1870), 553 -> 450 (no 453), 501 -> 451; too many
             // recipients -> 452 (RFC 5321 4.5.3.1.10).
-            int want = row.id == ReplyId::too_many_recipients_perm ? 452
+            int want = row.id == ReplyId::too_many_recipients_perm || row.id == ReplyId::quota_exceeded_perm ? 452
                        : row.code == 552                           ? 452
                        : row.code == 501                           ? 451
                                                                    : 450;
@@ -137,6 +142,27 @@ TEST_CASE("reply table: the codes the product promises", "[checks][reply]") {
     SmtpReply temp = render(Verdict::tempfail("sender-domain", ReplyId::sender_domain_unknown, full_args()));
     CHECK(temp.code == 450);
     CHECK(temp.enhanced == "4.1.8");
+}
+
+TEST_CASE("reply table: the quota reply, as the quota issue words it", "[checks][reply][quota]") {
+    ReplyArgs a;
+    a.limit = "10000";
+    a.unit = "recipients";
+    a.window = "day";
+    a.subject = "example.org";
+    a.retry = "3 h 12 min";
+    SmtpReply r = render(Verdict::tempfail("quota", ReplyId::quota_exceeded_temp, a));
+    CHECK(r.code == 452);
+    CHECK(r.enhanced == "4.7.1");
+    REQUIRE(r.lines.size() == 1);
+    CHECK(r.lines[0].starts_with(
+        "Sending quota of 10000 recipients per day for example.org reached; it resets in 3 h 12 min"));
+    SmtpReply perm = render(Verdict::reject("quota", ReplyId::quota_exceeded_perm, a));
+    CHECK(perm.code == 550);
+    CHECK(perm.enhanced == "5.7.1");
+    SmtpReply twin = render(apply_mode(Verdict::reject("quota", ReplyId::quota_exceeded_perm, a), CheckMode::tempfail, false));
+    CHECK(twin.code == 452);
+    CHECK(twin.enhanced == "4.7.1");
 }
 
 TEST_CASE("reply table: the issue's example text, exactly", "[checks][reply]") {

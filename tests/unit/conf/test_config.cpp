@@ -166,7 +166,8 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
     CHECK(per_domain == std::set<std::string>{"Mode", "EnvelopeSyntaxMode", "SizeMode", "SenderDomainMode",
                                               "RecipientLimitMode", "AuthMode", "MaxRecipients",
                                               "RecipientLimitReply", "MaxMessageSize", "UnknownDomainCode",
-                                              "AuthPolicy"});
+                                              "AuthPolicy", "QuotaRecipients", "QuotaMessages", "QuotaPer",
+                                              "QuotaMode", "QuotaCode"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
     CHECK(find_config_key("Frobnicate") == nullptr);
@@ -243,7 +244,8 @@ TEST_CASE("every error of a file is reported, in line order", "[config]") {
                       "/etc/preflight.conf:5: DnsTimeout: \"50ms\" is out of range (100ms..60s)",
                       "/etc/preflight.conf:6: Socket: cannot be set per domain (per-domain keys: Mode, "
                       "EnvelopeSyntaxMode, SizeMode, MaxMessageSize, SenderDomainMode, UnknownDomainCode, "
-                      "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy)",
+                      "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy, "
+                      "QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode)",
                   });
 }
 
@@ -797,7 +799,8 @@ TEST_CASE("Domain line errors", "[config]") {
     CHECK(error_of("Domain example.org Socket unix:/x") ==
           p + "Socket: cannot be set per domain (per-domain keys: Mode, EnvelopeSyntaxMode, SizeMode, "
               "MaxMessageSize, SenderDomainMode, UnknownDomainCode, RecipientLimitMode, MaxRecipients, "
-              "RecipientLimitReply, AuthMode, AuthPolicy)");
+              "RecipientLimitReply, AuthMode, AuthPolicy, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, "
+              "QuotaCode)");
     CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1").starts_with(
         p + "EgressAddresses: cannot be set per domain"));
     CHECK(error_of("Domain example.org Frobnicate 1") == p + "Frobnicate: unknown key");

@@ -1,0 +1,121 @@
+// Sending quotas: subjects, counters, verdicts (see quota.hpp). The stores are in
+// quota_sqlite.cpp and quota_redis.cpp.
+#include "quota.hpp"
+
+#include <algorithm>
+
+namespace preflight {
+namespace {
+
+std::string lowered(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+}  // namespace
+
+std::string quota_subject(QuotaPer per, std::string_view sender, std::string_view domain, std::string_view login) {
+    if (sender.empty() || domain.empty()) return {};  // the null sender: bounces are not quota'd
+    std::string out;
+    if (per == QuotaPer::login && !login.empty()) {
+        out = "login:";
+        out += login;
+        return out;
+    }
+    if (per == QuotaPer::domain) {
+        out = "domain:";
+        out += lowered(domain);
+        return out;
+    }
+    out = "sender:";  // per sender, and per login without a login (unauthenticated clients)
+    out += lowered(sender);
+    return out;
+}
+
+std::string quota_subject_text(std::string_view subject) {
+    auto colon = subject.find(':');
+    if (colon == std::string_view::npos) return std::string(subject);
+    std::string_view kind = subject.substr(0, colon), rest = subject.substr(colon + 1);
+    if (kind == "login") {
+        std::string out = "login ";
+        out += rest;
+        return out;
+    }
+    return std::string(rest);
+}
+
+std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view subject, bool first_recipient) {
+    std::vector<QuotaCounter> out;
+    auto add = [&](const std::vector<QuotaRate>& rates, std::string_view unit) {
+        for (const QuotaRate& r : rates) {
+            QuotaCounter c;
+            c.key.reserve(subject.size() + 20);
+            c.key.append(subject).append("|").append(unit).append("|").append(to_string(r.window));
+            c.window = r.window;
+            c.limit = r.limit;
+            c.amount = 1;
+            out.push_back(std::move(c));
+        }
+    };
+    add(s.quota_recipients, "recipients");
+    if (first_recipient) add(s.quota_messages, "messages");
+    return out;
+}
+
+std::string duration_words(std::int64_t seconds) {
+    if (seconds < 1) seconds = 1;
+    if (seconds < 60) return std::to_string(seconds) + " s";
+    std::int64_t minutes = (seconds + 59) / 60;
+    if (minutes < 60) return std::to_string(minutes) + " min";
+    std::int64_t h = minutes / 60, m = minutes % 60;
+    std::string out = std::to_string(h);
+    out += " h";
+    if (m) out.append(" ").append(std::to_string(m)).append(" min");
+    return out;
+}
+
+Verdict quota_verdict(const QuotaResult& r, std::span<const QuotaCounter> counters, std::string_view subject,
+                      int quota_code, QuotaStoreErrorAction on_error) {
+    if (!r.ok) {
+        ReplyArgs a;
+        a.reason = r.error;
+        Verdict v = Verdict::tempfail(check_name::quota, ReplyId::quota_store_failure, std::move(a));
+        if (on_error == QuotaStoreErrorAction::accept) {
+            // An accept that carries the reply, for the log: the recipient goes uncounted.
+            v.action = v.decided = v.would = Verdict::Action::accept;
+        }
+        return v;
+    }
+    if (r.over < 0 || static_cast<std::size_t>(r.over) >= counters.size()) return Verdict::accept(check_name::quota);
+    const QuotaCounter& c = counters[static_cast<std::size_t>(r.over)];
+    ReplyArgs a;
+    a.limit = std::to_string(c.limit);
+    auto bar = c.key.find('|');
+    auto bar2 = c.key.find('|', bar + 1);
+    a.unit = bar == std::string::npos ? "recipients" : c.key.substr(bar + 1, bar2 - bar - 1);
+    a.window = std::string(to_string(c.window));
+    a.subject = quota_subject_text(subject);
+    a.retry = duration_words(r.retry_seconds);
+    return quota_code == 550 ? Verdict::reject(check_name::quota, ReplyId::quota_exceeded_perm, std::move(a))
+                             : Verdict::tempfail(check_name::quota, ReplyId::quota_exceeded_temp, std::move(a));
+}
+
+std::int64_t quota_retry_seconds(std::vector<std::pair<std::int64_t, std::uint64_t>> live, std::uint64_t used,
+                                 std::uint32_t amount, std::uint32_t limit, QuotaWindow window, std::int64_t now_ms) {
+    std::sort(live.begin(), live.end());
+    std::uint64_t excess = used + amount > limit ? used + amount - limit : 0;
+    std::uint64_t freed = 0;
+    const std::int64_t g = bucket_seconds(window);
+    for (const auto& [bucket, n] : live) {
+        freed += n;
+        if (freed >= excess) {
+            std::int64_t leaves_ms = (bucket + kQuotaBuckets) * g * 1000;
+            return std::max<std::int64_t>(1, (leaves_ms - now_ms + 999) / 1000);
+        }
+    }
+    return window_seconds(window);  // the amount alone is above the limit
+}
+
+}  // namespace preflight

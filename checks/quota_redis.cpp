@@ -1,0 +1,294 @@
+// The cluster quota store: Redis through hiredis (QuotaStore redis://HOST[:PORT][/DB]).
+//
+// Each counter is a Redis hash "pfq:<counter key>" of bucket index -> count. reserve() is one
+// Lua script (EVALSHA): Redis runs a script alone, so summing the live buckets, comparing with
+// the limits and adding to all counters is atomic against every relay using the same Redis; no
+// relay can add between another's check and add, which is what keeps the total exact under
+// concurrency. Buckets that left the window are deleted by the script; each hash carries a TTL
+// of one window plus one bucket, renewed on every add, so a subject that stops sending leaves
+// nothing behind. The relays send their own clock (bucket edges move by the clocks' skew).
+//
+// Failure modes: no connection, a timeout (QuotaStoreTimeout, for connect and every reply), or
+// an error reply give QuotaResult::ok == false with the reason. After a failed connect the next
+// attempt waits a second, so a dead Redis costs a transaction nothing but the error. One
+// connection per process, used under a mutex; a broken one is dropped and reopened.
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "quota.hpp"
+
+namespace preflight {
+namespace {
+
+struct ContextFree {
+    void operator()(redisContext* c) const noexcept { redisFree(c); }
+};
+struct ReplyFree {
+    void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+using Context = std::unique_ptr<redisContext, ContextFree>;
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+
+constexpr std::string_view kPrefix = "pfq:";
+
+// KEYS: the counters. ARGV[1] now in ms, ARGV[2] force (1/0), then per counter limit, window
+// seconds, amount. Returns {over (1-based, 0: none), retry seconds, counted, used..., bucket...}.
+constexpr const char* kReserveScript = R"lua(
+local now = tonumber(ARGV[1]) / 1000
+local force = ARGV[2] == '1'
+local n = #KEYS
+local used, cur = {}, {}
+local over, retry = 0, 0
+for i = 1, n do
+  local limit, win, amt = tonumber(ARGV[3*i]), tonumber(ARGV[3*i+1]), tonumber(ARGV[3*i+2])
+  local g = win / 60
+  local c = math.floor(now / g)
+  cur[i] = c
+  local h = redis.call('HGETALL', KEYS[i])
+  local sum, live = 0, {}
+  for j = 1, #h, 2 do
+    local b = tonumber(h[j])
+    if b <= c - 60 then
+      redis.call('HDEL', KEYS[i], h[j])
+    else
+      local v = tonumber(h[j+1])
+      sum = sum + v
+      live[#live+1] = {b, v}
+    end
+  end
+  used[i] = sum
+  if over == 0 and amt > 0 and sum + amt > limit then
+    over = i
+    table.sort(live, function(x, y) return x[1] < y[1] end)
+    local excess, freed = sum + amt - limit, 0
+    retry = win
+    for _, e in ipairs(live) do
+      freed = freed + e[2]
+      if freed >= excess then retry = (e[1] + 60) * g - now; break end
+    end
+  end
+end
+local counted = 0
+if over == 0 or force then
+  counted = 1
+  for i = 1, n do
+    local win, amt = tonumber(ARGV[3*i+1]), tonumber(ARGV[3*i+2])
+    if amt > 0 then
+      redis.call('HINCRBY', KEYS[i], string.format('%d', cur[i]), amt)
+      redis.call('EXPIRE', KEYS[i], win + win / 60 + 1)
+    end
+  end
+end
+local out = {over, math.ceil(retry), counted}
+for i = 1, n do out[#out+1] = used[i] end
+for i = 1, n do out[#out+1] = cur[i] end
+return out
+)lua";
+
+// KEYS: counters; ARGV: bucket, amount per counter. Only buckets still present are touched.
+constexpr const char* kReleaseScript = R"lua(
+for i = 1, #KEYS do
+  local b, amt = ARGV[2*i-1], tonumber(ARGV[2*i])
+  if redis.call('HEXISTS', KEYS[i], b) == 1 then
+    if redis.call('HINCRBY', KEYS[i], b, -amt) <= 0 then redis.call('HDEL', KEYS[i], b) end
+  end
+end
+return 1
+)lua";
+
+timeval to_timeval(std::chrono::milliseconds d) {
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(d.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
+    return tv;
+}
+
+struct RedisError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class RedisQuotaStore final : public QuotaStore {
+public:
+    RedisQuotaStore(QuotaStoreSpec spec, std::chrono::milliseconds timeout) : spec_(std::move(spec)), timeout_(timeout) {}
+
+    QuotaResult reserve(std::span<const QuotaCounter> counters, bool force, std::int64_t now_ms) override {
+        QuotaResult r;
+        std::vector<std::string> args;
+        args.reserve(3 + 4 * counters.size());
+        args.emplace_back(std::to_string(counters.size()));
+        for (const QuotaCounter& c : counters) args.push_back(key(c.key));
+        args.push_back(std::to_string(now_ms));
+        args.emplace_back(force ? "1" : "0");
+        for (const QuotaCounter& c : counters) {
+            args.push_back(std::to_string(c.limit));
+            args.push_back(std::to_string(window_seconds(c.window)));
+            args.push_back(std::to_string(c.amount));
+        }
+        std::lock_guard lock(mutex_);
+        try {
+            Reply reply = eval(reserve_sha_, kReserveScript, args);
+            const redisReply* a = reply.get();
+            std::size_t n = counters.size();
+            if (a->type != REDIS_REPLY_ARRAY || a->elements != 3 + 2 * n) throw RedisError("unexpected script reply");
+            auto integer = [&](std::size_t i) {
+                const redisReply* e = a->element[i];
+                if (e->type != REDIS_REPLY_INTEGER) throw RedisError("unexpected script reply");
+                return e->integer;
+            };
+            r.over = static_cast<int>(integer(0)) - 1;
+            r.retry_seconds = integer(1);
+            r.counted = integer(2) == 1;
+            for (std::size_t i = 0; i < n; ++i) r.used.push_back(static_cast<std::uint64_t>(std::max(0LL, integer(3 + i))));
+            for (std::size_t i = 0; i < n; ++i) r.buckets.push_back(integer(3 + n + i));
+        } catch (const std::exception& e) {
+            QuotaResult failed;
+            failed.ok = false;
+            failed.error = e.what();
+            return failed;
+        }
+        return r;
+    }
+
+    bool release(std::span<const QuotaHeld> held, std::string* error) noexcept override {
+        try {
+            std::vector<std::string> args;
+            args.emplace_back(std::to_string(held.size()));
+            for (const QuotaHeld& h : held) args.push_back(key(h.key));
+            for (const QuotaHeld& h : held) {
+                args.push_back(std::to_string(h.bucket));
+                args.push_back(std::to_string(h.amount));
+            }
+            std::lock_guard lock(mutex_);
+            eval(release_sha_, kReleaseScript, args);
+            return true;
+        } catch (const std::exception& e) {
+            if (error) *error = e.what();
+        } catch (...) {
+            if (error) *error = "unknown error";
+        }
+        return false;
+    }
+
+    std::optional<std::vector<std::string>> keys(std::string* error) override {
+        std::lock_guard lock(mutex_);
+        try {
+            std::vector<std::string> out;
+            std::string cursor = "0";
+            std::string match = std::string(kPrefix) + "*";
+            for (int round = 0; round < 100'000; ++round) {
+                Reply r = command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
+                if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+                    r->element[1]->type != REDIS_REPLY_ARRAY)
+                    throw RedisError("unexpected SCAN reply");
+                cursor.assign(r->element[0]->str, r->element[0]->len);
+                for (std::size_t i = 0; i < r->element[1]->elements; ++i) {
+                    const redisReply* k = r->element[1]->element[i];
+                    if (k->type == REDIS_REPLY_STRING && k->len > kPrefix.size())
+                        out.emplace_back(k->str + kPrefix.size(), k->len - kPrefix.size());
+                }
+                if (cursor == "0") break;
+            }
+            std::sort(out.begin(), out.end());
+            out.erase(std::unique(out.begin(), out.end()), out.end());
+            return out;
+        } catch (const std::exception& e) {
+            if (error) *error = e.what();
+            return std::nullopt;
+        }
+    }
+
+    std::string describe() const override { return spec_.to_string(); }
+
+private:
+    static std::string key(const std::string& counter) {
+        std::string k(kPrefix);
+        k += counter;
+        return k;
+    }
+
+    // Connects when there is no usable connection; throws when it cannot.
+    redisContext* connection() {
+        if (ctx_) return ctx_.get();
+        auto now = std::chrono::steady_clock::now();
+        if (now < next_attempt_) throw RedisError(spec_.to_string() + " unreachable (" + last_error_ + ")");
+        next_attempt_ = now + std::chrono::seconds(1);
+        Context c(redisConnectWithTimeout(spec_.host.c_str(), spec_.port, to_timeval(timeout_)));
+        if (!c || c->err) {
+            last_error_ = c ? c->errstr : "out of memory";
+            throw RedisError(spec_.to_string() + ": " + last_error_);
+        }
+        if (redisSetTimeout(c.get(), to_timeval(timeout_)) != REDIS_OK) {
+            last_error_ = c->errstr;
+            throw RedisError(spec_.to_string() + ": " + last_error_);
+        }
+        ctx_ = std::move(c);
+        reserve_sha_.clear();
+        release_sha_.clear();
+        if (spec_.db != 0) command({"SELECT", std::to_string(spec_.db)});
+        next_attempt_ = {};
+        return ctx_.get();
+    }
+
+    // One command; a transport error drops the connection, an error reply throws with its text.
+    Reply command(const std::vector<std::string>& args) {
+        redisContext* c = connection();
+        std::vector<const char*> argv;
+        std::vector<std::size_t> lens;
+        for (const std::string& a : args) {
+            argv.push_back(a.data());
+            lens.push_back(a.size());
+        }
+        Reply r(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
+        if (!r) {
+            last_error_ = c->err ? c->errstr : "no reply";
+            ctx_.reset();  // the stream is out of step now: start afresh next time
+            next_attempt_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+            throw RedisError(spec_.to_string() + ": " + last_error_);
+        }
+        if (r->type == REDIS_REPLY_ERROR) throw RedisError(std::string("Redis: ") + std::string(r->str, r->len));
+        return r;
+    }
+
+    // EVALSHA of a script loaded once per connection; loaded again after NOSCRIPT (a restarted
+    // or flushed Redis). args: numkeys, keys..., argv...
+    Reply eval(std::string& sha, const char* script, const std::vector<std::string>& args) {
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            if (sha.empty() || !ctx_) {
+                Reply loaded = command({"SCRIPT", "LOAD", script});
+                if (loaded->type != REDIS_REPLY_STRING) throw RedisError("unexpected SCRIPT LOAD reply");
+                sha.assign(loaded->str, loaded->len);
+            }
+            std::vector<std::string> full{"EVALSHA", sha};
+            full.insert(full.end(), args.begin(), args.end());
+            try {
+                return command(full);
+            } catch (const RedisError& e) {
+                if (std::string_view(e.what()).find("NOSCRIPT") == std::string_view::npos || attempt == 1) throw;
+                sha.clear();
+            }
+        }
+        throw RedisError("script could not be loaded");
+    }
+
+    QuotaStoreSpec spec_;
+    std::chrono::milliseconds timeout_;
+    std::mutex mutex_;
+    Context ctx_;
+    std::string reserve_sha_, release_sha_;
+    std::string last_error_;
+    std::chrono::steady_clock::time_point next_attempt_{};
+};
+
+}  // namespace
+
+std::unique_ptr<QuotaStore> make_sqlite_quota_store(const std::string& path, std::chrono::milliseconds timeout);
+
+std::unique_ptr<QuotaStore> open_quota_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout) {
+    if (spec.kind == QuotaStoreSpec::Kind::redis) return std::make_unique<RedisQuotaStore>(spec, timeout);
+    return make_sqlite_quota_store(spec.path, timeout);
+}
+
+}  // namespace preflight
