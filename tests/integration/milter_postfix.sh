@@ -614,6 +614,25 @@ else
 fi
 sc_end
 
+# ---- scenario: the milter killed -9, then started again ------------------------------------------
+
+sc "kill -9 of the unix milter: Postfix tempfails (mail stays with the client); a restarted milter serves, no Postfix restart"
+kill -KILL "$(milter_pid "$MILTER2_PID")" 2>/dev/null
+wait_for 50 pid_gone "$MILTER2_PID" preflight-milter || bad "expected the milter gone after kill -9"
+wait "$MILTER2_PID" 2>/dev/null
+send killed "$PF_UNIX_PORT" --from user@good.test --to "$R"
+expect_refusal killed 'CONNECT|EHLO|MAIL|RCPT|DATA|EOD' '^4[0-9][0-9] '
+[[ -z $(queue_id killed) ]] || bad "expected no queue id while the milter is down, got $(queue_id killed)"
+mv "$MLOG_UNIX" "$MLOG_UNIX.before-kill"
+start_milter "$CONF_UNIX" "$MLOG_UNIX" MILTER2_PID
+if wait_milter "$MILTER2_PID" "$MILTER_UNIX_SOCK" "$MLOG_UNIX"; then
+  send restarted "$PF_UNIX_PORT" --from user@good.test --to "$R"
+  expect_delivered restarted
+else
+  bad "the milter did not start again"
+fi
+sc_end
+
 # ---- final accounting ----------------------------------------------------------------------------
 
 sc "unix milter still running, queue empty, sink holds exactly the accepted messages"
