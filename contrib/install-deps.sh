@@ -13,6 +13,9 @@ PACKAGES=(
   libsisimai-perl
   # tests and benchmarks
   catch2 libbenchmark-dev
+  # fuzzing (tests/fuzz, -DPREFLIGHT_FUZZ=ON): clang with libFuzzer and the sanitizer runtimes,
+  # which clang-14 only recommends
+  clang libclang-rt-14-dev
   # real components used by integration tests
   postfix swaks python3-aiosmtpd python3-dnslib python3-openpyxl dnsutils openssl
   # benchmark baseline of preflight-classify log
