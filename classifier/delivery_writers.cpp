@@ -18,9 +18,6 @@ constexpr std::string_view kHeaders[] = {"Date",     "Sender",      "Recipient",
 constexpr std::size_t kNarrowColumns = 5, kWideColumns = 11;
 constexpr std::size_t kCellMax = 32767;  // Excel: characters per cell (bytes here: never more)
 constexpr double kWidths[] = {20, 30, 30, 10, 80, 14, 20, 11, 14, 30, 8};
-constexpr std::string_view kJsonKeys[] = {"date",     "sender",      "recipient",     "status",
-                                          "message",  "queue_id",    "category",      "bounce_type",
-                                          "enhanced_code", "relay",  "delay"};
 
 void append_csv_field(std::string& out, std::string_view s) {
     if (s.find_first_of(",\"\r\n") == std::string_view::npos) {

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <type_traits>
@@ -335,6 +336,13 @@ bool refine_key_file(Value& v, std::string& why) {
     if (path.empty()) {
         v = DkimKey{};
         return true;
+    }
+    // A FIFO (or /dev/stdin, a tty) would block the parse, and `preflight-milter -n` with it.
+    std::error_code ec;
+    const auto type = std::filesystem::status(path, ec).type();
+    if (!ec && type != std::filesystem::file_type::regular) {
+        why = quote(path) + " is not a regular file";
+        return false;
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {

@@ -18,6 +18,9 @@ PACKAGES=(
   catch2 libbenchmark-dev
   # HTTP server of the metrics endpoint
   libcpp-httplib-dev
+  # fuzzing (tests/fuzz, -DPREFLIGHT_FUZZ=ON): clang with libFuzzer and the sanitizer runtimes,
+  # which clang-14 only recommends
+  clang libclang-rt-14-dev
   # real components used by integration tests
   postfix swaks python3-aiosmtpd python3-dnslib python3-openpyxl dnsutils openssl
   # benchmark baseline of preflight-classify log

@@ -84,6 +84,9 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     EnvelopeResult env = check_envelope_address(path, AddressRole::sender, smtputf8);
     if (!env.mailbox) {
         sender_ = std::string(path.substr(0, 256));
+        // No domain to authenticate either: when the transaction goes on (EnvelopeSyntaxMode
+        // tag or off, dry-run), the auth check must not run at end of message on an empty domain.
+        auth_decided_ = true;
         return finish(std::move(env.verdict), settings_->envelope_syntax_mode);
     }
     null_sender_ = env.mailbox->null_path;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -651,6 +652,11 @@ TEST_CASE("DKIM public key: inline base64, or a file in PEM, TXT record or base6
     auto missing = (dir.path / "missing.pem").string();
     CHECK(file_error(missing) == p + missing + "\" cannot be read: No such file or directory");
     CHECK(file_error("keys/pf1.pem") == p + "keys/pf1.pem\" is not an absolute path");
+    // Found while writing fuzz_conf: a FIFO blocked the parse (open and read wait for a writer).
+    auto fifo = (dir.path / "fifo").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(file_error(fifo) == p + fifo + "\" is not a regular file");
+    CHECK(file_error(dir.path.string()) == p + dir.path.string() + "\" is not a regular file");
 
     CHECK(errors_of("DkimSelectors pf1\nDkimPublicKey not*base64") ==
           std::vector<std::string>{"/etc/preflight.conf:2: DkimPublicKey: \"not*base64\" is not base64"});

@@ -151,3 +151,26 @@ TEST_CASE("bad envelope syntax names the bad part", "[session]") {
     v = s2.rcpt_to("<x@-bad-.example>");
     CHECK(reply_of(v).rfind("501 5.1.3 ", 0) == 0);
 }
+
+// Found by fuzz_milter: with the syntax check in tag mode the transaction went on, and the auth
+// check ran at end of message on the empty domain ("450 4.7.20 Mail from  is not DKIM-signed").
+TEST_CASE("an unparsable sender let through in tag mode skips the auth check", "[session]") {
+    for (const char* conf : {"EnvelopeSyntaxMode tag\n", "EnvelopeSyntaxMode off\n",
+                             "EnvelopeSyntaxMode tag\nAuthMode tempfail\nMode dry-run\n"}) {
+        INFO(conf);
+        Fixture f(conf);
+        MessageSession s(f.services);
+        const int before = f.dns.queries;
+        Verdict v = s.mail_from("<a b@good.test>", {});
+        CHECK(v.accepted());
+        CHECK(s.sender_domain().empty());
+        REQUIRE(s.rcpt_to("<x@example.org>").accepted());
+        s.header("Subject", "hi");
+        s.end_of_headers();
+        CHECK(s.body("hello\r\n").accepted());
+        v = s.end_of_message();
+        CHECK(v.action == Verdict::Action::accept);
+        CHECK(f.dns.queries == before);  // nothing looked up for a domain there is not
+        for (const TagHeader& h : s.tag_headers()) CHECK(h.name != "X-Preflight-Auth");
+    }
+}
