@@ -14,7 +14,9 @@ IT_DIR=${IT_DIR:-}          # the test's temp dir (set by the test before callin
 IT_PY=/usr/bin/python3      # Debian's python (dnslib); the first python3 in PATH may not be it
 IT_PORTS_TAKEN=" "          # ports handed out by free_port in this run
 # Set by the helpers for the caller: DNS_PID DNS_PORT DNS_STATS SINK_PID SINK_DIR PF_PID PF_ETC
-# PF_QUEUE PF_LOG WATCHDOG_PID.
+# PF_QUEUE PF_DATA PF_LOG (of the current Postfix instance, see pf_use) WATCHDOG_PID.
+PF_NAME=''                  # the current Postfix instance: '' (the default one) or a name (pf_use)
+declare -gA PF_PIDS=()      # master PID of every instance started, by name ('_' for the default)
 
 it_log() { echo "# $*"; }
 
@@ -114,8 +116,8 @@ stop_pids() {
 # If this shell dies without running its EXIT trap (SIGKILL, a ctest timeout), nothing would end
 # what it started: the Postfix master daemonises, the milters wait for connections. The
 # watchdog, in its own session, notices that this shell is gone (or that SECONDS passed) and
-# then stops the Postfix instance under $IT_DIR/pf-etc and every "PID PATTERN" listed in
-# $IT_DIR/pids that still runs PATTERN.
+# then stops every Postfix instance under $IT_DIR/pf-etc and $IT_DIR/pf-etc-NAME and every
+# "PID PATTERN" listed in $IT_DIR/pids that still runs PATTERN.
 
 # track_pid PID PATTERN: list a process for the watchdog.
 track_pid() { echo "$1 $2" >>"$IT_DIR/pids"; }
@@ -126,7 +128,9 @@ watchdog_start() {
   # shellcheck disable=SC2016 # the script is for the child bash
   setsid bash -c '
     for ((i = 0; i < $2; i++)); do kill -0 "$1" 2>/dev/null || break; sleep 1; done
-    [[ -f $3/pf-etc/main.cf ]] && timeout 20 postfix -c "$3/pf-etc" stop
+    for etc in "$3"/pf-etc "$3"/pf-etc-*; do
+      [[ -f $etc/main.cf ]] && timeout 20 postfix -c "$etc" stop
+    done
     while read -r pid pat; do
       tr "\0" " " 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$pat" && kill -TERM "$pid"
     done <"$3/pids"' preflight-it-watchdog "$$" "$1" "$IT_DIR" >/dev/null 2>&1 </dev/null &
@@ -189,8 +193,29 @@ sink_start() {
 }
 
 # ---- throwaway Postfix ---------------------------------------------------------------------
-# PF_ETC (config), PF_QUEUE, $IT_DIR/pf-data, log in PF_LOG (maillog_file + postlogd: these
-# machines have no syslog). Every daemon unchrooted (unix milter sockets, /etc files).
+# PF_ETC (config), PF_QUEUE, PF_DATA, log in PF_LOG (maillog_file + postlogd: these machines
+# have no syslog). Every daemon unchrooted (unix milter sockets, /etc files).
+#
+# Several instances may run side by side (no multi_instance: each has its own config directory,
+# passed with -c, and its own queue, data directory, log, ports, myhostname and syslog_name).
+# The helpers act on the current instance: the default one (PF_NAME empty: $IT_DIR/pf-etc,
+# pf-queue, pf-data, maillog, myhostname mta.preflight-it.test) unless pf_use NAME selected
+# another ($IT_DIR/pf-etc-NAME, pf-queue-NAME, pf-data-NAME, maillog-NAME, mta-NAME...).
+
+# pf_use [NAME]: make NAME (empty: the default instance) the current one; sets PF_NAME, PF_ETC,
+# PF_QUEUE, PF_DATA, PF_LOG and PF_PID (that instance's master, empty if not started).
+pf_use() {
+  local name=${1:-} sfx
+  if [[ -n $name && ! $name =~ ^[a-z0-9]+$ ]]; then
+    echo "pf_use: instance name '$name' is not [a-z0-9]+" >&2
+    return 1
+  fi
+  sfx=${name:+-$name}
+  PF_NAME=$name
+  PF_ETC=$IT_DIR/pf-etc$sfx PF_QUEUE=$IT_DIR/pf-queue$sfx PF_DATA=$IT_DIR/pf-data$sfx
+  PF_LOG=$IT_DIR/maillog$sfx
+  PF_PID=${PF_PIDS[${name:-_}]:-}
+}
 
 # pf: run a postfix command against the instance. Postfix prints errors only to a terminal
 # (else to the log, which may not exist yet): give it a pty with script(1).
@@ -200,15 +225,15 @@ pf() { timeout 60 script -qec "postfix -c '$PF_ETC' $*" /dev/null; }
 # "PORT MILTER" (MILTER in Postfix syntax, inet:127.0.0.1:P or unix:/path; "none" for none):
 # one smtpd on 127.0.0.1:PORT with smtpd_milters=MILTER.
 pf_configure() {
-  local sink_port=$1 svc port milter
+  local sink_port=$1 svc port milter sfx=${PF_NAME:+-$PF_NAME}
   shift
-  PF_ETC=$IT_DIR/pf-etc PF_QUEUE=$IT_DIR/pf-queue PF_LOG=$IT_DIR/maillog
-  mkdir -p "$PF_ETC" "$PF_QUEUE" "$IT_DIR/pf-data"
+  pf_use "$PF_NAME" || return 1
+  mkdir -p "$PF_ETC" "$PF_QUEUE" "$PF_DATA"
   cat >"$PF_ETC/main.cf" <<EOF
 # throwaway instance of tests/integration (generated)
 compatibility_level = 3.6
 queue_directory = $PF_QUEUE
-data_directory = $IT_DIR/pf-data
+data_directory = $PF_DATA
 meta_directory = /etc/postfix
 shlib_directory = /usr/lib/postfix
 daemon_directory = /usr/lib/postfix/sbin
@@ -217,7 +242,8 @@ mail_owner = postfix
 setgid_group = postdrop
 maillog_file = $PF_LOG
 maillog_file_prefixes = $IT_DIR
-myhostname = mta.preflight-it.test
+myhostname = mta$sfx.preflight-it.test
+syslog_name = postfix$sfx
 mydomain = preflight-it.test
 myorigin = \$myhostname
 mydestination =
@@ -256,7 +282,7 @@ EOF
     for svc in "$@"; do
       port=${svc%% *} milter=${svc#* }
       [[ $milter == none ]] && milter=
-      echo "127.0.0.1:$port inet n - n - - smtpd -o smtpd_milters=$milter -o syslog_name=postfix/smtpd-$port"
+      echo "127.0.0.1:$port inet n - n - - smtpd -o smtpd_milters=$milter -o syslog_name=postfix$sfx/smtpd-$port"
     done
     cat <<'EOF'
 pickup     unix  n - n 60   1 pickup
@@ -283,14 +309,15 @@ EOF
   } >"$PF_ETC/master.cf"
 }
 
-# pf_start PORT...: set permissions, check, start; wait until every PORT listens. Sets PF_PID
-# (the master). Errors: the output of postfix check/start and the log tail.
+# pf_start PORT...: set permissions, check, start the current instance; wait until every PORT
+# listens. Sets PF_PID (the master; also kept in PF_PIDS for pf_use and pf_stop_all). Errors:
+# the output of postfix check/start and the log tail.
 pf_start() {
   local out p
   : >"$PF_LOG"
   # postfix check creates the queue tree; the data directory (master.lock) must be postfix's.
   # (No "postfix set-permissions": it would also walk the system's Postfix files.)
-  chown postfix "$IT_DIR/pf-data" && chmod 0700 "$IT_DIR/pf-data" || return 1
+  chown postfix "$PF_DATA" && chmod 0700 "$PF_DATA" || return 1
   if ! out=$(pf check 2>&1); then
     echo "postfix check failed: $out" >&2
     return 1
@@ -304,6 +331,8 @@ pf_start() {
     return 1
   fi
   PF_PID=$(pid_from_file "$PF_QUEUE/pid/master.pid")
+  PF_PIDS[${PF_NAME:-_}]=$PF_PID
+  track_pid "$PF_PID" master
   for p in "$@"; do
     if ! wait_for 100 tcp_open 127.0.0.1 "$p"; then
       echo "postfix not listening on 127.0.0.1:$p within 10 s; log: $(tail -5 "$PF_LOG")" >&2
@@ -312,12 +341,25 @@ pf_start() {
   done
 }
 
-# pf_stop: postfix stop, wait up to 10 s for the master to go, then SIGKILL that PID only.
+# pf_stop: stop the current instance: postfix stop, wait up to 10 s for the master to go, then
+# SIGKILL that PID only.
 pf_stop() {
   if [[ -n ${PF_PID:-} ]] && pid_runs "$PF_PID" master; then
     timeout 20 postfix -c "$PF_ETC" stop >/dev/null 2>&1 || kill -TERM "$PF_PID" 2>/dev/null || true
     wait_for 100 pid_gone "$PF_PID" master || kill -KILL "$PF_PID" 2>/dev/null || true
   fi
+}
+
+# pf_stop_all: pf_stop every instance started by pf_start (by its recorded master PID), and the
+# current one; the current instance stays selected.
+pf_stop_all() {
+  local cur=$PF_NAME name
+  pf_stop
+  for name in "${!PF_PIDS[@]}"; do
+    [[ $name == _ ]] && name=''
+    pf_use "$name" && pf_stop
+  done
+  pf_use "$cur"
 }
 
 # pf_queue_count: messages still in the instance's queue (0 when everything was delivered).

@@ -8,15 +8,19 @@
 #                    system's redis service is neither needed nor touched
 #   preflight-milter three: "emb" with QuotaStore sqlite:IT_DIR/quota.db, and "r1" and "r2"
 #                    sharing QuotaStore redis://127.0.0.1:PORT (two relays of a cluster)
-#   Postfix          one throwaway instance with three smtpd services, each with its own
-#                    smtpd_milters: PE -> emb, P1 -> r1, P2 -> r2. Two smtpd services pointing
-#                    at two milter processes stand in for two relays: what the quota sees is two
-#                    independent milter processes updating one Redis concurrently.
+#   Postfix          two throwaway instances, the two relays of a cluster, each with its own
+#                    config dir (postfix -c), queue dir, data dir, maillog, myhostname
+#                    (mta-a/mta-b) and master, both relaying to the one smtp-sink (lib.sh pf_use):
+#                    "a" has smtpd PE -> milter emb and smtpd P1 -> milter r1, "b" has smtpd
+#                    P2 -> milter r2. What the quota sees is two independent MTAs, each with its
+#                    own milter process, updating one Redis concurrently.
 # and drives Postfix with tests/integration/quota_drive.py (concurrent SMTP sessions that count
-# every RCPT reply). Scenarios: the embedded store keeps its usage across a milter restart;
-# an aborted transaction gives its reservation back; two milters under concurrent load accept
+# every RCPT reply). Scenarios: the two instances are distinct (postconf -c of each); the
+# embedded store keeps its usage across a milter restart; an aborted transaction gives its
+# reservation back; two milters behind two Postfix instances under concurrent load accept
 # exactly the quota (the overshoot is printed, and must be 0) and the sink receives exactly
-# those recipients; the store tests of milter_unit_tests "[redis]" (exactness, release, window
+# those messages and recipients, each through the instance it was sent to; the store tests of
+# milter_unit_tests "[redis]" (exactness, release, window
 # rollover, concurrency) against this Redis; Redis killed mid-run gives 451 4.3.0 and the milters
 # keep running.
 #
@@ -58,14 +62,14 @@ EMB_PID='' R1_PID='' R2_PID='' REDIS_PID='' SINK_PID='' PF_PID=''
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  pf_stop
+  pf_stop_all
   stop_pids 50 "$EMB_PID" preflight-milter "$R1_PID" preflight-milter "$R2_PID" preflight-milter \
     "$REDIS_PID" redis-server "$SINK_PID" smtp-sink
   watchdog_stop
   if [[ $rc -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
     rm -rf "$IT_DIR"
   else
-    echo "# kept $IT_DIR (milter-*.log, maillog, sink/, out/, redis/)"
+    echo "# kept $IT_DIR (milter-*.log, maillog-a, maillog-b, sink/, out/, redis/)"
   fi
   exit "$rc"
 }
@@ -148,6 +152,35 @@ sink_rcpts() {
   echo "$n"
 }
 
+# sink_msgs TAG [HOST]: delivered messages whose X-Test-Id starts with TAG (and, with HOST,
+# whose Received header says that Postfix HOST took them in).
+sink_msgs() {
+  local f n=0
+  for f in "$SINK_DIR"/msg.*; do
+    [[ -f $f ]] || continue
+    grep -q "^X-Test-Id: $1-" "$f" || continue
+    [[ -z ${2:-} ]] || grep -qF "by $2 (Postfix)" "$f" || continue
+    n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# queues_empty: nothing left in the queue of either Postfix instance.
+queues_empty() {
+  local q
+  for q in "$IT_DIR"/pf-queue-a "$IT_DIR"/pf-queue-b; do
+    [[ $(find "$q"/{incoming,active,deferred,hold,maildrop} -type f 2>/dev/null | wc -l) -eq 0 ]] || return 1
+  done
+}
+
+# pf_conf NAME PARAM: main.cf PARAM of instance NAME, as postconf -c reads it.
+pf_conf() { postconf -c "$IT_DIR/pf-etc-$1" -h "$2" 2>&1; }
+
+# pf_service_milter NAME PORT: smtpd_milters of instance NAME's smtpd on 127.0.0.1:PORT.
+pf_service_milter() {
+  postconf -c "$IT_DIR/pf-etc-$1" -P "127.0.0.1:$2/inet/smtpd_milters" 2>&1 | sed 's/^[^=]*= *//'
+}
+
 # ---- setup ---------------------------------------------------------------------------------
 
 free_port SINK_PORT && free_port PE && free_port P1 && free_port P2 && free_port ME && free_port M1 &&
@@ -160,9 +193,33 @@ setup_or_die "redis-server" start_redis
 setup_or_die "milter emb" start_milter EMB_PID emb "$ME"
 setup_or_die "milter r1" start_milter R1_PID r1 "$M1"
 setup_or_die "milter r2" start_milter R2_PID r2 "$M2"
-setup_or_die "postfix configure" pf_configure "$SINK_PORT" "$PE inet:127.0.0.1:$ME" "$P1 inet:127.0.0.1:$M1" \
-  "$P2 inet:127.0.0.1:$M2"
-setup_or_die "postfix start" pf_start "$PE" "$P1" "$P2"
+# two Postfix instances, the two relays; both relay to the one sink
+setup_or_die "postfix a" pf_use a
+setup_or_die "postfix a configure" pf_configure "$SINK_PORT" "$PE inet:127.0.0.1:$ME" "$P1 inet:127.0.0.1:$M1"
+setup_or_die "postfix a start" pf_start "$PE" "$P1"
+setup_or_die "postfix b" pf_use b
+setup_or_die "postfix b configure" pf_configure "$SINK_PORT" "$P2 inet:127.0.0.1:$M2"
+setup_or_die "postfix b start" pf_start "$P2"
+PFA_PID=${PF_PIDS[a]} PFB_PID=${PF_PIDS[b]}
+it_log "postfix a: master $PFA_PID, smtpd $PE (emb) $P1 (r1); postfix b: master $PFB_PID, smtpd $P2 (r2);" \
+  "redis 127.0.0.1:$REDIS_PORT, sink 127.0.0.1:$SINK_PORT, dir $IT_DIR"
+
+sc "two Postfix instances: own config, queue, data dir, host name, master; one milter each"
+for v in queue_directory data_directory maillog_file myhostname syslog_name; do
+  va=$(pf_conf a "$v") vb=$(pf_conf b "$v")
+  [[ -n $va && $va != "$vb" ]] || bad "expected distinct $v, got a '$va', b '$vb'"
+done
+[[ $(pf_conf a queue_directory) == "$IT_DIR/pf-queue-a" && $(pf_conf b queue_directory) == "$IT_DIR/pf-queue-b" ]] ||
+  bad "queue_directory: a '$(pf_conf a queue_directory)', b '$(pf_conf b queue_directory)'"
+[[ $(pf_conf a relayhost) == "[127.0.0.1]:$SINK_PORT" && $(pf_conf b relayhost) == "[127.0.0.1]:$SINK_PORT" ]] ||
+  bad "expected both to relay to [127.0.0.1]:$SINK_PORT, got a '$(pf_conf a relayhost)', b '$(pf_conf b relayhost)'"
+[[ $(pf_service_milter a "$P1") == "inet:127.0.0.1:$M1" ]] || bad "a smtpd $P1 milters: '$(pf_service_milter a "$P1")'"
+[[ $(pf_service_milter b "$P2") == "inet:127.0.0.1:$M2" ]] || bad "b smtpd $P2 milters: '$(pf_service_milter b "$P2")'"
+[[ $PFA_PID != "$PFB_PID" ]] && pid_runs "$PFA_PID" master && pid_runs "$PFB_PID" master ||
+  bad "expected two running masters, got a '$PFA_PID', b '$PFB_PID'"
+[[ $(pid_from_file "$IT_DIR/pf-queue-a/pid/master.pid") == "$PFA_PID" &&
+   $(pid_from_file "$IT_DIR/pf-queue-b/pid/master.pid") == "$PFB_PID" ]] || bad "master.pid files do not match the masters"
+sc_end
 
 # ---- embedded store --------------------------------------------------------------------------
 
@@ -198,7 +255,7 @@ sc_end
 
 # ---- Redis, two milters ----------------------------------------------------------------------
 
-sc "Redis: two milters, concurrent load through two smtpd, accept exactly the quota (100 recipients/hour)"
+sc "Redis: two milters behind two Postfix instances, concurrent load, accept exactly the quota (100 recipients/hour)"
 t0=$EPOCHREALTIME
 drive c1 "$P1" --sender x@cluster.test --messages 40 --rcpts 5 --threads 6 &
 d1=$!
@@ -216,9 +273,17 @@ for n in c1 c2; do
   [[ $(field $n 'sorted(d["rcpt_codes"])') == "['250', '452']" ]] || bad "$n RCPT codes: $(field $n 'd["rcpt_codes"]')"
   [[ $(field $n 'list(d["eod_codes"])') == "['250']" ]] || bad "$n end-of-data codes: $(field $n 'd["eod_codes"]')"
 done
-wait_for 300 test "$(pf_queue_count)" -eq 0 || bad "Postfix queue not empty after 30 s"
+[[ ${a1:-0} -gt 0 && ${a2:-0} -gt 0 ]] || bad "expected both relays to accept some (a ${a1:-?}, b ${a2:-?}): not concurrent"
+wait_for 300 queues_empty || bad "a Postfix queue not empty after 30 s"
 got=$(($(sink_rcpts c1) + $(sink_rcpts c2)))
 [[ $got -eq 100 ]] || bad "expected 100 recipients at the sink, got $got"
+q1=$(field c1 'd["queued"]') q2=$(field c2 'd["queued"]')
+m1=$(sink_msgs c1) m2=$(sink_msgs c2)
+[[ $m1 -eq ${q1:-0} && $m2 -eq ${q2:-0} ]] ||
+  bad "expected ${q1:-?} + ${q2:-?} messages at the sink (as queued), got $m1 + $m2"
+[[ $(sink_msgs c1 mta-a.preflight-it.test) -eq $m1 && $(sink_msgs c2 mta-b.preflight-it.test) -eq $m2 ]] ||
+  bad "expected relay 1's messages via mta-a and relay 2's via mta-b, got $(sink_msgs c1 mta-a.preflight-it.test) of $m1 and $(sink_msgs c2 mta-b.preflight-it.test) of $m2"
+echo "# sink: $m1 messages via postfix a, $m2 via postfix b, $got recipients"
 status_has r1 cluster.test "domain:cluster.test recipients per hour: 100 of 100 (reached)" ||
   bad "expected 100 of 100 in Redis, got: $(status r1 cluster.test | tr '\n' ' ')"
 sc_end
