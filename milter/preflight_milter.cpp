@@ -594,48 +594,65 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
         }
     });
 
-    const timespec tick{1, 0};  // also notices a libmilter that ended on its own
-    while (!milter_done) {
-        int sig = sigtimedwait(&signals, nullptr, &tick);
-        if (sig < 0) continue;  // timeout or EINTR
-        if (sig == SIGHUP) {
-            std::lock_guard lock(reload_mutex);
-            reload_pending = true;  // several SIGHUPs during one reload make one more reload
-            reload_wanted.notify_one();
-            continue;
-        }
-        break;  // SIGTERM, SIGINT, or libmilter ended
-    }
-    if (!milter_done) {
-        g_draining = true;
-        const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-        int left = g_transactions.load();
-        Logger::log(Logger::Level::info, "stopping: " + std::to_string(left) + " transaction(s) in flight");
-        // Still waiting in sigtimedwait: a further SIGTERM (init systems and timeout(1) may send
-        // one to the process group as well) must not reach libmilter's thread, which would drop
-        // the transactions in flight. It is taken and ignored; DrainTimeout bounds the wait.
-        const timespec poll_tick{0, 20'000'000};
-        while ((left = g_transactions.load()) > 0 && std::chrono::steady_clock::now() < deadline) {
-            int sig = sigtimedwait(&signals, nullptr, &poll_tick);
-            if (sig > 0) Logger::log(Logger::Level::info, "already stopping; waiting for transactions in flight");
-        }
-        if (left > 0)
-            Logger::log(Logger::Level::warning, "stopping with " + std::to_string(left) +
-                                                    " transaction(s) unfinished; the MTA tempfails them");
-        // libmilter may still be starting (a SIGTERM right after start) and then forget a stop
-        // request made too early: repeat it until smfi_main() returns. Its listener looks at the
-        // request every few seconds; 30 s is a generous bound.
-        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        const timespec stop_tick{0, 200'000'000};
-        while (!milter_done && std::chrono::steady_clock::now() < give_up) {
-            smfi_stop();
-            sigtimedwait(&signals, nullptr, &stop_tick);  // also keeps further signals from libmilter
-        }
+    // The stop: new transactions 451 4.3.2, those in flight finish (DrainTimeout at most), then
+    // libmilter is stopped. It runs on its own thread so that this (main) thread never leaves
+    // sigtimedwait() for longer than a few instructions: a signal that arrived while the main
+    // thread was busy would go to libmilter's signal thread, which drops what is in flight.
+    std::atomic<int> stop_requests{0};
+    std::atomic<bool> stopper_done{false};
+    std::thread stopper([&] {
+        while (stop_requests.load() == 0 && !milter_done) stop_requests.wait(0);
         if (!milter_done) {
-            Logger::log(Logger::Level::error, "libmilter did not stop within 30 s; exiting");
-            std::_Exit(1);
+            g_draining = true;
+            const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+            int left = g_transactions.load();
+            Logger::log(Logger::Level::info, "stopping: " + std::to_string(left) + " transaction(s) in flight");
+            int seen = stop_requests.load();
+            while ((left = g_transactions.load()) > 0 && std::chrono::steady_clock::now() < deadline) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                if (int now = stop_requests.load(); now != seen) {
+                    seen = now;
+                    Logger::log(Logger::Level::info, "already stopping; waiting for transactions in flight");
+                }
+            }
+            if (left > 0)
+                Logger::log(Logger::Level::warning, "stopping with " + std::to_string(left) +
+                                                        " transaction(s) unfinished; the MTA tempfails them");
+            // libmilter may still be starting (a SIGTERM right after start) and then forget a
+            // stop request made too early: repeat it until smfi_main() returns. Its listener looks
+            // at the request every few seconds; 30 s is a generous bound.
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+            while (!milter_done && std::chrono::steady_clock::now() < give_up) {
+                smfi_stop();
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            }
+            if (!milter_done) {
+                Logger::log(Logger::Level::error, "libmilter did not stop within 30 s; exiting");
+                std::_Exit(1);
+            }
+        }
+        stopper_done = true;
+    });
+
+    // This thread only takes signals, until the stop is done (or libmilter ended on its own).
+    const timespec tick{0, 100'000'000};
+    while (!stopper_done) {
+        int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGHUP) {
+            {
+                std::lock_guard lock(reload_mutex);
+                reload_pending = true;  // several SIGHUPs during one reload make one more reload
+            }
+            reload_wanted.notify_one();
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            stop_requests.fetch_add(1);
+            stop_requests.notify_one();
+        } else if (milter_done && stop_requests.load() == 0) {
+            stop_requests.fetch_add(1);  // libmilter ended by itself: let the stopper finish
+            stop_requests.notify_one();
         }
     }
+    stopper.join();
     milter.join();
     {
         std::lock_guard lock(reload_mutex);
