@@ -13,6 +13,7 @@
 #include "dns_cache.hpp"
 #include "message_session.hpp"
 #include "quota.hpp"
+#include "zone_resolver.hpp"
 
 using namespace preflight;
 
@@ -83,25 +84,6 @@ void BM_ReserveRedis(benchmark::State& state) {
 }
 BENCHMARK(BM_ReserveRedis)->Arg(1)->Arg(3);
 
-// Answers like an authoritative server for good.test (as bench_milter_session).
-class ZoneResolver : public Resolver {
-public:
-    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
-        auto a = std::make_shared<DnsAnswer>();
-        a->status = DnsStatus::ok;
-        a->ttl = 3600;
-        std::string n(name);
-        if (n == "good.test" && type == rrtype::MX) {
-            a->records = {"10 mx.good.test"};
-            a->mx = {{10, "mx.good.test"}};
-        } else if (n == "good.test" && type == rrtype::TXT) {
-            a->records = {"v=spf1 ip4:127.0.0.0/8 -all"};
-        } else if (n != "good.test" && n != "mx.good.test") {
-            a->status = DnsStatus::nxdomain;
-        }
-        return a;
-    }
-};
 
 // state.range(0): 0 no quota (as BM_Transaction), 1 SQLite, 2 Redis.
 void BM_TransactionWithQuota(benchmark::State& state) {
