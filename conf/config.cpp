@@ -738,18 +738,22 @@ std::optional<Value> parse_row_value(const Row& row, std::string_view text, std:
     return v;
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
+// Case-insensitive Levenshtein distance, or `limit` as soon as it is known to be at least that.
+std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t limit) {
     std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
     for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
     for (std::size_t i = 1; i <= a.size(); ++i) {
         cur[0] = i;
+        std::size_t row_min = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
             std::size_t sub = prev[j - 1] + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
             cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+            row_min = std::min(row_min, cur[j]);
         }
+        if (row_min >= limit) return limit;  // no later row can get below this one's minimum
         std::swap(prev, cur);
     }
-    return prev[b.size()];
+    return std::min(prev[b.size()], limit);
 }
 
 std::string unknown_key_message(std::string_view key) {
@@ -760,7 +764,11 @@ std::string unknown_key_message(std::string_view key) {
     std::string_view best;
     std::size_t best_d = 3;  // suggest only near misses
     for (const auto& r : kRows) {
-        auto d = edit_distance(key, r.info.name);
+        // The distance is at least the difference in length: a long key (a pasted line, a
+        // hostile file) costs no quadratic comparison with every key name.
+        const std::size_t la = key.size(), lb = r.info.name.size();
+        if ((la > lb ? la - lb : lb - la) >= best_d) continue;
+        auto d = edit_distance(key, r.info.name, best_d);
         if (d < best_d) best_d = d, best = r.info.name;
     }
     if (best.empty()) return "unknown key";

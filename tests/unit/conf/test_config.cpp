@@ -218,6 +218,11 @@ TEST_CASE("error messages: FILE:LINE: KEY: why", "[config]") {
     CHECK(error_of("Frobnicate yes") == "/etc/preflight.conf:1: Frobnicate: unknown key");
     CHECK(error_of("MaxRecipient 3") ==
           "/etc/preflight.conf:1: MaxRecipient: unknown key (did you mean MaxRecipients?)");
+    CHECK(error_of("MaxRecipent 3") ==
+          "/etc/preflight.conf:1: MaxRecipent: unknown key (did you mean MaxRecipients?)");
+    CHECK(error_of("MaxRxcxpxents 3") == "/etc/preflight.conf:1: MaxRxcxpxents: unknown key");
+    // A key of 100 KB (a pasted blob) is an unknown key with no suggestion, not a long search.
+    CHECK(error_of(std::string(100000, 'M') + " 3").ends_with(": unknown key"));
     CHECK(error_of("MaxMessageSize=20M") ==
           "/etc/preflight.conf:1: MaxMessageSize=20M: unknown key (write the value after a blank, not '=': "
           "MaxMessageSize 20M)");
