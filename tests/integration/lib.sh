@@ -147,15 +147,18 @@ watchdog_stop() {
 
 # ---- testdns.py ----------------------------------------------------------------------------
 
-# dns_start TESTDNS ZONEFILE: serve ZONEFILE on 127.0.0.1, any free port; sets DNS_PID,
-# DNS_PORT, DNS_STATS (the per-(name,type) query counts). Dies with the test (--parent-pid).
+# dns_start TESTDNS ZONEFILE [ARGS...]: serve ZONEFILE on 127.0.0.1, any free port (or the one
+# ARGS give with --port); sets DNS_PID, DNS_PORT, DNS_STATS (the per-(name,type) query counts).
+# ARGS go to testdns.py after the defaults. Dies with the test (--parent-pid).
 dns_start() {
   local testdns=$1 zone=$2 d=$IT_DIR/dns
+  shift 2
   mkdir -p "$d"
+  rm -f "$d/port"
   DNS_STATS=$d/stats
   "$IT_PY" "$testdns" --zone "$zone" --addr 127.0.0.1 --port 0 --port-file "$d/port" \
     --pid-file "$d/pid" --stats-file "$DNS_STATS" --query-log "$d/queries.log" \
-    --max-seconds 900 --parent-pid $$ >"$d/log" 2>&1 </dev/null &
+    --max-seconds 900 --parent-pid $$ "$@" >>"$d/log" 2>&1 </dev/null &
   DNS_PID=$!
   track_pid "$DNS_PID" testdns.py
   if ! wait_for 100 file_nonempty "$d/port"; then

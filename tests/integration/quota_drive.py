@@ -6,8 +6,11 @@ Sends --messages messages of --rcpts recipients each from --sender through 127.0
 at least one recipient was accepted (or RSET with --rset: the transaction is aborted after its
 recipients). Prints one JSON object: recipients accepted in queued messages ("accepted"),
 messages queued, RCPT replies by code, DATA/end-of-data outcomes, client errors, and the first
-reply text per code. Every socket operation has a timeout; the run as a whole is bounded by
---max-seconds. Exit 0 unless the arguments are wrong.
+reply text per code. With --ids FILE, the X-Test-Id of every queued message (250 at end of data)
+goes to FILE, one per line, and "refused" counts the messages that were not queued by the first
+refusal's class: "4xx", "5xx" or "error" (no SMTP reply: a dropped connection, a timeout). Every
+socket operation has a timeout; the run as a whole is bounded by --max-seconds. Also used by
+milter_faults.sh. Exit 0 unless the arguments are wrong.
 """
 import argparse
 import json
@@ -27,11 +30,13 @@ def main():
     ap.add_argument("--tag", default="q")
     ap.add_argument("--rset", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--ids", help="write the X-Test-Id of every queued message to this file")
     a = ap.parse_args()
 
     lock = threading.Lock()
     out = {"accepted": 0, "queued": 0, "rcpt_codes": {}, "texts": {}, "eod_codes": {}, "errors": [],
-           "aborted_rcpts": 0}
+           "aborted_rcpts": 0, "refused": {}}
+    queued_ids = []
     next_msg = [0]
     deadline = time.monotonic() + a.max_seconds
 
@@ -47,6 +52,13 @@ def main():
             out[kind][str(code)] = out[kind].get(str(code), 0) + 1
             out["texts"].setdefault(str(code), text)
 
+    def refused(kind):
+        with lock:
+            out["refused"][kind] = out["refused"].get(kind, 0) + 1
+
+    def klass(code):
+        return "%dxx" % (code // 100) if 400 <= code < 600 else "error"
+
     def worker():
         while True:
             n = take()
@@ -58,6 +70,7 @@ def main():
                     code, text = s.mail(a.sender)
                     if code != 250:
                         note("rcpt_codes", "MAIL" + str(code), text.decode(errors="replace"))
+                        refused(klass(code))
                         continue
                     ok = 0
                     for r in range(a.rcpts):
@@ -66,6 +79,8 @@ def main():
                         if code == 250:
                             ok += 1
                     if a.rset or ok == 0:
+                        if ok == 0:
+                            refused(klass(code))
                         s.rset()
                         with lock:
                             out["aborted_rcpts"] += ok
@@ -78,10 +93,17 @@ def main():
                         with lock:
                             out["accepted"] += ok
                             out["queued"] += 1
+                            queued_ids.append("%s-%d" % (a.tag, n))
                     else:
+                        refused(klass(code))
                         with lock:
                             out["aborted_rcpts"] += ok
+            except smtplib.SMTPResponseException as e:  # e.g. a 421 greeting or reply to DATA
+                refused(klass(e.smtp_code))
+                with lock:
+                    out["errors"].append("%s: %s" % (type(e).__name__, e))
             except Exception as e:  # a dropped connection or a timeout: reported, not fatal
+                refused("error")
                 with lock:
                     out["errors"].append("%s: %s" % (type(e).__name__, e))
 
@@ -90,6 +112,9 @@ def main():
         t.start()
     for t in threads:
         t.join(a.max_seconds + 60)
+    if a.ids:
+        with open(a.ids, "w") as f:
+            f.write("".join(i + "\n" for i in sorted(queued_ids)))
     json.dump(out, sys.stdout, sort_keys=True)
     print()
 
