@@ -48,6 +48,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -323,10 +324,36 @@ struct Engine {
     StatusPolicy policy;
 };
 
-// What every loop shares: read-only apart from the engine pointer, the connection count and the
+// The running engine, replaced whole on SIGHUP. A loop checks the generation (one atomic load
+// per batch of requests) and copies the pointer under the mutex only after a reload.
+// (Not std::atomic<std::shared_ptr>: GCC 12's load releases its internal lock with relaxed
+// order, which ThreadSanitizer rightly reports as a race with the next store.)
+class EngineSlot {
+public:
+    EngineSlot(std::shared_ptr<const Engine> e) : engine_(std::move(e)) {}
+    void store(std::shared_ptr<const Engine> e) {
+        std::lock_guard lock(mu_);
+        engine_.swap(e);
+        generation_.fetch_add(1, std::memory_order_release);
+    }  // the old engine goes with `e`, after the unlock, unless a loop still holds it
+    // Brings `cached` up to date; `seen` is the caller's generation of it.
+    void refresh(std::shared_ptr<const Engine>& cached, std::uint64_t& seen) const {
+        if (cached && generation_.load(std::memory_order_acquire) == seen) return;
+        std::lock_guard lock(mu_);
+        cached = engine_;
+        seen = generation_.load(std::memory_order_relaxed);
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<const Engine> engine_;
+    std::atomic<std::uint64_t> generation_{0};
+};
+
+// What every loop shares: read-only apart from the engine slot, the connection count and the
 // failure flag.
 struct Shared {
-    std::atomic<std::shared_ptr<const Engine>> engine;
+    EngineSlot engine;
     Settings settings;
     int listen_fd;
     int stop_fd;  // eventfd: readable once the server stops
@@ -535,12 +562,13 @@ private:
     std::size_t serve_requests(Conn& c, std::string_view data) {
         std::size_t used = 0;
         // One engine for the batch: a reload swaps it between batches, never mid-request.
-        const std::shared_ptr<const Engine> engine = shared_.engine.load(std::memory_order_acquire);
+        shared_.engine.refresh(engine_, engine_generation_);
+        const Engine& engine = *engine_;
         while (used < data.size()) {
             Netstring ns = parse_netstring(data.substr(used), shared_.settings.max_request);
             switch (ns.status) {
                 case Netstring::Status::complete:
-                    answer(ns.payload, *engine, shared_, scratch_, c.out, changed_);
+                    answer(ns.payload, engine, shared_, scratch_, c.out, changed_);
                     ++requests_;
                     used += ns.consumed;
                     continue;
@@ -610,6 +638,8 @@ private:
     Fd ep_;
     std::vector<char> rbuf_;
     std::string scratch_;
+    std::shared_ptr<const Engine> engine_;  // this loop's copy of the running engine
+    std::uint64_t engine_generation_ = 0;
     std::unordered_map<Conn*, std::unique_ptr<Conn>> conns_;
     std::chrono::steady_clock::time_point now_{}, last_warning_{};
     bool listening_ = false;
@@ -788,7 +818,7 @@ int run_serve_command(const std::vector<std::string>& args) {
             std::cerr << why << "preflight-classify serve: reload failed; keeping the running rules and policy\n";
             continue;
         }
-        shared.engine.store(std::move(next), std::memory_order_release);
+        shared.engine.store(std::move(next));
         std::cerr << "preflight-classify serve: reloaded rules and policy "
                   << (policy_file.empty() ? "(built-in)" : policy_file) << "\n";
     }
