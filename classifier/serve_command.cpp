@@ -60,6 +60,7 @@
 #include "command_common.hpp"
 #include "listen_address.hpp"
 #include "metrics.hpp"
+#include "run_as.hpp"
 #include "metrics_server.hpp"
 #include "netstring.hpp"
 #include "reply_classifier.hpp"
@@ -77,7 +78,7 @@ const char kUsage[] =
     "usage: preflight-classify serve --listen unix:PATH|inet:ADDR:PORT [--policy FILE] [--rules FILE]...\n"
     "                                [--threads N] [--idle-timeout SECONDS] [--max-connections N]\n"
     "                                [--max-request BYTES] [--socket-mode OCTAL] [--metrics-listen ADDR:PORT]\n"
-    "                                [--verbose] [--check]\n"
+    "                                [--user USER[:GROUP] | --run-as-root] [--verbose] [--check]\n"
     "  Postfix socketmap server for smtp_/lmtp_/local_delivery_status_filter (map name 'status').\n"
     "  --listen           unix:PATH (a stale socket is replaced) or inet:ADDR:PORT (IPv4 address)\n"
     "  --policy           per-category decisions keep|defer|bounce (default: the built-in policy)\n"
@@ -86,7 +87,10 @@ const char kUsage[] =
     "  --idle-timeout     close a connection idle this long (default 60)\n"
     "  --max-connections  open connections at most (default 1024)\n"
     "  --max-request      request netstring payload at most, bytes (default 65536)\n"
-    "  --socket-mode      permissions of a unix socket (default 0666)\n"
+    "  --socket-mode      permissions of a unix socket (default 0660: its owner and group only)\n"
+    "  --user             started as root: after opening the socket, give a unix socket to USER\n"
+    "                     and GROUP (default: USER's group) and run as them (e.g. preflight:postfix)\n"
+    "  --run-as-root      started as root without --user: stay root (refused otherwise)\n"
     "  --metrics-listen   serve Prometheus metrics at http://ADDR:PORT/metrics (an address literal,\n"
     "                     [v6] in brackets; loopback advised: no authentication)\n"
     "  --verbose          log every request and its answer to stderr\n"
@@ -174,6 +178,7 @@ public:
             ::unlink(path_.c_str());
     }
     int fd() const { return fd_.get(); }
+    const std::string& unix_path() const { return path_; }  // empty for inet
 
     // nullptr after writing the reason to err.
     static std::unique_ptr<Listener> open(const ListenSpec& spec, mode_t mode, std::string& err) {
@@ -682,8 +687,10 @@ int run_serve_command(const std::vector<std::string>& args) {
     std::vector<std::string> rule_files;
     Settings settings;
     unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-    mode_t socket_mode = 0666;
+    mode_t socket_mode = 0660;
     bool check = false;
+    bool run_as_root = false;
+    std::string user, group;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&] { return option_value(args, i, "serve", kUsage); };
@@ -700,9 +707,11 @@ int run_serve_command(const std::vector<std::string>& args) {
             check = true;
         } else if (a == "--verbose" || a == "-v") {
             settings.verbose = true;
+        } else if (a == "--run-as-root") {
+            run_as_root = true;
         } else if (!(a == "--listen" || a == "--policy" || a == "--rules" || a == "--threads" ||
                      a == "--idle-timeout" || a == "--max-connections" || a == "--max-request" ||
-                     a == "--socket-mode" || a == "--metrics-listen")) {
+                     a == "--socket-mode" || a == "--metrics-listen" || a == "--user")) {
             std::cerr << "preflight-classify serve: unknown argument " << a << "\n" << kUsage;
             return 2;
         } else if (!(v = value())) {
@@ -729,6 +738,11 @@ int run_serve_command(const std::vector<std::string>& args) {
             // An answer is as long as its request; Postfix takes answers of up to 100000 bytes.
             if (!parse_number(*v, n, 64, 99000)) return bad(*v, "64-99000 bytes");
             settings.max_request = n;
+        } else if (a == "--user") {
+            const std::size_t colon = v->find(':');
+            user = v->substr(0, colon);
+            group = colon == std::string::npos ? std::string() : v->substr(colon + 1);
+            if (user.empty() || (colon != std::string::npos && group.empty())) return bad(*v, "USER or USER:GROUP");
         } else if (a == "--socket-mode") {
             if (!parse_number(*v, n, 0, 0777, 8)) return bad(*v, "an octal mode such as 0660");
             socket_mode = static_cast<mode_t>(n);
@@ -749,6 +763,23 @@ int run_serve_command(const std::vector<std::string>& args) {
         print_policy(engine->policy);
         return 0;
     }
+    // Root only to open the socket: a status filter reads its files and answers Postfix, it
+    // needs no privilege, so running on as root takes an explicit --run-as-root.
+    std::optional<RunAs> run_as;
+    if (!user.empty()) {
+        if (::geteuid() != 0) {
+            std::cerr << "preflight-classify serve: --user " << user << " needs to be started as root\n";
+            return 2;
+        }
+        if (!(run_as = resolve_run_as(user, group, why))) {
+            std::cerr << "preflight-classify serve: --user: " << why << "\n";
+            return 2;
+        }
+    } else if (::geteuid() == 0 && !run_as_root) {
+        std::cerr << "preflight-classify serve: refusing to run as root: give --user USER[:GROUP] (the socket is "
+                     "handed to them, e.g. --user preflight:postfix) or --run-as-root\n";
+        return 2;
+    }
 
     // Before any thread exists, so that every thread inherits the mask.
     sigset_t stop_signals;
@@ -764,6 +795,18 @@ int run_serve_command(const std::vector<std::string>& args) {
     if (!listener) {
         std::cerr << "preflight-classify serve: " << err << "\n";
         return 1;
+    }
+    if (run_as) {
+        if (!listener->unix_path().empty() &&
+            ::chown(listener->unix_path().c_str(), run_as->uid, run_as->gid) != 0) {
+            std::cerr << "preflight-classify serve: cannot give " << listener->unix_path() << " to " << run_as->user
+                      << ": " << errno_text() << "\n";
+            return 1;
+        }
+        if (!drop_privileges(*run_as, err)) {
+            std::cerr << "preflight-classify serve: " << err << "\n";
+            return 1;
+        }
     }
     Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!stop) {

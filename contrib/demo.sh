@@ -88,7 +88,7 @@ MILTER_PID=$!
 track_pid "$MILTER_PID" preflight-milter
 wait_for 100 test -S "$IT_DIR/milter/milter.sock" || die "the milter did not start: $(tail -2 "$IT_DIR/milter.log")"
 
-"$BIN/preflight-classify" serve --listen "unix:$IT_DIR/status.sock" >"$IT_DIR/serve.log" 2>&1 </dev/null &
+"$BIN/preflight-classify" serve --listen "unix:$IT_DIR/status.sock" --user postfix >"$IT_DIR/serve.log" 2>&1 </dev/null &
 SERVE_PID=$!
 track_pid "$SERVE_PID" preflight-classify
 wait_for 100 test -S "$IT_DIR/status.sock" || die "serve did not start: $(tail -2 "$IT_DIR/serve.log")"

@@ -3,9 +3,7 @@
 // from the one reply table (checks/reply_table.cpp). Anything unexpected tempfails: a milter
 // that is unsure never rejects and never lets a message vanish.
 #include <fcntl.h>
-#include <grp.h>
 #include <libmilter/mfapi.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +34,7 @@
 #include "metrics_server.hpp"
 #include "milter_metrics.hpp"
 #include "quota.hpp"
+#include "run_as.hpp"
 #include "reply_table.hpp"
 
 #ifndef PREFLIGHT_VERSION
@@ -477,36 +476,18 @@ const char kUsage[] =
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
 
 // The identity UserID names, looked up while we can still read every database.
-struct RunAs {
-    std::string user;
-    uid_t uid = 0;
-    gid_t gid = 0;
-};
-
 std::optional<RunAs> resolve_user(const GlobalSettings& g) {
-    const passwd* pw = getpwnam(g.user.c_str());
-    if (!pw) {
-        std::cerr << "preflight-milter: UserID: no user '" << g.user << "'\n";
-        return std::nullopt;
-    }
-    RunAs who{pw->pw_name, pw->pw_uid, pw->pw_gid};
-    if (!g.group.empty()) {
-        const group* gr = getgrnam(g.group.c_str());
-        if (!gr) {
-            std::cerr << "preflight-milter: UserID: no group '" << g.group << "'\n";
-            return std::nullopt;
-        }
-        who.gid = gr->gr_gid;
-    }
+    std::string err;
+    std::optional<RunAs> who = resolve_run_as(g.user, g.group, err);
+    if (!who) std::cerr << "preflight-milter: UserID: " << err << "\n";
     return who;
 }
 
 bool drop_privileges(const RunAs& who) {
-    if (initgroups(who.user.c_str(), who.gid) != 0 || setgid(who.gid) != 0 || setuid(who.uid) != 0) {
-        std::cerr << "preflight-milter: cannot become " << who.user << ": " << std::strerror(errno) << "\n";
-        return false;
-    }
-    return true;
+    std::string err;
+    if (preflight::drop_privileges(who, err)) return true;
+    std::cerr << "preflight-milter: " << err << "\n";
+    return false;
 }
 
 // SIGHUP: read the conf again; a broken one is logged with FILE:LINE and the running one stays.

@@ -12,7 +12,7 @@ cleanup() { [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev
 trap cleanup EXIT
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 for listen in "unix:$TMP/status.sock" "inet:127.0.0.1:$PORT"; do
-  "$BIN" serve --listen "$listen" 2>>"$TMP/serve.log" &
+  "$BIN" serve --listen "$listen" --run-as-root 2>>"$TMP/serve.log" &
   PID=$!
   for ((i = 0; i < 50; i++)); do
     "$BENCH" --connect "$listen" --seconds 0.1 --warmup 0 >/dev/null 2>&1 && break

@@ -198,10 +198,10 @@ check "metrics port closed after stop" $?
 # ---- preflight-classify serve -------------------------------------------------------------------
 
 SPORT=$(free_port); HPORT=$(free_port)
-"$CLASSIFY" serve --listen inet:127.0.0.1:1 --metrics-listen localhost:1 >/dev/null 2>"$TMP/err"; rc=$?
+"$CLASSIFY" serve --listen inet:127.0.0.1:1 --run-as-root --metrics-listen localhost:1 >/dev/null 2>"$TMP/err"; rc=$?
 [ $rc -eq 2 ] && grep -q -- "--metrics-listen localhost:1: want ADDR:PORT" "$TMP/err"
 check "serve: bad --metrics-listen, exit 2 (got $rc)" $?
-"$CLASSIFY" serve --listen "inet:127.0.0.1:$SPORT" --metrics-listen "127.0.0.1:$HPORT" --threads 2 2>"$TMP/serve.log" &
+"$CLASSIFY" serve --listen "inet:127.0.0.1:$SPORT" --run-as-root --metrics-listen "127.0.0.1:$HPORT" --threads 2 2>"$TMP/serve.log" &
 SPID=$!; PIDS+=("$SPID")
 wait_for 100 grep -q "metrics on http://127.0.0.1:$HPORT/metrics" "$TMP/serve.log"; check "serve starts with metrics" $?
 scrape "http://127.0.0.1:$HPORT/metrics" >"$TMP/s0"; check "serve /metrics well-formed: $(tail -1 "$TMP/s0")" $?

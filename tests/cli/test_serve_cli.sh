@@ -14,6 +14,8 @@ cleanup() {
 }
 trap cleanup EXIT
 fails=0; passes=0
+# Started as root (CI), the server refuses to stay root unless told: these tests say so.
+ROOT=(); [ "$(id -u)" -eq 0 ] && ROOT=(--run-as-root)
 check() {  # check NAME CONDITION-EXIT-CODE
   if [ "$2" -eq 0 ]; then passes=$((passes+1)); else fails=$((fails+1)); echo "FAIL: $1"; fi
 }
@@ -63,7 +65,7 @@ r=$?; check "the shipped conf/status-policy.conf is valid" $r
 
 SOCK=$TMP/status.sock
 start() {  # start ARGS...: serve on $SOCK
-  "$BIN" serve --listen "unix:$SOCK" "$@" 2>>"$TMP/serve.log" &
+  "$BIN" serve --listen "unix:$SOCK" "${ROOT[@]}" "$@" 2>>"$TMP/serve.log" &
   PID=$!
   # not test -S: a stale socket is there before the server binds
   wait_for 100 grep -q "listening on unix:$SOCK" "$TMP/serve.log"
@@ -72,6 +74,7 @@ start() {  # start ARGS...: serve on $SOCK
 "$PY" -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.close()' "$SOCK"
 [ -S "$SOCK" ]; r=$?; check "stale socket prepared" $r
 start --policy "$TMP/site.conf" --idle-timeout 1 --max-request 1000; r=$?; check "serve starts over a stale socket" $r
+[ "$(stat -c %a "$SOCK")" = 660 ]; r=$?; check "the socket is mode 0660, not world-writable (got $(stat -c %a "$SOCK"))" $r
 
 cat >"$TMP/client.py" <<'EOF'
 import socket, sys, threading, time
@@ -204,7 +207,7 @@ EOF
 [ $rc -eq 0 ]; r=$?; check "socketmap client: $(grep -v '^ok ' "$TMP/client.out" | head -5)" $r
 
 # A second server on a live socket refuses to start and leaves the socket alone.
-"$BIN" serve --listen "unix:$SOCK" 2>"$TMP/err2" >/dev/null; rc=$?
+"$BIN" serve --listen "unix:$SOCK" "${ROOT[@]}" 2>"$TMP/err2" >/dev/null; rc=$?
 [ $rc -eq 1 ] && grep -q "in use by a running server" "$TMP/err2"; r=$?; check "live socket: exit 1 (got $rc): $(cat "$TMP/err2")" $r
 [ -S "$SOCK" ]; r=$?; check "live socket still there" $r
 
@@ -245,13 +248,13 @@ kill -TERM "$PID"; wait "$PID"; r=$?; PID=''; check "SIGHUP: then SIGTERM, exit 
 
 # A path that is not a socket is never replaced.
 echo data >"$TMP/file"
-"$BIN" serve --listen "unix:$TMP/file" 2>"$TMP/err" >/dev/null; rc=$?
+"$BIN" serve --listen "unix:$TMP/file" "${ROOT[@]}" 2>"$TMP/err" >/dev/null; rc=$?
 [ $rc -eq 1 ] && grep -q "is not a socket" "$TMP/err" && [ "$(cat "$TMP/file")" = data ]
 r=$?; check "regular file at the path: exit 1, file kept (got $rc)" $r
 
 # inet: answers on 127.0.0.1 too.
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" serve --listen "inet:127.0.0.1:$PORT" 2>>"$TMP/serve.log" &
+"$BIN" serve --listen "inet:127.0.0.1:$PORT" "${ROOT[@]}" 2>>"$TMP/serve.log" &
 PID=$!
 got=''
 for ((i = 0; i < 50; i++)); do
@@ -268,6 +271,38 @@ done
 [ "$got" = "75:OK 5.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)," ]
 r=$?; check "inet answer: $got" $r
 kill -TERM "$PID"; wait "$PID"; PID=''
+
+# Privileges. As root: no --user and no --run-as-root is refused; --user hands the socket to
+# that user and group and the server runs as them. Not root: --user is refused.
+if [ "$(id -u)" -eq 0 ]; then
+  "$BIN" serve --listen "unix:$TMP/r.sock" >/dev/null 2>"$TMP/err"; rc=$?
+  [ $rc -eq 2 ] && grep -q "refusing to run as root: give --user" "$TMP/err" && [ ! -e "$TMP/r.sock" ]
+  r=$?; check "root without --user: exit 2, no socket (got $rc): $(cat "$TMP/err")" $r
+  "$BIN" serve --listen "unix:$TMP/r.sock" --user no-such-user-pf >/dev/null 2>"$TMP/err"; rc=$?
+  [ $rc -eq 2 ] && grep -q "no user 'no-such-user-pf'" "$TMP/err"; r=$?; check "--user unknown: exit 2 (got $rc)" $r
+  "$BIN" serve --listen "unix:$TMP/r.sock" --user nobody:no-such-group-pf >/dev/null 2>"$TMP/err"; rc=$?
+  [ $rc -eq 2 ] && grep -q "no group 'no-such-group-pf'" "$TMP/err"; r=$?; check "--user bad group: exit 2 (got $rc)" $r
+  : >"$TMP/user.log"
+  "$BIN" serve --listen "unix:$TMP/r.sock" --user nobody:nogroup 2>>"$TMP/user.log" &
+  PID=$!
+  if wait_for 100 grep -q "listening on unix:$TMP/r.sock" "$TMP/user.log"; then
+    [ "$(stat -c %U:%G:%a "$TMP/r.sock")" = nobody:nogroup:660 ]
+    r=$?; check "--user nobody:nogroup: socket nobody:nogroup 0660 (got $(stat -c %U:%G:%a "$TMP/r.sock"))" $r
+    uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$PID/status")
+    nobody=$(id -u nobody)
+    [ "$uids" = "$nobody $nobody $nobody $nobody" ]; r=$?; check "--user nobody: real, effective, saved uid all nobody (got $uids)" $r
+    got=$(SOCK=$TMP/r.sock ask "$FULL")
+    [ "$got" = "OK 4.2.2 host mx said: 552 5.2.2 Mailbox full (in reply to RCPT TO command)" ]
+    r=$?; check "--user nobody: answers (got $got)" $r
+    kill -TERM "$PID"; wait "$PID"; rc=$?; PID=''
+    [ $rc -eq 0 ]; r=$?; check "--user nobody: SIGTERM, exit 0 (got $rc)" $r
+  else
+    check "--user nobody: started: $(cat "$TMP/user.log")" 1
+  fi
+else
+  "$BIN" serve --listen "unix:$TMP/r.sock" --user nobody >/dev/null 2>"$TMP/err"; rc=$?
+  [ $rc -eq 2 ] && grep -q "needs to be started as root" "$TMP/err"; r=$?; check "--user without root: exit 2 (got $rc)" $r
+fi
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -51,7 +51,7 @@ fi
 IT_DIR=$(mktemp -d /tmp/preflight-it-status.XXXXXX)
 chmod 755 "$IT_DIR"   # Postfix's smtp (user postfix) reaches the socket through it
 SERVE_PID='' DOWN_PID='' PF_PID=''
-SOCK=$IT_DIR/status.sock DOWN_DIR=$IT_DIR/downstream
+SOCK=$IT_DIR/run/status.sock DOWN_DIR=$IT_DIR/downstream
 
 cleanup() {
   local rc=$?
@@ -80,7 +80,10 @@ die_setup() {
 
 # ---- the rig -------------------------------------------------------------------------------------
 
-"$CLASSIFY" serve --verbose --listen "unix:$SOCK" >"$IT_DIR/serve.log" 2>&1 </dev/null &
+# as deployed: root opens the socket and hands it, and itself, to user postfix; the socket's
+# directory is postfix's (systemd's RuntimeDirectory), so the server can remove it at exit
+mkdir -p "$IT_DIR/run" && chown postfix: "$IT_DIR/run"
+"$CLASSIFY" serve --verbose --listen "unix:$SOCK" --user postfix >"$IT_DIR/serve.log" 2>&1 </dev/null &
 SERVE_PID=$!
 track_pid "$SERVE_PID" preflight-classify
 wait_for 100 test -S "$SOCK" || die_setup "serve did not create $SOCK within 10 s: $(tail -3 "$IT_DIR/serve.log")"
