@@ -53,7 +53,8 @@ class SqliteQuotaStore final : public QuotaStore {
 public:
     SqliteQuotaStore(std::string path, std::chrono::milliseconds timeout) : path_(std::move(path)) {
         sqlite3* raw = nullptr;
-        int rc = sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+        int rc = sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+                                                        SQLITE_OPEN_NOFOLLOW,  // opened as root
                                  nullptr);
         db_.reset(raw);  // closed even when the open failed
         if (rc != SQLITE_OK)

@@ -798,7 +798,7 @@ int run_serve_command(const std::vector<std::string>& args) {
     }
     if (run_as) {
         if (!listener->unix_path().empty() &&
-            ::chown(listener->unix_path().c_str(), run_as->uid, run_as->gid) != 0) {
+            ::lchown(listener->unix_path().c_str(), run_as->uid, run_as->gid) != 0) {
             std::cerr << "preflight-classify serve: cannot give " << listener->unix_path() << " to " << run_as->user
                       << ": " << errno_text() << "\n";
             return 1;

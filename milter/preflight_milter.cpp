@@ -758,17 +758,18 @@ int main(int argc, char** argv) {
     // A unix socket is made while we are still root: hand it to UserID, or with the default
     // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
     if (run_as && g.socket.kind == SocketSpec::Kind::unix_socket &&
-        ::chown(g.socket.path.c_str(), run_as->uid, run_as->gid) != 0) {
+        ::lchown(g.socket.path.c_str(), run_as->uid, run_as->gid) != 0) {
         std::cerr << "preflight-milter: cannot give " << g.socket.path << " to " << run_as->user << ": "
                   << std::strerror(errno) << "\n";
         return 1;
     }
     // The SQLite quota store was opened as root: its files go to UserID too, or the milter
-    // could not write them after a restart as that user.
+    // could not write them after a restart as that user. lchown, as for the socket: a link
+    // planted in the directory gives away the link, never what it points to.
     if (run_as && g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
         for (const char* suffix : {"", "-wal", "-shm"}) {
             std::string f = g.quota_store.path + suffix;
-            if (::chown(f.c_str(), run_as->uid, run_as->gid) != 0 && errno != ENOENT) {
+            if (::lchown(f.c_str(), run_as->uid, run_as->gid) != 0 && errno != ENOENT) {
                 std::cerr << "preflight-milter: cannot give " << f << " to " << run_as->user << ": "
                           << std::strerror(errno) << "\n";
                 return 1;

@@ -252,6 +252,12 @@ echo data >"$TMP/file"
 [ $rc -eq 1 ] && grep -q "is not a socket" "$TMP/err" && [ "$(cat "$TMP/file")" = data ]
 r=$?; check "regular file at the path: exit 1, file kept (got $rc)" $r
 
+# A symlink planted at the path is neither followed nor replaced.
+ln -s "$TMP/link-target" "$TMP/link"
+"$BIN" serve --listen "unix:$TMP/link" "${ROOT[@]}" 2>"$TMP/err" >/dev/null; rc=$?
+[ $rc -eq 1 ] && grep -q "is not a socket" "$TMP/err" && [ -L "$TMP/link" ] && [ ! -e "$TMP/link-target" ]
+r=$?; check "symlink at the path: exit 1, link kept, nothing made at its target (got $rc)" $r
+
 # inet: answers on 127.0.0.1 too.
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN" serve --listen "inet:127.0.0.1:$PORT" "${ROOT[@]}" 2>>"$TMP/serve.log" &

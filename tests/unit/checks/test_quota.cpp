@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "../fake_resolver.hpp"
@@ -270,6 +271,20 @@ TEST_CASE("SQLite store: two handles on one file, concurrently, never overshoot"
 
 TEST_CASE("SQLite store: an unusable path is an error at open", "[quota][sqlite]") {
     CHECK_THROWS(open_quota_store(*parse_quota_store("sqlite:/nonexistent-dir/q.db"), std::chrono::milliseconds(100)));
+}
+
+TEST_CASE("SQLite store: a symlink planted at the path is not followed", "[quota][sqlite][hostile]") {
+    // The milter opens the store as root: a link to another file must not make it write there.
+    TempDir dir;
+    const std::string target = dir.path + "/target", link = dir.path + "/q.db";
+    { std::ofstream(target) << "not a database\n"; }
+    REQUIRE(::symlink(target.c_str(), link.c_str()) == 0);
+    CHECK_THROWS_WITH(open_quota_store(*parse_quota_store("sqlite:" + link), std::chrono::milliseconds(100)),
+                      Catch::Contains("cannot open " + link));
+    std::ifstream in(target);
+    std::string line;
+    std::getline(in, line);
+    CHECK(line == "not a database");
 }
 
 TEST_CASE("Redis store: the same contract, and concurrency across connections", "[quota][redis]") {
