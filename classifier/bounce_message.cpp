@@ -29,7 +29,7 @@ struct OptionsFree {
 
 // GMime's classes are made lazily, on the first object of each type. Making them all here, once,
 // means no worker thread ever creates a class while another reads it: GLib orders that with its
-// own futex locks, which ThreadSanitizer cannot see, so it was the one race it reported.
+// own futex locks, which ThreadSanitizer cannot see (it reported each such read as a race).
 void init_gmime() {
     static std::once_flag once;
     std::call_once(once, [] {

@@ -60,10 +60,10 @@
 #include "command_common.hpp"
 #include "listen_address.hpp"
 #include "metrics.hpp"
-#include "run_as.hpp"
 #include "metrics_server.hpp"
 #include "netstring.hpp"
 #include "reply_classifier.hpp"
+#include "run_as.hpp"
 #include "status_filter.hpp"
 
 namespace preflight {
