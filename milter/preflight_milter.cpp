@@ -34,8 +34,8 @@
 #include "metrics_server.hpp"
 #include "milter_metrics.hpp"
 #include "quota.hpp"
-#include "run_as.hpp"
 #include "reply_table.hpp"
+#include "run_as.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"

@@ -64,6 +64,9 @@ def main():
             n = take()
             if n is None:
                 return
+            # Each message is counted once: queued, or refused by its first refusal. An error
+            # after that (the QUIT of a closing connection) does not count it again.
+            settled = False
             try:
                 with smtplib.SMTP("127.0.0.1", a.port, local_hostname="client.preflight-it.test", timeout=30) as s:
                     s.ehlo()
@@ -71,6 +74,7 @@ def main():
                     if code != 250:
                         note("rcpt_codes", "MAIL" + str(code), text.decode(errors="replace"))
                         refused(klass(code))
+                        settled = True
                         continue
                     ok = 0
                     for r in range(a.rcpts):
@@ -81,6 +85,7 @@ def main():
                     if a.rset or ok == 0:
                         if ok == 0:
                             refused(klass(code))
+                        settled = True
                         s.rset()
                         with lock:
                             out["aborted_rcpts"] += ok
@@ -89,6 +94,7 @@ def main():
                            "X-Test-Id: %s-%d\r\n\r\nquota test message %d\r\n" % (a.sender, a.tag, n, a.tag, n, n))
                     code, text = s.data(msg.encode())
                     note("eod_codes", code, text.decode(errors="replace"))
+                    settled = True
                     if code == 250:
                         with lock:
                             out["accepted"] += ok
@@ -99,11 +105,13 @@ def main():
                         with lock:
                             out["aborted_rcpts"] += ok
             except smtplib.SMTPResponseException as e:  # e.g. a 421 greeting or reply to DATA
-                refused(klass(e.smtp_code))
+                if not settled:
+                    refused(klass(e.smtp_code))
                 with lock:
                     out["errors"].append("%s: %s" % (type(e).__name__, e))
             except Exception as e:  # a dropped connection or a timeout: reported, not fatal
-                refused("error")
+                if not settled:
+                    refused("error")
                 with lock:
                     out["errors"].append("%s: %s" % (type(e).__name__, e))
 
