@@ -145,6 +145,52 @@ watchdog_stop() {
   [[ -z ${WATCHDOG_PID:-} ]] || wait "$WATCHDOG_PID" 2>/dev/null || true
 }
 
+# ---- a test's start and end ------------------------------------------------------------------
+
+# it_begin NAME BINARY: PASS and FAIL set to 0; BINARY must be executable (else one failed
+# scenario and exit 1); IT_DIR made: /tmp/preflight-NAME-it.XXXXXX, mode 755 (Postfix's and
+# smtp-sink's users read it), with out/.
+it_begin() {
+  PASS=0 FAIL=0
+  if [[ ! -x $2 ]]; then
+    echo "not ok - binary: expected $2, got none"
+    echo "0 passed, 1 failed"
+    exit 1
+  fi
+  IT_DIR=$(mktemp -d "/tmp/preflight-$1-it.XXXXXX")
+  chmod 755 "$IT_DIR"
+  mkdir -p "$IT_DIR/out"
+}
+
+# it_end RC WHAT: the end of a test's EXIT trap, after it stopped its own daemons: the
+# watchdog stopped; IT_DIR removed after a passing run, kept otherwise or with IT_KEEP=1 (its
+# path and WHAT, the files worth reading, printed); exit RC.
+it_end() {
+  watchdog_stop
+  if [[ $1 -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
+    rm -rf "$IT_DIR"
+  else
+    echo "# kept $IT_DIR ($2)"
+  fi
+  exit "$1"
+}
+
+# ---- preflight-milter on an inet socket --------------------------------------------------------
+
+# milter_start_inet VAR CONF LOG PORT: preflight-milter -f -c CONF, its stderr appended to LOG,
+# its PID into VAR (and tracked); waits until it listens on 127.0.0.1:PORT (10 s at most).
+milter_start_inet() {
+  local var=$1 conf=$2 log=$3 port=$4 pid
+  "$MILTER" -f -c "$conf" >>"$log" 2>&1 </dev/null &
+  pid=$!
+  track_pid "$pid" preflight-milter
+  printf -v "$var" '%s' "$pid"
+  if ! wait_for 100 tcp_open 127.0.0.1 "$port"; then
+    echo "milter $conf did not listen on $port within 10 s: $(tail -3 "$log")" >&2
+    return 1
+  fi
+}
+
 # ---- testdns.py ----------------------------------------------------------------------------
 
 # dns_start TESTDNS ZONEFILE [ARGS...]: serve ZONEFILE on 127.0.0.1, any free port (or the one

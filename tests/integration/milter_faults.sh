@@ -40,16 +40,7 @@ for tool in /usr/sbin/postfix /usr/sbin/smtp-sink timeout script; do
 done
 "$IT_PY" -c 'import dnslib' 2>/dev/null || skip "python3-dnslib not installed (contrib/install-deps.sh)"
 
-PASS=0 FAIL=0
-if [[ ! -x $MILTER ]]; then
-  echo "not ok - milter binary: expected $MILTER, got none"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
-IT_DIR=$(mktemp -d /tmp/preflight-faults-it.XXXXXX)
-chmod 755 "$IT_DIR"
-mkdir -p "$IT_DIR/out"
+it_begin faults "$MILTER"
 MILTER_PID='' DNS_PID='' SINK_PID='' PF_PID=''
 
 cleanup() {
@@ -57,13 +48,7 @@ cleanup() {
   trap - EXIT INT TERM
   pf_stop_all
   stop_pids 50 "$MILTER_PID" preflight-milter "$DNS_PID" testdns.py "$SINK_PID" smtp-sink
-  watchdog_stop
-  if [[ $rc -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
-    rm -rf "$IT_DIR"
-  else
-    echo "# kept $IT_DIR (milter.log, maillog, sink/, out/, dns/)"
-  fi
-  exit "$rc"
+  it_end "$rc" "milter.log, maillog, sink/, out/, dns/"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -101,15 +86,7 @@ MaxRecipients ${2:-50}
 EOF
 }
 
-start_milter() {
-  "$MILTER" -f -c "$IT_DIR/milter.conf" >>"$IT_DIR/milter.log" 2>&1 </dev/null &
-  MILTER_PID=$!
-  track_pid "$MILTER_PID" preflight-milter
-  if ! wait_for 100 tcp_open 127.0.0.1 "$MILTER_PORT"; then
-    echo "milter did not listen on $MILTER_PORT within 10 s: $(tail -3 "$IT_DIR/milter.log")" >&2
-    return 1
-  fi
-}
+start_milter() { milter_start_inet MILTER_PID "$IT_DIR/milter.conf" "$IT_DIR/milter.log" "$MILTER_PORT"; }
 
 # drive NAME ARGS...: quota_drive.py against Postfix, its JSON in out/NAME.json, the queued
 # ids in out/NAME.ids.
