@@ -303,14 +303,30 @@ void on_warning(gint64, GMimeParserWarning code, const gchar*, gpointer user) {
 }
 
 // Binary data is no mail: NUL bytes (more than the odd stray one that old MTAs leave at the
-// end of a message), or mostly control bytes, in the first kilobytes.
+// end of a message), or control bytes and bytes that are not UTF-8 making up a tenth of the
+// first kilobytes. 8-bit Latin-1 text stays well under that; random or compressed data (a tenth
+// control bytes, nearly half stray high bytes) is far over it, so the verdict does not hang on
+// chance.
 bool looks_binary(std::string_view data) {
     std::string_view head = data.substr(0, 4096);
     std::size_t bad = 0, nul = 0;
-    for (char ch : head) {
-        auto c = static_cast<unsigned char>(ch);
-        if (c == 0) ++nul;
-        else if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
+    for (std::size_t i = 0; i < head.size();) {
+        auto c = static_cast<unsigned char>(head[i]);
+        if (c < 0x80) {
+            if (c == 0) ++nul;
+            else if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
+            ++i;
+            continue;
+        }
+        std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        std::size_t k = 1;
+        while (len && k < len && i + k < head.size() && (static_cast<unsigned char>(head[i + k]) & 0xc0) == 0x80) ++k;
+        if (len && (k == len || i + k == head.size())) {
+            i += k;  // a whole UTF-8 sequence, or one cut off by the 4 KB window
+        } else {
+            ++bad;
+            ++i;
+        }
     }
     return nul * 100 > head.size() || (bad + nul) * 10 > head.size();
 }

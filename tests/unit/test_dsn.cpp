@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <random>
 
 #include "bounce_classifier.hpp"
 #include "dsn_command.hpp"
@@ -179,6 +180,24 @@ TEST_CASE("a stray NUL byte does not make a bounce binary data") {
     REQUIRE(v.size() == 1);
     CHECK(v[0].recipient->recipient == "kim@example.jp");
     CHECK(v[0].category == Category::quota_issues);
+}
+
+TEST_CASE("random bytes are binary data every time, 8-bit Latin-1 text is not") {
+    // The CLI test feeds /dev/urandom; the verdict must not depend on which bytes came.
+    for (unsigned seed = 1; seed <= 300; ++seed) {
+        std::mt19937 gen(seed);
+        std::string junk(20000, '\0');
+        for (char& c : junk) c = static_cast<char>(gen() & 0xff);
+        INFO("seed " << seed);
+        CHECK(parse_bounce_message(junk).error == "binary data, not a mail message");
+    }
+    std::string latin1 =
+        "From: MAILER-DAEMON@example.de\nTo: sender@example.org\nSubject: Unzustellbar\n\n";
+    for (int i = 0; i < 60; ++i)
+        latin1 += "Die Nachricht an <j\xfcrgen@example.de> konnte nicht zugestellt werden: Postfach \xfc" "berf\xfc" "llt, "
+                  "gr\xf6\xdf" "er als erlaubt.\n";
+    BounceReport r = parse_bounce_message(latin1);
+    CHECK(r.error != "binary data, not a mail message");
 }
 
 TEST_CASE("feedback reports: report type only, fields as text, redacted complainant") {
