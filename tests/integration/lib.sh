@@ -147,13 +147,29 @@ watchdog_stop() {
 
 # ---- a test's start and end ------------------------------------------------------------------
 
+# it_skip WHY: the test cannot run here: "skip: WHY", exit 77 (ctest's SKIP_RETURN_CODE).
+it_skip() { echo "skip: $*"; exit 77; }
+
+# it_requires [--root WHY] [--py MODULE] [TOOL]...: skip the test (it_skip, naming what is
+# missing) unless it runs as root (WHY: what needs root), every Python MODULE imports in IT_PY
+# and every TOOL is a command.
+it_requires() {
+  while (($#)); do
+    case $1 in
+      --root) [[ $(id -u) -eq 0 ]] || it_skip "needs root: $2"; shift 2 ;;
+      --py) "$IT_PY" -c "import $2" 2>/dev/null || it_skip "python3-$2 not installed (contrib/install-deps.sh)"; shift 2 ;;
+      *) command -v "$1" >/dev/null || it_skip "$1 not installed (contrib/install-deps.sh)"; shift ;;
+    esac
+  done
+}
+
 # it_begin NAME BINARY: PASS and FAIL set to 0; BINARY must be executable (else one failed
 # scenario and exit 1); IT_DIR made: /tmp/preflight-NAME-it.XXXXXX, mode 755 (Postfix's and
-# smtp-sink's users read it), with out/.
+# smtp-sink's users read it, and Postfix's daemons reach unix sockets through it), with out/.
 it_begin() {
   PASS=0 FAIL=0
   if [[ ! -x $2 ]]; then
-    echo "not ok - binary: expected $2, got none"
+    echo "not ok - binary: expected $2, got none (build the $(basename "$2") target)"
     echo "0 passed, 1 failed"
     exit 1
   fi

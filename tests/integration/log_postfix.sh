@@ -30,27 +30,13 @@ BUILD_DIR=${1:-}
 [[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 BIN=$(realpath -m "$BUILD_DIR/preflight-classify")
 
-skip() { echo "skip: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "needs root: starts a Postfix instance (postfix start)"
-for tool in /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postqueue timeout script gzip; do
-  command -v "$tool" >/dev/null || skip "$tool not installed (contrib/install-deps.sh)"
-done
-"$IT_PY" -c 'import aiosmtpd' 2>/dev/null || skip "python3-aiosmtpd not installed (contrib/install-deps.sh)"
-"$IT_PY" -c 'import openpyxl' 2>/dev/null || skip "python3-openpyxl not installed (contrib/install-deps.sh)"
+it_requires --root "starts a Postfix instance (postfix start)" --py aiosmtpd --py openpyxl \
+  /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postqueue timeout script gzip
 
-PASS=0 FAIL=0
 ok() { PASS=$((PASS + 1)); echo "ok - $1"; }
 not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $1"; }
 
-if [[ ! -x $BIN ]]; then
-  not_ok "binary: expected $BIN (build the preflight-classify target)"
-  echo "$PASS passed, $FAIL failed"
-  exit 1
-fi
-
-IT_DIR=$(mktemp -d /tmp/preflight-log-it.XXXXXX)
-chmod 755 "$IT_DIR"
-mkdir -p "$IT_DIR/out"
+it_begin log "$BIN"
 DOWN_PID=''
 # shellcheck disable=SC2034 # set by pf_start, read by pf_stop (lib.sh)
 PF_PID=''
@@ -60,13 +46,7 @@ cleanup() {
   trap - EXIT INT TERM
   pf_stop
   stop_pids 50 "$DOWN_PID" downstream.py
-  watchdog_stop
-  if [[ $rc -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
-    rm -rf "$IT_DIR"
-  else
-    echo "# kept $IT_DIR (maillog, downstream.log, out/)"
-  fi
-  exit "$rc"
+  it_end "$rc" "maillog, downstream.log, out/"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

@@ -33,12 +33,8 @@ MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
 DRIVE=$HERE/quota_drive.py
 TESTDNS=$HERE/testdns.py
 
-skip() { echo "skip: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "needs root: starts a Postfix instance and smtp-sink -u nobody"
-for tool in /usr/sbin/postfix /usr/sbin/smtp-sink timeout script; do
-  command -v "$tool" >/dev/null || skip "$tool not installed (contrib/install-deps.sh)"
-done
-"$IT_PY" -c 'import dnslib' 2>/dev/null || skip "python3-dnslib not installed (contrib/install-deps.sh)"
+it_requires --root "starts a Postfix instance and smtp-sink -u nobody" --py dnslib \
+  /usr/sbin/postfix /usr/sbin/smtp-sink timeout script
 
 it_begin faults "$MILTER"
 MILTER_PID='' DNS_PID='' SINK_PID='' PF_PID=''

@@ -33,25 +33,12 @@ BUILD_DIR=${1:-}
 [[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
 
-skip() { echo "skip: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "needs root: starts a Postfix instance (postfix start) and smtp-sink -u nobody"
-for tool in /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/smtp-sink swaks openssl timeout script; do
-  command -v "$tool" >/dev/null || skip "$tool not installed (contrib/install-deps.sh)"
-done
-"$IT_PY" -c 'import dnslib' 2>/dev/null || skip "python3-dnslib not installed (contrib/install-deps.sh)"
+it_requires --root "starts a Postfix instance (postfix start) and smtp-sink -u nobody" --py dnslib \
+  /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/smtp-sink swaks openssl timeout script
 
 START=$EPOCHREALTIME
-PASS=0 FAIL=0
-
-if [[ ! -x $MILTER ]]; then
-  echo "not ok - milter binary: expected $MILTER, got none (build the preflight-milter target)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
-IT_DIR=$(mktemp -d /tmp/preflight-it.XXXXXX)
-chmod 755 "$IT_DIR"   # Postfix daemons (user postfix) reach the unix milter socket through it
-mkdir -p "$IT_DIR/out" "$IT_DIR/keys" "$IT_DIR/msg"
+it_begin milter "$MILTER"
+mkdir -p "$IT_DIR/keys" "$IT_DIR/msg"
 MILTER_PID='' MILTER2_PID='' SINK_PID='' DNS_PID='' PF_PID=''
 
 cleanup() {
@@ -60,13 +47,7 @@ cleanup() {
   pf_stop
   stop_pids 50 "$MILTER_PID" preflight-milter "$MILTER2_PID" preflight-milter \
     "$SINK_PID" smtp-sink "$DNS_PID" testdns.py
-  watchdog_stop
-  if [[ $rc -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
-    rm -rf "$IT_DIR"
-  else
-    echo "# kept $IT_DIR (milter.log, maillog, sink/, out/, dns/)"
-  fi
-  exit "$rc"
+  it_end "$rc" "milter.log, maillog, sink/, out/, dns/"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

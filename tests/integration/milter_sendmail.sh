@@ -42,21 +42,10 @@ BUILD_DIR=${1:-}
 BUILD_DIR=$(realpath -m "$BUILD_DIR")
 MILTER=$BUILD_DIR/preflight-milter
 
-skip() { echo "skip: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "needs root: runs the Sendmail daemon (-bD) and smtp-sink -u nobody"
-for tool in /usr/sbin/smtp-sink swaks openssl timeout m4 apt-get dpkg-deb; do
-  command -v "$tool" >/dev/null || skip "$tool not installed (contrib/install-deps.sh)"
-done
-"$IT_PY" -c 'import dnslib' 2>/dev/null || skip "python3-dnslib not installed (contrib/install-deps.sh)"
+it_requires --root "runs the Sendmail daemon (-bD) and smtp-sink -u nobody" --py dnslib \
+  /usr/sbin/smtp-sink swaks openssl timeout m4 apt-get dpkg-deb
 
 START=$EPOCHREALTIME
-PASS=0 FAIL=0
-
-if [[ ! -x $MILTER ]]; then
-  echo "not ok - milter binary: expected $MILTER, got none (build the preflight-milter target)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
 
 # ---- the Sendmail binary: downloaded and unpacked once per build dir ----------------------------
 
@@ -91,30 +80,23 @@ fetch_sendmail() {
 }
 
 if ! why=$(fetch_sendmail); then
-  skip "cannot get Sendmail: $why"
+  it_skip "cannot get Sendmail: $why"
 fi
 # Its shared libraries (libwrap0, liblockfile1, ...) do not conflict with postfix and are
 # installed by contrib/install-deps.sh.
 libs=$(ldd "$SM_BIN" 2>&1 | awk '/not found/ { printf "%s ", $1 }')
-[[ -z $libs ]] || skip "the unpacked sendmail lacks shared libraries: ${libs% } (contrib/install-deps.sh installs them)"
+[[ -z $libs ]] || it_skip "the unpacked sendmail lacks shared libraries: ${libs% } (contrib/install-deps.sh installs them)"
 SM_VERSION=$(dpkg-deb -f "$(compgen -G "$SM_DEBS/sendmail-bin_*.deb" | tail -1)" Version 2>/dev/null)
 
-IT_DIR=$(mktemp -d /tmp/preflight-it-sm.XXXXXX)
-chmod 755 "$IT_DIR"
-mkdir -p "$IT_DIR/out" "$IT_DIR/keys" "$IT_DIR/msg"
+it_begin sendmail "$MILTER"
+mkdir -p "$IT_DIR/keys" "$IT_DIR/msg"
 MILTER_PID='' SINK_PID='' DNS_PID='' SM_PID=''
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_pids 50 "$SM_PID" sendmail "$MILTER_PID" preflight-milter "$SINK_PID" smtp-sink "$DNS_PID" testdns.py
-  watchdog_stop
-  if [[ $rc -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
-    rm -rf "$IT_DIR"
-  else
-    echo "# kept $IT_DIR (milter.log, sm/, sink/, out/, dns/)"
-  fi
-  exit "$rc"
+  it_end "$rc" "milter.log, sm/, sink/, out/, dns/"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

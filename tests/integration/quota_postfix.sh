@@ -41,11 +41,8 @@ MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
 UNIT=$(realpath -m "$BUILD_DIR/tests/milter_unit_tests")
 DRIVE=$HERE/quota_drive.py
 
-skip() { echo "skip: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "needs root: starts a Postfix instance and smtp-sink -u nobody"
-for tool in /usr/sbin/postfix /usr/sbin/smtp-sink redis-server timeout script; do
-  command -v "$tool" >/dev/null || skip "$tool not installed (contrib/install-deps.sh)"
-done
+it_requires --root "starts a Postfix instance and smtp-sink -u nobody" \
+  /usr/sbin/postfix /usr/sbin/smtp-sink redis-server timeout script
 
 it_begin quota "$MILTER"
 mkdir -p "$IT_DIR/redis"

@@ -34,22 +34,10 @@ BUILD_DIR=${1:-}
 [[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 CLASSIFY=$(realpath -m "$BUILD_DIR/preflight-classify")
 
-skip() { echo "skip: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "needs root: starts a Postfix instance (postfix start)"
-for tool in /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postqueue swaks timeout script; do
-  command -v "$tool" >/dev/null || skip "$tool not installed (contrib/install-deps.sh)"
-done
-"$IT_PY" -c 'import aiosmtpd' 2>/dev/null || skip "python3-aiosmtpd not installed (contrib/install-deps.sh)"
+it_requires --root "starts a Postfix instance (postfix start)" --py aiosmtpd \
+  /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postqueue swaks timeout script
 
-PASS=0 FAIL=0
-if [[ ! -x $CLASSIFY ]]; then
-  echo "not ok - binary: expected $CLASSIFY, got none (build the preflight-classify target)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
-
-IT_DIR=$(mktemp -d /tmp/preflight-it-status.XXXXXX)
-chmod 755 "$IT_DIR"   # Postfix's smtp (user postfix) reaches the socket through it
+it_begin status "$CLASSIFY"
 SERVE_PID='' DOWN_PID='' PF_PID=''
 SOCK=$IT_DIR/run/status.sock DOWN_DIR=$IT_DIR/downstream
 
@@ -58,13 +46,7 @@ cleanup() {
   trap - EXIT INT TERM
   pf_stop
   stop_pids 50 "$SERVE_PID" preflight-classify "$DOWN_PID" scripted_smtp.py
-  watchdog_stop
-  if [[ $rc -eq 0 && $FAIL -eq 0 && ${IT_KEEP:-0} != 1 ]]; then
-    rm -rf "$IT_DIR"
-  else
-    echo "# kept $IT_DIR (serve.log, maillog, downstream/, out/)"
-  fi
-  exit "$rc"
+  it_end "$rc" "serve.log, maillog, downstream/, out/"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
