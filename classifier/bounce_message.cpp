@@ -8,6 +8,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "output.hpp"  // utf8_len
+
 namespace preflight {
 namespace {
 
@@ -312,17 +314,12 @@ bool looks_binary(std::string_view data) {
     std::size_t bad = 0, nul = 0;
     for (std::size_t i = 0; i < head.size();) {
         auto c = static_cast<unsigned char>(head[i]);
+        if (c == 0) ++nul;
+        else if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
         if (c < 0x80) {
-            if (c == 0) ++nul;
-            else if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
             ++i;
-            continue;
-        }
-        std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-        std::size_t k = 1;
-        while (len && k < len && i + k < head.size() && (static_cast<unsigned char>(head[i + k]) & 0xc0) == 0x80) ++k;
-        if (len && (k == len || i + k == head.size())) {
-            i += k;  // a whole UTF-8 sequence, or one cut off by the 4 KB window
+        } else if (std::size_t len = utf8_len(head, i)) {
+            i += len;
         } else {
             ++bad;
             ++i;
