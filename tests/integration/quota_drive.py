@@ -9,8 +9,8 @@ messages queued, RCPT replies by code, DATA/end-of-data outcomes, client errors,
 reply text per code. With --ids FILE, the X-Test-Id of every queued message (250 at end of data)
 goes to FILE, one per line, and "refused" counts the messages that were not queued by the first
 refusal's class: "4xx", "5xx" or "error" (no SMTP reply: a dropped connection, a timeout). Every
-socket operation has a timeout; the run as a whole is bounded by --max-seconds. Also used by
-milter_faults.sh. Exit 0 unless the arguments are wrong.
+socket operation has a timeout; the run as a whole is bounded by --max-seconds (after the wait
+for --start-at, if given). Also used by milter_faults.sh. Exit 0 unless the arguments are wrong.
 """
 import argparse
 import json
@@ -31,6 +31,9 @@ def main():
     ap.add_argument("--rset", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--ids", help="write the X-Test-Id of every queued message to this file")
+    ap.add_argument("--start-at", type=float, default=0,
+                    help="wall-clock time (seconds since the epoch) to wait for before the first connection, "
+                         "30 s at most: two drivers given the same time load their servers together")
     a = ap.parse_args()
 
     lock = threading.Lock()
@@ -115,6 +118,10 @@ def main():
                 with lock:
                     out["errors"].append("%s: %s" % (type(e).__name__, e))
 
+    wait = min(a.start_at - time.time(), 30.0)
+    if wait > 0:
+        time.sleep(wait)
+        deadline = time.monotonic() + a.max_seconds
     threads = [threading.Thread(target=worker) for _ in range(a.threads)]
     for t in threads:
         t.start()
