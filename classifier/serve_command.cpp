@@ -690,7 +690,7 @@ int run_serve_command(const std::vector<std::string>& args) {
     mode_t socket_mode = 0660;
     bool check = false;
     bool run_as_root = false;
-    std::string user, group;
+    std::optional<UserGroup> user;
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         auto value = [&] { return option_value(args, i, "serve", kUsage); };
@@ -739,10 +739,7 @@ int run_serve_command(const std::vector<std::string>& args) {
             if (!parse_number(*v, n, 64, 99000)) return bad(*v, "64-99000 bytes");
             settings.max_request = n;
         } else if (a == "--user") {
-            const std::size_t colon = v->find(':');
-            user = v->substr(0, colon);
-            group = colon == std::string::npos ? std::string() : v->substr(colon + 1);
-            if (user.empty() || (colon != std::string::npos && group.empty())) return bad(*v, "USER or USER:GROUP");
+            if (!(user = parse_user_group(*v))) return bad(*v, "USER or USER:GROUP");
         } else if (a == "--socket-mode") {
             if (!parse_number(*v, n, 0, 0777, 8)) return bad(*v, "an octal mode such as 0660");
             socket_mode = static_cast<mode_t>(n);
@@ -766,12 +763,12 @@ int run_serve_command(const std::vector<std::string>& args) {
     // Root only to open the socket: a status filter reads its files and answers Postfix, it
     // needs no privilege, so running on as root takes an explicit --run-as-root.
     std::optional<RunAs> run_as;
-    if (!user.empty()) {
+    if (user) {
         if (::geteuid() != 0) {
-            std::cerr << "preflight-classify serve: --user " << user << " needs to be started as root\n";
+            std::cerr << "preflight-classify serve: --user " << user->user << " needs to be started as root\n";
             return 2;
         }
-        if (!(run_as = resolve_run_as(user, group, why))) {
+        if (!(run_as = resolve_run_as(user->user, user->group, why))) {
             std::cerr << "preflight-classify serve: --user: " << why << "\n";
             return 2;
         }

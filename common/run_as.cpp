@@ -4,10 +4,30 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 namespace preflight {
+
+namespace {
+
+bool valid_name(std::string_view s) {
+    return !s.empty() && s.front() != '-' && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+               c == '.';
+    });
+}
+
+}  // namespace
+
+std::optional<UserGroup> parse_user_group(std::string_view text) {
+    const std::size_t colon = text.find(':');
+    UserGroup ug{std::string(text.substr(0, colon)),
+                 colon == std::string_view::npos ? std::string() : std::string(text.substr(colon + 1))};
+    if (!valid_name(ug.user) || (colon != std::string_view::npos && !valid_name(ug.group))) return std::nullopt;
+    return ug;
+}
 
 std::optional<RunAs> resolve_run_as(const std::string& user, const std::string& group, std::string& err) {
     const passwd* pw = ::getpwnam(user.c_str());

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace preflight {
 
@@ -14,6 +15,16 @@ struct RunAs {
     uid_t uid = 0;
     gid_t gid = 0;
 };
+
+struct UserGroup {
+    std::string user;
+    std::string group;  // "": the user's login group
+};
+
+// "USER" or "USER:GROUP", each a name of letters, digits, '_', '-' and '.' not starting with
+// '-' (what useradd accepts); nullopt otherwise. The spelling of UserID in the conf and of
+// `serve --user`.
+std::optional<UserGroup> parse_user_group(std::string_view text);
 
 // USER and GROUP (empty: USER's login group) looked up in the system's databases, while every
 // database is still readable. nullopt with `err` set ("no user 'x'", "no group 'y'").

@@ -5,6 +5,7 @@
 // messages, bounds in messages, the -n check — is generic over the rows.
 #include "config.hpp"
 #include "listen_address.hpp"
+#include "run_as.hpp"  // parse_user_group
 
 #include <syslog.h>
 
@@ -96,10 +97,6 @@ struct DkimKey {
     std::string file;
 };
 
-struct UserGroup {
-    std::string user, group;
-};
-
 // A parsed value; the alternative is fixed by the row's KeyType (enums: the index into allowed;
 // size: bytes; duration: milliseconds).
 using Value = std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketSpec,
@@ -125,7 +122,6 @@ namespace {
 using detail::DkimKey;
 using detail::Row;
 using detail::Target;
-using detail::UserGroup;
 using detail::Value;
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -565,10 +561,6 @@ std::optional<std::int64_t> parse_int64(std::string_view s) {
     return v;
 }
 
-bool valid_user_name(std::string_view s) {
-    return !s.empty() && s.front() != '-' && std::all_of(s.begin(), s.end(), valid_name_char);
-}
-
 // The type's parser. On failure, why is the text after "KEY: " and starts with the value.
 std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::string& why) {
     auto out_of_range = [&](std::string_view v) -> std::optional<Value> {
@@ -651,15 +643,10 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
         return std::nullopt;
     }
     case KeyType::user: {
-        auto colon = text.find(':');
-        UserGroup ug{std::string(text.substr(0, colon)),
-                     colon == std::string_view::npos ? std::string() : std::string(text.substr(colon + 1))};
-        if (text.empty()) return Value(std::move(ug));
-        if (!valid_user_name(ug.user) || (colon != std::string_view::npos && !valid_user_name(ug.group))) {
-            why = quote(text) + " is not user or user:group";
-            return std::nullopt;
-        }
-        return Value(std::move(ug));
+        if (text.empty()) return Value(UserGroup{});
+        if (auto ug = parse_user_group(text)) return Value(std::move(*ug));
+        why = quote(text) + " is not user or user:group";
+        return std::nullopt;
     }
     case KeyType::address_list: {
         std::vector<IpAddress> list;

@@ -284,6 +284,8 @@ if [ "$(id -u)" -eq 0 ]; then
   "$BIN" serve --listen "unix:$TMP/r.sock" >/dev/null 2>"$TMP/err"; rc=$?
   [ $rc -eq 2 ] && grep -q "refusing to run as root: give --user" "$TMP/err" && [ ! -e "$TMP/r.sock" ]
   r=$?; check "root without --user: exit 2, no socket (got $rc): $(cat "$TMP/err")" $r
+  "$BIN" serve --listen "unix:$TMP/r.sock" --user 'bad name:' >/dev/null 2>"$TMP/err"; rc=$?
+  [ $rc -eq 2 ] && grep -q "want USER or USER:GROUP" "$TMP/err"; r=$?; check "--user not a name: exit 2 (got $rc)" $r
   "$BIN" serve --listen "unix:$TMP/r.sock" --user no-such-user-pf >/dev/null 2>"$TMP/err"; rc=$?
   [ $rc -eq 2 ] && grep -q "no user 'no-such-user-pf'" "$TMP/err"; r=$?; check "--user unknown: exit 2 (got $rc)" $r
   "$BIN" serve --listen "unix:$TMP/r.sock" --user nobody:no-such-group-pf >/dev/null 2>"$TMP/err"; rc=$?
