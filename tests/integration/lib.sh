@@ -193,7 +193,7 @@ it_end() {
 
 # ---- preflight-milter on an inet socket --------------------------------------------------------
 
-# milter_start_inet VAR CONF LOG PORT: preflight-milter -f -c CONF, its stderr appended to LOG,
+# milter_start_inet VAR CONF LOG PORT: $MILTER (the test sets it) -f -c CONF, its stderr appended to LOG,
 # its PID into VAR (and tracked); waits until it listens on 127.0.0.1:PORT (10 s at most).
 milter_start_inet() {
   local var=$1 conf=$2 log=$3 port=$4 pid
