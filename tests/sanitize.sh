@@ -36,7 +36,9 @@ run_address() {
   local dir=$prefix-asan
   configure "$dir" address
   cmake --build "$dir" -j "$JOBS"
-  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 900
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 900 \
+    --output-junit "$here/$dir/ctest-junit.xml" --test-output-size-passed 1048576
+  python3 tests/catch_case_count.py "$dir" "$here/$dir/ctest-junit.xml"
 }
 
 run_thread() {

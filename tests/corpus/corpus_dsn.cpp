@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 
 #include "bounce_classifier.hpp"
 #include "corpus_scoring.hpp"
@@ -39,14 +40,19 @@ int main(int argc, char** argv) {
     double floor_found = argc > 2 ? std::stod(argv[2]) : 95, floor_category = argc > 3 ? std::stod(argv[3]) : 90,
            floor_bounce = argc > 4 ? std::stod(argv[4]) : 92, floor_code = argc > 5 ? std::stod(argv[5]) : 95;
     corpus::Corpus corpus;
-    if (!corpus::load(dir, corpus)) {
-        std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
-        return 77;
+    try {
+        if (!corpus::load(dir, corpus)) {
+            std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
+            return 77;
+        }
+    } catch (const std::exception& e) {
+        std::cout << e.what() << "\n";
+        return 1;
     }
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     std::string scratch;
     std::map<std::string, FileResult> cache;
-    corpus::Score score(true);
+    corpus::Score score;
     score.verbose(std::getenv("CORPUS_VERBOSE") != nullptr);
     for (const corpus::ExpectedRow& row : corpus.rows) {
         auto it = cache.find(row.file);
@@ -81,7 +87,7 @@ int main(int argc, char** argv) {
         score.add(corpus, row, a);
     }
     score.print(dir, true);
-    bool ok = score.found_pct() >= floor_found && score.category_pct() >= floor_category &&
+    bool ok = score.enough_rows(corpus) && score.found_pct() >= floor_found && score.category_pct() >= floor_category &&
               score.bounce_pct() >= floor_bounce && score.code_pct() >= floor_code;
     if (!ok)
         std::printf("below the floors (recipients %.0f%%, category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_found,

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -85,18 +86,25 @@ Extracted scan(const std::string& path) {
 
 int main(int argc, char** argv) {
     std::string dir = argc > 1 ? argv[1] : "../shared/corpus/bounces";
-    double floor_category = argc > 2 ? std::stod(argv[2]) : 91, floor_bounce = argc > 3 ? std::stod(argv[3]) : 94,
-           floor_code = argc > 4 ? std::stod(argv[4]) : 68;
+    // Floors: the figures measured at 968d319 with refused rows counted as misses (288, 301 and
+    // 216 rows right), rounded down.
+    double floor_category = argc > 2 ? std::stod(argv[2]) : 92, floor_bounce = argc > 3 ? std::stod(argv[3]) : 91,
+           floor_code = argc > 4 ? std::stod(argv[4]) : 69;
     corpus::Corpus corpus;
-    if (!corpus::load(dir, corpus)) {
-        std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
-        return 77;
+    try {
+        if (!corpus::load(dir, corpus)) {
+            std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
+            return 77;
+        }
+    } catch (const std::exception& e) {
+        std::cout << e.what() << "\n";
+        return 1;
     }
 
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     std::string scratch;
     std::map<std::string, Extracted> cache;
-    corpus::Score score(false);
+    corpus::Score score;
     score.verbose(std::getenv("CORPUS_VERBOSE") != nullptr);
     for (const corpus::ExpectedRow& row : corpus.rows) {
         auto it = cache.find(row.file);
@@ -124,7 +132,8 @@ int main(int argc, char** argv) {
         score.add(corpus, row, a);
     }
     score.print(dir, false);
-    bool ok = score.category_pct() >= floor_category && score.bounce_pct() >= floor_bounce && score.code_pct() >= floor_code;
+    bool ok = score.enough_rows(corpus) && score.category_pct() >= floor_category && score.bounce_pct() >= floor_bounce &&
+              score.code_pct() >= floor_code;
     if (!ok) std::printf("below the floors (category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_category, floor_bounce, floor_code);
     return ok ? 0 : 1;
 }

@@ -4,10 +4,11 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <stdexcept>
 
 namespace preflight::corpus {
 namespace {
-double pct(int a, int b) { return b ? 100.0 * a / b : 100.0; }
+double pct(int a, int b) { return b ? 100.0 * a / b : 0.0; }
 }  // namespace
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -33,10 +34,18 @@ bool load(const std::string& dir, Corpus& out) {
         out.reasons[f[0]] = m;
     }
     std::getline(exp, line);  // header
+    int lineno = 1;
     while (std::getline(exp, line)) {
+        ++lineno;
+        if (line.empty()) continue;
         auto f = split(line, '\t');
-        if (f.size() < 6) continue;
-        out.rows.push_back({f[0], std::stoi(f[1]), f[2], f[3], f[4]});
+        int index = 0;
+        if (f.size() >= 6 && !f[1].empty() && f[1].find_first_not_of("0123456789") == std::string::npos && f[1].size() < 6)
+            index = std::stoi(f[1]);
+        if (index < 1)
+            throw std::runtime_error(dir + "/expected.tsv:" + std::to_string(lineno) +
+                                     ": expected file, a recipient index from 1, status, replycode, reason, hardbounce");
+        out.rows.push_back({f[0], index, f[2], f[3], f[4]});
     }
     return true;
 }
@@ -47,8 +56,8 @@ void Score::add(const Corpus& c, const ExpectedRow& row, const Answer& a) {
     EnhancedCode want;
     bool has_code = !row.status.empty() && parse_enhanced_code(row.status, want);
     if (!a.found) {
-        if (verbose_) std::cout << "MISS " << row.file << " #" << row.index << " " << row.reason << "\n";
-        if (strict_ && mit != c.reasons.end()) {
+        if (verbose_) std::cout << "MISS " << row.file << " #" << row.index << " " << row.reason << " " << a.detail << "\n";
+        if (mit != c.reasons.end()) {
             if (!mit->second.categories.empty()) ++cat_rows_, ++misses_by_reason_[row.reason];
             ++bounce_rows_;
             if (has_code) ++code_rows_;
@@ -93,6 +102,19 @@ double Score::found_pct() const { return pct(found_, rows_); }
 double Score::category_pct() const { return pct(cat_ok_, cat_rows_); }
 double Score::bounce_pct() const { return pct(bounce_ok_, bounce_rows_); }
 double Score::code_pct() const { return pct(code_ok_, code_rows_); }
+
+bool Score::enough_rows(const Corpus& c) const {
+    if (rows_ < kMinRows || rows_ != static_cast<int>(c.rows.size())) {
+        std::printf("too few rows scored: %d of the %zu read (at least %d needed)\n", rows_, c.rows.size(), kMinRows);
+        return false;
+    }
+    if (!cat_rows_ || !bounce_rows_ || !code_rows_) {
+        std::printf("a figure had no row to apply to (category %d, hard/soft %d, code %d rows)\n", cat_rows_, bounce_rows_,
+                    code_rows_);
+        return false;
+    }
+    return true;
+}
 
 void Score::print(const std::string& dir, bool print_found) const {
     std::printf("corpus %s: %d rows, %d with no %s found\n", dir.c_str(), rows_, rows_ - found_,

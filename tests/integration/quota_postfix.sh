@@ -264,9 +264,8 @@ status_has r1 cluster.test "domain:cluster.test recipients per hour: 100 of 100 
 sc_end
 
 sc "Redis: the store tests (exact limit, release, window rollover, concurrency) against this Redis"
-if PREFLIGHT_TEST_REDIS=127.0.0.1:$REDIS_PORT timeout 120 "$UNIT" "[redis]" >"$IT_DIR/out/unit-redis.log" 2>&1; then
-  grep -q "PREFLIGHT_TEST_REDIS not set" "$IT_DIR/out/unit-redis.log" && bad "the Redis tests did not see the Redis"
-else
+# -w NoTests: a filter that selects no case fails; a case run without the Redis fails itself.
+if ! PREFLIGHT_TEST_REDIS=127.0.0.1:$REDIS_PORT timeout 120 "$UNIT" -w NoTests "[redis]" >"$IT_DIR/out/unit-redis.log" 2>&1; then
   bad "milter_unit_tests [redis] failed: $(grep -m3 -E 'FAILED|with expansion' -A2 "$IT_DIR/out/unit-redis.log" | tr '\n' ' ')"
 fi
 sc_end
