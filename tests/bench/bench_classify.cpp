@@ -1,11 +1,13 @@
 // Replies per second through ReplyClassifier::classify on one core, over a mix of the seed
 // lines (tests/data) and, when present, the Diagnostic-Code lines of the public bounce corpus.
-// Run: build/tests/bench_classify   (items_per_second is replies/s)
+// Run: build/tests/bench_classify   (items_per_second is replies/s; exit 1 when a benchmark
+// stopped with an error, e.g. no replies to classify)
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "bench_main.hpp"
 #include "output.hpp"
 #include "reply_classifier.hpp"
 
@@ -42,6 +44,10 @@ const std::vector<std::string>& mix() {
 void BM_Classify(benchmark::State& state) {
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     const auto& m = mix();
+    if (m.empty()) {
+        state.SkipWithError("no replies in " PREFLIGHT_TEST_DATA);
+        return;
+    }
     std::string scratch;
     std::size_t i = 0, bytes = 0;
     for (auto _ : state) {
@@ -60,6 +66,10 @@ void BM_ClassifyAndWriteJson(benchmark::State& state) {
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     ResultWriter w(Format::json);
     const auto& m = mix();
+    if (m.empty()) {
+        state.SkipWithError("no replies in " PREFLIGHT_TEST_DATA);
+        return;
+    }
     std::string scratch, out;
     std::size_t i = 0;
     for (auto _ : state) {
@@ -74,6 +84,10 @@ BENCHMARK(BM_ClassifyAndWriteJson);
 
 void BM_ParseOnly(benchmark::State& state) {
     const auto& m = mix();
+    if (m.empty()) {
+        state.SkipWithError("no replies in " PREFLIGHT_TEST_DATA);
+        return;
+    }
     std::string scratch;
     ParsedReply p;
     std::size_t i = 0;
@@ -93,4 +107,4 @@ BENCHMARK(BM_BuildRuleSet)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+PREFLIGHT_BENCHMARK_MAIN()

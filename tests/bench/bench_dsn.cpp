@@ -3,7 +3,8 @@
 // and both. Input: the emails of the public bounce corpus (../shared/corpus/bounces/eml), read
 // into memory first, taken in turn; the first round over them is a warm-up so the lazy DFA
 // of the rule sets has seen the texts (the novel-text cost is in dsn_vs_sisimai.sh's one-pass
-// figure). Without the corpus each benchmark stops with an error naming the missing directory.
+// figure). Without the corpus each benchmark stops with an error naming the missing directory,
+// and the program exits 1.
 // Run: build/tests/bench_dsn   (items_per_second is emails/s)
 #include <benchmark/benchmark.h>
 
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "bench_main.hpp"
 #include "bounce_classifier.hpp"
 #include "bounce_message.hpp"
 #include "reply_classifier.hpp"
@@ -76,4 +78,4 @@ BENCHMARK(BM_ParseAndClassify);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+PREFLIGHT_BENCHMARK_MAIN()

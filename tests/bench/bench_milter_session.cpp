@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "bench_main.hpp"
 #include "dns_cache.hpp"
 #include "message_session.hpp"
 #include "zone_resolver.hpp"
@@ -41,4 +42,4 @@ BENCHMARK(BM_Transaction);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+PREFLIGHT_BENCHMARK_MAIN()

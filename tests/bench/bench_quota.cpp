@@ -2,7 +2,8 @@
 // the counters of a typical conf, for the SQLite store (a file under /tmp, WAL) and, when
 // PREFLIGHT_BENCH_REDIS=HOST:PORT names a Redis, for the Redis store (one EVALSHA round trip
 // over loopback). Also the whole MessageSession transaction (MAIL FROM, 5 RCPT, body, end of
-// message) with a quota on, to compare with bench_milter_session's BM_Transaction.
+// message) with a quota on, to compare with bench_milter_session's BM_Transaction. Without
+// PREFLIGHT_BENCH_REDIS the Redis benchmarks are skipped; a store error fails the run (exit 1).
 // Run: build/tests/bench_quota   (PREFLIGHT_BENCH_REDIS=127.0.0.1:6399 build/tests/bench_quota)
 #include <benchmark/benchmark.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "bench_main.hpp"
 #include "dns_cache.hpp"
 #include "message_session.hpp"
 #include "quota.hpp"
@@ -76,7 +78,7 @@ BENCHMARK(BM_ReserveSqlite)->Arg(1)->Arg(3);
 void BM_ReserveRedis(benchmark::State& state) {
     const char* where = std::getenv("PREFLIGHT_BENCH_REDIS");
     if (!where || !*where) {
-        state.SkipWithError("PREFLIGHT_BENCH_REDIS not set");
+        state.SkipWithError("skipped: PREFLIGHT_BENCH_REDIS not set");
         return;
     }
     auto store = open_quota_store(*parse_quota_store(std::string("redis://") + where), std::chrono::milliseconds(1000));
@@ -94,7 +96,7 @@ void BM_TransactionWithQuota(benchmark::State& state) {
     if (state.range(0) == 2) {
         const char* where = std::getenv("PREFLIGHT_BENCH_REDIS");
         if (!where || !*where) {
-            state.SkipWithError("PREFLIGHT_BENCH_REDIS not set");
+            state.SkipWithError("skipped: PREFLIGHT_BENCH_REDIS not set");
             return;
         }
         store = std::string("QuotaStore redis://") + where + "\n";
@@ -125,4 +127,4 @@ BENCHMARK(BM_TransactionWithQuota)->Arg(0)->Arg(1)->Arg(2);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+PREFLIGHT_BENCHMARK_MAIN()

@@ -2,11 +2,16 @@
 """Writes a synthetic Postfix maillog (syslog format) of about LINES lines to stdout: the
 usual smtpd/cleanup/qmgr/smtp lines per message, 1-3 recipients, sent, deferred then sent,
 bounced, expired, NOQUEUE rejects, milter rejects and the noise lines a real log has.
-Deterministic (fixed seed). Usage: gen_maillog.py LINES"""
+Deterministic (fixed seed). Usage: gen_maillog.py LINES [EXPECT-FILE]
+EXPECT-FILE gets the rows `preflight-classify log` must give for the log, one "STATUS COUNT"
+line each (Sent, Bounce, Rejected, Expired, Deferred, then rows: their sum), so that a
+benchmark can tell a run that read all of it from one that stopped early."""
 import random
 import sys
 
 target = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+expect_file = sys.argv[2] if len(sys.argv) > 2 else None
+expect = {"Sent": 0, "Bounce": 0, "Rejected": 0, "Expired": 0, "Deferred": 0}
 rnd = random.Random(42)
 out = sys.stdout
 months = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -43,6 +48,7 @@ while lines < target:
     if r < 0.05:
         w("%s mx postfix/smtpd[%d]: NOQUEUE: reject: RCPT from client%d.example[%s]: 554 5.7.1 <u%d@%s>: Relay access denied; from=<s%d@sender.example> to=<u%d@%s> proto=ESMTP helo=<client%d.example>"
           % (ts(t), pid, n % 97, ip, n, domains[n % 5], n, n, domains[n % 5], n % 97))
+        expect["Rejected"] += 1
         w("%s mx postfix/smtpd[%d]: disconnect from client%d.example[%s] ehlo=1 mail=1 rcpt=0/1 quit=1 commands=3/4" % (ts(t), pid, n % 97, ip))
         continue
     w("%s mx postfix/smtpd[%d]: %s: client=client%d.example[%s]" % (ts(t), pid, q, n % 97, ip))
@@ -50,6 +56,7 @@ while lines < target:
     if r < 0.08:
         w("%s mx postfix/cleanup[%d]: %s: milter-reject: END-OF-MESSAGE from client%d.example[%s]: 5.7.1 Message refused by preflight: DKIM signature invalid; from=<s%d@sender.example> to=<u%d@%s> proto=ESMTP helo=<client%d.example>"
               % (ts(t), pid + 1, q, n % 97, ip, n, n, domains[n % 5], n % 97))
+        expect["Rejected"] += 1
         w("%s mx postfix/smtpd[%d]: disconnect from client%d.example[%s] ehlo=1 mail=1 rcpt=1 data=0/1 quit=1 commands=4/5" % (ts(t), pid, n % 97, ip))
         continue
     nr = rnd.choice((1, 1, 1, 2, 3))
@@ -65,9 +72,11 @@ while lines < target:
         if x < 0.80:
             w("%s mx postfix/smtp[%d]: %s: to=<%s>, relay=mx.%s[192.0.2.%d]:25, delay=%.1f, delays=0.1/0/0.2/0.3, dsn=2.0.0, status=sent (%s)"
               % (ts(rt), pid + 2, q, rc, d, hostn, rt - t + 0.6, replies["sent"] % qid(n + 10**6)))
+            expect["Sent"] += 1
         elif x < 0.88:
             w("%s mx postfix/smtp[%d]: %s: to=<%s>, relay=mx.%s[192.0.2.%d]:25, delay=%.1f, delays=0.1/0/0.2/0.3, dsn=5.1.1, status=bounced (%s)"
               % (ts(rt), pid + 2, q, rc, d, hostn, rt - t + 0.6, replies["unknown"] % (d, hostn, rc)))
+            expect["Bounce"] += 1
         else:
             kind = rnd.choice(("full", "auth", "timeout"))
             dsn = {"full": "4.2.2", "auth": "4.7.26", "timeout": "4.4.1"}[kind]
@@ -78,8 +87,10 @@ while lines < target:
             if x < 0.97:
                 w("%s mx postfix/smtp[%d]: %s: to=<%s>, relay=mx.%s[192.0.2.%d]:25, delay=%.1f, delays=0.1/0/0.2/0.3, dsn=2.0.0, status=sent (%s)"
                   % (ts(rt + 900), pid + 2, q, rc, d, hostn, rt - t + 900, replies["sent"] % qid(n + 2 * 10**6)))
+                expect["Sent"] += 1
             else:
                 expired = True
+                expect["Expired"] += 1
     if expired:
         w("%s mx postfix/qmgr[99]: %s: from=<s%d@sender.example>, status=expired, returned to sender" % (ts(t + 1000), q, n))
         w("%s mx postfix/bounce[%d]: %s: sender non-delivery notification: %s" % (ts(t + 1000), pid + 3, q, qid(n + 3 * 10**6)))
@@ -88,3 +99,8 @@ while lines < target:
         out.write("\n".join(buf) + "\n")
         buf.clear()
 out.write("\n".join(buf) + "\n")
+if expect_file:
+    with open(expect_file, "w") as f:
+        for k, v in expect.items():
+            f.write("%s %d\n" % (k, v))
+        f.write("rows %d\n" % sum(expect.values()))

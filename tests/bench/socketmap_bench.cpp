@@ -7,8 +7,10 @@
 //                   [--seconds S] [--warmup S]
 //
 // Connections are spread over T client threads, each an epoll loop. The keys cycle through a
-// fixed mix of Postfix statuses (rewritten and left alone). Any reply other than OK/NOTFOUND
-// counts as an error; exit 1 when there was one.
+// fixed mix of Postfix statuses (rewritten and left alone). The rate counts the replies received
+// in the measured seconds. Any reply other than OK/NOTFOUND counts as an error, and so does a
+// key answered otherwise than the first time (the server must be deterministic); exit 1, with
+// the reason on standard error, when there was an error or no reply at all.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -93,15 +95,16 @@ int connect_to(const Target& t) {
 
 struct Conn {
     int fd = -1;
-    std::size_t next_key = 0;
+    std::size_t next_key = 0;  // the key in flight is (next_key - 1) % the number of keys
     std::string in;
     Clock::time_point sent;
 };
 
 struct ThreadResult {
-    std::uint64_t requests = 0, errors = 0, changed = 0;
+    std::uint64_t requests = 0, errors = 0, changed = 0, inconsistent = 0;
     std::vector<std::uint32_t> latency_ns;  // measured part only
-    std::string failure;
+    std::vector<std::string> answers;       // per key, the first reply (empty: none yet)
+    std::string failure, first_error;
 };
 
 // Sends the next request on c (blocking socket: a few hundred bytes always fit).
@@ -138,6 +141,7 @@ void run_thread(const Target& target, int connections, std::size_t first_key, Cl
         }
     }
     res.latency_ns.reserve(4 << 20);
+    res.answers.assign(requests.size(), std::string());
     std::vector<epoll_event> events(256);
     std::vector<char> buf(65536);
     bool done = false;
@@ -159,10 +163,21 @@ void run_thread(const Target& target, int connections, std::size_t first_key, Cl
                 res.failure = "bad netstring from the server";
                 return;
             }
+            std::string& first = res.answers[(c.next_key - 1) % requests.size()];
+            if (first.empty()) first.assign(ns.payload);
+            else if (first != ns.payload) {
+                if (res.first_error.empty())
+                    res.first_error = "key " + std::to_string((c.next_key - 1) % requests.size()) + " answered \"" +
+                                      std::string(ns.payload) + "\" after \"" + first + "\"";
+                ++res.inconsistent;
+            }
             if (now >= start_measure) {
                 ++res.requests;
                 if (ns.payload.starts_with("OK ")) ++res.changed;
-                else if (!ns.payload.starts_with("NOTFOUND")) ++res.errors;
+                else if (!ns.payload.starts_with("NOTFOUND")) {
+                    if (res.first_error.empty()) res.first_error = "reply \"" + std::string(ns.payload) + "\"";
+                    ++res.errors;
+                }
                 auto ns_lat = std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.sent).count();
                 res.latency_ns.push_back(static_cast<std::uint32_t>(std::min<long long>(ns_lat, UINT32_MAX)));
             }
@@ -228,6 +243,7 @@ int main(int argc, char** argv) {
     }
     for (auto& t : ts) t.join();
     ThreadResult all;
+    std::vector<std::string> answers(requests.size());
     for (auto& r : results) {
         if (!r.failure.empty()) {
             std::fprintf(stderr, "socketmap_bench: %s\n", r.failure.c_str());
@@ -236,6 +252,17 @@ int main(int argc, char** argv) {
         all.requests += r.requests;
         all.errors += r.errors;
         all.changed += r.changed;
+        all.inconsistent += r.inconsistent;
+        if (all.first_error.empty()) all.first_error = r.first_error;
+        for (std::size_t k = 0; k < answers.size(); ++k) {  // threads must agree with each other too
+            if (r.answers[k].empty()) continue;
+            if (answers[k].empty()) answers[k] = r.answers[k];
+            else if (answers[k] != r.answers[k]) {
+                if (all.first_error.empty())
+                    all.first_error = "key " + std::to_string(k) + " answered \"" + r.answers[k] + "\" and \"" + answers[k] + "\"";
+                ++all.inconsistent;
+            }
+        }
         all.latency_ns.insert(all.latency_ns.end(), r.latency_ns.begin(), r.latency_ns.end());
     }
     std::sort(all.latency_ns.begin(), all.latency_ns.end());
@@ -249,5 +276,15 @@ int main(int argc, char** argv) {
                 connections, threads, seconds, all.requests / seconds, static_cast<unsigned long long>(all.requests),
                 static_cast<unsigned long long>(all.changed), static_cast<unsigned long long>(all.errors), pct(0.5),
                 pct(0.99), pct(0.999), all.latency_ns.empty() ? 0.0 : all.latency_ns.back() / 1000.0);
-    return all.errors ? 1 : 0;
+    if (all.requests == 0) {
+        std::fprintf(stderr, "socketmap_bench: no reply in the %.1f measured seconds\n", seconds);
+        return 1;
+    }
+    if (all.errors || all.inconsistent) {
+        std::fprintf(stderr, "socketmap_bench: %llu replies neither OK nor NOTFOUND, %llu answers unlike the first for their key; first: %s\n",
+                     static_cast<unsigned long long>(all.errors), static_cast<unsigned long long>(all.inconsistent),
+                     all.first_error.c_str());
+        return 1;
+    }
+    return 0;
 }
