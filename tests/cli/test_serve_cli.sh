@@ -184,17 +184,22 @@ ths = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
 [x.join() for x in ths]
 t("20 concurrent clients x 200 requests: %d errors %r" % (len(errors), errors[:2]), not errors)
 
-# Idle timeout (--idle-timeout 1): a silent connection is closed within ~2 s; a half-sent
-# request does not keep it open either.
+# Idle timeout (--idle-timeout 1): the server closes a silent connection; a half-sent request
+# does not keep it open either. t0 is taken before connecting, so "took" cannot be shorter than
+# the server's own idle time: the lower bound (not closed at once) holds however busy the
+# machine is. The 20 s receive timeout only catches a connection that is never closed.
 for name, data in [("silent", b""), ("half a request", b"20:status 4.1")]:
+    t0 = time.monotonic()
     s = conn()
-    s.settimeout(4)
+    s.settimeout(20)
     if data:
         s.sendall(data)
-    t0 = time.monotonic()
-    ok = closed(s)
+    try:
+        ok = closed(s)
+    except socket.timeout:
+        ok = False
     took = time.monotonic() - t0
-    t("idle %s: closed after %.1f s" % (name, took), ok and 0.5 < took < 3.5)
+    t("idle %s: closed after %.1f s" % (name, took), ok and took > 0.5)
     s.close()
 
 bad = [n for n, ok in results if not ok]
@@ -263,7 +268,7 @@ PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); prin
 "$BIN" serve --listen "inet:127.0.0.1:$PORT" "${ROOT[@]}" 2>>"$TMP/serve.log" &
 PID=$!
 got=''
-for ((i = 0; i < 50; i++)); do
+for ((i = 0; i < 100; i++)); do  # until the server answers, 10 s at most
   got=$("$PY" - "$PORT" <<'EOF' 2>/dev/null
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)

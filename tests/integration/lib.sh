@@ -236,6 +236,15 @@ dns_total() {
   awk '{ s += $3 } END { print s + 0 }' "$DNS_STATS"
 }
 
+# dns_count NAME TYPE: the queries counted so far for NAME (lower case, no trailing dot) and TYPE.
+dns_count() {
+  [[ -f $DNS_STATS ]] || { echo 0; return; }
+  awk -v n="$1" -v t="$2" '$1 == n && $2 == t { c = $3 } END { print c + 0 }' "$DNS_STATS"
+}
+
+# dns_count_at_least NAME TYPE N: at least N such queries counted (for wait_for).
+dns_count_at_least() { (($(dns_count "$1" "$2") >= $3)); }
+
 # ---- smtp-sink -----------------------------------------------------------------------------
 
 # sink_start PORT: smtp-sink on 127.0.0.1:PORT writing one file per mail transaction under

@@ -7,7 +7,7 @@
 #   smtp-sink      the next hop; one file per delivered transaction
 #   Postfix        a throwaway instance: one smtpd per milter, milter_default_action = tempfail,
 #                  relayhost = the sink
-# then drives Postfix with swaks (and a few raw SMTP dialogs where swaks cannot: SIZE=, timing)
+# then drives Postfix with swaks (and a few raw SMTP dialogs where swaks cannot: SIZE=, the DNS timeouts)
 # and asserts the exact replies the client saw: code, enhanced code and the words of the reply
 # table (checks/reply_table.cpp) that matter. Every accepted message must reach the sink; at the
 # end the sink must hold exactly those messages. Scenarios are listed in issue 4 ("Tests").
@@ -225,7 +225,9 @@ setup_or_die "DKIM keys (openssl)" make_keys
 setup_or_die "zone file" make_zone
 setup_or_die "signed messages (dkim_sign.py)" signed_messages
 setup_or_die "21 MiB body" big_body
-setup_or_die "testdns.py" dns_start "$HERE/testdns.py" "$IT_DIR/test.zone"
+# delay.test (built into testdns.py) answers after 1.5 s: after DnsTimeout 1s, before the
+# default 5 s would give up (see the delay.test scenario).
+setup_or_die "testdns.py" dns_start "$HERE/testdns.py" "$IT_DIR/test.zone" --delay-ms 1500
 
 MILTER_PORT='' PF_PORT='' PF_UNIX_PORT='' SINK_PORT=''
 for v in MILTER_PORT PF_PORT PF_UNIX_PORT SINK_PORT; do setup_or_die "free port" free_port "$v"; done
@@ -309,16 +311,28 @@ send servfail "$P" --from user@servfail.test --to "$R"
 expect_reply servfail MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
 sc_end
 
-sc "slow.test: DNS never answers -> 451 4.4.3 at MAIL FROM within DnsTimeout + 1 s"
+# No reply time is asserted (it depends on the machine's load): the outcome and the DNS server's
+# query counts show what happened. HANG_MS only catches a hang; Postfix gives up on the milter
+# after milter_command_timeout (20 s) with another reply anyway.
+HANG_MS=15000
+sc "slow.test: DNS never answers -> 451 4.4.3 at MAIL FROM, after asking the server"
 raw_mail slow "$P" "<user@slow.test>"
 expect_reply slow MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
-if [[ -z $MAIL_MS ]]; then
-  bad "expected a MAIL FROM reply within 2000 ms, got none"
-elif ((MAIL_MS > 2000)); then
-  bad "expected the MAIL FROM reply within 2000 ms (DnsTimeout 1s + 1 s), got it after $MAIL_MS ms"
-else
-  it_log "slow.test: MAIL FROM answered after $MAIL_MS ms"
-fi
+wait_for 50 dns_count_at_least slow.test MX 1 ||
+  bad "expected testdns to have counted a slow.test MX query, got $(dns_count slow.test MX)"
+[[ -n $MAIL_MS ]] && ((MAIL_MS < HANG_MS)) || bad "expected a MAIL FROM reply (hang bound $HANG_MS ms), got ${MAIL_MS:-none} ms"
+it_log "slow.test: MAIL FROM answered after ${MAIL_MS:-?} ms"
+sc_end
+
+# DnsTimeout applies, shown by the outcome instead of a reply time: delay.test's answer (an
+# NXDOMAIN: 550 5.1.8) comes 1.5 s after the query, so a milter that waited for it (DnsTimeout
+# ignored: the default 5 s, 2.5 s per round) would refuse 550; with DnsTimeout 1s it gave up first.
+sc "delay.test: the answer comes 1.5 s late, after DnsTimeout 1s -> 451 4.4.3 at MAIL FROM, not the late 550"
+raw_mail delay "$P" "<user@delay.test>"
+expect_reply delay MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
+wait_for 50 dns_count_at_least delay.test MX 1 ||
+  bad "expected testdns to have counted a delay.test MX query, got $(dns_count delay.test MX)"
+[[ -n $MAIL_MS ]] && ((MAIL_MS < HANG_MS)) || bad "expected a MAIL FROM reply (hang bound $HANG_MS ms), got ${MAIL_MS:-none} ms"
 sc_end
 
 # ---- scenarios: authentication (SPF / DKIM) ------------------------------------------------------
@@ -586,12 +600,14 @@ wait "$slow_pid"
 got=$(awk -F'\t' '$1 == "EOD" { print $2 }' "$out")
 [[ $got =~ ^250\ .*queued\ as\ ([0-9A-Za-z]+) ]] || bad "expected 250 queued for the message in flight, got '$got'"
 [[ -n ${BASH_REMATCH[1]:-} ]] && EXPECTED_QIDS+="${BASH_REMATCH[1]} "
-if wait_for 100 pid_gone "$MILTER_PID" preflight-milter; then
+# libmilter takes a few seconds to notice the stop; the milter itself gives up (exit 1) after
+# 30 s. 35 s only catches a hang; the outcome is the exit status.
+if wait_for 350 pid_gone "$MILTER_PID" preflight-milter; then
   wait "$MILTER_PID"
   rc=$?
   [[ $rc -eq 0 ]] || bad "expected exit 0 after the drain, got $rc"
 else
-  bad "expected the milter gone within 10 s of the last transaction, got it still running"
+  bad "expected the milter gone within 35 s of the last transaction, got it still running"
 fi
 sc_end
 
@@ -628,16 +644,17 @@ nwant=$(wc -w <<<"$want_qids")
 ((nfiles == nwant)) || bad "expected $nwant sink files, got $nfiles"
 sc_end
 
-sc "SIGTERM stops the idle unix milter within 5 s, exit 0"
+# As above: 35 s only catches a hang (the milter exits 1 by itself after 30 s); exit 0 is the point.
+sc "SIGTERM stops the idle unix milter, exit 0"
 kill -TERM "$MILTER2_PID" 2>/dev/null
 for v in MILTER2_PID; do
   pid=${!v}
-  if wait_for 50 pid_gone "$pid" preflight-milter; then
+  if wait_for 350 pid_gone "$pid" preflight-milter; then
     wait "$pid"
     rc=$?
     [[ $rc -eq 0 ]] || bad "expected exit 0 of $v, got $rc"
   else
-    bad "expected $v gone within 5 s of SIGTERM, got it still running"
+    bad "expected $v gone within 35 s of SIGTERM, got it still running"
   fi
 done
 sc_end

@@ -91,13 +91,12 @@ pf_start "$SMTPD_PORT" 2>"$IT_DIR/setup.err" || die_setup "$(tr '\n' ' ' <"$IT_D
 
 mkdir -p "$IT_DIR/out"
 SENDER=sender@client.preflight-it.test
-declare -A QID SENT_AT
+declare -A QID
 for who in full unknown spam grey; do
   timeout 60 swaks --server "127.0.0.1:$SMTPD_PORT" --timeout 20 --helo client.preflight-it.test \
     --from "$SENDER" --to "$who@dest.preflight-it.test" --h-Subject "status filter test $who" \
     --suppress-data >"$IT_DIR/out/$who.swaks" 2>&1 </dev/null
   QID[$who]=$(sed -n 's/.*250 2\.0\.0 Ok: queued as \([0-9A-Za-z]*\).*/\1/p' "$IT_DIR/out/$who.swaks" | head -1)
-  SENT_AT[$who]=$EPOCHSECONDS
   [[ -n ${QID[$who]} ]] || die_setup "Postfix did not queue the message to $who@: $(grep '^<' "$IT_DIR/out/$who.swaks" | tail -2)"
 done
 
@@ -130,7 +129,9 @@ if wait_for 300 has_status unknown bounced; then
   [[ $line == *"dsn=5.1.1"* ]] || bad "expected dsn=5.1.1, got: $line"
   [[ $line == *"said: 450 4.1.1"* ]] || bad "expected the remote's 450 text in the log, got: $line"
   grep -E " ${QID[unknown]}: to=<unknown@.* status=deferred" "$PF_LOG" && bad "it was deferred first"
-  (( EPOCHSECONDS - SENT_AT[unknown] <= 30 )) || bad "the bounce took longer than 30 s"
+  # "at once": the first delivery attempt bounced (no clock: the wait above is bounded anyway)
+  attempts=$(grep -cE " ${QID[unknown]}: to=<unknown@dest\.preflight-it\.test>.* status=" "$PF_LOG")
+  ((attempts == 1)) || bad "expected one delivery attempt for unknown@, got $attempts"
   bqid=$(sed -n "s/.* ${QID[unknown]}: sender non-delivery notification: \([0-9A-Za-z]*\).*/\1/p" "$PF_LOG" | head -1)
   if [[ -z $bqid ]]; then
     bad "no sender non-delivery notification for ${QID[unknown]}"
@@ -180,7 +181,7 @@ sc_end
 sc "serve stops on SIGTERM: exit 0, socket removed"
 pf_stop   # Postfix first: it holds connections to the socket
 kill -TERM "$SERVE_PID" 2>/dev/null
-if wait_for 50 pid_gone "$SERVE_PID" preflight-classify; then
+if wait_for 200 pid_gone "$SERVE_PID" preflight-classify; then  # 20 s: only catches a hang
   wait "$SERVE_PID"
   rc=$?
   [[ $rc -eq 0 ]] || bad "exit status $rc"
@@ -188,7 +189,7 @@ if wait_for 50 pid_gone "$SERVE_PID" preflight-classify; then
   grep -qE "stopped \(Terminated\): [0-9]+ connections, [0-9]+ requests, [1-9][0-9]* statuses changed" "$IT_DIR/serve.log" ||
     bad "no stop summary with changed statuses: $(tail -1 "$IT_DIR/serve.log")"
 else
-  bad "still running 5 s after SIGTERM"
+  bad "still running 20 s after SIGTERM"
 fi
 SERVE_PID=''
 sc_end

@@ -73,11 +73,14 @@ TEST_CASE("cache rules with a fake upstream", "[dns]")
     SECTION("failures are cached for failure_ttl only")
     {
         up.status = DnsStatus::servfail;
-        CachingResolver brief(up, 100, DnsCacheOptions{std::chrono::milliseconds(100), 30s});
+        // 1 s: the second query must come within failure_ttl of the first to be a hit, and
+        // 100 ms was a window a busy machine could miss. The sleep is longer than the TTL, so
+        // the expiry check does not depend on the machine's speed.
+        CachingResolver brief(up, 100, DnsCacheOptions{std::chrono::milliseconds(1000), 30s});
         CHECK(brief.query("f.example", rrtype::A)->status == DnsStatus::servfail);
         CHECK(brief.query("f.example", rrtype::A)->from_cache);
         CHECK(up.calls == 1);
-        std::this_thread::sleep_for(150ms);
+        std::this_thread::sleep_for(1100ms);
         brief.query("f.example", rrtype::A);
         CHECK(up.calls == 2);
 

@@ -95,9 +95,11 @@ TEST_CASE("dns metrics: coalesced waits are counted while they wait", "[dns][met
     opts.metrics = &m;
     CachingResolver cache(up, 100, opts);
     std::thread first([&] { cache.query("example.org", rrtype::A); });
-    while (m.upstream_in_flight.value() != 1) std::this_thread::yield();
+    // Bounded waits (10 s each): a broken count fails the checks below instead of hanging.
+    for (int i = 0; i < 10000 && m.upstream_in_flight.value() != 1; ++i) std::this_thread::sleep_for(1ms);
+    CHECK(m.upstream_in_flight.value() == 1);
     std::thread second([&] { cache.query("example.org", rrtype::A); });
-    for (int i = 0; i < 5000 && m.coalesced_waiting.value() != 1; ++i) std::this_thread::sleep_for(1ms);
+    for (int i = 0; i < 10000 && m.coalesced_waiting.value() != 1; ++i) std::this_thread::sleep_for(1ms);
     CHECK(m.coalesced_waiting.value() == 1);
     up.gate.set_value();
     first.join();

@@ -83,23 +83,26 @@ TEST_CASE("hostile: a 1 MiB header line and a 1 MiB body line are taken in strid
     CHECK(render(v).enhanced == "5.7.26");
 }
 
-TEST_CASE("hostile: 10,000 recipients: 50 accepted, the rest 452, quickly", "[hostile]") {
+TEST_CASE("hostile: 10,000 recipients: 50 accepted, the rest 452, no stall", "[hostile]") {
     Rig rig;
     MessageSession s(rig.services);
     REQUIRE(s.mail_from("<a@good.test>", {}).action == Verdict::Action::accept);
     auto t0 = std::chrono::steady_clock::now();
-    int refused = 0;
+    int refused = 0, refused_452 = 0;
     for (int i = 0; i < 10000; ++i) {
         Verdict v = s.rcpt_to("<r" + std::to_string(i) + "@example.org>");
         if (v.action != Verdict::Action::accept) {
             ++refused;
-            if (refused == 1) CHECK(reply_text(render(v)).rfind("452 4.5.3 ", 0) == 0);
+            if (reply_text(render(v)).rfind("452 4.5.3 ", 0) == 0) ++refused_452;
         }
     }
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     CHECK(s.accepted_recipients() == 50);
     CHECK(refused == 9950);
-    CHECK(ms < 5000);  // a generous bound: the point is no quadratic blow-up, not a speed figure
+    CHECK(refused_452 == 9950);  // each one the same 452, however many came before it
+    // Only catches a session that stalls on a flood (this takes ~20 ms; 30 s holds under
+    // sanitizers on a busy machine). Speed is for tests/bench, not for a unit test.
+    CHECK(ms < 30000);
     CHECK(s.end_of_message().action == Verdict::Action::accept);
 }
 
