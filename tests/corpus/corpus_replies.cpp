@@ -104,8 +104,7 @@ int main(int argc, char** argv) {
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     std::string scratch;
     std::map<std::string, Extracted> cache;
-    corpus::Score score;
-    score.verbose(std::getenv("CORPUS_VERBOSE") != nullptr);
+    corpus::FoldedScore folds(std::getenv("CORPUS_VERBOSE") != nullptr);
     for (const corpus::ExpectedRow& row : corpus.rows) {
         auto it = cache.find(row.file);
         if (it == cache.end()) it = cache.emplace(row.file, scan(dir + "/eml/" + row.file)).first;
@@ -129,9 +128,10 @@ int main(int argc, char** argv) {
         a.bounce = to_string(c.bounce);
         a.enhanced = c.enhanced;
         a.detail = "(" + (c.rule ? c.rule->location : std::string("-")) + ") " + reply.substr(0, 160);
-        score.add(corpus, row, a);
+        folds.add(corpus, row, a);
     }
-    score.print(dir, false);
+    folds.print(dir, false);
+    const corpus::Score& score = folds.all();
     bool ok = score.enough_rows(corpus) && score.category_pct() >= floor_category && score.bounce_pct() >= floor_bounce &&
               score.code_pct() >= floor_code;
     if (!ok) std::printf("below the floors (category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_category, floor_bounce, floor_code);

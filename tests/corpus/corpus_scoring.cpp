@@ -1,5 +1,6 @@
 #include "corpus_scoring.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -103,6 +104,29 @@ double Score::category_pct() const { return pct(cat_ok_, cat_rows_); }
 double Score::bounce_pct() const { return pct(bounce_ok_, bounce_rows_); }
 double Score::code_pct() const { return pct(code_ok_, code_rows_); }
 
+char fold_of(const std::string& file) {
+    std::uint32_t h = 2166136261u;
+    for (unsigned char ch : file) h = (h ^ ch) * 16777619u;
+    return h % 2 == 0 ? 'A' : 'B';
+}
+
+void Score::print_line(const std::string& label, bool print_found) const {
+    std::printf("  %s (%d rows):", label.c_str(), rows_);
+    if (print_found) std::printf(" recipients %.1f%%", found_pct());
+    std::printf(" category %.1f%% (%d/%d), hard/soft %.1f%% (%d/%d), code %.1f%% (%d/%d)\n", category_pct(), cat_ok_,
+                cat_rows_, bounce_pct(), bounce_ok_, bounce_rows_, code_pct(), code_ok_, code_rows_);
+}
+
+void FoldedScore::print(const std::string& dir, bool print_found) const {
+    all_.print(dir, print_found);
+    a_.print_line("fold A, worked on", print_found);
+    a_.print_misses_by_reason("fold A");
+    b_.print_line("fold B, held out", print_found);
+    std::printf("  fold B - fold A: category %+.1f, hard/soft %+.1f, code %+.1f points\n",
+                b_.category_pct() - a_.category_pct(), b_.bounce_pct() - a_.bounce_pct(),
+                b_.code_pct() - a_.code_pct());
+}
+
 bool Score::enough_rows(const Corpus& c) const {
     if (rows_ < kMinRows || rows_ != static_cast<int>(c.rows.size())) {
         std::printf("too few rows scored: %d of the %zu read (at least %d needed)\n", rows_, c.rows.size(), kMinRows);
@@ -123,7 +147,10 @@ void Score::print(const std::string& dir, bool print_found) const {
     std::printf("  category agreement  %5.1f%% (%d/%d)\n", category_pct(), cat_ok_, cat_rows_);
     std::printf("  hard/soft agreement %5.1f%% (%d/%d)\n", bounce_pct(), bounce_ok_, bounce_rows_);
     std::printf("  enhanced code       %5.1f%% (%d/%d)\n", code_pct(), code_ok_, code_rows_);
-    std::printf("  category misses by reason:");
+}
+
+void Score::print_misses_by_reason(const std::string& label) const {
+    std::printf("  %s category misses by reason:", label.c_str());
     for (auto& [r, n] : misses_by_reason_) std::printf(" %s=%d", r.c_str(), n);
     std::printf("\n");
 }
