@@ -33,6 +33,10 @@ Classification ReplyClassifier::classify(const ParsedReply& p, Origin origin) co
     // text says ("354 5.2.2 mailbox full" is not a full mailbox), so only code rules apply.
     if (cls != 1 && cls != 3) {
         rule = rules_->match_text(p.text, cls);
+        // Vague words ("mailbox unavailable", "address rejected") say less than an enhanced code
+        // a rule knows at its own detail: "550 5.1.1 Address rejected" is an unknown user.
+        if (rule && rule->vague && p.enhanced.detail != 0)
+            if (const Rule* by_code = rules_->match_enhanced(p.enhanced, false)) rule = by_code;
         if (!rule) rule = rules_->match_enhanced(p.enhanced);
     }
     if (!rule) rule = rules_->match_code(p.code);

@@ -112,11 +112,18 @@ const Rule* RuleSet::match_text(std::string_view text, int reply_class) const {
     return nullptr;
 }
 
-const Rule* RuleSet::match_enhanced(EnhancedCode e) const {
+const Rule* RuleSet::match_enhanced(EnhancedCode e, bool subject_fallback) const {
     if (!e) return nullptr;
-    auto it = enhanced_.find(enhanced_key(e.cls, e.subject, e.detail));
-    if (it == enhanced_.end()) it = enhanced_.find(enhanced_key(0, e.subject, e.detail));
-    return it == enhanced_.end() ? nullptr : &rules_[it->second];
+    // The exact code, then any class; then, for a detail no rule knows (a provider's own 5.7.60,
+    // a new registry entry), its subject's X.S.0: RFC 3463 3.1 defines the subject as valid on
+    // its own, and it still outranks the basic code.
+    for (unsigned detail : {static_cast<unsigned>(e.detail), 0u}) {
+        auto it = enhanced_.find(enhanced_key(e.cls, e.subject, detail));
+        if (it == enhanced_.end()) it = enhanced_.find(enhanced_key(0, e.subject, detail));
+        if (it != enhanced_.end()) return &rules_[it->second];
+        if (e.detail == 0 || !subject_fallback) break;
+    }
+    return nullptr;
 }
 
 const Rule* RuleSet::match_code(int code) const {
@@ -206,17 +213,20 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
                 int c = parse_class(val);
                 if (!c) fail(where, std::string(key) + "=" + std::string(val) + ": want 2, 4 or 5");
                 (key == "assume" ? r.assume : r.only) = c;
+            } else if (key == "vague") {
+                if (val != "yes" && val != "no") fail(where, "vague=" + std::string(val) + ": want yes or no");
+                r.vague = val == "yes";
             } else if (key == "action") {
                 if (!valid_action_name(val)) fail(where, "bad action name '" + std::string(val) + "'");
                 r.action_name = std::string(val);
             } else {
-                fail(where, "unknown key '" + std::string(key) + "' (want bounce, retry, status, assume, only, action)");
+                fail(where, "unknown key '" + std::string(key) + "' (want bounce, retry, status, assume, only, vague, action)");
             }
         }
         if (rest.empty()) fail(where, "matcher has no pattern");
         r.pattern = std::string(rest);
         if (r.kind != Rule::Kind::text) {
-            if (r.only || r.assume) fail(where, "only= and assume= apply to text rules only");
+            if (r.only || r.assume || r.vague) fail(where, "only=, assume= and vague= apply to text rules only");
             if (r.pattern.find_first_of(" \t") != std::string::npos)
                 fail(where, "code pattern '" + r.pattern + "' contains blanks");
             std::string key = (r.kind == Rule::Kind::code ? "code " : "enhanced ") +

@@ -36,6 +36,7 @@ struct Rule {
     std::optional<Status> status;  // forced status
     int assume = 0;                // class to use for a code-less reply
     int only = 0;                  // text rule applies to this reply class only
+    bool vague = false;            // text rule yields to an enhanced code known at its detail
     std::string pattern;           // regex, "5.1.1", "*.1.1", "550" or "5xx"
     std::string action_name;       // empty: the category's action
     std::string location;          // "FILE:LINE"
@@ -56,7 +57,9 @@ public:
     // The first text rule (lowest index) matching text whose only= fits reply_class.
     const Rule* match_text(std::string_view text, int reply_class) const;
     // Exact class first, then "*.S.D".
-    const Rule* match_enhanced(EnhancedCode e) const;
+    // The rule of e's own code (class, else any class); with subject_fallback, for a detail no
+    // rule knows, the rule of its subject's X.S.0.
+    const Rule* match_enhanced(EnhancedCode e, bool subject_fallback = true) const;
     // Exact code first, then "Nxx".
     const Rule* match_code(int code) const;
 

@@ -91,6 +91,39 @@ TEST_CASE("precedence: text rule, then enhanced, then basic code", "[rules]") {
     CHECK(c.category == Category::success);
 }
 
+TEST_CASE("an enhanced code whose detail no rule knows falls back to its subject's X.S.0", "[rules]") {
+    auto rs = RuleSetBuilder()
+                  .add_text("t.rules", "policy-related enhanced *.7.0\nother enhanced *.2.0\n"
+                                       "quota-issues enhanced *.2.2\nbad-mailbox code 550\n")
+                  .build();
+    // RFC 3463 3.1: the subject means something without the detail; it outranks the basic code.
+    CHECK(classify(rs, "550 5.7.60 Client does not have permissions to send as this sender").category ==
+          Category::policy_related);
+    CHECK(classify(rs, "550 5.2.5 something").category == Category::other);
+    CHECK(classify(rs, "552 5.2.2 something").category == Category::quota_issues);
+    // No rule for the subject either: the basic code decides.
+    CHECK(classify(rs, "550 5.1.99 something").category == Category::bad_mailbox);
+}
+
+TEST_CASE("vague=yes words yield to an enhanced code known at its own detail", "[rules]") {
+    auto rs = RuleSetBuilder()
+                  .add_text("t.rules", "bad-mailbox bounce=soft vague=yes text address rejected\n"
+                                       "policy-related text access denied\n"
+                                       "bad-mailbox enhanced *.1.1\nother enhanced *.0.0\n"
+                                       "policy-related enhanced *.7.0\n")
+                  .build();
+    Classification proven = classify(rs, "550 5.1.1 Address rejected");
+    CHECK(proven.category == Category::bad_mailbox);
+    CHECK(proven.bounce == Bounce::hard);
+    CHECK(proven.rule->pattern == "*.1.1");
+    // Known only through its subject's X.S.0, or a .0 detail: the words are as good as the code.
+    CHECK(classify(rs, "550 5.7.99 Address rejected").bounce == Bounce::soft);
+    CHECK(classify(rs, "550 5.0.0 Address rejected").rule->pattern == "address rejected");
+    CHECK(classify(rs, "550 Address rejected").bounce == Bounce::soft);
+    // Words that are not vague keep their precedence over the code.
+    CHECK(classify(rs, "550 5.1.1 Access denied").category == Category::policy_related);
+}
+
 TEST_CASE("only= and assume= follow the reply class", "[rules]") {
     auto rs = build(kSmall);
     CHECK(classify(rs, "554 blocked").category == Category::spam_related);
@@ -155,12 +188,14 @@ TEST_CASE("broken rule files name file, line and reason", "[rules]") {
     CHECK(build_error("bad-mailbox bounce=maybe text x\n") == "t.rules:1: bounce=maybe: want hard, soft or none");
     CHECK(build_error("bad-mailbox text\n") == "t.rules:1: matcher has no pattern");
     CHECK(build_error("bad-mailbox frob=1 text x\n") ==
-          "t.rules:1: unknown key 'frob' (want bounce, retry, status, assume, only, action)");
+          "t.rules:1: unknown key 'frob' (want bounce, retry, status, assume, only, vague, action)");
     CHECK(build_error("bad-mailbox code 650\n") == "t.rules:1: bad basic code '650' (want NNN or Nxx, N in 1-5)");
     CHECK(build_error("bad-mailbox enhanced 5.1\n") == "t.rules:1: bad enhanced code '5.1' (want C.S.D with C in 2,4,5,*)");
     CHECK(build_error("bad-mailbox code 550\nother code 550\n") == "t.rules:2: duplicate rule for 550 (first at t.rules:1)");
     CHECK(build_error("bad-mailbox action=nope text x\n") == "t.rules:1: undefined action 'nope'");
-    CHECK(build_error("bad-mailbox only=4 code 550\n") == "t.rules:1: only= and assume= apply to text rules only");
+    CHECK(build_error("bad-mailbox only=4 code 550\n") == "t.rules:1: only=, assume= and vague= apply to text rules only");
+    CHECK(build_error("bad-mailbox vague=yes enhanced 5.1.1\n") == "t.rules:1: only=, assume= and vague= apply to text rules only");
+    CHECK(build_error("bad-mailbox vague=1 text x\n") == "t.rules:1: vague=1: want yes or no");
     CHECK(build_error("action Bad text\n") == "t.rules:1: bad action name 'Bad' (want [a-z0-9-]+)");
     CHECK(build_error("bad-mailbox retry=maybe text x\n") == "t.rules:1: retry=maybe: want yes or no");
 }
