@@ -92,6 +92,20 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
     }
     EnhancedCode st;
     bool have_status = status_code(status, st);
+    // The diagnostic carries no enhanced code but the DSN's Status does ("Status: 5.1.1" beside
+    // "Diagnostic-Code: smtp; 550 Address rejected"): words that only a vague or a code rule
+    // matched yield to that code, as they would inside the reply.
+    if (!failed(c) && !c.enhanced && have_status && (st.subject || st.detail) && (!c.code || st.cls == c.code / 100) &&
+        (!c.rule || c.rule->vague || c.rule->kind != Rule::Kind::text)) {
+        std::string r(status);
+        r.push_back(' ');
+        r.append(diagnostic);
+        Classification with_status = cl.classify(r, Origin::remote, scratch);
+        if (!failed(with_status) && with_status.rule && with_status.rule->kind == Rule::Kind::enhanced) {
+            with_status.code = c.code;
+            c = with_status;
+        }
+    }
     if (failed(c) && have_status) {
         std::string r(status);
         r.push_back(' ');

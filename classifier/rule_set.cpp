@@ -93,23 +93,25 @@ RuleSet::~RuleSet() = default;
 const Rule* RuleSet::match_text(std::string_view text, int reply_class) const {
     // One match vector per thread: the hot path must not allocate.
     thread_local std::vector<int> hits;
-    // Files in precedence order: the first file with a fitting match holds the lowest index.
+    // Files in precedence order: the first file with a fitting match holds the lowest index. A
+    // vague rule is kept only in case no other rule of any file fits.
+    const Rule* vague = nullptr;
     for (const TextSet& ts : text_sets_) {
         hits.clear();
         if (!ts.set->Match(re2::StringPiece(text.data(), text.size()), &hits)) continue;
         const Rule* best = nullptr;
-        std::size_t best_index = 0;
+        const Rule* best_vague = nullptr;
         for (int h : hits) {
             std::size_t idx = ts.rules[static_cast<std::size_t>(h)];
             const Rule& r = rules_[idx];
-            if (best && idx >= best_index) continue;
             if (r.only && (reply_class ? reply_class : implied_class(r)) != r.only) continue;
-            best = &r;
-            best_index = idx;
+            const Rule*& slot = r.vague ? best_vague : best;
+            if (!slot || idx < static_cast<std::size_t>(slot - rules_.data())) slot = &r;
         }
         if (best) return best;
+        if (!vague) vague = best_vague;
     }
-    return nullptr;
+    return vague;
 }
 
 const Rule* RuleSet::match_enhanced(EnhancedCode e, bool subject_fallback) const {

@@ -403,3 +403,31 @@ TEST_CASE("a refusal in reply to MAIL FROM is about the sender, not the recipien
     CHECK(v[1].category == Category::bad_mailbox);
     CHECK(v[1].bounce == Bounce::hard);
 }
+
+namespace {
+// A one-recipient RFC 3464 report with the given Status and Diagnostic-Code.
+std::string dsn_with(const std::string& status, const std::string& diagnostic) {
+    return "From: MAILER-DAEMON@mx.example.org\r\nTo: sender@example.net\r\nSubject: Undelivered Mail\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
+           "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n"
+           "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
+           "Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: " + status +
+           "\r\nDiagnostic-Code: smtp; " + diagnostic + "\r\n\r\n--B--\r\n";
+}
+}  // namespace
+
+TEST_CASE("a diagnostic without an enhanced code: vague words yield to the DSN's Status") {
+    auto proven = verdicts(parse_bounce_message(dsn_with("5.1.1", "550 Address rejected")));
+    REQUIRE(proven.size() == 1);
+    CHECK(proven[0].category == Category::bad_mailbox);
+    CHECK(proven[0].bounce == Bounce::hard);
+    CHECK(proven[0].enhanced == EnhancedCode{5, 1, 1});
+    // The reporting MTA's generic 5.0.0 proves nothing: the words stay, and they are not proof.
+    auto generic = verdicts(parse_bounce_message(dsn_with("5.0.0", "550 Address rejected")));
+    REQUIRE(generic.size() == 1);
+    CHECK(generic[0].bounce == Bounce::soft);
+    // Precise words keep their precedence over the Status.
+    auto worded = verdicts(parse_bounce_message(dsn_with("5.1.1", "552 Mailbox full")));
+    REQUIRE(worded.size() == 1);
+    CHECK(worded[0].category == Category::quota_issues);
+}

@@ -122,6 +122,16 @@ TEST_CASE("vague=yes words yield to an enhanced code known at its own detail", "
     CHECK(classify(rs, "550 Address rejected").bounce == Bounce::soft);
     // Words that are not vague keep their precedence over the code.
     CHECK(classify(rs, "550 5.1.1 Access denied").category == Category::policy_related);
+    // Any other text rule that matches wins over a vague one, wherever the vague one stands
+    // (a delay notice that quotes its reason is about the reason).
+    auto notice = RuleSetBuilder()
+                      .add_text("site.rules", "message-expired status=deferred assume=4 vague=yes text warning only\n")
+                      .add_text("t.rules", "bad-domain assume=4 text no mx found\nother text nothing\n")
+                      .build();
+    CHECK(classify(notice, "No MX found for domain. This is a warning only").category == Category::bad_domain);
+    Classification alone = classify(notice, "This is a warning only");
+    CHECK(alone.category == Category::message_expired);
+    CHECK(alone.status == Status::deferred);
 }
 
 TEST_CASE("only= and assume= follow the reply class", "[rules]") {
