@@ -201,7 +201,10 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
             v.status = action == "delayed" ? Status::deferred : Status::bounce;
             v.bounce = Bounce::soft;
             v.category = Category::other;
-            if (!status_code(r.status, v.enhanced)) v.enhanced.cls = v.status == Status::deferred ? 4 : 5;
+            if (!status_code(r.status, v.enhanced)) {
+                v.enhanced = derived_enhanced_code(v.category, v.status == Status::deferred ? 4 : 5);
+                v.enhanced_derived = true;
+            }
             out.push_back(std::move(v));
             continue;
         }
@@ -224,8 +227,12 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
         }
         if (v.status == Status::sent) v.bounce = Bounce::none;
         else if (v.bounce == Bounce::none) v.bounce = Bounce::soft;
-        // No enhanced code anywhere: RFC 3463's X.0.0 (undefined) of the reply's class.
-        if (!v.enhanced) v.enhanced.cls = static_cast<std::uint16_t>(cls == 2 || cls == 4 || cls == 5 ? cls : v.status == Status::deferred ? 4 : 5);
+        // No enhanced code anywhere: the one the decided category names, of the reply's class.
+        if (!v.enhanced) {
+            v.enhanced = derived_enhanced_code(
+                v.category, cls == 2 || cls == 4 || cls == 5 ? cls : v.status == Status::deferred ? 4 : 5);
+            v.enhanced_derived = true;
+        }
         out.push_back(std::move(v));
     }
     return out;
@@ -252,6 +259,8 @@ void append_verdict(std::string& out, Format f, std::string_view file, const Bou
         append_int_or_null(out, v.code);
         out.append(", \"enhanced\": ");
         append_string_or_null(out, enhanced);
+        if (v.enhanced) out.append(v.enhanced_derived ? ", \"enhanced_source\": \"derived\"" : ", \"enhanced_source\": \"reported\"");
+        else out.append(", \"enhanced_source\": null");
         out.append(", \"diagnostic\": ");
         append_string_or_null(out, v.diagnostic);
         out.append(", \"remote_mta\": ");

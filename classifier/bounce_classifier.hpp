@@ -21,6 +21,7 @@ struct BounceVerdict {
     Category category = Category::other;
     int code = 0;
     EnhancedCode enhanced;
+    bool enhanced_derived = false;  // no code was reported: derived_enhanced_code() of the verdict
     std::string diagnostic;  // blanks collapsed, at most a few hundred bytes
     const Rule* rule = nullptr;
 };

@@ -94,8 +94,11 @@ void ResultWriter::header(std::string& out) const {
 }
 
 void ResultWriter::result(std::string& out, std::string_view reply, const Classification& c) const {
+    // A reply without an enhanced code gets the one its category names, marked derived.
+    const int cls = c.code ? c.code / 100 : c.status == Status::sent ? 2 : c.status == Status::bounce ? 5 : 4;
+    const EnhancedCode code = c.enhanced ? c.enhanced : derived_enhanced_code(c.category, cls);
     char enh[12];
-    std::size_t enh_len = c.enhanced ? c.enhanced.format(enh) : 0;
+    std::size_t enh_len = code.format(enh);
     std::string_view enhanced(enh, enh_len);
     std::string_view rule = c.rule ? std::string_view(c.rule->location) : std::string_view{};
     switch (format_) {
@@ -108,9 +111,8 @@ void ResultWriter::result(std::string& out, std::string_view reply, const Classi
             out.append("\", \"code\": ");
             if (c.code) append_int(out, c.code);
             else out.append("null");
-            out.append(", \"enhanced\": ");
-            if (c.enhanced) out.append("\"").append(enhanced).append("\"");
-            else out.append("null");
+            out.append(", \"enhanced\": \"").append(enhanced);
+            out.append(c.enhanced ? "\", \"enhanced_source\": \"reported\"" : "\", \"enhanced_source\": \"derived\"");
             out.append(c.retry ? ", \"retry\": true, \"action\": " : ", \"retry\": false, \"action\": ");
             if (!c.action_json.empty()) out.append(c.action_json);
             else append_json_string(out, c.action);
@@ -143,7 +145,7 @@ void ResultWriter::result(std::string& out, std::string_view reply, const Classi
             else out.append("-");
             pad(out, out.size() - start, 6);
             start = out.size();
-            out.append(c.enhanced ? enhanced : std::string_view("-"));
+            out.append(enhanced);
             pad(out, out.size() - start, 10);
             out.append(c.retry ? "yes    " : "no     ");
             append_tsv_field(out, reply);

@@ -30,6 +30,12 @@ struct Classification {
     std::string_view error_text() const;
 };
 
+// The enhanced code (RFC 3463) that names a decided category, for a reply or bounce that
+// reported none: class cls (2, 4 or 5; anything else 5), the subject and detail of the category's
+// cause (bad-mailbox X.1.1, bad-domain 5.1.2 or 4.4.3, quota-issues X.2.2, policy-related X.7.1,
+// message-expired X.4.7, other X.0.0, ...). Output marks such a code "derived".
+EnhancedCode derived_enhanced_code(Category category, int cls);
+
 class ReplyClassifier {
 public:
     explicit ReplyClassifier(std::shared_ptr<const RuleSet> rules);

@@ -13,8 +13,12 @@ check() {  # check NAME CONDITION-EXIT-CODE
 # One reply as argument; JSON when stdout is not a terminal.
 out=$("$BIN" reply "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown"); rc=$?
 check "argument reply exits 0" $rc
-echo "$out" | grep -q '"status": "bounce", "bounce": "hard", "category": "bad-mailbox", "code": 550, "enhanced": "5.1.1", "retry": false'
+echo "$out" | grep -q '"status": "bounce", "bounce": "hard", "category": "bad-mailbox", "code": 550, "enhanced": "5.1.1", "enhanced_source": "reported", "retry": false'
 check "argument reply is a hard bad-mailbox bounce: $out" $?
+# No enhanced code in the reply: the one its category names, marked derived.
+out=$("$BIN" reply "550 Mailbox full"); rc=$?
+echo "$out" | grep -q '"category": "quota-issues", "code": 550, "enhanced": "5.2.2", "enhanced_source": "derived"'
+check "a reply without an enhanced code gets a derived one: $out" $?
 
 # Several words are one reply.
 out=$("$BIN" reply 452 4.2.2 Mailbox full)

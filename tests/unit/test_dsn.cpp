@@ -431,3 +431,28 @@ TEST_CASE("a diagnostic without an enhanced code: vague words yield to the DSN's
     REQUIRE(worded.size() == 1);
     CHECK(worded[0].category == Category::quota_issues);
 }
+
+TEST_CASE("no enhanced code reported: the category's code, derived and marked so") {
+    const std::string msg =
+        "From: MAILER-DAEMON@mx.example.org\r\nTo: sender@example.net\r\nSubject: failure notice\r\n\r\n"
+        "Hi. This is the qmail-send program at mx.example.org.\r\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\r\n\r\n"
+        "<a@example.com>:\r\nRemote host said: 552 Mailbox full\r\n\r\n";
+    BounceReport r = parse_bounce_message(msg);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].category == Category::quota_issues);
+    CHECK(v[0].enhanced == EnhancedCode{5, 2, 2});
+    CHECK(v[0].enhanced_derived);
+    std::string out;
+    append_verdict(out, Format::json, "f", r, v[0]);
+    CHECK(out.find("\"enhanced\": \"5.2.2\", \"enhanced_source\": \"derived\"") != std::string::npos);
+    // A reported one stays reported.
+    BounceReport reported = parse_bounce_message(dsn_with("5.1.1", "550 5.1.1 no such user"));
+    auto rv = verdicts(reported);
+    REQUIRE(rv.size() == 1);
+    CHECK_FALSE(rv[0].enhanced_derived);
+    out.clear();
+    append_verdict(out, Format::json, "f", reported, rv[0]);
+    CHECK(out.find("\"enhanced\": \"5.1.1\", \"enhanced_source\": \"reported\"") != std::string::npos);
+}
