@@ -196,6 +196,18 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
         std::string_view action = r.action;
         if (action.empty()) action = report.delay_notice ? "delayed" : "failed";
         Classification c = classify_reason(cl, r.diagnostic, r.status, report.intro, scratch);
+        // A list manager's notice whose words no text rule knows: the list refused or held the
+        // post by its own policy; the list address exists, so never a hard bounce.
+        if (report.list_notice && !text_rule(c)) {
+            v.status = action == "delayed" ? Status::deferred : Status::bounce;
+            v.bounce = Bounce::soft;
+            v.category = Category::policy_related;
+            if (!failed(c)) v.code = c.code;
+            v.enhanced = derived_enhanced_code(v.category, v.status == Status::deferred ? 4 : 5);
+            v.enhanced_derived = true;
+            out.push_back(std::move(v));
+            continue;
+        }
         if (failed(c)) {
             // Nothing to go on: a failure of unknown cause, which must not suppress the address.
             v.status = action == "delayed" ? Status::deferred : Status::bounce;

@@ -354,6 +354,17 @@ bool from_mail_system(std::string_view from) {
            f.find("mail delivery") != std::string::npos || f.find("mail administrator") != std::string::npos;
 }
 
+// A list manager's notice (Mailman adds X-Mailman-Version to every message it sends; RFC 2919
+// List-Id with a From at the list's -owner, -request or -bounces address, the conventions of
+// Mailman, Sympa and ezmlm), from the list software rather than from the mail system.
+bool list_manager_notice(GMimeObject* top) {
+    if (!header(top, "X-Mailman-Version").empty()) return true;
+    if (header(top, "List-Id").empty()) return false;
+    std::string from = lower_copy(header(top, "From"));
+    return from.find("-owner@") != std::string::npos || from.find("-request@") != std::string::npos ||
+           from.find("-bounces@") != std::string::npos || from.find("owner-") != std::string::npos;
+}
+
 bool bounce_subject(std::string_view subject) {
     static constexpr std::array<std::string_view, 14> kWords = {
         "undeliver", "undelivered", "delivery", "failure", "failed", "returned", "returning", "bounce",
@@ -601,6 +612,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         return out;
     }
     out.kind = ReportKind::non_standard;
+    out.list_notice = !from_mail_system(header(top, "From")) && list_manager_notice(top);
     // Exim names the failed recipients in a header: other addresses its text shows (the
     // original sender, an alias it came from) are no recipients.
     std::vector<std::string> failed_header = find_addresses(header(top, "X-Failed-Recipients"));

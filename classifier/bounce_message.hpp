@@ -33,6 +33,9 @@ struct BounceReport {
     std::int32_t date_offset = 0;  // seconds east of UTC
     std::vector<BounceRecipient> recipients;
     bool delay_notice = false;  // the text says the MTA is still trying (a warning, not a failure)
+    // A mailing list manager's notice about a post (held for its moderator, refused to a
+    // non-member), not an MTA's bounce: the list exists, whatever the words.
+    bool list_notice = false;
     std::string intro;  // general wording of the human-readable part, for recipients without a reason
     bool truncated = false;  // the input ends inside the report itself: records may be missing
     std::string error;  // non-empty: the message could not be read; nothing else is set

@@ -456,3 +456,32 @@ TEST_CASE("no enhanced code reported: the category's code, derived and marked so
     append_verdict(out, Format::json, "f", reported, rv[0]);
     CHECK(out.find("\"enhanced\": \"5.1.1\", \"enhanced_source\": \"reported\"") != std::string::npos);
 }
+
+TEST_CASE("a list manager's notice is the list's policy, never a hard bounce, whatever its words") {
+    // Mailman marks its notices X-Mailman-Version; the words here are ones no rule knows.
+    const std::string notice =
+        "From: list-owner@lists.example.org\r\nTo: sender@example.net\r\nSubject: Viestisi listalle\r\n"
+        "X-Mailman-Version: 3.3.8\r\nList-Id: <list.lists.example.org>\r\n\r\n"
+        "Viestisi osoitteeseen <list@lists.example.org> ei mennyt perille: 550 tuntematon syy.\r\n";
+    BounceReport r = parse_bounce_message(notice);
+    CHECK(r.list_notice);
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 1);
+    CHECK(v[0].recipient->recipient == "list@lists.example.org");
+    CHECK(v[0].bounce == Bounce::soft);
+    CHECK(v[0].category == Category::policy_related);
+    // Words a rule knows still decide: Mailman saying the list does not exist is an unknown address.
+    const std::string unknown_list =
+        "From: list-bounces@lists.example.org\r\nTo: sender@example.net\r\nSubject: Non-list\r\n"
+        "X-Mailman-Version: 3.3.8\r\n\r\n"
+        "The following address is not a known mailing list: nolist@lists.example.org\r\n";
+    auto u = verdicts(parse_bounce_message(unknown_list));
+    REQUIRE(u.size() == 1);
+    CHECK(u[0].category == Category::bad_mailbox);
+    // The same words from the mail system itself are no list notice.
+    const std::string mta =
+        "From: MAILER-DAEMON@mx.example.org\r\nTo: sender@example.net\r\nSubject: Undelivered Mail\r\n"
+        "List-Id: <list.lists.example.org>\r\n\r\n"
+        "Viestisi osoitteeseen <list@lists.example.org> ei mennyt perille: 550 tuntematon syy.\r\n";
+    CHECK_FALSE(parse_bounce_message(mta).list_notice);
+}
