@@ -14,7 +14,6 @@
 #include <map>
 #include <memory>
 #include <sstream>
-#include <stdexcept>
 
 #include "bounce_classifier.hpp"
 #include "corpus_scoring.hpp"
@@ -40,15 +39,7 @@ int main(int argc, char** argv) {
     double floor_found = argc > 2 ? std::stod(argv[2]) : 95, floor_category = argc > 3 ? std::stod(argv[3]) : 90,
            floor_bounce = argc > 4 ? std::stod(argv[4]) : 92, floor_code = argc > 5 ? std::stod(argv[5]) : 95;
     corpus::Corpus corpus;
-    try {
-        if (!corpus::load(dir, corpus)) {
-            std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
-            return 77;
-        }
-    } catch (const std::exception& e) {
-        std::cout << e.what() << "\n";
-        return 1;
-    }
+    if (auto status = corpus::load_or_exit_status(dir, corpus)) return *status;
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     std::string scratch;
     std::map<std::string, FileResult> cache;

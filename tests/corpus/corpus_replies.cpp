@@ -11,7 +11,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -91,15 +90,7 @@ int main(int argc, char** argv) {
     double floor_category = argc > 2 ? std::stod(argv[2]) : 92, floor_bounce = argc > 3 ? std::stod(argv[3]) : 91,
            floor_code = argc > 4 ? std::stod(argv[4]) : 69;
     corpus::Corpus corpus;
-    try {
-        if (!corpus::load(dir, corpus)) {
-            std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
-            return 77;
-        }
-    } catch (const std::exception& e) {
-        std::cout << e.what() << "\n";
-        return 1;
-    }
+    if (auto status = corpus::load_or_exit_status(dir, corpus)) return *status;
 
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
     std::string scratch;

@@ -51,6 +51,17 @@ bool load(const std::string& dir, Corpus& out) {
     return true;
 }
 
+std::optional<int> load_or_exit_status(const std::string& dir, Corpus& out) {
+    try {
+        if (load(dir, out)) return std::nullopt;
+        std::cout << "corpus not found at " << dir << " (expected.tsv, category-map.tsv): skipped\n";
+        return 77;
+    } catch (const std::exception& e) {
+        std::cout << e.what() << "\n";
+        return 1;
+    }
+}
+
 void Score::add(const Corpus& c, const ExpectedRow& row, const Answer& a) {
     ++rows_;
     auto mit = c.reasons.find(row.reason);

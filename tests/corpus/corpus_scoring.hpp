@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ struct Corpus {
 // Throws std::runtime_error naming FILE:LINE for a row it cannot read (a row skipped in silence
 // would raise the scores).
 bool load(const std::string& dir, Corpus& out);
+
+// load() for a corpus test's main: nothing when the corpus was read; else the exit status to
+// end with, after saying why: 77 (ctest: skipped) when it is absent, 1 for a row it cannot read.
+std::optional<int> load_or_exit_status(const std::string& dir, Corpus& out);
 
 // The fewest rows a corpus test scores before its figures mean anything (the public half has 330).
 constexpr int kMinRows = 300;

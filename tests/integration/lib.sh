@@ -546,6 +546,17 @@ raw_mail() {
   exec {fd}>&-
 }
 
+# expect_dns_tempfail NAME DOMAIN REGEX: the MAIL FROM of raw_mail NAME (sender at DOMAIN) got
+# REGEX, testdns counted the DOMAIN MX query behind it (5 s at most), and the reply came before
+# IT_HANG_MS (default 15 s): a bound that only catches a hang, never a speed assert.
+expect_dns_tempfail() {
+  local name=$1 domain=$2 want=$3 hang=${IT_HANG_MS:-15000}
+  expect_reply "$name" MAIL "$want"
+  wait_for 50 dns_count_at_least "$domain" MX 1 ||
+    bad "expected testdns to have counted the $domain MX query, got $(dns_count "$domain" MX)"
+  [[ -n $MAIL_MS ]] && ((MAIL_MS < hang)) || bad "expected a MAIL FROM reply (hang bound $hang ms), got ${MAIL_MS:-none} ms"
+}
+
 raw_cmd() { # FD LINE STAGE TR LOG
   printf '%s\r\n' "$2" >&"$1" || return 1
   printf ' -> %s\n' "$2" >>"$5"

@@ -312,15 +312,11 @@ expect_reply servfail MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
 sc_end
 
 # No reply time is asserted (it depends on the machine's load): the outcome and the DNS server's
-# query counts show what happened. HANG_MS only catches a hang; Postfix gives up on the milter
-# after milter_command_timeout (20 s) with another reply anyway.
-HANG_MS=15000
+# query counts show what happened (expect_dns_tempfail, lib.sh; its time bound only catches a
+# hang: Postfix gives up on the milter after milter_command_timeout, 20 s, anyway).
 sc "slow.test: DNS never answers -> 451 4.4.3 at MAIL FROM, after asking the server"
 raw_mail slow "$P" "<user@slow.test>"
-expect_reply slow MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
-wait_for 50 dns_count_at_least slow.test MX 1 ||
-  bad "expected testdns to have counted a slow.test MX query, got $(dns_count slow.test MX)"
-[[ -n $MAIL_MS ]] && ((MAIL_MS < HANG_MS)) || bad "expected a MAIL FROM reply (hang bound $HANG_MS ms), got ${MAIL_MS:-none} ms"
+expect_dns_tempfail slow slow.test '^451 4\.4\.3 DNS lookup .*failed temporarily'
 it_log "slow.test: MAIL FROM answered after ${MAIL_MS:-?} ms"
 sc_end
 
@@ -329,10 +325,7 @@ sc_end
 # ignored: the default 5 s, 2.5 s per round) would refuse 550; with DnsTimeout 1s it gave up first.
 sc "delay.test: the answer comes 1.5 s late, after DnsTimeout 1s -> 451 4.4.3 at MAIL FROM, not the late 550"
 raw_mail delay "$P" "<user@delay.test>"
-expect_reply delay MAIL '^451 4\.4\.3 DNS lookup .*failed temporarily'
-wait_for 50 dns_count_at_least delay.test MX 1 ||
-  bad "expected testdns to have counted a delay.test MX query, got $(dns_count delay.test MX)"
-[[ -n $MAIL_MS ]] && ((MAIL_MS < HANG_MS)) || bad "expected a MAIL FROM reply (hang bound $HANG_MS ms), got ${MAIL_MS:-none} ms"
+expect_dns_tempfail delay delay.test '^451 4\.4\.3 DNS lookup .*failed temporarily'
 sc_end
 
 # ---- scenarios: authentication (SPF / DKIM) ------------------------------------------------------
