@@ -92,25 +92,25 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
     }
     EnhancedCode st;
     bool have_status = status_code(status, st);
-    // The diagnostic carries no enhanced code but the DSN's Status does ("Status: 5.1.1" beside
-    // "Diagnostic-Code: smtp; 550 Address rejected"): words that only a vague or a code rule
-    // matched yield to that code, as they would inside the reply.
-    if (!failed(c) && !c.enhanced && have_status && (st.subject || st.detail) && (!c.code || st.cls == c.code / 100) &&
-        (!c.rule || c.rule->vague || c.rule->kind != Rule::Kind::text)) {
+    // The diagnostic read as if the DSN's Status code stood in front of it.
+    auto with_status = [&] {
         std::string r(status);
         r.push_back(' ');
         r.append(diagnostic);
-        Classification with_status = cl.classify(r, Origin::remote, scratch);
-        if (!failed(with_status) && with_status.rule && with_status.rule->kind == Rule::Kind::enhanced) {
-            with_status.code = c.code;
-            c = with_status;
+        return cl.classify(r, Origin::remote, scratch);
+    };
+    if (failed(c)) {
+        if (have_status) c = with_status();
+    } else if (!c.enhanced && have_status && (st.subject || st.detail) && (!c.code || st.cls == c.code / 100) &&
+               (!c.rule || c.rule->vague || c.rule->kind != Rule::Kind::text)) {
+        // The diagnostic carries no enhanced code but the DSN's Status does ("Status: 5.1.1"
+        // beside "Diagnostic-Code: smtp; 550 Address rejected"): words that only a vague or a
+        // code rule matched yield to that code, as they would inside the reply.
+        Classification by_status = with_status();
+        if (!failed(by_status) && by_status.rule && by_status.rule->kind == Rule::Kind::enhanced) {
+            by_status.code = c.code;
+            c = by_status;
         }
-    }
-    if (failed(c) && have_status) {
-        std::string r(status);
-        r.push_back(' ');
-        r.append(diagnostic);
-        c = cl.classify(r, Origin::remote, scratch);
     }
     // Only a code rule (or nothing) decided: the bounce's own words may say more.
     if (!text_rule(c) && !intro.empty()) {
@@ -196,23 +196,15 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
         std::string_view action = r.action;
         if (action.empty()) action = report.delay_notice ? "delayed" : "failed";
         Classification c = classify_reason(cl, r.diagnostic, r.status, report.intro, scratch);
-        // A list manager's notice whose words no text rule knows: the list refused or held the
-        // post by its own policy; the list address exists, so never a hard bounce.
-        if (report.list_notice && !text_rule(c)) {
+        // Nothing to go on: a failure of unknown cause, which must not suppress the address. A
+        // list manager's notice whose words no text rule knows: the list refused or held the post
+        // by its own policy; the list address exists, so never a hard bounce either.
+        const bool list_policy = report.list_notice && !text_rule(c);
+        if (failed(c) || list_policy) {
             v.status = action == "delayed" ? Status::deferred : Status::bounce;
             v.bounce = Bounce::soft;
-            v.category = Category::policy_related;
+            v.category = list_policy ? Category::policy_related : Category::other;
             if (!failed(c)) v.code = c.code;
-            v.enhanced = derived_enhanced_code(v.category, v.status == Status::deferred ? 4 : 5);
-            v.enhanced_derived = true;
-            out.push_back(std::move(v));
-            continue;
-        }
-        if (failed(c)) {
-            // Nothing to go on: a failure of unknown cause, which must not suppress the address.
-            v.status = action == "delayed" ? Status::deferred : Status::bounce;
-            v.bounce = Bounce::soft;
-            v.category = Category::other;
             if (!status_code(r.status, v.enhanced)) {
                 v.enhanced = derived_enhanced_code(v.category, v.status == Status::deferred ? 4 : 5);
                 v.enhanced_derived = true;

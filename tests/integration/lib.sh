@@ -13,6 +13,7 @@
 IT_DIR=${IT_DIR:-}          # the test's temp dir (set by the test before calling anything)
 IT_PY=/usr/bin/python3      # Debian's python (dnslib); the first python3 in PATH may not be it
 IT_PORTS_TAKEN=" "          # ports handed out by free_port in this run
+IT_HANG_MS=${IT_HANG_MS:-15000}  # a reply-time bound that only catches a hang, never a speed assert
 # Set by the helpers for the caller: DNS_PID DNS_PORT DNS_STATS SINK_PID SINK_DIR PF_PID PF_ETC
 # PF_QUEUE PF_DATA PF_LOG (of the current Postfix instance, see pf_use) WATCHDOG_PID.
 PF_NAME=''                  # the current Postfix instance: '' (the default one) or a name (pf_use)
@@ -244,6 +245,26 @@ dns_count() {
 
 # dns_count_at_least NAME TYPE N: at least N such queries counted (for wait_for).
 dns_count_at_least() { (($(dns_count "$1" "$2") >= $3)); }
+
+# ---- redis-server --------------------------------------------------------------------------
+
+# redis_start: a redis-server of the test's own on 127.0.0.1:$REDIS_PORT, no persistence, its
+# files under $IT_DIR/redis (the system's redis service is neither needed nor touched). Sets
+# REDIS_PID (tracked for the watchdog); waits, 10 s at most, until it answers PING.
+redis_start() {
+  mkdir -p "$IT_DIR/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$IT_DIR/redis" \
+    --daemonize no --protected-mode yes >"$IT_DIR/redis/log" 2>&1 </dev/null &
+  REDIS_PID=$!
+  track_pid "$REDIS_PID" redis-server
+  if ! wait_for 100 redis_answers; then
+    echo "redis-server did not answer PING on 127.0.0.1:$REDIS_PORT within 10 s: $(tail -3 "$IT_DIR/redis/log")" >&2
+    return 1
+  fi
+}
+
+# redis_answers: the redis-server on $REDIS_PORT answers PING (for wait_for).
+redis_answers() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
 
 # ---- smtp-sink -----------------------------------------------------------------------------
 
@@ -546,15 +567,20 @@ raw_mail() {
   exec {fd}>&-
 }
 
+# expect_mail_before_hang: raw_mail's MAIL FROM got its reply before IT_HANG_MS.
+expect_mail_before_hang() {
+  [[ -n $MAIL_MS ]] && ((MAIL_MS < IT_HANG_MS)) ||
+    bad "expected a MAIL FROM reply (hang bound $IT_HANG_MS ms), got ${MAIL_MS:-none} ms"
+}
+
 # expect_dns_tempfail NAME DOMAIN REGEX: the MAIL FROM of raw_mail NAME (sender at DOMAIN) got
-# REGEX, testdns counted the DOMAIN MX query behind it (5 s at most), and the reply came before
-# IT_HANG_MS (default 15 s): a bound that only catches a hang, never a speed assert.
+# REGEX, testdns counted the DOMAIN MX query behind it (5 s at most), and no hang.
 expect_dns_tempfail() {
-  local name=$1 domain=$2 want=$3 hang=${IT_HANG_MS:-15000}
+  local name=$1 domain=$2 want=$3
   expect_reply "$name" MAIL "$want"
   wait_for 50 dns_count_at_least "$domain" MX 1 ||
     bad "expected testdns to have counted the $domain MX query, got $(dns_count "$domain" MX)"
-  [[ -n $MAIL_MS ]] && ((MAIL_MS < hang)) || bad "expected a MAIL FROM reply (hang bound $hang ms), got ${MAIL_MS:-none} ms"
+  expect_mail_before_hang
 }
 
 raw_cmd() { # FD LINE STAGE TR LOG

@@ -84,17 +84,6 @@ EOF
 # start_milter VAR NAME PORT: start the milter of $IT_DIR/NAME.conf, wait until it listens.
 start_milter() { milter_start_inet "$1" "$IT_DIR/$2.conf" "$IT_DIR/milter-$2.log" "$3"; }
 
-start_redis() {
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$IT_DIR/redis" \
-    --daemonize no --protected-mode yes >"$IT_DIR/redis/log" 2>&1 </dev/null &
-  REDIS_PID=$!
-  track_pid "$REDIS_PID" redis-server
-  if ! wait_for 100 tcp_open 127.0.0.1 "$REDIS_PORT"; then
-    echo "redis-server did not listen within 10 s: $(tail -3 "$IT_DIR/redis/log")" >&2
-    return 1
-  fi
-}
-
 # drive NAME PORT ARGS...: quota_drive.py, its JSON in out/NAME.json.
 drive() {
   local name=$1 port=$2
@@ -162,7 +151,7 @@ write_conf "$IT_DIR/emb.conf" "$ME" "sqlite:$IT_DIR/quota.db"
 write_conf "$IT_DIR/r1.conf" "$M1" "redis://127.0.0.1:$REDIS_PORT"
 write_conf "$IT_DIR/r2.conf" "$M2" "redis://127.0.0.1:$REDIS_PORT"
 setup_or_die "smtp-sink" sink_start "$SINK_PORT"
-setup_or_die "redis-server" start_redis
+setup_or_die "redis-server" redis_start
 setup_or_die "milter emb" start_milter EMB_PID emb "$ME"
 setup_or_die "milter r1" start_milter R1_PID r1 "$M1"
 setup_or_die "milter r2" start_milter R2_PID r2 "$M2"

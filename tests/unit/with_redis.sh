@@ -20,13 +20,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-redis_answers() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
 free_port REDIS_PORT || exit 1
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$IT_DIR" \
-  --daemonize no --protected-mode yes >"$IT_DIR/log" 2>&1 </dev/null &
-REDIS_PID=$!
-if ! wait_for 100 redis_answers; then
-  echo "redis-server did not answer PING on 127.0.0.1:$REDIS_PORT within 10 s: $(tail -3 "$IT_DIR/log")" >&2
-  exit 1
-fi
+redis_start || exit 1
 PREFLIGHT_TEST_REDIS=127.0.0.1:$REDIS_PORT "$EXE" -w NoTests "$@"
