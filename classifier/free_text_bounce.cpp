@@ -437,12 +437,20 @@ DsnFields parse_delivery_status(std::string_view body) {
     }
     DsnRecipientFields* cur = nullptr;
     bool block_open = false;  // the current recipient's block has not ended with a blank line
+    // RFC 3464 lists Final-Recipient first, but some MTAs write Action, Status and
+    // Diagnostic-Code before it (MessageLabs). Fields seen in a block before its first
+    // recipient line wait here and go to that recipient.
+    DsnRecipientFields pending;
     auto start = [&](bool final) -> DsnRecipientFields& {
         // Final- and Original-Recipient come in either order; a repeated one is the next recipient.
         bool fresh = !cur || !block_open || !(final ? cur->final_recipient : cur->original_recipient).empty();
         if (fresh) {
             out.recipients.emplace_back();
             cur = &out.recipients.back();
+            if (!block_open) {
+                *cur = std::move(pending);
+                pending = DsnRecipientFields{};
+            }
         }
         block_open = true;
         return *cur;
@@ -451,8 +459,10 @@ DsnFields parse_delivery_status(std::string_view body) {
         std::string_view line = l, v;
         if (trim(line).empty()) {
             block_open = false;
+            pending = DsnRecipientFields{};
             continue;
         }
+        DsnRecipientFields* target = cur && block_open ? cur : &pending;
         if (field(line, "Final-Recipient", v)) {
             start(true).final_recipient = strip_type(v);
         } else if (field(line, "Original-Recipient", v)) {
@@ -461,16 +471,14 @@ DsnFields parse_delivery_status(std::string_view body) {
             if (out.reporting_mta.empty()) out.reporting_mta = strip_type(v);
         } else if (field(line, "X-Postfix-Queue-ID", v)) {
             out.queue_id = std::string(v);
-        } else if (cur && block_open) {
-            if (field(line, "Action", v)) {
-                cur->action = lower_copy(trim(v.substr(0, v.find_first_of(" \t("))));
-            } else if (field(line, "Status", v)) {
-                cur->status = std::string(v.substr(0, v.find_first_of(" \t(;")));
-            } else if (field(line, "Diagnostic-Code", v)) {
-                cur->diagnostic = std::string(v);
-            } else if (field(line, "Remote-MTA", v)) {
-                cur->remote_mta = strip_type(v);
-            }
+        } else if (field(line, "Action", v)) {
+            target->action = lower_copy(trim(v.substr(0, v.find_first_of(" \t("))));
+        } else if (field(line, "Status", v)) {
+            target->status = std::string(v.substr(0, v.find_first_of(" \t(;")));
+        } else if (field(line, "Diagnostic-Code", v)) {
+            target->diagnostic = std::string(v);
+        } else if (field(line, "Remote-MTA", v)) {
+            target->remote_mta = strip_type(v);
         }
     }
     // Blocks without any address are noise (a stray Action: line).

@@ -48,6 +48,27 @@ TEST_CASE("delivery-status fields: blocks, continuation lines, either recipient 
     CHECK(f.recipients[1].remote_mta == "mx.example.com");
 }
 
+TEST_CASE("delivery-status fields: Action, Status and Diagnostic-Code before the recipient line") {
+    // RFC 3464's grammar puts Final-Recipient first; some gateways write it last in the block.
+    // The block is the recipient's, whatever the order; a blank line ends it.
+    DsnFields f = parse_delivery_status(
+        "Reporting-MTA: dns; gw.example.org\r\n\r\n"
+        "Action: failed\r\nStatus: 5.0.0\r\nRemote-MTA: dns; mx.example.com\r\n"
+        "Diagnostic-Code: smtp; 550 a@example.com... No such user\r\nFinal-Recipient: rfc822; a@example.com\r\n\r\n"
+        "Action: delayed\r\nStatus: 4.4.1\r\n\r\n"
+        "Final-Recipient: rfc822; b@example.com\r\nAction: failed\r\nStatus: 5.2.2\r\n");
+    REQUIRE(f.recipients.size() == 2);
+    CHECK(f.recipients[0].recipient() == "a@example.com");
+    CHECK(f.recipients[0].action == "failed");
+    CHECK(f.recipients[0].status == "5.0.0");
+    CHECK(f.recipients[0].remote_mta == "mx.example.com");
+    CHECK(f.recipients[0].diagnostic == "smtp; 550 a@example.com... No such user");
+    // A block with no address lends its fields to nobody.
+    CHECK(f.recipients[1].recipient() == "b@example.com");
+    CHECK(f.recipients[1].action == "failed");
+    CHECK(f.recipients[1].status == "5.2.2");
+}
+
 TEST_CASE("free text: recipients in order, reasons, ignored addresses") {
     std::string text =
         "Hi. This is the qmail-send program at example.org.\n"
