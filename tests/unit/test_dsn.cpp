@@ -506,3 +506,39 @@ TEST_CASE("a list manager's notice is the list's policy, never a hard bounce, wh
         "Viestisi osoitteeseen <list@lists.example.org> ei mennyt perille: 550 tuntematon syy.\r\n";
     CHECK_FALSE(parse_bounce_message(mta).list_notice);
 }
+
+TEST_CASE("each MTA's own frame decides delay, expiry and failure when no rule knows the reason") {
+    // The frames are the MTAs' own wording (Exim's delay warning and failure message, Sendmail's
+    // savemail.c warning and expiry texts, Exchange's "Delivery is delayed to these recipients
+    // or groups" and "Delivery has failed" NDRs, Gmail's "Delivery incomplete" and "Message not
+    // delivered", qmail-send's permanent error); the reason inside each is words no rule knows.
+    struct Want {
+        const char* file;
+        Status status;
+        Category category;
+    };
+    const Want wants[] = {
+        {"exim-delay.eml", Status::deferred, Category::message_expired},
+        {"sendmail-delay.eml", Status::deferred, Category::message_expired},
+        {"exchange-delay.eml", Status::deferred, Category::message_expired},
+        {"gmail-delay.eml", Status::deferred, Category::message_expired},
+        {"sendmail-expired.eml", Status::expired, Category::message_expired},
+        {"exim-fail.eml", Status::bounce, Category::other},
+        {"exchange-fail.eml", Status::bounce, Category::other},
+        {"gmail-fail.eml", Status::bounce, Category::other},
+        {"qmail-fail.eml", Status::bounce, Category::other},
+    };
+    for (const Want& w : wants) {
+        INFO(w.file);
+        BounceReport r = parse_bounce_message(fixture(std::string("conventions/") + w.file));
+        REQUIRE(r.error.empty());
+        auto v = verdicts(r);
+        REQUIRE(v.size() == 1);
+        CHECK(v[0].recipient->recipient == "a@example.com");
+        CHECK(v[0].status == w.status);
+        CHECK(v[0].category == w.category);
+        // An unknown reason never proves the address gone.
+        CHECK(v[0].bounce == Bounce::soft);
+        CHECK(v[0].enhanced.cls == (w.status == Status::deferred ? 4 : 5));
+    }
+}
