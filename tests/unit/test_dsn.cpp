@@ -542,3 +542,33 @@ TEST_CASE("each MTA's own frame decides delay, expiry and failure when no rule k
         CHECK(v[0].enhanced.cls == (w.status == Status::deferred ? 4 : 5));
     }
 }
+
+TEST_CASE("whole bounces from public sources: every recipient as the source shows it") {
+    std::ifstream in(std::string(PREFLIGHT_TEST_DATA) + "/dsn/sourced/expected.tsv");
+    REQUIRE(in.good());
+    std::string line;
+    int rows = 0, n = 0;
+    while (std::getline(in, line)) {
+        ++n;
+        if (line.empty() || line[0] == '#') continue;
+        std::vector<std::string> f;
+        std::size_t pos = 0;
+        for (std::size_t tab; (tab = line.find('\t', pos)) != std::string::npos; pos = tab + 1) f.push_back(line.substr(pos, tab - pos));
+        f.push_back(line.substr(pos));
+        INFO("expected.tsv:" << n << ": " << line);
+        REQUIRE(f.size() == 6);
+        BounceReport r = parse_bounce_message(fixture("sourced/" + f[0]));
+        REQUIRE(r.error.empty());
+        auto v = verdicts(r);
+        const BounceVerdict* got = nullptr;
+        for (const BounceVerdict& x : v)
+            if (x.recipient->recipient == f[1]) got = &x;
+        REQUIRE(got);
+        CHECK(to_string(got->status) == f[2]);
+        CHECK(to_string(got->bounce) == f[3]);
+        const std::string cat(to_string(got->category));
+        CHECK(("," + f[4] + ",").find("," + cat + ",") != std::string::npos);
+        ++rows;
+    }
+    CHECK(rows == 15);
+}
