@@ -7,6 +7,7 @@
 #include "log_command.hpp"
 #include "reply_command.hpp"
 #include "serve_command.hpp"
+#include "text_engine.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (cmd == "--version") {
-        std::cout << "preflight-classify " PREFLIGHT_VERSION "\n";
+        std::cout << "preflight-classify " PREFLIGHT_VERSION "\n"
+                  << "rule engine: " << preflight::text_engine_description() << "\n";
         return 0;
     }
     std::cerr << "preflight-classify: unknown command '" << cmd << "'\n" << kUsage;

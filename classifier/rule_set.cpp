@@ -91,18 +91,18 @@ RuleSet::RuleSet() = default;
 RuleSet::~RuleSet() = default;
 
 const Rule* RuleSet::match_text(std::string_view text, int reply_class) const {
-    // One match vector per thread: the hot path must not allocate.
-    thread_local std::vector<int> hits;
-    // Files in precedence order: the first file with a fitting match holds the lowest index. A
-    // vague rule is kept only in case no other rule of any file fits.
+    // One hit vector per thread: the hot path must not allocate.
+    thread_local std::vector<std::uint32_t> hits;
+    // Groups in precedence order: the first group with a fitting match holds the lowest index. A
+    // vague rule is kept only in case no other rule of any group fits.
     const Rule* vague = nullptr;
-    for (const TextSet& ts : text_sets_) {
+    for (std::size_t g = 0; g < engine_->group_count(); ++g) {
         hits.clear();
-        if (!ts.set->Match(re2::StringPiece(text.data(), text.size()), &hits)) continue;
+        engine_->scan(g, text, hits);
         const Rule* best = nullptr;
         const Rule* best_vague = nullptr;
-        for (int h : hits) {
-            std::size_t idx = ts.rules[static_cast<std::size_t>(h)];
+        for (std::uint32_t h : hits) {
+            std::size_t idx = text_rules_[h];
             const Rule& r = rules_[idx];
             if (r.only && (reply_class ? reply_class : implied_class(r)) != r.only) continue;
             const Rule*& slot = r.vague ? best_vague : best;
@@ -153,8 +153,10 @@ RuleSetBuilder& RuleSetBuilder::add_file(const std::string& path) {
 }
 
 RuleSetBuilder& RuleSetBuilder::add_shipped() {
+    adding_shipped_ = true;
     for (std::size_t i = 0; i < kShippedRuleFileCount; ++i)
         add_text(kShippedRuleFiles[i].name, kShippedRuleFiles[i].content);
+    adding_shipped_ = false;
     return *this;
 }
 
@@ -188,6 +190,7 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
 
         Rule r;
         r.location = where;
+        r.shipped = adding_shipped_;
         auto cat = parse_category(head);
         if (!cat) fail(where, "unknown category or statement '" + std::string(head) + "'");
         r.category = *cat;
@@ -241,7 +244,22 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
     return *this;
 }
 
-std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
+std::vector<TextPattern> RuleSetBuilder::text_patterns() const {
+    std::vector<TextPattern> out;
+    for (const Rule& r : rules_)
+        if (r.kind == Rule::Kind::text) out.push_back(TextPattern{r.pattern, r.location, r.shipped});
+    return out;
+}
+
+std::shared_ptr<const RuleSet> RuleSetBuilder::build() { return build_with({}); }
+
+std::shared_ptr<const RuleSet> RuleSetBuilder::build(std::string_view engine) {
+    bool built_in = false;
+    for (std::string_view e : text_engines_built_in()) built_in = built_in || e == engine;
+    return built_in ? build_with(engine) : nullptr;
+}
+
+std::shared_ptr<const RuleSet> RuleSetBuilder::build_with(std::string_view engine) {
     // make_shared cannot reach the private constructor.
     std::shared_ptr<RuleSet> rs(new RuleSet());  // NOLINT: private constructor
     rs->rules_ = rules_;
@@ -254,20 +272,18 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
     opts.set_log_errors(false);
     opts.set_max_mem(256 << 20);  // the lazy DFA of a few hundred patterns needs room
 
+    std::vector<TextPattern> patterns;
     for (std::size_t i = 0; i < rs->rules_.size(); ++i) {
         Rule& r = rs->rules_[i];
         if (r.kind == Rule::Kind::text) {
-            // One RE2::Set per rule file: a new one where the file changes.
-            std::string_view file = std::string_view(r.location).substr(0, r.location.rfind(':'));
-            if (rs->text_sets_.empty() || rs->text_sets_.back().file != file) {
-                rs->text_sets_.emplace_back();
-                rs->text_sets_.back().file = std::string(file);
-                rs->text_sets_.back().set = std::make_unique<RE2::Set>(opts, RE2::UNANCHORED);
+            // Site patterns must also compile with RE2, the other engine: a site file that
+            // works on this host works on one without Hyperscan too, and expiry_text() is RE2.
+            if (!r.shipped) {
+                RE2 check(r.pattern, opts);
+                if (!check.ok()) fail(r.location, "bad regex: " + check.error());
             }
-            RuleSet::TextSet& ts = rs->text_sets_.back();
-            std::string err;  // RE2's own message; the rule's FILE:LINE says where
-            if (ts.set->Add(r.pattern, &err) < 0) fail(r.location, "bad regex: " + err);
-            ts.rules.push_back(i);
+            patterns.push_back(TextPattern{r.pattern, r.location, r.shipped});
+            rs->text_rules_.push_back(i);
             ++rs->text_rule_count_;
         } else {
             std::uint32_t key = code_key(r.kind, r.pattern, r.location);
@@ -292,8 +308,7 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build() {
         rs->expiry_ = std::make_unique<RE2>(expiry, opts);
         if (!rs->expiry_->ok()) rs->expiry_.reset();
     }
-    for (RuleSet::TextSet& ts : rs->text_sets_)
-        if (!ts.set->Compile()) throw RuleError(ts.file + ": RE2 ran out of memory compiling the text rules");
+    rs->engine_ = engine.empty() ? compile_text_engine(patterns) : compile_text_engine(patterns, engine);
 
     rs->category_actions_.resize(kCategoryCount);
     for (int c = 0; c < kCategoryCount; ++c) {

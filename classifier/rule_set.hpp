@@ -1,7 +1,8 @@
 // Classifier rules: data files of "pattern -> category, bounce type, retry, action", merged by a
 // builder in order (site files first, then the shipped ones) and compiled once into an immutable
-// RuleSet: the text patterns of each rule file in one RE2::Set, codes in lookup tables. A RuleSet is shared by
-// all threads; nothing in it changes after build(). The file grammar is in conf/rules/FORMAT.txt.
+// RuleSet: the text patterns in the rule engine (text_engine.hpp: Hyperscan, or RE2 where it is
+// missing), codes in lookup tables. A RuleSet is shared by all threads; nothing in it changes
+// after build(). The file grammar is in conf/rules/FORMAT.txt.
 #pragma once
 
 #include <re2/re2.h>
@@ -17,6 +18,7 @@
 
 #include "category.hpp"
 #include "reply_parser.hpp"
+#include "text_engine.hpp"
 
 
 namespace preflight {
@@ -40,6 +42,7 @@ struct Rule {
     std::string pattern;           // regex, "5.1.1", "*.1.1", "550" or "5xx"
     std::string action_name;       // empty: the category's action
     std::string location;          // "FILE:LINE"
+    bool shipped = false;          // from the rule files built into the program
     std::string_view action;       // resolved at build(); points into the RuleSet
     std::string_view action_json;  // the same as a JSON string, quotes included: escaped once
 };
@@ -76,18 +79,9 @@ private:
     friend class RuleSetBuilder;
     RuleSet();
 
-    // The text patterns of one rule file, in one RE2::Set. One set per file rather than one for
-    // all: RE2's lazy DFA builds a state per new combination of partial matches, and on text it
-    // has not seen (every bounce is new) a set of all files' patterns spends ~0.5 ms per reply
-    // building states; per-file sets build smaller states, and the first file that matches ends
-    // the search (measured in tests/bench/bench_classify.cpp, "novel text").
-    struct TextSet {
-        std::string file;
-        std::unique_ptr<RE2::Set> set;
-        std::vector<std::size_t> rules;  // set index -> rules_ index
-    };
     std::vector<Rule> rules_;
-    std::vector<TextSet> text_sets_;  // in precedence order
+    std::unique_ptr<TextEngine> engine_;
+    std::vector<std::size_t> text_rules_;  // engine pattern index -> rules_ index
     std::size_t text_rule_count_ = 0;
     std::unique_ptr<RE2> expiry_;
     std::unordered_map<std::uint32_t, std::size_t> enhanced_;  // key(cls, s, d) -> rules_ index
@@ -106,13 +100,20 @@ public:
     RuleSetBuilder& add_text(std::string_view name, std::string_view content);
     // Adds the rule files compiled into the program (conf/rules/*.rules).
     RuleSetBuilder& add_shipped();
+    // The text patterns added so far, in precedence order, as the engine is given them.
+    std::vector<TextPattern> text_patterns() const;
     // Compiles everything. Throws RuleError naming the first broken pattern or reference.
     std::shared_ptr<const RuleSet> build();
+    // The same with a named engine ("hyperscan", "re2"): null when it is not built in. For the
+    // tests that check both engines give the same answers.
+    std::shared_ptr<const RuleSet> build(std::string_view engine);
 
 private:
+    std::shared_ptr<const RuleSet> build_with(std::string_view engine);
     std::vector<Rule> rules_;
     std::unordered_map<std::string, std::string> actions_;
     std::unordered_map<std::string, std::string> action_locations_;
+    bool adding_shipped_ = false;
 };
 
 // The shipped rule files, embedded at build time: (name, content) in precedence order.

@@ -32,6 +32,8 @@ PACKAGES=(
   # docs
   mandoc time
 )
+# The classifier's rule engine: Hyperscan exists for amd64 only; elsewhere the build uses RE2.
+if [ "$(dpkg --print-architecture)" = amd64 ]; then PACKAGES+=(libhyperscan-dev); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

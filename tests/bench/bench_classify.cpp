@@ -10,6 +10,7 @@
 #include "bench_main.hpp"
 #include "output.hpp"
 #include "reply_classifier.hpp"
+#include "text_engine.hpp"
 
 using namespace preflight;
 
@@ -61,6 +62,26 @@ void BM_Classify(benchmark::State& state) {
     state.counters["mix"] = static_cast<double>(m.size());
 }
 BENCHMARK(BM_Classify);
+
+// The same mix through each rule engine built in, side by side in one run (label: the engine).
+void BM_ClassifyEngine(benchmark::State& state) {
+    const std::string_view engine = text_engines_built_in()[static_cast<std::size_t>(state.range(0))];
+    state.SetLabel(std::string(engine));
+    ReplyClassifier cl(RuleSetBuilder().add_shipped().build(engine));
+    const auto& m = mix();
+    if (m.empty()) {
+        state.SkipWithError("no replies in " PREFLIGHT_TEST_DATA);
+        return;
+    }
+    std::string scratch;
+    std::size_t i = 0;
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(cl.classify(m[i], Origin::remote, scratch));
+        if (++i == m.size()) i = 0;
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ClassifyEngine)->DenseRange(0, static_cast<int>(text_engines_built_in().size()) - 1);
 
 void BM_ClassifyAndWriteJson(benchmark::State& state) {
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());

@@ -18,6 +18,7 @@
 #include "bounce_classifier.hpp"
 #include "corpus_scoring.hpp"
 #include "dsn_command.hpp"
+#include "text_engine.hpp"
 
 using namespace preflight;
 
@@ -41,6 +42,18 @@ int main(int argc, char** argv) {
     corpus::Corpus corpus;
     if (auto status = corpus::load_or_exit_status(dir, corpus)) return *status;
     ReplyClassifier cl(RuleSetBuilder().add_shipped().build());
+    // The other rule engines built in (the RE2 fallback beside Hyperscan): every verdict must
+    // come out the same with each, field for field.
+    std::vector<std::pair<std::string_view, std::unique_ptr<ReplyClassifier>>> others;
+    for (std::string_view e : text_engines_built_in())
+        if (e != text_engines_built_in().front()) others.emplace_back(e, std::make_unique<ReplyClassifier>(RuleSetBuilder().add_shipped().build(e)));
+    std::size_t compared = 0, differing = 0;
+    auto same = [](const BounceVerdict& a, const BounceVerdict& b) {
+        return a.status == b.status && a.bounce == b.bounce && a.category == b.category && a.code == b.code &&
+               a.enhanced.cls == b.enhanced.cls && a.enhanced.subject == b.enhanced.subject &&
+               a.enhanced.detail == b.enhanced.detail && a.enhanced_derived == b.enhanced_derived &&
+               (a.rule ? a.rule->location : "") == (b.rule ? b.rule->location : "");
+    };
     std::string scratch;
     std::map<std::string, FileResult> cache;
     corpus::FoldedScore folds(std::getenv("CORPUS_VERBOSE") != nullptr);
@@ -53,7 +66,18 @@ int main(int argc, char** argv) {
             for (std::string_view msg : split_mbox(data)) {
                 auto& rep = fr.reports.emplace_back(std::make_unique<BounceReport>(parse_bounce_message(msg)));
                 if (!rep->error.empty() && fr.error.empty()) fr.error = rep->error;
-                for (BounceVerdict& v : classify_bounce(*rep, cl, scratch)) {
+                std::vector<BounceVerdict> vs = classify_bounce(*rep, cl, scratch);
+                for (auto& [engine, other] : others) {
+                    std::vector<BounceVerdict> ws = classify_bounce(*rep, *other, scratch);
+                    for (std::size_t k = 0; k < vs.size(); ++k, ++compared) {
+                        if (k < ws.size() && same(vs[k], ws[k])) continue;
+                        ++differing;
+                        std::printf("ENGINE %s #%zu: %.*s gives another record than %.*s\n", row.file.c_str(), k + 1,
+                                    static_cast<int>(engine.size()), engine.data(),
+                                    static_cast<int>(text_engines_built_in().front().size()), text_engines_built_in().front().data());
+                    }
+                }
+                for (BounceVerdict& v : vs) {
                     fr.verdicts.push_back(std::move(v));
                     fr.verdict_report.push_back(rep.get());
                 }
@@ -77,8 +101,11 @@ int main(int argc, char** argv) {
         folds.add(corpus, row, a);
     }
     folds.print(dir, true);
+    if (!others.empty())
+        std::printf("  rule engines: %zu verdicts compared, %zu differ (%s)\n", compared, differing,
+                    text_engine_description().c_str());
     const corpus::Score& score = folds.all();
-    bool ok = score.enough_rows(corpus) && score.found_pct() >= floor_found && score.category_pct() >= floor_category &&
+    bool ok = differing == 0 && score.enough_rows(corpus) && score.found_pct() >= floor_found && score.category_pct() >= floor_category &&
               score.bounce_pct() >= floor_bounce && score.code_pct() >= floor_code;
     if (!ok)
         std::printf("below the floors (recipients %.0f%%, category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_found,

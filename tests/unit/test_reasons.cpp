@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "reply_classifier.hpp"
+#include "text_engine.hpp"
 
 using namespace preflight;
 
@@ -135,4 +136,23 @@ TEST_CASE("sourced replies of every reason classify as their reason says", "[rea
         CHECK(per_reason[reason] >= 3);
     }
     WARN(rows.size() - static_cast<std::size_t>(failed) << " of " << rows.size() << " sourced rows pass");
+}
+
+TEST_CASE("every rule engine built in classifies the sourced replies alike", "[reasons]") {
+    auto rows = load_rows();
+    std::vector<std::pair<std::string_view, ReplyClassifier>> classifiers;
+    for (std::string_view e : text_engines_built_in()) classifiers.emplace_back(e, ReplyClassifier(RuleSetBuilder().add_shipped().build(e)));
+    std::string scratch;
+    for (const Row& r : rows) {
+        auto ref = classifiers.front().second.classify(r.reply, Origin::remote, scratch);
+        for (std::size_t k = 1; k < classifiers.size(); ++k) {
+            INFO("reasons.tsv:" << r.line << " " << r.reply << " with " << classifiers[k].first);
+            auto c = classifiers[k].second.classify(r.reply, Origin::remote, scratch);
+            CHECK(c.status == ref.status);
+            CHECK(c.bounce == ref.bounce);
+            CHECK(c.category == ref.category);
+            CHECK((c.rule ? c.rule->location : "-") == (ref.rule ? ref.rule->location : "-"));
+        }
+    }
+    WARN(rows.size() << " rows compared over " << classifiers.size() << " engine(s)");
 }

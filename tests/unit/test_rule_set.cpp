@@ -6,6 +6,7 @@
 
 #include "reply_classifier.hpp"
 #include "rule_set.hpp"
+#include "text_engine.hpp"
 
 using namespace preflight;
 
@@ -252,4 +253,41 @@ TEST_CASE("a compiled rule set is shared by threads", "[rules][threads]") {
         });
     for (auto& t : threads) t.join();
     CHECK(wrong == 0);
+}
+
+TEST_CASE("a pattern the rule engine cannot compile is named by file and line", "[rules]") {
+    // A back-reference: RE2 has none, so neither engine takes it; Hyperscan would also refuse
+    // look-around, which RE2 rejects first for a site file (site patterns must suit both).
+    CHECK(build_error("other text x\nbad-mailbox text (a)\\1\n").rfind("t.rules:2: bad regex: ", 0) == 0);
+    CHECK(build_error("other text x\nbad-mailbox text (?=a)b\n").rfind("t.rules:2: bad regex: ", 0) == 0);
+    // An empty match is legal for RE2 but has no meaning as a rule; Hyperscan refuses it.
+    if (text_engines_built_in().front() == "hyperscan")
+        CHECK(build_error("other text x\nbad-mailbox text a?\n").rfind("t.rules:2: pattern the rule engine (Hyperscan) cannot compile: ", 0) == 0);
+}
+
+TEST_CASE("every rule engine built in gives the same rule for the same text", "[rules]") {
+    // Non-ASCII letters fold in both engines alike; a site file and the shipped files.
+    auto make = [](std::string_view engine) {
+        return RuleSetBuilder()
+            .add_text("site.rules", "inactive-mailbox text ящик заблокирован|boîte archivée\nspam-related text [а-я]+ спам\n")
+            .add_shipped()
+            .build(engine);
+    };
+    const char* texts[] = {"550 ЯЩИК ЗАБЛОКИРОВАН", "550 BOÎTE ARCHIVÉE", "550 Это СПАМ", "550 5.1.1 user unknown",
+                           "452 4.2.2 mailbox full", "421 try again later", "250 2.7.0 Ok, discarded, id=1 - spam",
+                           "hello", "", "550 \xff\xfe not utf-8"};
+    for (std::string_view engine : text_engines_built_in()) {
+        auto rs = make(engine);
+        auto ref = make(text_engines_built_in().back());
+        REQUIRE(rs);
+        for (const char* t : texts) {
+            INFO(engine << ": " << t);
+            const Rule* a = rs->match_text(t, 5);
+            const Rule* b = ref->match_text(t, 5);
+            CHECK((a ? a->location : "-") == (b ? b->location : "-"));
+        }
+        CHECK(rs->match_text("550 ЯЩИК ЗАБЛОКИРОВАН", 5)->location == "site.rules:1");
+        CHECK(rs->match_text("550 Это СПАМ", 5)->location == "site.rules:2");
+    }
+    CHECK(RuleSetBuilder().add_shipped().build("no-such-engine") == nullptr);
 }

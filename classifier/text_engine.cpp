@@ -1,0 +1,37 @@
+#include "text_engine_impl.hpp"
+
+namespace preflight {
+
+std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns) {
+#ifdef PREFLIGHT_HAVE_HYPERSCAN
+    return compile_hyperscan_engine(patterns);
+#else
+    return compile_re2_engine(patterns);
+#endif
+}
+
+std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns, std::string_view name) {
+#ifdef PREFLIGHT_HAVE_HYPERSCAN
+    if (name == "hyperscan") return compile_hyperscan_engine(patterns);
+#endif
+    if (name == "re2") return compile_re2_engine(patterns);
+    return nullptr;
+}
+
+std::string text_engine_description() {
+#ifdef PREFLIGHT_HAVE_HYPERSCAN
+    return "hyperscan " + hyperscan_version();
+#else
+    return "re2";
+#endif
+}
+
+std::vector<std::string_view> text_engines_built_in() {
+#ifdef PREFLIGHT_HAVE_HYPERSCAN
+    return {"hyperscan", "re2"};
+#else
+    return {"re2"};
+#endif
+}
+
+}  // namespace preflight

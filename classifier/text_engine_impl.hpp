@@ -1,0 +1,29 @@
+// The engines behind text_engine.hpp; only text_engine.cpp chooses between them.
+#pragma once
+
+#include "text_engine.hpp"
+
+namespace preflight {
+
+std::unique_ptr<TextEngine> compile_re2_engine(const std::vector<TextPattern>& patterns);
+#ifdef PREFLIGHT_HAVE_HYPERSCAN
+std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns);
+std::string hyperscan_version();
+
+// The shipped rules' Hyperscan database, compiled when the program was built (for any x86-64
+// CPU) by preflight-compile-rules and linked in: a one-shot run starts without compiling. The
+// engine uses it only when the fingerprint of the shipped patterns it is given is the same.
+struct EmbeddedDatabase {
+    const char* bytes;
+    std::size_t size;  // 0: none built in (the compiler tool itself)
+    std::uint64_t fingerprint;
+};
+extern const EmbeddedDatabase kShippedHyperscanDatabase;
+
+// FNV-1a over the patterns and the flags they are compiled with.
+std::uint64_t pattern_fingerprint(const std::vector<TextPattern>& patterns);
+// The patterns compiled for a generic x86-64 target and serialized. Throws RuleError.
+std::string serialize_hyperscan_database(const std::vector<TextPattern>& patterns);
+#endif
+
+}  // namespace preflight
