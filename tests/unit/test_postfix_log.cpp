@@ -417,6 +417,69 @@ TEST_CASE("writers: CSV quoting, JSON Lines, UTF-8 cleaning", "[log]") {
 }
 
 namespace {
+std::string csv_cell(std::string_view s, CsvCells cells = CsvCells::neutralised) {
+    std::string out;
+    append_csv_field(out, s, cells);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("CSV cells: values that start like a formula are neutralised (OWASP), quoting kept", "[log][csv]") {
+    // Each trigger of OWASP's CSV injection list gets a leading apostrophe.
+    CHECK(csv_cell("=cmd|'/Ccalc'!A0@gmail.example") == "'=cmd|'/Ccalc'!A0@gmail.example");
+    CHECK(csv_cell("+1+1@example.com") == "'+1+1@example.com");
+    CHECK(csv_cell("-2+3@example.com") == "'-2+3@example.com");
+    CHECK(csv_cell("@SUM(1+1)") == "'@SUM(1+1)");
+    CHECK(csv_cell("\t=1+1") == "\"'\t=1+1\"");  // a tab is also a separator: quoted too
+    CHECK(csv_cell("\r=1+1") == "\"'\r=1+1\"");
+    // Harmless values stay as they are; a trigger character later in the value is harmless.
+    CHECK(csv_cell("alice@example.com") == "alice@example.com");
+    CHECK(csv_cell("550 5.1.1 user=unknown -all @home") == "550 5.1.1 user=unknown -all @home");
+    CHECK(csv_cell("") == "");
+    CHECK(csv_cell("'=already") == "'=already");
+    // Quoting per RFC 4180 after the apostrophe: '"' doubled, ',' CR LF inside quotes.
+    CHECK(csv_cell("=HYPERLINK(\"http://x.example/?a,b\",\"click\")") ==
+          "\"'=HYPERLINK(\"\"http://x.example/?a,b\"\",\"\"click\"\")\"");
+    CHECK(csv_cell("a \"b\"") == "\"a \"\"b\"\"\"");
+    CHECK(csv_cell("a,b") == "\"a,b\"");
+    CHECK(csv_cell("line1\nline2") == "\"line1\nline2\"");
+    CHECK(csv_cell("-x\r\ny") == "\"'-x\r\ny\"");
+    // ';' (the separator of Excel in many locales) is quoted, so "x;=1+1" cannot become a cell
+    // "=1+1" of its own.
+    CHECK(csv_cell("x;=1+1") == "\"x;=1+1\"");
+    // Raw: the values as they came, with RFC 4180 quoting only.
+    CHECK(csv_cell("=cmd|'/Ccalc'!A0@gmail.example", CsvCells::raw) == "=cmd|'/Ccalc'!A0@gmail.example");
+    CHECK(csv_cell("=a,\"b\"", CsvCells::raw) == "\"=a,\"\"b\"\"\"");
+    CHECK(starts_like_formula("=") );
+    CHECK_FALSE(starts_like_formula(" =1"));
+    CHECK_FALSE(starts_like_formula(""));
+}
+
+TEST_CASE("writers: every text cell of a CSV row is neutralised; --raw leaves them", "[log][csv]") {
+    DeliveryRow r;
+    r.time.civil = days_from_civil(2024, 6, 3) * 86400;
+    r.sender = "-2+3@example.com";
+    r.recipient = "=cmd|'/Ccalc'!A0@gmail.example";
+    r.status = Status::bounce;
+    r.message = "@SUM(1+1)*cmd|' /C calc'!A0";
+    r.queue_id = "Q1";
+    r.enhanced = "5.1.1";
+    r.relay = "+relay";
+    r.delay = "-1";
+    std::string out;
+    TextRowWriter(RowFormat::csv, true).row(out, r);
+    CHECK(out == "2024-06-03 00:00:00,'-2+3@example.com,'=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
+                 "'@SUM(1+1)*cmd|' /C calc'!A0,Q1,other,none,5.1.1,'+relay,'-1\r\n");
+    out.clear();
+    TextRowWriter(RowFormat::csv, false, CsvCells::raw).row(out, r);
+    CHECK(out == "2024-06-03 00:00:00,-2+3@example.com,=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
+                 "@SUM(1+1)*cmd|' /C calc'!A0\r\n");
+    out.clear();
+    TextRowWriter(RowFormat::json, false).row(out, r);  // JSON is for programs: as it came
+    CHECK(out.find("\"recipient\": \"=cmd|'/Ccalc'!A0@gmail.example\"") != std::string::npos);
+}
+
+namespace {
 // A LogInput serving a string in small pieces.
 class StringInput : public LogInput {
 public:
