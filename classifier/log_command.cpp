@@ -32,7 +32,8 @@ const char kUsage[] =
     "                              [--dsn DIR]... [--rules FILE]... [--queue-lifetime TIME]\n"
     "                              [MAILLOG...]\n"
     "  Reads Postfix logs (syslog or maillog_file format, plain or gzip; stdin when no MAILLOG\n"
-    "  or '-') and writes one row per recipient with its final state: Sent, Deferred, Bounce,\n"
+    "  or '-'; on a journald-only host: journalctl -u postfix@- -o short-iso | ... log) and\n"
+    "  writes one row per recipient with its final state: Sent, Deferred, Bounce,\n"
     "  Rejected or Expired. Several MAILLOGs are read as one log, in the order given (oldest\n"
     "  first: maillog.2.gz maillog.1 maillog).\n"
     "  --format          csv (default; RFC 4180), json (JSON Lines), xlsx (needs --output or a\n"
@@ -164,7 +165,7 @@ public:
             case LineResult::event: tracker_.add(ev_); break;
             case LineResult::ignored: break;
             case LineResult::not_a_log:
-                bad(std::string("not a syslog or maillog_file line (") + std::string(why) + ")");
+                bad(std::string("not a syslog, maillog_file or journalctl line (") + std::string(why) + ")");
                 break;
             case LineResult::malformed: bad(std::string("malformed Postfix line: ") + std::string(why)); break;
         }
