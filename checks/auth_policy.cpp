@@ -56,13 +56,24 @@ std::string_view dkim_name(DkimResult r) {
 ReplyArgs base_args(const SpfOutcome* spf, const DkimOutcome* dkim, const AuthContext& ctx) {
     ReplyArgs a;
     a.domain = ctx.domain;
-    for (const std::string& ip : ctx.egress_ips) {
-        if (!a.ip.empty()) a.ip += " and ";
+    // The reply names the addresses SPF does not authorize, and the hint adds just those; an
+    // outcome that does not list them (not from check_spf_for_egress) stands for the whole pool.
+    const std::vector<std::string>& named =
+        spf && !spf->unauthorized.empty() ? spf->unauthorized : ctx.egress_ips;
+    for (const std::string& ip : named) {
+        if (!a.ip.empty()) a.ip += ", ";
         a.ip += ip;
+    }
+    // SPF passes for some of the pool but must for each: say so, or the sender wonders why.
+    if (ctx.spf_match == SpfEgressMatch::all && named.size() < ctx.egress_ips.size()) {
+        for (const std::string& ip : ctx.egress_ips) {
+            if (!a.egress.empty()) a.egress += ", ";
+            a.egress += ip;
+        }
     }
     a.spf_hint = ctx.spf_hint;
     if (a.spf_hint.empty()) {
-        for (const std::string& ip : ctx.egress_ips) {
+        for (const std::string& ip : named) {
             if (!a.spf_hint.empty()) a.spf_hint += ' ';
             a.spf_hint += (ip.find(':') != std::string::npos ? "ip6:" : "ip4:") + ip;
         }

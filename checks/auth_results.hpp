@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace preflight {
 
@@ -14,6 +15,9 @@ enum class SpfResult { none, neutral, pass, fail, softfail, temperror, permerror
 struct SpfOutcome {
     SpfResult result = SpfResult::none;
     std::string explanation;  // why, for the log and the reply ("no SPF record", the failing mechanism...)
+    // For the relay's egress addresses (check_spf_for_egress): those the record does not give
+    // pass for, for good (not for a temperror), in EgressAddresses order; the reply names them.
+    std::vector<std::string> unauthorized = {};
 };
 
 // What DKIM can say about a message for the sender domain.

@@ -37,7 +37,8 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "Sender address rejected: {domain} publishes a null MX (RFC 7505) and accepts no mail, so replies "
      "and bounces could not be delivered; use a sender address at a domain that receives mail"},
     {spf_required_failed, 550, "5.7.23", 450,
-     "{domain} publishes no SPF record that allows {ip?{ip}|this relay}; "
+     "{domain} publishes no SPF record that allows {ip?{ip}|this relay}"
+     "{egress? (SPF must pass for every address this relay sends from: {egress})}; "
      "add {spf_hint?{spf_hint}|this relay's addresses} to its SPF record"
      "\n{spf_result?SPF result: {spf_result}{spf_reason? ({spf_reason})}}"},
     {spf_record_invalid, 550, "5.7.24", 450,
@@ -53,14 +54,15 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "The DKIM key record {selector?{selector}._domainkey.{domain}|of {domain}} cannot be used"
      "{dkim_reason? ({dkim_reason})}; publish a valid DKIM key record"},
     {auth_failed, 550, "5.7.26", 450,
-     "{domain} publishes no SPF record that allows {ip?{ip}|this relay} and "
+     "{domain} publishes no SPF record that allows {ip?{ip}|this relay}"
+     "{egress? (SPF must pass for every address this relay sends from: {egress})} and "
      "{dkim_reason?its DKIM signature does not verify ({dkim_reason})|its mail is not DKIM-signed}; "
      "add {spf_hint?{spf_hint}|this relay's addresses} to its SPF record or "
      "{selector?publish the DKIM key at {selector}._domainkey.{domain}|sign its mail with a DKIM key published under {domain}}"
      "\n{spf_result?SPF result: {spf_result}{spf_reason? ({spf_reason})}}"},
     {auth_failed_all, 550, "5.7.26", 450,
      "Mail from {domain} must pass both SPF and DKIM, but {domain} publishes no SPF record that allows "
-     "{ip?{ip}|this relay} and "
+     "{ip?{ip}|this relay}{egress? (SPF must pass for every address this relay sends from: {egress})} and "
      "{dkim_reason?its DKIM signature does not verify ({dkim_reason})|its mail is not DKIM-signed}; "
      "add {spf_hint?{spf_hint}|this relay's addresses} to its SPF record and "
      "{selector?publish the DKIM key at {selector}._domainkey.{domain}|sign its mail with a DKIM key published under {domain}}"
@@ -99,6 +101,7 @@ const std::string* arg_value(const ReplyArgs& a, std::string_view name) {
     if (name == "size") return &a.size;
     if (name == "limit") return &a.limit;
     if (name == "ip") return &a.ip;
+    if (name == "egress") return &a.egress;
     if (name == "spf_hint") return &a.spf_hint;
     if (name == "spf_result") return &a.spf_result;
     if (name == "spf_reason") return &a.spf_reason;

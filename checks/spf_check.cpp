@@ -400,21 +400,81 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
     return out;
 }
 
-SpfOutcome check_spf_for_egress(Resolver& resolver, std::string_view sender_domain,
-                                std::string_view mail_from,
-                                const std::vector<std::string>& egress_ips)
+namespace {
+
+bool definite_non_pass(SpfResult r) { return r != SpfResult::pass && r != SpfResult::temperror; }
+
+std::string join_ips(const std::vector<std::string>& ips) {
+    std::string list;
+    for (const auto& ip : ips) list += (list.empty() ? "" : ", ") + ip;
+    return list;
+}
+
+// The explanations of the addresses that did not pass, each once ("example.org publishes no SPF
+// record" is the same for every address), in order, joined by "; ".
+std::string explain_unauthorized(const std::vector<EgressSpf>& per_address) {
+    std::vector<std::string_view> seen;
+    std::string out;
+    for (const EgressSpf& e : per_address) {
+        if (!definite_non_pass(e.outcome.result)) continue;
+        std::string_view why = e.outcome.explanation;
+        if (std::find(seen.begin(), seen.end(), why) != seen.end()) continue;
+        seen.push_back(why);
+        out += (out.empty() ? "" : "; ") + std::string(why);
+    }
+    return out;
+}
+
+}  // namespace
+
+SpfOutcome combine_egress_spf(std::string_view sender_domain, const std::vector<EgressSpf>& per_address,
+                              SpfEgressMatch match)
 {
-    if (egress_ips.empty()) return {SpfResult::none, "no egress addresses configured"};
-    for (const auto& ip : egress_ips) {
-        SpfOutcome o = check_spf(resolver, sender_domain, mail_from, ip, "");
-        if (o.result != SpfResult::pass) {
-            o.explanation = "for egress address " + ip + ": " + o.explanation;
-            return o;
+    if (per_address.empty()) return {SpfResult::none, "no egress addresses configured"};
+    const std::string domain = normal_domain(sender_domain);
+    const EgressSpf* first_pass = nullptr;
+    const EgressSpf* first_temp = nullptr;
+    const EgressSpf* first_failure = nullptr;
+    std::vector<std::string> passed, unauthorized;
+    for (const EgressSpf& e : per_address) {
+        if (e.outcome.result == SpfResult::pass) {
+            if (!first_pass) first_pass = &e;
+            passed.push_back(e.ip);
+        } else if (e.outcome.result == SpfResult::temperror) {
+            if (!first_temp) first_temp = &e;
+        } else {
+            if (!first_failure) first_failure = &e;
+            unauthorized.push_back(e.ip);
         }
     }
-    std::string list;
-    for (const auto& ip : egress_ips) list += (list.empty() ? "" : ", ") + ip;
-    return {SpfResult::pass, "the SPF record of " + normal_domain(sender_domain) + " allows " + list};
+    auto temporary = [&] {
+        SpfOutcome o = first_temp->outcome;
+        o.explanation = "for egress address " + first_temp->ip + ": " + o.explanation;
+        return o;
+    };
+    if (match == SpfEgressMatch::any) {
+        if (first_pass) return {SpfResult::pass, "the SPF record of " + domain + " allows " + first_pass->ip};
+        if (first_temp) return temporary();  // a retry may still pass
+    } else {
+        if (!first_failure && !first_temp)
+            return {SpfResult::pass, "the SPF record of " + domain + " allows " + join_ips(passed)};
+        if (!first_failure) return temporary();  // a definite failure would settle it; none yet
+    }
+    return {first_failure->outcome.result, explain_unauthorized(per_address), std::move(unauthorized)};
+}
+
+SpfOutcome check_spf_for_egress(Resolver& resolver, std::string_view sender_domain,
+                                std::string_view mail_from,
+                                const std::vector<std::string>& egress_ips,
+                                SpfEgressMatch match)
+{
+    std::vector<EgressSpf> per_address;
+    per_address.reserve(egress_ips.size());
+    for (const auto& ip : egress_ips) {
+        per_address.push_back({ip, check_spf(resolver, sender_domain, mail_from, ip, "")});
+        if (match == SpfEgressMatch::any && per_address.back().outcome.result == SpfResult::pass) break;
+    }
+    return combine_egress_spf(sender_domain, per_address, match);
 }
 
 }  // namespace preflight

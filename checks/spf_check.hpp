@@ -21,6 +21,7 @@
 #pragma once
 
 #include "auth_results.hpp"
+#include "config.hpp"  // SpfEgressMatch: the conf's vocabulary
 #include "dns.hpp"
 
 #include <string>
@@ -37,11 +38,31 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
                      std::string_view mail_from, std::string_view client_ip,
                      std::string_view helo);
 
-// Does the domain's SPF pass for every one of the relay's egress addresses? pass only when it
-// passes for each; otherwise the first address that does not pass decides the result, and the
-// explanation names it. An empty list gives none ("no egress addresses configured").
+// One egress address and what check_spf() said for it.
+struct EgressSpf {
+    std::string ip;
+    SpfOutcome outcome;
+};
+
+// The SPF verdict over the relay's egress addresses (SpfEgressMatch), from the outcome for
+// each address in EgressAddresses order. A pure function: check_spf_for_egress() feeds it.
+//   all  pass when every address passes. Otherwise a definite non-pass (fail, softfail,
+//        neutral, none, permerror) of any address settles it (a retry cannot change it): the
+//        first one's result, and `unauthorized` lists every address without pass for good;
+//        only when the others pass and some had DNS trouble: temperror.
+//   any  pass when one address passes. Otherwise temperror if some address had DNS trouble (a
+//        retry may pass), else the first address's result with every address unauthorized.
+// The explanation names the addresses. No outcomes at all: none ("no egress addresses
+// configured").
+SpfOutcome combine_egress_spf(std::string_view sender_domain, const std::vector<EgressSpf>& per_address,
+                              SpfEgressMatch match);
+
+// check_spf() for the relay's egress addresses, combined by combine_egress_spf(). With any,
+// evaluation stops at the first address that passes; with all, every address is evaluated so
+// that the reply can name each one the record leaves out (cheap: the lookups are cached).
 SpfOutcome check_spf_for_egress(Resolver& resolver, std::string_view sender_domain,
                                 std::string_view mail_from,
-                                const std::vector<std::string>& egress_ips);
+                                const std::vector<std::string>& egress_ips,
+                                SpfEgressMatch match = SpfEgressMatch::all);
 
 }  // namespace preflight

@@ -60,7 +60,8 @@ struct ReplyArgs {
     std::string reason;       // what exactly is wrong ("label 'a-' ends with a hyphen")
     std::string size;         // bytes, decimal
     std::string limit;        // the configured limit, decimal
-    std::string ip;           // egress address(es) SPF was evaluated for
+    std::string ip;           // egress address(es) SPF does not authorize ("192.0.2.7, 2001:db8::7")
+    std::string egress;       // all egress addresses, when SPF must pass for each and passes for some
     std::string spf_hint;     // what to add to the SPF record ("include:spf.relay.example")
     std::string spf_result;   // "fail", "softfail", "none" ...
     std::string spf_reason;   // SPF explanation (from libspf2 or the domain's exp=)

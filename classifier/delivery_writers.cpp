@@ -19,19 +19,6 @@ constexpr std::size_t kNarrowColumns = 5, kWideColumns = 11;
 constexpr std::size_t kCellMax = 32767;  // Excel: characters per cell (bytes here: never more)
 constexpr double kWidths[] = {20, 30, 30, 10, 80, 14, 20, 11, 14, 30, 8};
 
-void append_csv_field(std::string& out, std::string_view s) {
-    if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
-        out.append(s);
-        return;
-    }
-    out.push_back('"');
-    for (char c : s) {
-        if (c == '"') out.push_back('"');
-        out.push_back(c);
-    }
-    out.push_back('"');
-}
-
 // The delay as a finite number, if it is one.
 bool delay_number(std::string_view s, double& v) {
     if (s.empty()) return false;
@@ -41,6 +28,26 @@ bool delay_number(std::string_view s, double& v) {
 
 
 }  // namespace
+
+bool starts_like_formula(std::string_view s) {
+    return !s.empty() && std::string_view("=+-@\t\r").find(s.front()) != std::string_view::npos;
+}
+
+void append_csv_field(std::string& out, std::string_view s, CsvCells cells) {
+    const bool apostrophe = cells == CsvCells::neutralised && starts_like_formula(s);
+    if (s.find_first_of(",\"\r\n;\t") == std::string_view::npos) {
+        if (apostrophe) out.push_back('\'');
+        out.append(s);
+        return;
+    }
+    out.push_back('"');
+    if (apostrophe) out.push_back('\'');
+    for (char c : s) {
+        if (c == '"') out.push_back('"');
+        out.push_back(c);
+    }
+    out.push_back('"');
+}
 
 std::string_view status_label(Status s) {
     switch (s) {
@@ -92,17 +99,17 @@ void TextRowWriter::row(std::string& out, const DeliveryRow& r) const {
     std::string_view category = to_string(r.category), bounce = to_string(r.bounce);
     if (format_ == RowFormat::csv) {
         out.append(date_sv).push_back(',');
-        append_csv_field(out, r.sender);
+        append_csv_field(out, r.sender, cells_);
         out.push_back(',');
-        append_csv_field(out, r.recipient);
+        append_csv_field(out, r.recipient, cells_);
         out.push_back(',');
-        out.append(status_label(r.status)).push_back(',');
-        append_csv_field(out, r.message);
+        out.append(status_label(r.status)).push_back(',');  // ours: never starts like a formula
+        append_csv_field(out, r.message, cells_);
         if (wide_) {
             for (std::string_view f : {std::string_view(r.queue_id), category, bounce, std::string_view(r.enhanced),
                                        std::string_view(r.relay), std::string_view(r.delay)}) {
                 out.push_back(',');
-                append_csv_field(out, f);
+                append_csv_field(out, f, cells_);
             }
         }
         out.append("\r\n");

@@ -28,15 +28,20 @@ mode_t current_umask() {
 }
 
 const char kUsage[] =
-    "usage: preflight-classify log [--format csv|json|xlsx] [--output FILE] [--wide] [--follow]\n"
+    "usage: preflight-classify log [--format csv|json|xlsx] [--raw] [--output FILE] [--wide] [--follow]\n"
     "                              [--dsn DIR]... [--rules FILE]... [--queue-lifetime TIME]\n"
     "                              [MAILLOG...]\n"
     "  Reads Postfix logs (syslog or maillog_file format, plain or gzip; stdin when no MAILLOG\n"
-    "  or '-') and writes one row per recipient with its final state: Sent, Deferred, Bounce,\n"
+    "  or '-'; on a journald-only host: journalctl -u postfix@- -o short-iso | ... log) and\n"
+    "  writes one row per recipient with its final state: Sent, Deferred, Bounce,\n"
     "  Rejected or Expired. Several MAILLOGs are read as one log, in the order given (oldest\n"
     "  first: maillog.2.gz maillog.1 maillog).\n"
     "  --format          csv (default; RFC 4180), json (JSON Lines), xlsx (needs --output or a\n"
     "                    stdout that is not a terminal)\n"
+    "  --raw             csv: write every value as it came; without it a cell starting with\n"
+    "                    = + - @ tab or CR gets a leading ' so that spreadsheets show it as\n"
+    "                    text instead of running it as a formula (addresses and replies are\n"
+    "                    written by strangers). json is always as it came, xlsx cells are text\n"
     "  --output FILE     write to FILE instead of stdout\n"
     "  --wide            also queue id, category, bounce type, enhanced code, relay, delay\n"
     "  --follow          after the input, keep reading the last MAILLOG as it grows (rotation\n"
@@ -88,7 +93,7 @@ std::optional<std::int64_t> parse_duration(const std::string& s) {
 struct Options {
     RowFormat format = RowFormat::csv;
     std::string output;
-    bool wide = false, follow = false;
+    bool wide = false, follow = false, raw = false;
     std::vector<std::string> rules, files, dsn_dirs;
     TrackerOptions tracker;
 };
@@ -96,7 +101,8 @@ struct Options {
 // Where rows go: a text buffer flushed to a file descriptor, or an XLSX workbook.
 class Output {
 public:
-    Output(const Options& o, int fd) : text_(o.format, o.wide), fd_(fd) {}
+    Output(const Options& o, int fd)
+        : text_(o.format, o.wide, o.raw ? CsvCells::raw : CsvCells::neutralised), fd_(fd) {}
     void open_xlsx(const std::string& path, bool wide) { xlsx_.emplace(path, wide); }
     void header() {
         if (!xlsx_) text_.header(buf_);
@@ -159,7 +165,7 @@ public:
             case LineResult::event: tracker_.add(ev_); break;
             case LineResult::ignored: break;
             case LineResult::not_a_log:
-                bad(std::string("not a syslog or maillog_file line (") + std::string(why) + ")");
+                bad(std::string("not a syslog, maillog_file or journalctl line (") + std::string(why) + ")");
                 break;
             case LineResult::malformed: bad(std::string("malformed Postfix line: ") + std::string(why)); break;
         }
@@ -258,6 +264,8 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             o.output = *v;
         } else if (a == "--wide") {
             o.wide = true;
+        } else if (a == "--raw") {
+            o.raw = true;
         } else if (a == "--follow" || a == "-f") {
             o.follow = true;
         } else if (a == "--dsn") {
@@ -290,6 +298,9 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
         }
     }
     if (o.files.empty()) o.files.push_back("-");
+    if (o.raw && o.format != RowFormat::csv)
+        return usage_error("--raw applies to csv only: json is always written as the values came, and xlsx "
+                           "cells are text, never formulas");
     if (o.follow) {
         if (o.format == RowFormat::xlsx) return usage_error("--follow writes rows as they come: use csv or json");
         if (o.files.back() == "-") return usage_error("--follow needs a MAILLOG file to follow, not stdin");

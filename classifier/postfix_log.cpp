@@ -51,50 +51,88 @@ bool parse_clock(sv s, std::size_t& i, std::int64_t& secs, std::int32_t& usec) {
     return true;
 }
 
-// The timestamp at the start of line; pos is set past it (at the blank before the host).
-bool parse_timestamp(sv line, const YearReference& ref, LogTime& t, std::size_t& pos) {
-    if (line.size() < 16) return false;
-    std::int64_t clock = 0;
-    if (is_digit(line[0])) {  // YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|+HH:MM|+HHMM]
-        int y = digits(line, 0, 4), mo = digits(line, 5, 2), d = digits(line, 8, 2);
-        if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || line[4] != '-' || line[7] != '-') return false;
-        if (line[10] != 'T' && line[10] != ' ') return false;
-        std::size_t i = 11;
-        if (!parse_clock(line, i, clock, t.usec)) return false;
-        t.offset = 0;
-        if (i < line.size() && (line[i] == 'Z' || line[i] == 'z')) {
-            ++i;
-        } else if (i < line.size() && (line[i] == '+' || line[i] == '-')) {
-            int sign = line[i] == '-' ? -1 : 1;
-            int oh = digits(line, i + 1, 2);
-            std::size_t j = i + 3;
-            if (j < line.size() && line[j] == ':') ++j;
-            int om = digits(line, j, 2);
-            if (oh < 0 || om < 0 || oh > 23 || om > 59) return false;
-            t.offset = sign * (oh * 3600 + om * 60);
-            i = j + 2;
-        }
-        t.civil = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + clock;
-        pos = i;
-    } else {  // Mmm dd HH:MM:SS[.frac]  (day padded with a blank or a zero)
-        int mo = month_from_name(line.substr(0, 3));
-        if (!mo || line[3] != ' ') return false;
-        std::size_t i = 4;
-        if (line[i] == ' ') ++i;
-        int d = 0;
-        std::size_t start = i;
-        while (i < line.size() && is_digit(line[i]) && i - start < 2) d = d * 10 + (line[i++] - '0');
-        if (i == start || d < 1 || d > 31 || i >= line.size() || line[i] != ' ') return false;
-        ++i;
-        if (!parse_clock(line, i, clock, t.usec)) return false;
-        int y = ref.year;
-        t.civil = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + clock;
-        if (t.civil > ref.civil + 86400)
-            t.civil = days_from_civil(y - 1, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + clock;
-        t.offset = 0;
-        pos = i;
+int days_in_month(int y, int m) {
+    static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+// "YYYY-MM-DD[T ]HH:MM:SS[.frac][Z|+HH:MM|+HHMM]" at the start of line: RFC 3339 (rsyslog's
+// high-precision format, journalctl -o short-iso and short-iso-precise) and maillog_file's
+// "YYYY-MM-DD HH:MM:SS.frac". why says which part is bad.
+bool parse_iso_timestamp(sv line, LogTime& t, std::size_t& pos, sv& why) {
+    int y = digits(line, 0, 4), mo = digits(line, 5, 2), d = digits(line, 8, 2);
+    if (y < 0 || mo < 0 || d < 0 || line[4] != '-' || line[7] != '-') {
+        why = "timestamp: date not YYYY-MM-DD";
+        return false;
     }
-    return pos < line.size() && line[pos] == ' ';
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
+        why = "timestamp: no such date";
+        return false;
+    }
+    if (line[10] != 'T' && line[10] != 't' && line[10] != ' ') {
+        why = "timestamp: no 'T' or blank between date and time";
+        return false;
+    }
+    std::size_t i = 11;
+    std::int64_t clock = 0;
+    if (!parse_clock(line, i, clock, t.usec)) {
+        why = "timestamp: time not HH:MM:SS[.fraction] or out of range";
+        return false;
+    }
+    t.offset = 0;
+    if (i < line.size() && (line[i] == 'Z' || line[i] == 'z')) {
+        ++i;
+    } else if (i < line.size() && (line[i] == '+' || line[i] == '-')) {
+        int sign = line[i] == '-' ? -1 : 1;
+        int oh = digits(line, i + 1, 2);
+        std::size_t j = i + 3;
+        if (j < line.size() && line[j] == ':') ++j;
+        int om = digits(line, j, 2);
+        if (oh < 0 || om < 0 || oh > 23 || om > 59) {
+            why = "timestamp: zone offset not +HH:MM or +HHMM";
+            return false;
+        }
+        t.offset = sign * (oh * 3600 + om * 60);
+        i = j + 2;
+    }
+    t.civil = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + clock;
+    pos = i;
+    return true;
+}
+
+// "Mmm dd HH:MM:SS[.frac]" (day padded with a blank or a zero): syslog, journalctl -o short.
+bool parse_syslog_timestamp(sv line, const YearReference& ref, LogTime& t, std::size_t& pos) {
+    int mo = month_from_name(line.substr(0, 3));
+    if (!mo || line[3] != ' ') return false;
+    std::size_t i = 4;
+    if (line[i] == ' ') ++i;
+    int d = 0;
+    std::size_t start = i;
+    while (i < line.size() && is_digit(line[i]) && i - start < 2) d = d * 10 + (line[i++] - '0');
+    if (i == start || d < 1 || d > 31 || i >= line.size() || line[i] != ' ') return false;
+    ++i;
+    std::int64_t clock = 0;
+    if (!parse_clock(line, i, clock, t.usec)) return false;
+    int y = ref.year;
+    t.civil = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + clock;
+    if (t.civil > ref.civil + 86400)
+        t.civil = days_from_civil(y - 1, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + clock;
+    t.offset = 0;
+    pos = i;
+    return true;
+}
+
+// The timestamp at the start of line; pos is set past it (at the blank before the host).
+bool parse_timestamp(sv line, const YearReference& ref, LogTime& t, std::size_t& pos, sv& why) {
+    why = "no timestamp at its start";
+    if (line.size() < 16) return false;
+    // Four digits and '-' can only be meant as an ISO date: say what is wrong with it.
+    const bool iso = digits(line, 0, 4) >= 0 && line[4] == '-';
+    if (iso ? !parse_iso_timestamp(line, t, pos, why) : !parse_syslog_timestamp(line, ref, t, pos)) return false;
+    if (pos < line.size() && line[pos] == ' ') return true;
+    why = iso ? "timestamp: not followed by a blank" : "no timestamp at its start";
+    return false;
 }
 
 // "<addr>" value starting at s[i] == '<': the address; i is set past the closing '>' that is
@@ -274,11 +312,11 @@ std::string_view remote_reply(std::string_view text) {
 }
 
 LineResult parse_log_line(std::string_view line, const YearReference& ref, LogEvent& ev, std::string_view& why) {
+    // journalctl's own lines: "-- Logs begin at ... --", "-- Boot 3f2a... --", "-- Reboot --",
+    // "-- No entries --".
+    if (starts(line, "-- ") && line.size() >= 6 && line.substr(line.size() - 3) == " --") return LineResult::ignored;
     std::size_t pos = 0;
-    if (!parse_timestamp(line, ref, ev.time, pos)) {
-        why = "no timestamp at its start";
-        return LineResult::not_a_log;
-    }
+    if (!parse_timestamp(line, ref, ev.time, pos, why)) return LineResult::not_a_log;
     // host, then "tag: " (the tag is "postfix/smtp[123]" or "name[pid]" or "name").
     std::size_t host_end = line.find(' ', pos + 1);
     if (host_end == sv::npos || host_end == pos + 1) {

@@ -1,8 +1,13 @@
 // One Postfix log line in, one parsed event out: no allocation, every field a string_view into
-// the line. Timestamp formats:
-//   syslog (RFC 3164)   "Jan  5 10:00:01 host postfix/smtp[123]: ..."  (optional ".uuuuuu")
-//   RFC 3339            "2024-01-05T10:00:01.123456+01:00 host postfix/smtp[123]: ..."
+// the line. Timestamp formats, recognised per line (files may mix them):
+//   syslog (RFC 3164)   "Jan  5 10:00:01 host postfix/smtp[123]: ..."  (optional ".uuuuuu");
+//                       also journalctl's default -o short ("Jan 05 10:00:01")
+//   RFC 3339            "2024-01-05T10:00:01.123456+01:00 host postfix/smtp[123]: ..." (rsyslog's
+//                       high-precision format), the zone also as +0100 or Z: journalctl -o
+//                       short-iso "2024-01-05T10:00:01+0100" and -o short-iso-precise
 //   maillog_file style  "2024-01-05 10:00:01.123456 host postfix/smtp[123]: ..."
+// journalctl's own lines ("-- Boot 3f2a... --", "-- No entries --", "-- Logs begin at ... --")
+// are ignored, so `journalctl -u postfix@- -o short-iso` output reads like a mail log.
 // A syslog date has no year: it is the reference time's year, or the year before when that
 // would put the line more than a day after the reference (a log read in January that starts in
 // December). The reference is the file's modification time, or now for stdin and --follow.
@@ -69,7 +74,8 @@ struct LogEvent {
 enum class LineResult {
     event,      // out holds an event
     ignored,    // a log line with nothing for us
-    not_a_log,  // no timestamp, host and tag: not a syslog or maillog_file line
+    not_a_log,  // no timestamp, host and tag: not a syslog, maillog_file or journalctl line;
+                // why names the bad part of a timestamp that looks like an RFC 3339 one
     malformed,  // a Postfix line of a kind we read, but broken; why says how
 };
 

@@ -30,6 +30,7 @@ constexpr std::string_view kRunModes[] = {"enforce", "dry-run"};
 constexpr std::string_view kCheckModes[] = {"reject", "tempfail", "tag", "off"};
 constexpr std::string_view kRecipientReplies[] = {"tempfail", "reject"};
 constexpr std::string_view kAuthPolicies[] = {"spf-or-dkim", "spf-and-dkim", "spf", "dkim", "off"};
+constexpr std::string_view kSpfEgressMatch[] = {"all", "any"};
 constexpr std::string_view kDnsErrorActions[] = {"tempfail", "accept"};
 constexpr std::string_view kApplyTo[] = {"all", "authenticated", "networks"};
 constexpr std::string_view kFacilities[] = {"mail",   "daemon", "local0", "local1", "local2",
@@ -51,6 +52,7 @@ std::string_view to_string(RunMode v) { return name_of(v, kRunModes); }
 std::string_view to_string(CheckMode v) { return name_of(v, kCheckModes); }
 std::string_view to_string(RecipientLimitReply v) { return name_of(v, kRecipientReplies); }
 std::string_view to_string(AuthPolicy v) { return name_of(v, kAuthPolicies); }
+std::string_view to_string(SpfEgressMatch v) { return name_of(v, kSpfEgressMatch); }
 std::string_view to_string(DnsErrorAction v) { return name_of(v, kDnsErrorActions); }
 std::string_view to_string(ApplyTo v) { return name_of(v, kApplyTo); }
 std::string_view to_string(LogFacility v) { return name_of(v, kFacilities); }
@@ -494,6 +496,10 @@ const Row kRows[] = {
               .allowed = kAuthPolicies, .per_domain = true,
               .help = "what the sender domain must publish for the relay's mail to authenticate"},
      .store = set_policy<&Settings::auth_policy>},
+    {.info = {.name = "SpfEgressMatch", .type = KeyType::enumeration, .default_value = "all",
+              .allowed = kSpfEgressMatch, .per_domain = true,
+              .help = "SPF must pass for all EgressAddresses (the relay sends from any of them) or any one"},
+     .store = set_policy<&Settings::spf_egress_match>},
     // Sending quotas
     {.info = {.name = "QuotaRecipients", .type = KeyType::rate_list, .per_domain = true,
               .help = "recipients a QuotaPer subject may send per window: 10000/day, 500/hour, 100/minute; empty: none"},

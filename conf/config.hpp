@@ -113,6 +113,13 @@ enum class RecipientLimitReply {
 
 enum class AuthPolicy { spf_or_dkim, spf_and_dkim, spf, dkim, off };
 
+// For which of the relay's EgressAddresses the sender domain's SPF must give pass.
+enum class SpfEgressMatch {
+    all,  // every one: the relay may send a message from any of them, and a message sent from
+          // one the record leaves out fails SPF downstream (by chance, per connection)
+    any,  // at least one: lenient, for pools where the others are a fallback only
+};
+
 enum class DnsErrorAction {
     tempfail,  // 451 4.4.3
     accept,    // let the message through, as if the check had passed
@@ -172,6 +179,7 @@ std::string_view to_string(RunMode v);
 std::string_view to_string(CheckMode v);
 std::string_view to_string(RecipientLimitReply v);
 std::string_view to_string(AuthPolicy v);
+std::string_view to_string(SpfEgressMatch v);
 std::string_view to_string(DnsErrorAction v);
 std::string_view to_string(ApplyTo v);
 std::string_view to_string(LogFacility v);
@@ -205,6 +213,7 @@ struct Settings {
     std::uint64_t max_message_size = 20ull << 20;
     int unknown_domain_code = 550;  // 450 or 550
     AuthPolicy auth_policy = AuthPolicy::spf_or_dkim;
+    SpfEgressMatch spf_egress_match = SpfEgressMatch::all;
     // Sending quotas: empty lists mean no quota.
     QuotaPer quota_per = QuotaPer::domain;
     std::vector<QuotaRate> quota_recipients;

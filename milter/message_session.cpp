@@ -121,7 +121,8 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
         return Verdict::accept(check_name::auth);
     }
     if (uses_spf(s.auth_policy)) {
-        spf_ = check_spf_for_egress(*services_.resolver, domain_, sender_, services_.egress_ips);
+        spf_ = check_spf_for_egress(*services_.resolver, domain_, sender_, services_.egress_ips,
+                                    s.spf_egress_match);
         if (std::optional<Verdict> early = decide_auth_early(s.auth_policy, *spf_, auth_context())) {
             auth_decided_ = true;
             Verdict v = finish(std::move(*early), s.auth_mode);
@@ -184,7 +185,8 @@ Verdict MessageSession::body(std::string_view chunk) {
 }
 
 AuthContext MessageSession::auth_context() const {
-    return {domain_, services_.egress_ips, services_.config->global().dkim_selectors, {}};
+    return {domain_, services_.egress_ips, settings_->spf_egress_match, services_.config->global().dkim_selectors,
+            {}};
 }
 
 Verdict MessageSession::decide_auth_now() {

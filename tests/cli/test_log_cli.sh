@@ -70,7 +70,7 @@ check "--wide header" $?
 { head -2 "$TMP/maillog.1"; echo "this is not a log line"; printf 'Jun  3 10:00:09 mx postfix/smtp[3]: 4AB12345: to=<broken, relay=x\n'; tail -n +3 "$TMP/maillog.1"; } >"$TMP/bad.log"
 "$BIN" log "$TMP/bad.log" >"$TMP/bad.csv" 2>"$TMP/bad.err"; rc=$?
 [ $rc -eq 1 ]; check "bad lines exit 1 (got $rc)" $?
-grep -q "bad.log:3: not a syslog or maillog_file line" "$TMP/bad.err"; check "bad line reported with file:line: $(cat "$TMP/bad.err")" $?
+grep -q "bad.log:3: not a syslog, maillog_file or journalctl line" "$TMP/bad.err"; check "bad line reported with file:line: $(cat "$TMP/bad.err")" $?
 grep -q "bad.log:4: malformed Postfix line" "$TMP/bad.err"; check "malformed line reported with file:line" $?
 [ "$(wc -l <"$TMP/bad.csv")" -eq 4 ]; check "rows still written around bad lines" $?
 head -c 20000 /dev/urandom >"$TMP/binary"

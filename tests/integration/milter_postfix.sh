@@ -176,7 +176,7 @@ $run_as
 Syslog no
 Nameservers 127.0.0.1:$DNS_PORT
 DnsTimeout 1s
-EgressAddresses 127.0.0.1
+EgressAddresses 127.0.0.1, ::1
 DkimSelectors pf1
 DkimPublicKeyFile $IT_DIR/keys/pf1.pub.pem
 MaxRecipients 50
@@ -184,6 +184,7 @@ MaxMessageSize 20M
 AuthPolicy spf-or-dkim
 Domain dryrun.test Mode dry-run
 Domain tag.test AuthMode tag
+Domain poolany.test SpfEgressMatch any
 EOF
 }
 
@@ -334,7 +335,19 @@ sc_end
 
 sc "spffail.test: SPF excludes the egress address, no DKIM -> 550 5.7.26"
 send spffail "$P" --from user@spffail.test --to "$R"
-expect_refusal spffail 'MAIL|EOD' '^550 5\.7\.26 spffail\.test publishes no SPF record that allows 127\.0\.0\.1 and its mail is not DKIM-signed'
+expect_refusal spffail 'MAIL|EOD' '^550 5\.7\.26 spffail\.test publishes no SPF record that allows 127\.0\.0\.1, ::1 and its mail is not DKIM-signed'
+sc_end
+
+sc "pool4only.test: SPF allows 127.0.0.1 of the pool 127.0.0.1, ::1 but not ::1 (SpfEgressMatch all) -> 550 5.7.26 naming ::1"
+send pool4only "$P" --from user@pool4only.test --to "$R"
+expect_refusal pool4only 'MAIL|EOD' '^550 5\.7\.26 pool4only\.test publishes no SPF record that allows ::1 \(SPF must pass for every address this relay sends from: 127\.0\.0\.1, ::1\) and its mail is not DKIM-signed; add ip6:::1 to its SPF record'
+sc_end
+
+sc "poolany.test: the same record, Domain poolany.test SpfEgressMatch any -> accepted, delivered"
+send poolany "$P" --from user@poolany.test --to "$R"
+expect_reply poolany MAIL '^250 '
+expect_reply poolany EOD '^250 2\.0\.0 .*queued as'
+expect_delivered poolany
 sc_end
 
 sc "nospf.test: no SPF, no DKIM -> 550 5.7.26"

@@ -91,6 +91,82 @@ TEST_CASE("log timestamps: syslog, RFC 3339, maillog_file; year inference", "[lo
           Approx(44985.5));
 }
 
+TEST_CASE("log timestamps: journalctl short-iso, short-iso-precise, short; RFC 3339 high precision", "[log][journal]") {
+    constexpr std::string_view kLine = " host postfix/smtp[1234]: 3F2A1C0042: to=<a@example.com>, relay=mx[192.0.2.1]:25, "
+                                       "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
+    auto at = [&](std::string_view stamp) { return parse_ok(std::string(stamp) + std::string(kLine)); };
+    // journalctl -o short-iso (systemd up to 253 writes the zone as +HHMM)
+    LogEvent ev = at("2026-12-06T10:15:01+0000");
+    CHECK(date_of(ev.time) == "2026-12-06 10:15:01");
+    CHECK(ev.time.offset == 0);
+    CHECK(ev.time.usec == 0);
+    CHECK(ev.kind == EventKind::delivery);
+    CHECK(ev.recipient == "a@example.com");
+    CHECK(ev.queue_id == "3F2A1C0042");
+    ev = at("2026-12-06T11:15:01+0100");
+    CHECK(date_of(ev.time) == "2026-12-06 11:15:01");
+    CHECK(ev.time.offset == 3600);
+    CHECK(ev.time.instant() == days_from_civil(2026, 12, 6) * 86400 + 10 * 3600 + 15 * 60 + 1);
+    ev = at("2026-12-06T05:45:01-0430");
+    CHECK(ev.time.offset == -(4 * 3600 + 30 * 60));
+    // journalctl -o short-iso-precise
+    ev = at("2026-12-06T10:15:01.123456+0000");
+    CHECK(ev.time.usec == 123456);
+    CHECK(date_of(ev.time) == "2026-12-06 10:15:01");
+    // rsyslog's RFC 3339 high-precision format, and newer journalctl's +HH:MM
+    ev = at("2026-12-06T10:15:01.123456+00:00");
+    CHECK(ev.time.usec == 123456);
+    CHECK(ev.time.offset == 0);
+    ev = at("2026-12-06T10:15:01.5-03:00");
+    CHECK(ev.time.usec == 500000);
+    CHECK(ev.time.offset == -3 * 3600);
+    // journalctl -o short (the default): syslog's form with a zero-padded day
+    ev = at("Jun 03 10:15:01");
+    CHECK(date_of(ev.time) == "2024-06-03 10:15:01");
+    // A leap day exists in a leap year only.
+    CHECK(date_of(at("2024-02-29T00:00:00Z").time) == "2024-02-29 00:00:00");
+}
+
+TEST_CASE("log timestamps: bad RFC 3339 timestamps are not log lines, and why says which part", "[log][journal]") {
+    constexpr std::string_view kRest = " host postfix/qmgr[1]: ABCDEF1: removed";
+    auto why_of = [&](std::string_view stamp) {
+        LogEvent ev;
+        std::string_view why;
+        std::string line = std::string(stamp) + std::string(kRest);
+        LineResult r = parse_log_line(line, ref_2024(), ev, why);
+        INFO(line);
+        CHECK(r == LineResult::not_a_log);
+        return std::string(why);
+    };
+    CHECK(why_of("2026-13-06T10:15:01+0000") == "timestamp: no such date");
+    CHECK(why_of("2026-02-30T10:15:01+0000") == "timestamp: no such date");
+    CHECK(why_of("2023-02-29T10:15:01+0000") == "timestamp: no such date");
+    CHECK(why_of("2026-12-6T10:15:01+00000") == "timestamp: date not YYYY-MM-DD");
+    CHECK(why_of("2026-12-06X10:15:01+0000") == "timestamp: no 'T' or blank between date and time");
+    CHECK(why_of("2026-12-06T24:15:01+0000") == "timestamp: time not HH:MM:SS[.fraction] or out of range");
+    CHECK(why_of("2026-12-06T10:15:01.+0000") == "timestamp: time not HH:MM:SS[.fraction] or out of range");
+    CHECK(why_of("2026-12-06T10:15:01+25:00") == "timestamp: zone offset not +HH:MM or +HHMM");
+    CHECK(why_of("2026-12-06T10:15:01+00") == "timestamp: zone offset not +HH:MM or +HHMM");
+    CHECK(why_of("2026-12-06T10:15:01+0000x") == "timestamp: not followed by a blank");
+    CHECK(why_of("Foo 06 10:15:01") == "no timestamp at its start");
+}
+
+TEST_CASE("journalctl's own lines are skipped, not bad lines", "[log][journal]") {
+    LogEvent ev;
+    std::string_view why;
+    auto ref = ref_2024();
+    for (std::string_view l : {"-- No entries --", "-- Reboot --",
+                               "-- Boot 3f2a1c00421b4c5d8e9f0a1b2c3d4e5f --",
+                               "-- Logs begin at Sun 2026-12-06 10:00:00 UTC, end at Sun 2026-12-06 11:00:00 UTC. --",
+                               "-- Journal begins at Sun 2026-12-06 10:00:00 UTC, ends at Sun 2026-12-06 11:00:00 UTC. --"}) {
+        INFO(l);
+        CHECK(parse_log_line(l, ref, ev, why) == LineResult::ignored);
+    }
+    // Anything else starting with "--" is still not a log line.
+    CHECK(parse_log_line("-- not a marker", ref, ev, why) == LineResult::not_a_log);
+    CHECK(parse_log_line("--", ref, ev, why) == LineResult::not_a_log);
+}
+
 TEST_CASE("log lines that are not ours or not log lines", "[log]") {
     LogEvent ev;
     std::string_view why;
@@ -414,6 +490,69 @@ TEST_CASE("writers: CSV quoting, JSON Lines, UTF-8 cleaning", "[log]") {
           "\"delay\": null}\n");
     CHECK(clean_utf8("a\x01\xc3\xa9\xff") == "a\xEF\xBF\xBD\xc3\xa9\xEF\xBF\xBD");
     CHECK(clean_utf8("\xc3\xa9\xc3\xa9", 3) == "\xc3\xa9");
+}
+
+namespace {
+std::string csv_cell(std::string_view s, CsvCells cells = CsvCells::neutralised) {
+    std::string out;
+    append_csv_field(out, s, cells);
+    return out;
+}
+}  // namespace
+
+TEST_CASE("CSV cells: values that start like a formula are neutralised (OWASP), quoting kept", "[log][csv]") {
+    // Each trigger of OWASP's CSV injection list gets a leading apostrophe.
+    CHECK(csv_cell("=cmd|'/Ccalc'!A0@gmail.example") == "'=cmd|'/Ccalc'!A0@gmail.example");
+    CHECK(csv_cell("+1+1@example.com") == "'+1+1@example.com");
+    CHECK(csv_cell("-2+3@example.com") == "'-2+3@example.com");
+    CHECK(csv_cell("@SUM(1+1)") == "'@SUM(1+1)");
+    CHECK(csv_cell("\t=1+1") == "\"'\t=1+1\"");  // a tab is also a separator: quoted too
+    CHECK(csv_cell("\r=1+1") == "\"'\r=1+1\"");
+    // Harmless values stay as they are; a trigger character later in the value is harmless.
+    CHECK(csv_cell("alice@example.com") == "alice@example.com");
+    CHECK(csv_cell("550 5.1.1 user=unknown -all @home") == "550 5.1.1 user=unknown -all @home");
+    CHECK(csv_cell("") == "");
+    CHECK(csv_cell("'=already") == "'=already");
+    // Quoting per RFC 4180 after the apostrophe: '"' doubled, ',' CR LF inside quotes.
+    CHECK(csv_cell("=HYPERLINK(\"http://x.example/?a,b\",\"click\")") ==
+          "\"'=HYPERLINK(\"\"http://x.example/?a,b\"\",\"\"click\"\")\"");
+    CHECK(csv_cell("a \"b\"") == "\"a \"\"b\"\"\"");
+    CHECK(csv_cell("a,b") == "\"a,b\"");
+    CHECK(csv_cell("line1\nline2") == "\"line1\nline2\"");
+    CHECK(csv_cell("-x\r\ny") == "\"'-x\r\ny\"");
+    // ';' (the separator of Excel in many locales) is quoted, so "x;=1+1" cannot become a cell
+    // "=1+1" of its own.
+    CHECK(csv_cell("x;=1+1") == "\"x;=1+1\"");
+    // Raw: the values as they came, with RFC 4180 quoting only.
+    CHECK(csv_cell("=cmd|'/Ccalc'!A0@gmail.example", CsvCells::raw) == "=cmd|'/Ccalc'!A0@gmail.example");
+    CHECK(csv_cell("=a,\"b\"", CsvCells::raw) == "\"=a,\"\"b\"\"\"");
+    CHECK(starts_like_formula("=") );
+    CHECK_FALSE(starts_like_formula(" =1"));
+    CHECK_FALSE(starts_like_formula(""));
+}
+
+TEST_CASE("writers: every text cell of a CSV row is neutralised; --raw leaves them", "[log][csv]") {
+    DeliveryRow r;
+    r.time.civil = days_from_civil(2024, 6, 3) * 86400;
+    r.sender = "-2+3@example.com";
+    r.recipient = "=cmd|'/Ccalc'!A0@gmail.example";
+    r.status = Status::bounce;
+    r.message = "@SUM(1+1)*cmd|' /C calc'!A0";
+    r.queue_id = "Q1";
+    r.enhanced = "5.1.1";
+    r.relay = "+relay";
+    r.delay = "-1";
+    std::string out;
+    TextRowWriter(RowFormat::csv, true).row(out, r);
+    CHECK(out == "2024-06-03 00:00:00,'-2+3@example.com,'=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
+                 "'@SUM(1+1)*cmd|' /C calc'!A0,Q1,other,none,5.1.1,'+relay,'-1\r\n");
+    out.clear();
+    TextRowWriter(RowFormat::csv, false, CsvCells::raw).row(out, r);
+    CHECK(out == "2024-06-03 00:00:00,-2+3@example.com,=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
+                 "@SUM(1+1)*cmd|' /C calc'!A0\r\n");
+    out.clear();
+    TextRowWriter(RowFormat::json, false).row(out, r);  // JSON is for programs: as it came
+    CHECK(out.find("\"recipient\": \"=cmd|'/Ccalc'!A0@gmail.example\"") != std::string::npos);
 }
 
 namespace {

@@ -154,7 +154,7 @@ TEST_CASE("auth: reply texts", "[checks][auth]") {
     DkimOutcome broken = dkim(DR::fail, "body hash did not verify");
     r = render(decide_auth(AuthPolicy::spf_or_dkim, &fail, &broken, c));
     CHECK(r.lines[0] ==
-          "example.org publishes no SPF record that allows 192.0.2.10 and 2001:db8::10 and its DKIM signature does "
+          "example.org publishes no SPF record that allows 192.0.2.10, 2001:db8::10 and its DKIM signature does "
           "not verify (body hash did not verify); add ip4:192.0.2.10 ip6:2001:db8::10 to its SPF record or sign its "
           "mail with a DKIM key published under example.org");
 
@@ -203,4 +203,39 @@ TEST_CASE("auth: hostile explanations from DNS are neutralised", "[checks][auth]
         CHECK((l.find("%%s%%n") != std::string::npos || l.find("%s") == std::string::npos));
         CHECK(l.size() <= 2 * max_line_text);
     }
+}
+
+TEST_CASE("auth: SpfEgressMatch all names the egress addresses SPF does not authorize", "[checks][auth][spf]") {
+    AuthContext c = ctx();
+    c.domain = "example.com";
+    c.spf_hint.clear();
+    c.egress_ips = {"192.0.2.7", "2001:db8::7"};
+    SpfOutcome v6_left_out{SR::fail, "the SPF record of example.com does not allow 2001:db8::7", {"2001:db8::7"}};
+
+    // AuthPolicy spf: refused at once, naming only the address left out, and why the other
+    // one passing is not enough; the hint adds just that address.
+    std::optional<Verdict> early = decide_auth_early(AuthPolicy::spf, v6_left_out, c);
+    REQUIRE(early);
+    CHECK(early->action == A::reject);
+    CHECK(early->reply == ReplyId::spf_required_failed);
+    CHECK(reply_text(render(*early)) ==
+          "550 5.7.23 example.com publishes no SPF record that allows 2001:db8::7 (SPF must pass for every address "
+          "this relay sends from: 192.0.2.7, 2001:db8::7); add ip6:2001:db8::7 to its SPF record SPF result: fail "
+          "(the SPF record of example.com does not allow 2001:db8::7)");
+
+    // Both left out: both named, no "every address" aside (nothing passed).
+    SpfOutcome both{SR::fail, "no", {"192.0.2.7", "2001:db8::7"}};
+    DkimOutcome unsigned_ = dkim(DR::none);
+    SmtpReply r = render(decide_auth(AuthPolicy::spf_or_dkim, &both, &unsigned_, c));
+    CHECK(r.lines[0].starts_with("example.com publishes no SPF record that allows 192.0.2.7, 2001:db8::7 and its "
+                                 "mail is not DKIM-signed; add ip4:192.0.2.7 ip6:2001:db8::7 to its SPF record"));
+
+    // SpfEgressMatch any: a failure means no address passed, so the reply names the pool.
+    c.spf_match = SpfEgressMatch::any;
+    r = render(decide_auth(AuthPolicy::spf, &both, nullptr, c));
+    CHECK(r.lines[0] == "example.com publishes no SPF record that allows 192.0.2.7, 2001:db8::7; add "
+                        "ip4:192.0.2.7 ip6:2001:db8::7 to its SPF record");
+    // A pass for one address under any is a pass.
+    SpfOutcome pass{SR::pass, "the SPF record of example.com allows 192.0.2.7"};
+    CHECK(decide_auth(AuthPolicy::spf, &pass, nullptr, c).action == A::accept);
 }

@@ -107,6 +107,11 @@ spf-multi.test.      IN TXT  "v=spf1 +all"
 spf-incnone.test.    IN TXT  "v=spf1 include:spf-none.test -all"
 spf-nullmx.test.     IN MX   0 .
 spf-nullmx.test.     IN TXT  "v=spf1 mx -all"
+; an egress pool of 192.0.2.7 and 2001:db8::7 (SpfEgressMatch): each record authorizes one
+spf-pool4.test.      IN TXT  "v=spf1 ip4:192.0.2.7 -all"
+spf-pool6.test.      IN TXT  "v=spf1 ip6:2001:db8::/64 ~all"
+spf-poolboth.test.   IN TXT  "v=spf1 ip4:192.0.2.7 ip6:2001:db8::7 -all"
+spf-pooltemp.test.   IN TXT  "v=spf1 ip4:192.0.2.7 include:servfail.test -all"
 h1.test.             IN A    192.0.2.201
 h2.test.             IN A    192.0.2.202
 h3.test.             IN A    192.0.2.203

@@ -19,6 +19,7 @@ ReplyArgs full_args() {
     a.size = "22020096";
     a.limit = "20971520";
     a.ip = "192.0.2.10";
+    a.egress = "192.0.2.10, 192.0.2.11";
     a.spf_hint = "include:spf.relay.example";
     a.spf_result = "fail";
     a.spf_reason = "mechanism -all matched";
@@ -35,9 +36,9 @@ ReplyArgs full_args() {
 
 ReplyArgs args_with_each(const std::string& value) {
     ReplyArgs a;
-    for (std::string* f : {&a.address, &a.domain, &a.reason, &a.size, &a.limit, &a.ip, &a.spf_hint, &a.spf_result,
-                           &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name, &a.unit,
-                           &a.window, &a.subject, &a.retry})
+    for (std::string* f : {&a.address, &a.domain, &a.reason, &a.size, &a.limit, &a.ip, &a.egress, &a.spf_hint,
+                           &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name,
+                           &a.unit, &a.window, &a.subject, &a.retry})
         *f = value;
     return a;
 }

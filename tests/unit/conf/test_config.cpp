@@ -167,7 +167,7 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
     CHECK(per_domain == std::set<std::string>{"Mode", "EnvelopeSyntaxMode", "SizeMode", "SenderDomainMode",
                                               "RecipientLimitMode", "AuthMode", "MaxRecipients",
                                               "RecipientLimitReply", "MaxMessageSize", "UnknownDomainCode",
-                                              "AuthPolicy", "QuotaRecipients", "QuotaMessages", "QuotaPer",
+                                              "AuthPolicy", "SpfEgressMatch", "QuotaRecipients", "QuotaMessages", "QuotaPer",
                                               "QuotaMode", "QuotaCode"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
@@ -251,7 +251,7 @@ TEST_CASE("every error of a file is reported, in line order", "[config]") {
                       "/etc/preflight.conf:6: Socket: cannot be set per domain (per-domain keys: Mode, "
                       "EnvelopeSyntaxMode, SizeMode, MaxMessageSize, SenderDomainMode, UnknownDomainCode, "
                       "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy, "
-                      "QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode)",
+                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode)",
                   });
 }
 
@@ -805,13 +805,31 @@ TEST_CASE("every per-domain key can be overridden", "[config]") {
     CHECK(c->defaults() == Settings{});
 }
 
+TEST_CASE("SpfEgressMatch: all (default) or any, per domain; a bad value is FILE:LINE", "[config][spf]") {
+    auto c = load("SpfEgressMatch any\n"
+                  "Domain strict.example SpfEgressMatch all\n"
+                  "Domain *.lenient.example AuthPolicy spf\n");
+    CHECK(default_settings().spf_egress_match == SpfEgressMatch::all);
+    CHECK(c->defaults().spf_egress_match == SpfEgressMatch::any);
+    CHECK(c->for_sender_domain("strict.example").spf_egress_match == SpfEgressMatch::all);
+    CHECK(c->for_sender_domain("a.lenient.example").spf_egress_match == SpfEgressMatch::any);  // inherits the default
+    CHECK(load("SpfEgressMatch ANY\n")->defaults().spf_egress_match == SpfEgressMatch::any);
+    CHECK(load("MaxRecipients 5\n")->defaults().spf_egress_match == SpfEgressMatch::all);
+    CHECK(to_string(SpfEgressMatch::any) == "any");
+    CHECK(error_of("SpfEgressMatch most") ==
+          "/etc/preflight.conf:1: SpfEgressMatch: \"most\" is not one of all, any");
+    CHECK(error_of("MaxRecipients 5\nDomain example.org SpfEgressMatch every") ==
+          "/etc/preflight.conf:2: SpfEgressMatch: \"every\" is not one of all, any");
+    CHECK(error_of("SpfEgressMatch") == "/etc/preflight.conf:1: SpfEgressMatch: missing value");
+}
+
 TEST_CASE("Domain line errors", "[config]") {
     std::string p = "/etc/preflight.conf:1: ";
     CHECK(error_of("Domain example.org Socket unix:/x") ==
           p + "Socket: cannot be set per domain (per-domain keys: Mode, EnvelopeSyntaxMode, SizeMode, "
               "MaxMessageSize, SenderDomainMode, UnknownDomainCode, RecipientLimitMode, MaxRecipients, "
-              "RecipientLimitReply, AuthMode, AuthPolicy, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, "
-              "QuotaCode)");
+              "RecipientLimitReply, AuthMode, AuthPolicy, SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, "
+              "QuotaMode, QuotaCode)");
     CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1").starts_with(
         p + "EgressAddresses: cannot be set per domain"));
     CHECK(error_of("Domain example.org Frobnicate 1") == p + "Frobnicate: unknown key");

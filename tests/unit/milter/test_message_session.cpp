@@ -174,3 +174,34 @@ TEST_CASE("an unparsable sender let through in tag mode skips the auth check", "
         for (const TagHeader& h : s.tag_headers()) CHECK(h.name != "X-Preflight-Auth");
     }
 }
+
+TEST_CASE("SpfEgressMatch at MAIL FROM: a dual-stack pool, the record authorizes one of two", "[session][spf]") {
+    using S = DnsStatus;
+    FakeResolver dns;
+    for (const char* d : {"pool.test", "lenient.test"}) {
+        dns.set(d, rrtype::MX, S::ok, {std::string("10 mx.") + d}, {{10, std::string("mx.") + d}});
+        dns.set(d, rrtype::TXT, S::ok, {"v=spf1 ip4:192.0.2.7 -all"});
+    }
+    auto parsed = parse_config_text("t.conf", "EgressAddresses 192.0.2.7, 2001:db8::7\nAuthPolicy spf\n"
+                                              "Domain lenient.test SpfEgressMatch any\n");
+    REQUIRE(parsed.ok());
+    MilterServices services;
+    services.config = parsed.config;
+    services.resolver = &dns;
+    for (const IpAddress& ip : parsed.config->global().egress_addresses) services.egress_ips.push_back(ip.to_string());
+    REQUIRE(services.egress_ips == std::vector<std::string>{"192.0.2.7", "2001:db8::7"});
+    {
+        MessageSession s(services);  // SpfEgressMatch all (the default): refused, naming 2001:db8::7
+        Verdict v = s.mail_from("<news@pool.test>", {});
+        CHECK(v.action == Verdict::Action::reject);
+        CHECK(reply_of(v).starts_with("550 5.7.23 pool.test publishes no SPF record that allows 2001:db8::7 (SPF "
+                                      "must pass for every address this relay sends from: 192.0.2.7, 2001:db8::7); "
+                                      "add ip6:2001:db8::7 to its SPF record"));
+    }
+    {
+        MessageSession s(services);  // Domain lenient.test SpfEgressMatch any: accepted
+        CHECK(s.mail_from("<news@lenient.test>", {}).action == Verdict::Action::accept);
+        CHECK(s.rcpt_to("<a@example.org>").action == Verdict::Action::accept);
+        CHECK(s.end_of_message().action == Verdict::Action::accept);
+    }
+}
