@@ -413,7 +413,7 @@ constexpr std::int64_t KiB = 1024, GiB = KiB * KiB * KiB;
 
 const Row kRows[] = {
     // Daemon
-    {.info = {.name = "Socket", .type = KeyType::socket, .default_value = "unix:/run/preflight/milter.sock",
+    {.info = {.name = "Socket", .type = KeyType::socket, .default_value = "unix:/run/preflight-milter/milter.sock",
               .help = "where the milter listens; Postfix's smtpd_milters names the same socket"},
      .store = set_global<&GlobalSettings::socket>},
     {.info = {.name = "UserID", .type = KeyType::user,

@@ -227,7 +227,7 @@ struct Settings {
 
 // The keys that hold for the whole milter. In-class defaults mirror the table, as for Settings.
 struct GlobalSettings {
-    SocketSpec socket{SocketSpec::Kind::unix_socket, "/run/preflight/milter.sock", "", 0};
+    SocketSpec socket{SocketSpec::Kind::unix_socket, "/run/preflight-milter/milter.sock", "", 0};
     std::string user;   // "": keep the user the milter was started as
     std::string group;  // "": the user's primary group
     bool run_as_root = false;  // keep running as root when no UserID is set

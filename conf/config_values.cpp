@@ -234,7 +234,7 @@ std::optional<SocketSpec> parse_socket_spec(std::string_view text, std::string* 
     SocketSpec s;
     if (iequals(scheme, "unix") || iequals(scheme, "local")) {
         if (rest.empty() || rest.front() != '/') {
-            set_why(why, "needs an absolute path (unix:/run/preflight/milter.sock)");
+            set_why(why, "needs an absolute path (unix:/run/preflight-milter/milter.sock)");
             return std::nullopt;
         }
         if (rest.size() >= sizeof(sockaddr_un{}.sun_path)) {

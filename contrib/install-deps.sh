@@ -31,6 +31,9 @@ PACKAGES=(
   m4 libwrap0 libdb5.3 libnsl2 libldap-2.5-0 libsasl2-2 libssl3
   # docs
   mandoc time
+  # the Debian package (tests/package.sh): dpkg-buildpackage, debhelper, lintian; systemd for
+  # systemd-sysusers, systemd-tmpfiles and systemd-analyze verify of the installed units
+  dpkg-dev debhelper lintian systemd
 )
 # The classifier's rule engine: Hyperscan exists for amd64 only; elsewhere the build uses RE2.
 if [ "$(dpkg --print-architecture)" = amd64 ]; then PACKAGES+=(libhyperscan-dev); fi

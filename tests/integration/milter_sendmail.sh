@@ -173,8 +173,8 @@ sm_configure() { # SM_PORT SINK_PORT MILTER_SOCKET(sendmail syntax)
   : >"$d/aliases"
   cp "$SM_ROOT/etc/mail/helpfile" "$d/helpfile" 2>/dev/null || : >"$d/helpfile"
   # The operator's snippet, as shipped, with S= pointed at this run's milter.
-  sed "s|S=unix:/run/preflight/milter.sock|S=$sock|" "$SRC/contrib/sendmail/preflight.mc" >"$d/preflight.mc"
-  grep -qF "S=$sock," "$d/preflight.mc" || { echo "contrib/sendmail/preflight.mc has no S=unix:/run/preflight/milter.sock to replace" >&2; return 1; }
+  sed "s|S=unix:/run/preflight-milter/milter.sock|S=$sock|" "$SRC/contrib/sendmail/preflight.mc" >"$d/preflight.mc"
+  grep -qF "S=$sock," "$d/preflight.mc" || { echo "contrib/sendmail/preflight.mc has no S=unix:/run/preflight-milter/milter.sock to replace" >&2; return 1; }
   cat >"$d/sendmail.mc" <<EOF
 divert(-1)
 # throwaway Sendmail of tests/integration/milter_sendmail.sh (generated)

@@ -110,7 +110,7 @@ TEST_CASE("the table's defaults are the documented ones and equal Settings{}", "
 
     auto c = load("");
     const auto& g = c->global();
-    CHECK(g.socket.libmilter() == "unix:/run/preflight/milter.sock");
+    CHECK(g.socket.libmilter() == "unix:/run/preflight-milter/milter.sock");
     CHECK(g.user.empty());
     CHECK(g.group.empty());
     CHECK(g.pid_file.empty());
@@ -421,7 +421,8 @@ TEST_CASE("socket: Postfix and libmilter spellings", "[config]") {
         std::string text, libmilter, postfix;
     };
     for (const auto& r : std::vector<Row>{
-             {"unix:/run/preflight/milter.sock", "unix:/run/preflight/milter.sock", "unix:/run/preflight/milter.sock"},
+             {"unix:/run/preflight-milter/milter.sock", "unix:/run/preflight-milter/milter.sock",
+              "unix:/run/preflight-milter/milter.sock"},
              {"local:/var/run/pf.sock", "unix:/var/run/pf.sock", "unix:/var/run/pf.sock"},
              {"inet:127.0.0.1:8891", "inet:8891@127.0.0.1", "inet:127.0.0.1:8891"},
              {"inet:8891@127.0.0.1", "inet:8891@127.0.0.1", "inet:127.0.0.1:8891"},
@@ -447,7 +448,7 @@ TEST_CASE("socket: Postfix and libmilter spellings", "[config]") {
           p + "\"inet:8891\" needs a host as well as a port (inet:127.0.0.1:8891); listening on every interface "
               "must be asked for (0.0.0.0)");
     CHECK(error_of("Socket unix:run/milter.sock") ==
-          p + "\"unix:run/milter.sock\" needs an absolute path (unix:/run/preflight/milter.sock)");
+          p + "\"unix:run/milter.sock\" needs an absolute path (unix:/run/preflight-milter/milter.sock)");
     CHECK(error_of("Socket inet:127.0.0.1:0") == p + "\"inet:127.0.0.1:0\" has a bad port (1..65535)");
     CHECK(error_of("Socket inet:127.0.0.1:70000") == p + "\"inet:127.0.0.1:70000\" has a bad port (1..65535)");
     CHECK(error_of("Socket inet:::1:8891") ==
@@ -481,7 +482,7 @@ TEST_CASE("user: user or user:group", "[config]") {
 }
 
 TEST_CASE("path: absolute only", "[config]") {
-    CHECK(load("PidFile /run/preflight/pf.pid")->global().pid_file == "/run/preflight/pf.pid");
+    CHECK(load("PidFile /run/preflight-milter/pf.pid")->global().pid_file == "/run/preflight-milter/pf.pid");
     CHECK(error_of("PidFile run/pf.pid") == "/etc/preflight.conf:1: PidFile: \"run/pf.pid\" is not an absolute path");
 }
 
