@@ -185,8 +185,13 @@ out=$(/usr/sbin/preflight-milter --version 2>&1)
 check "preflight-milter --version: '$out', want 'preflight-milter $upstream'" \
   "$([ "$out" = "preflight-milter $upstream" ]; echo $?)"
 out=$(/usr/bin/preflight-classify --version 2>&1)
-check "preflight-classify --version: '$out', want 'preflight-classify $upstream'" \
-  "$([ "$out" = "preflight-classify $upstream" ]; echo $?)"
+check "preflight-classify --version: '$(head -n 1 <<<"$out")', want 'preflight-classify $upstream'" \
+  "$([ "$(head -n 1 <<<"$out")" = "preflight-classify $upstream" ]; echo $?)"
+# The package is built with the rule engine Debian has for the architecture: Hyperscan on amd64.
+want_engine=re2
+[ "$(dpkg --print-architecture)" = amd64 ] && want_engine=hyperscan
+check "preflight-classify --version names rule engine $want_engine: '$(sed -n 2p <<<"$out")'" \
+  "$([[ $(sed -n 2p <<<"$out") == "rule engine: $want_engine"* ]]; echo $?)"
 for page in man1/preflight-classify.1 man5/preflight.conf.5 man5/preflight-rules.5 man8/preflight-milter.8; do
   os=$(zcat "/usr/share/man/$page.gz" | grep '^\.Os')
   check "$page: '$os', want '.Os preflight $upstream'" "$([ "$os" = ".Os preflight $upstream" ]; echo $?)"

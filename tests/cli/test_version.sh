@@ -23,8 +23,12 @@ check "the upstream version '$upstream' starts with numbers CMake's project() ca
 echo "debian/changelog: $full, upstream $upstream"
 
 out=$("$CLASSIFY" --version); check "preflight-classify --version exits 0" $?
+engine=$(sed -n 2p <<<"$out")
+out=$(head -n 1 <<<"$out")
 check "preflight-classify --version says '$out', want 'preflight-classify $upstream'" \
   "$([ "$out" = "preflight-classify $upstream" ]; echo $?)"
+[[ $engine =~ ^rule\ engine:\ (hyperscan\ [0-9.]+|re2)$ ]]
+check "preflight-classify --version's second line names the rule engine: '$engine'" $?
 out=$("$MILTER" --version); check "preflight-milter --version exits 0" $?
 check "preflight-milter --version says '$out', want 'preflight-milter $upstream'" \
   "$([ "$out" = "preflight-milter $upstream" ]; echo $?)"

@@ -72,9 +72,17 @@ file_nonempty() { [[ -s $1 ]]; }
 # pid_runs PID PATTERN: PID is alive (not a zombie) and its command line contains PATTERN.
 pid_runs() {
   local pid=$1 pat=$2
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 1
+  pid_alive "$pid" || return 1
   tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$pat"
+}
+
+# pid_alive PID: the process exists and has not exited (not a zombie), whatever it runs. Right
+# after "cmd &" the child is still the shell until it execs cmd, so pid_runs's pattern cannot
+# match yet: a start-up wait checks liveness with this, not pid_runs.
+pid_alive() {
+  local pid=$1
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/stat ]] || return 1
+  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
 }
 
 # pid_gone PID PATTERN: the opposite of pid_runs (for wait_for).

@@ -199,7 +199,7 @@ start_milter() {
 }
 
 milter_ready() { # PID SOCKET(postfix syntax)
-  pid_runs "$1" preflight-milter || return 2
+  pid_alive "$1" || return 2
   case $2 in
     inet:*) tcp_open 127.0.0.1 "${2##*:}" ;;
     unix:*) [[ -S ${2#unix:} ]] ;;

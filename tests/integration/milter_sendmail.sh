@@ -149,7 +149,7 @@ start_milter() { # CONF LOG: sets MILTER_PID (timeout(1), which passes SIGTERM o
 wait_milter() { # PORT LOG
   local i
   for ((i = 0; i < 100; i++)); do
-    pid_runs "$MILTER_PID" preflight-milter || { echo "preflight-milter exited: $(tail -3 "$2")" >&2; return 1; }
+    pid_alive "$MILTER_PID" || { echo "preflight-milter exited: $(tail -3 "$2")" >&2; return 1; }
     tcp_open 127.0.0.1 "$1" && return 0
     sleep 0.1
   done
