@@ -531,7 +531,17 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         }
         for (auto& f : w.dsn.recipients) {
             BounceRecipient r{f.recipient(), f.action, f.status, f.diagnostic, f.remote_mta};
-            if (r.diagnostic.empty()) r.diagnostic = reason_for(r.recipient);
+            // No Diagnostic-Code: what the human-readable part says below the final or the
+            // original address (Sun and PMDF list both, the reason under the second), else the
+            // Status field's comment ("Status: 5.0.0 (recipient reached disk quota)").
+            if (r.diagnostic.empty()) {
+                r.diagnostic = reason_for(r.recipient);
+                if (!f.original_recipient.empty() && !iequals(f.original_recipient, r.recipient)) {
+                    std::string more = reason_for(f.original_recipient);
+                    if (!more.empty() && more != r.diagnostic) r.diagnostic.append(r.diagnostic.empty() ? "" : " ").append(more);
+                }
+            }
+            if (r.diagnostic.empty()) r.diagnostic = f.status_comment;
             out.recipients.push_back(std::move(r));
         }
         return out;

@@ -475,6 +475,9 @@ DsnFields parse_delivery_status(std::string_view body) {
             target->action = lower_copy(trim(v.substr(0, v.find_first_of(" \t("))));
         } else if (field(line, "Status", v)) {
             target->status = std::string(v.substr(0, v.find_first_of(" \t(;")));
+            std::size_t open = v.find('('), close = v.rfind(')');
+            if (open != std::string_view::npos && close != std::string_view::npos && close > open)
+                target->status_comment = std::string(trim(v.substr(open + 1, close - open - 1)));
         } else if (field(line, "Diagnostic-Code", v)) {
             target->diagnostic = std::string(v);
         } else if (field(line, "Remote-MTA", v)) {

@@ -15,9 +15,17 @@ struct DsnRecipientFields {
     std::string final_recipient, original_recipient;  // the address, type prefix removed
     std::string action;       // lower-cased: failed, delayed, delivered, relayed, expanded
     std::string status;       // "5.1.1", the comment removed
+    std::string status_comment;  // "recipient reached disk quota" of "Status: 5.0.0 (recipient ...)"
     std::string diagnostic;   // the whole Diagnostic-Code value, continuation lines joined
     std::string remote_mta;   // type prefix removed
-    const std::string& recipient() const { return final_recipient.empty() ? original_recipient : final_recipient; }
+    // The final recipient, unless it is an MTA's internal address (a domain without a dot, as
+    // Sun's "user@sims-ms-daemon") and the original recipient is known.
+    const std::string& recipient() const {
+        if (final_recipient.empty()) return original_recipient;
+        std::size_t at = final_recipient.rfind('@');
+        bool internal = at != std::string::npos && final_recipient.find('.', at) == std::string::npos;
+        return internal && !original_recipient.empty() ? original_recipient : final_recipient;
+    }
 };
 
 struct DsnFields {

@@ -572,3 +572,34 @@ TEST_CASE("whole bounces from public sources: every recipient as the source show
     }
     CHECK(rows == 15);
 }
+
+TEST_CASE("no Diagnostic-Code: the human part under either address, else the Status comment") {
+    // Sun's and PMDF's DSNs name the final and the original recipient in the human-readable
+    // part and put the reason under the second; some give it only as the Status comment.
+    DsnFields f = parse_delivery_status(
+        "Reporting-MTA: dns;mx.example.org\r\n\r\nAction: failed\r\nStatus: 5.0.0 (recipient reached disk quota)\r\n"
+        "Original-recipient: rfc822;a@example.com\r\nFinal-recipient: rfc822;a@ms-daemon\r\n");
+    REQUIRE(f.recipients.size() == 1);
+    // A final address on a domain without a dot is the MTA's internal one: the original is reported.
+    CHECK(f.recipients[0].recipient() == "a@example.com");
+    CHECK(f.recipients[0].status == "5.0.0");
+    CHECK(f.recipients[0].status_comment == "recipient reached disk quota");
+
+    std::string msg =
+        "From: postmaster@mx.example.org\r\nTo: sender@example.net\r\nSubject: Delivery failure\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nYour message cannot be delivered to the following recipients:\r\n\r\n"
+        "  Recipient address: b@mx.example.org\r\n  Original address: b@example.com\r\n  disk quota exceeded\r\n\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns;mx.example.org\r\n\r\n"
+        "Action: failed\r\nStatus: 5.0.0\r\nOriginal-recipient: rfc822;b@example.com\r\nFinal-recipient: rfc822;b@mx.example.org\r\n\r\n"
+        "Action: failed\r\nStatus: 5.0.0 (recipient reached disk quota)\r\nFinal-recipient: rfc822;c@example.com\r\n\r\n--b--\r\n";
+    BounceReport r = parse_bounce_message(msg);
+    REQUIRE(r.error.empty());
+    auto v = verdicts(r);
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].recipient->recipient == "b@mx.example.org");
+    CHECK(v[0].category == Category::quota_issues);  // the reason under the original address
+    CHECK(v[1].recipient->recipient == "c@example.com");
+    CHECK(v[1].category == Category::quota_issues);  // the Status comment
+    CHECK(v[1].bounce == Bounce::soft);
+}
