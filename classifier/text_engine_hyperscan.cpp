@@ -128,6 +128,51 @@ using Database = std::unique_ptr<hs_database_t, DatabaseFree>;
 
 std::atomic<std::uint64_t> next_engine_serial{1};
 
+// Hyperscan's UTF-8 mode is undefined on text that is not UTF-8, and bounces carry Latin-1,
+// cut sequences and binary junk. RE2 reads each byte of a bad sequence as U+FFFD; so the text
+// is scanned with each such byte replaced by U+FFFD: the same answers, defined behaviour. Text
+// that is valid (nearly all of it) is scanned as it is, without a copy.
+std::string_view valid_utf8(std::string_view text) {
+    std::size_t i = 0;
+    const std::size_t n = text.size();
+    auto valid_at = [&](std::size_t k) -> std::size_t {  // length of a valid sequence at k, 0 if none
+        auto b = static_cast<unsigned char>(text[k]);
+        if (b < 0x80) return 1;
+        std::size_t len = b >= 0xF0 && b <= 0xF4 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 && b < 0xE0 ? 2 : 0;
+        if (len == 0 || k + len > n) return 0;
+        auto b1 = static_cast<unsigned char>(text[k + 1]);
+        // No overlong forms, surrogates or code points above U+10FFFF (as RE2 decodes).
+        if ((b == 0xE0 && b1 < 0xA0) || (b == 0xED && b1 > 0x9F) || (b == 0xF0 && b1 < 0x90) || (b == 0xF4 && b1 > 0x8F))
+            return 0;
+        for (std::size_t j = 1; j < len; ++j)
+            if ((static_cast<unsigned char>(text[k + j]) & 0xC0) != 0x80) return 0;
+        return len;
+    };
+    while (i < n) {
+        if (static_cast<unsigned char>(text[i]) < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len = valid_at(i);
+        if (len == 0) break;
+        i += len;
+    }
+    if (i == n) return text;
+    thread_local std::string repaired;
+    repaired.assign(text.substr(0, i));
+    while (i < n) {
+        std::size_t len = valid_at(i);
+        if (len == 0) {
+            repaired.append("\xEF\xBF\xBD");
+            ++i;
+        } else {
+            repaired.append(text.substr(i, len));
+            i += len;
+        }
+    }
+    return repaired;
+}
+
 constexpr unsigned kPatternFlags = HS_FLAG_CASELESS | HS_FLAG_UTF8 | HS_FLAG_SINGLEMATCH;
 
 // Patterns [start, end) in one database, pattern i with id i - start. platform null: this CPU.
@@ -196,7 +241,8 @@ public:
 
     void scan(std::size_t g, std::string_view text, std::vector<std::uint32_t>& hits) const override {
         Hits ctx{&hits, groups_[g].first};
-        hs_scan(groups_[g].db.get(), text.data(), static_cast<unsigned>(text.size()), 0, thread_scratch(), on_match, &ctx);
+        std::string_view valid = valid_utf8(text);
+        hs_scan(groups_[g].db.get(), valid.data(), static_cast<unsigned>(valid.size()), 0, thread_scratch(), on_match, &ctx);
     }
 
 private:

@@ -275,7 +275,9 @@ TEST_CASE("every rule engine built in gives the same rule for the same text", "[
     };
     const char* texts[] = {"550 ЯЩИК ЗАБЛОКИРОВАН", "550 BOÎTE ARCHIVÉE", "550 Это СПАМ", "550 5.1.1 user unknown",
                            "452 4.2.2 mailbox full", "421 try again later", "250 2.7.0 Ok, discarded, id=1 - spam",
-                           "hello", "", "550 \xff\xfe not utf-8"};
+                           "hello", "", "550 \xff\xfe not utf-8", "550 Bo\xeete pleine", "550 bo\xc3\xaete pleine",
+                           "550 compte d\xe9sactiv\xe9", "550 \xed\xa0\x80 surrogate \xc0\xaf overlong user unknown",
+                           "550 \xe3\x81 cut \xf0\x9f\x98 mailbox full"};
     for (std::string_view engine : text_engines_built_in()) {
         auto rs = make(engine);
         auto ref = make(text_engines_built_in().back());
