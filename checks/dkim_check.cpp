@@ -238,10 +238,10 @@ KeyRecord parse_key_record(std::string_view txt)
             rec.error = "not a DKIM key record (tag without '=')";
             return rec;
         }
-        const std::string tag = ascii_lower(trim(item.substr(0, eq)));
+        const std::string tag = ascii::to_lower(trim(item.substr(0, eq)));
         const std::string_view value = trim(item.substr(eq + 1));
         if (tag == "v") v = std::string(value);
-        else if (tag == "k") k = ascii_lower(value);
+        else if (tag == "k") k = ascii::to_lower(value);
         else if (tag == "p") {
             have_p = true;
             rec.p = strip_key(value);
@@ -312,7 +312,7 @@ DkimVerifier::~DkimVerifier() = default;
 void DkimVerifier::header(std::string_view name, std::string_view value)
 {
     if (s_->eoh_done || s_->headers.size() >= kMaxHeaders) return;
-    if (iequal(name, "DKIM-Signature")) s_->has_signature_header = true;
+    if (ascii::iequals(name, "DKIM-Signature")) s_->has_signature_header = true;
     std::string h;
     h.reserve(name.size() + value.size() + 2);
     h.append(name).append(":");

@@ -1,5 +1,6 @@
 #include "dns_cache.hpp"
 
+#include "ascii.hpp"
 #include <cctype>
 #include <optional>
 
@@ -13,7 +14,7 @@ std::string cache_key(std::string_view name, std::uint16_t type)
 {
     std::string key;
     key.reserve(name.size() + 6);
-    for (char c : name) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char c : name) key += ascii::lower(c);
     if (!key.empty() && key.back() == '.') key.pop_back();
     key += '/';
     key += std::to_string(type);

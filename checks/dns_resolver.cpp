@@ -48,7 +48,7 @@ std::string name_text(const ldns_rdf* rdf)
 {
     CString s(ldns_rdf2str(rdf));
     if (!s) return {};
-    std::string out = ascii_lower(s.get());
+    std::string out = ascii::to_lower(s.get());
     if (!out.empty() && out.back() == '.') out.pop_back();
     return out;
 }
@@ -222,7 +222,7 @@ std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, s
         return result;
     };
 
-    std::string name = ascii_lower(name_in);
+    std::string name = ascii::to_lower(name_in);
     if (!name.empty() && name.back() == '.') name.pop_back();
     // A name DNS cannot carry (empty, label > 63, > 253 octets) cannot exist: nxdomain, uncached.
     RdfPtr qname(name.empty() ? nullptr : ldns_dname_new_frm_str(name.c_str()));

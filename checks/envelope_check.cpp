@@ -1,6 +1,7 @@
 // RFC 5321 path syntax, scanned by hand (see envelope_check.hpp for the decisions).
 #include "envelope_check.hpp"
 
+#include "ascii.hpp"
 #include <arpa/inet.h>
 
 #include <cstdint>
@@ -19,12 +20,9 @@ struct Bad {
     std::string reason;
 };
 
-bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
 // RFC 5322 atext, ASCII part.
 bool is_atext(unsigned char c) {
-    if (is_alpha(c) || is_digit(c)) return true;
+    if (ascii::is_alpha(c) || ascii::is_digit(c)) return true;
     switch (c) {
     case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
     case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
@@ -33,8 +31,6 @@ bool is_atext(unsigned char c) {
         return false;
     }
 }
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 // Length of the well-formed UTF-8 sequence of a non-ASCII code point at s[i], and the code point;
 // 0 if malformed (overlong, surrogate, above U+10FFFF, truncated).
@@ -109,7 +105,7 @@ std::optional<std::string> check_label(std::string_view label, bool* utf8, std::
             i += n;
             continue;
         }
-        if (!is_alpha(c) && !is_digit(c) && c != '-')
+        if (!ascii::is_alpha(c) && !ascii::is_digit(c) && c != '-')
             return "invalid character " + show_char(c) + " in label " + show(label);
         ++i;
     }
@@ -117,13 +113,13 @@ std::optional<std::string> check_label(std::string_view label, bool* utf8, std::
     if (label.back() == '-') return "label " + show(label) + " ends with a hyphen";
     if (!non_ascii) {
         if (label.size() > max_label) return "label " + show(label) + " is longer than 63 octets";
-        for (char c : label) out += lower(c);
+        for (char c : label) out += ascii::lower(c);
         return std::nullopt;
     }
     // Converted even when SMTPUTF8 is missing, so that the caller can tell 553 5.6.7 from 501.
     *utf8 = true;
     std::string lowered;
-    for (char c : label) lowered += lower(c);
+    for (char c : label) lowered += ascii::lower(c);
     auto puny = punycode_encode(lowered);
     if (!puny) return "invalid UTF-8 in label " + show(label);
     std::string alabel = "xn--" + *puny;
@@ -145,7 +141,7 @@ std::optional<std::string> parse_ipv4(std::string_view s) {
     while (true) {
         std::size_t start = i;
         unsigned v = 0;
-        while (i < s.size() && is_digit(static_cast<unsigned char>(s[i])) && i - start < 3) v = v * 10 + (s[i++] - '0');
+        while (i < s.size() && ascii::is_digit(static_cast<unsigned char>(s[i])) && i - start < 3) v = v * 10 + (s[i++] - '0');
         if (i == start || v > 255) return std::nullopt;
         ++parts;
         if (i == s.size()) break;
@@ -168,7 +164,7 @@ std::optional<std::string> parse_literal(std::string_view s, Domain& d) {
         return std::nullopt;
     }
     std::string tag;
-    for (char c : in.substr(0, colon)) tag += lower(c);
+    for (char c : in.substr(0, colon)) tag += ascii::lower(c);
     if (tag != "ipv6") return "unknown address literal tag " + show(in.substr(0, colon)) + " (use [IPv6:...])";
     std::string addr(in.substr(colon + 1));
     unsigned char buf[16];
@@ -198,12 +194,12 @@ std::optional<std::string> parse_domain(std::string_view s, Domain& d) {
         start = dot + 1;
     }
     bool numeric = true;
-    for (char c : last) numeric = numeric && is_digit(static_cast<unsigned char>(c));
+    for (char c : last) numeric = numeric && ascii::is_digit(static_cast<unsigned char>(c));
     if (numeric)
         return "top-level label " + show(last) + " is all digits (write an IP address as [192.0.2.1])";
     if (d.ascii.size() > max_domain) return std::string("domain longer than 255 octets in its xn-- form");
     if (d.is_utf8)
-        for (char c : s) d.utf8 += lower(c);
+        for (char c : s) d.utf8 += ascii::lower(c);
     return std::nullopt;
 }
 
@@ -318,13 +314,6 @@ std::optional<std::string> skip_source_route(std::string_view s, std::size_t& po
     }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
-
 // The parser proper: a mailbox or why not.
 struct Parsed {
     Mailbox mb;
@@ -366,7 +355,7 @@ Parsed parse_path(std::string_view in, AddressRole role) {
     if (lp.wire_length > max_local) return fail("local part longer than 64 octets");
     if (pos == in.size()) {
         // RFC 5321 4.5.1: RCPT TO:<Postmaster> needs no domain.
-        if (role == AddressRole::recipient && iequals(lp.normalised, "postmaster")) {
+        if (role == AddressRole::recipient && ascii::iequals(lp.normalised, "postmaster")) {
             p.mb.local_part = lp.normalised;
             return p;
         }

@@ -2,17 +2,12 @@
 // quota_sqlite.cpp and quota_redis.cpp.
 #include "quota.hpp"
 
+#include "ascii.hpp"
+
 #include <algorithm>
 
 namespace preflight {
 namespace {
-
-std::string lowered(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
 
 }  // namespace
 
@@ -26,11 +21,11 @@ std::string quota_subject(QuotaPer per, std::string_view sender, std::string_vie
     }
     if (per == QuotaPer::domain) {
         out = "domain:";
-        out += lowered(domain);
+        out += ascii::to_lower(domain);
         return out;
     }
     out = "sender:";  // per sender, and per login without a login (unauthenticated clients)
-    out += lowered(sender);
+    out += ascii::to_lower(sender);
     return out;
 }
 

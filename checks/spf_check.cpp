@@ -51,7 +51,7 @@ using RrPtr = std::unique_ptr<SPF_dns_rr_t, RrFree>;
 bool starts_spf(std::string_view txt)
 {
     if (txt.size() < 6) return false;
-    if (ascii_lower(txt.substr(0, 6)) != "v=spf1") return false;
+    if (ascii::to_lower(txt.substr(0, 6)) != "v=spf1") return false;
     return txt.size() == 6 || txt[6] == ' ';
 }
 

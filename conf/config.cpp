@@ -4,6 +4,8 @@
 // line of help, and where the parsed value goes. Everything else — duplicate detection,
 // messages, bounds in messages, the -n check — is generic over the rows.
 #include "config.hpp"
+
+#include "ascii.hpp"
 #include "listen_address.hpp"
 #include "run_as.hpp"  // parse_user_group
 
@@ -126,35 +128,13 @@ using detail::Row;
 using detail::Target;
 using detail::Value;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lowered(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return lower(x) == lower(y);
-           });
-}
-
-bool is_blank(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (is_blank(s.front()) || s.front() == '\r' || s.front() == '\n')) s.remove_prefix(1);
-    while (!s.empty() && (is_blank(s.back()) || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
-    return s;
-}
-
 // Splits off the next blank-separated word; s is left trimmed.
 std::string_view next_word(std::string_view& s) {
     std::size_t n = 0;
-    while (n < s.size() && !is_blank(s[n])) ++n;
+    while (n < s.size() && !ascii::is_hspace(s[n])) ++n;
     std::string_view w = s.substr(0, n);
     s.remove_prefix(n);
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
+    while (!s.empty() && ascii::is_hspace(s.front())) s.remove_prefix(1);
     return w;
 }
 
@@ -163,9 +143,9 @@ std::vector<std::string_view> split_list(std::string_view s) {
     std::vector<std::string_view> items;
     std::size_t i = 0;
     while (i < s.size()) {
-        while (i < s.size() && (s[i] == ',' || is_blank(s[i]))) ++i;
+        while (i < s.size() && (s[i] == ',' || ascii::is_hspace(s[i]))) ++i;
         std::size_t start = i;
-        while (i < s.size() && s[i] != ',' && !is_blank(s[i])) ++i;
+        while (i < s.size() && s[i] != ',' && !ascii::is_hspace(s[i])) ++i;
         if (i > start) items.push_back(s.substr(start, i - start));
     }
     return items;
@@ -235,7 +215,7 @@ bool valid_dns_name(std::string_view s, std::size_t max) {
 
 bool refine_selectors(Value& v, std::string& why) {
     for (auto& sel : std::get<std::vector<std::string>>(v)) {
-        sel = lowered(sel);
+        sel = ascii::to_lower(sel);
         if (auto at = sel.find("._domainkey"); at != std::string::npos) {
             why = quote(sel) + " is a DNS name; give the selector alone (" + sel.substr(0, at) + ")";
             return false;
@@ -286,11 +266,11 @@ std::optional<DkimKey> dkim_key_from_text(std::string_view text, std::string& wh
         bool found = false;
         while (!rest.empty() && !found) {
             auto semi = rest.find(';');
-            std::string_view tag = trim(rest.substr(0, semi));
+            std::string_view tag = ascii::trim(rest.substr(0, semi));
             rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
-            if (tag.size() >= 2 && tag[0] == 'p' && trim(tag.substr(1)).starts_with('=')) {
-                tag = trim(tag.substr(1));
-                b64 = std::string(trim(tag.substr(1)));
+            if (tag.size() >= 2 && tag[0] == 'p' && ascii::trim(tag.substr(1)).starts_with('=')) {
+                tag = ascii::trim(tag.substr(1));
+                b64 = std::string(ascii::trim(tag.substr(1)));
                 found = true;
             }
         }
@@ -301,7 +281,7 @@ std::optional<DkimKey> dkim_key_from_text(std::string_view text, std::string& wh
     } else {
         b64 = std::string(text);
     }
-    std::erase_if(b64, [](char c) { return is_blank(c) || c == '\r' || c == '\n'; });
+    std::erase_if(b64, [](char c) { return ascii::is_hspace(c) || c == '\r' || c == '\n'; });
     auto bytes = decode_base64(b64);
     if (!bytes) {
         why = "is not base64";
@@ -547,7 +527,7 @@ const Row kRows[] = {
 
 std::size_t row_index(std::string_view name) {
     for (std::size_t i = 0; i < std::size(kRows); ++i)
-        if (iequals(kRows[i].info.name, name)) return i;
+        if (ascii::iequals(kRows[i].info.name, name)) return i;
     return std::size(kRows);
 }
 
@@ -639,7 +619,7 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
     }
     case KeyType::enumeration:
         for (std::size_t i = 0; i < k.allowed.size(); ++i)
-            if (iequals(text, k.allowed[i])) return Value(static_cast<std::int64_t>(i));
+            if (ascii::iequals(text, k.allowed[i])) return Value(static_cast<std::int64_t>(i));
         why = quote(text) + " is not one of " + join(k.allowed, ", ");
         return std::nullopt;
     case KeyType::socket: {
@@ -739,7 +719,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t li
         cur[0] = i;
         std::size_t row_min = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t sub = prev[j - 1] + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1);
+            std::size_t sub = prev[j - 1] + (ascii::lower(a[i - 1]) == ascii::lower(b[j - 1]) ? 0 : 1);
             cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
             row_min = std::min(row_min, cur[j]);
         }
@@ -796,7 +776,7 @@ const Defaults& table_defaults() {
 
 // "example.org", "*.example.net" (lower case, no trailing dot), or nullopt with why.
 std::optional<std::string> normalize_pattern(std::string_view p, std::string& why) {
-    std::string s = lowered(p);
+    std::string s = ascii::to_lower(p);
     if (!s.empty() && s.back() == '.') s.pop_back();
     bool wildcard = s.starts_with("*.");
     std::string_view domain = wildcard ? std::string_view(s).substr(2) : std::string_view(s);
@@ -865,7 +845,7 @@ const Settings& Config::for_sender_domain(std::string_view domain) const {
     if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
     char buf[253];
     if (domain.empty() || domain.size() > sizeof buf) return defaults_;
-    for (std::size_t i = 0; i < domain.size(); ++i) buf[i] = lower(domain[i]);
+    for (std::size_t i = 0; i < domain.size(); ++i) buf[i] = ascii::lower(domain[i]);
     std::string_view d(buf, domain.size());
     if (auto it = exact_.find(d); it != exact_.end()) return overrides_[it->second];
     if (!wildcard_.empty()) {
@@ -920,7 +900,7 @@ struct ConfigBuilder {
                 if (c == '\\' && i + 1 < rest.size() && (rest[i + 1] == '"' || rest[i + 1] == '\\')) {
                     out += rest[++i];
                 } else if (c == '"') {
-                    std::string_view after = trim(rest.substr(i + 1));
+                    std::string_view after = ascii::trim(rest.substr(i + 1));
                     if (!after.empty() && after.front() != '#') {
                         why = "unexpected text after the closing quote";
                         return std::nullopt;
@@ -936,11 +916,11 @@ struct ConfigBuilder {
         // '#' starts a comment only after a blank, so "a#b" stays a value.
         std::size_t end = rest.size();
         for (std::size_t i = 1; i < rest.size(); ++i)
-            if (rest[i] == '#' && is_blank(rest[i - 1])) {
+            if (rest[i] == '#' && ascii::is_hspace(rest[i - 1])) {
                 end = i;
                 break;
             }
-        return std::string(trim(rest.substr(0, end)));
+        return std::string(ascii::trim(rest.substr(0, end)));
     }
 
     // Finds the row for key and reads its value; reports and returns nullptr on any problem.
@@ -963,11 +943,11 @@ struct ConfigBuilder {
 
     void line(int lineno, std::string_view text) {
         std::string_view rest = text;
-        while (!rest.empty() && is_blank(rest.front())) rest.remove_prefix(1);
-        while (!rest.empty() && (rest.back() == '\r' || is_blank(rest.back()))) rest.remove_suffix(1);
+        while (!rest.empty() && ascii::is_hspace(rest.front())) rest.remove_prefix(1);
+        while (!rest.empty() && (rest.back() == '\r' || ascii::is_hspace(rest.back()))) rest.remove_suffix(1);
         if (rest.empty() || rest.front() == '#') return;
         std::string_view key = next_word(rest);
-        if (iequals(key, "Domain")) return domain_line(lineno, rest);
+        if (ascii::iequals(key, "Domain")) return domain_line(lineno, rest);
 
         std::string value;
         const Row* row = key_and_value(lineno, key, rest, value);

@@ -3,6 +3,8 @@
 // so each can say exactly what is wrong with a value.
 #include "config.hpp"
 
+#include "ascii.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,19 +18,9 @@
 namespace preflight {
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return lower(x) == lower(y);
-           });
-}
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
 template <class T>
 std::optional<T> parse_unsigned(std::string_view s) {
-    if (s.empty() || !std::all_of(s.begin(), s.end(), is_digit)) return std::nullopt;
+    if (s.empty() || !std::all_of(s.begin(), s.end(), ascii::is_digit)) return std::nullopt;
     T v{};
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
@@ -51,7 +43,7 @@ bool valid_hostname(std::string_view h) {
             label = 0;
             continue;
         }
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || ascii::is_digit(c) || c == '-';
         if (!ok || ++label > 63) return false;
     }
     return label > 0;
@@ -232,7 +224,7 @@ std::optional<SocketSpec> parse_socket_spec(std::string_view text, std::string* 
     }
     std::string_view scheme = text.substr(0, colon), rest = text.substr(colon + 1);
     SocketSpec s;
-    if (iequals(scheme, "unix") || iequals(scheme, "local")) {
+    if (ascii::iequals(scheme, "unix") || ascii::iequals(scheme, "local")) {
         if (rest.empty() || rest.front() != '/') {
             set_why(why, "needs an absolute path (unix:/run/preflight-milter/milter.sock)");
             return std::nullopt;
@@ -245,8 +237,8 @@ std::optional<SocketSpec> parse_socket_spec(std::string_view text, std::string* 
         s.path = std::string(rest);
         return s;
     }
-    bool inet6 = iequals(scheme, "inet6");
-    if (!inet6 && !iequals(scheme, "inet")) {
+    bool inet6 = ascii::iequals(scheme, "inet6");
+    if (!inet6 && !ascii::iequals(scheme, "inet")) {
         set_why(why, "is not a socket (" + std::string(forms) + ")");
         return std::nullopt;
     }
@@ -306,7 +298,7 @@ std::optional<SocketSpec> parse_socket_spec(std::string_view text, std::string* 
 std::optional<std::uint64_t> parse_size(std::string_view text) {
     int shift = 0;
     if (!text.empty()) {
-        switch (lower(text.back())) {
+        switch (ascii::lower(text.back())) {
         case 'k': shift = 10; break;
         case 'm': shift = 20; break;
         case 'g': shift = 30; break;
@@ -321,13 +313,13 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     std::size_t digits = 0;
-    while (digits < text.size() && is_digit(text[digits])) ++digits;
+    while (digits < text.size() && ascii::is_digit(text[digits])) ++digits;
     std::string_view unit = text.substr(digits);
     std::int64_t scale;
-    if (unit.empty() || iequals(unit, "s")) scale = 1000;
-    else if (iequals(unit, "ms")) scale = 1;
-    else if (iequals(unit, "m")) scale = 60'000;
-    else if (iequals(unit, "h")) scale = 3'600'000;
+    if (unit.empty() || ascii::iequals(unit, "s")) scale = 1000;
+    else if (ascii::iequals(unit, "ms")) scale = 1;
+    else if (ascii::iequals(unit, "m")) scale = 60'000;
+    else if (ascii::iequals(unit, "h")) scale = 3'600'000;
     else return std::nullopt;
     auto n = parse_unsigned<std::int64_t>(text.substr(0, digits));
     if (!n || *n > std::numeric_limits<std::int64_t>::max() / scale) return std::nullopt;
@@ -335,8 +327,8 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
 }
 
 std::optional<bool> parse_bool(std::string_view text) {
-    if (iequals(text, "yes") || iequals(text, "true") || text == "1") return true;
-    if (iequals(text, "no") || iequals(text, "false") || text == "0") return false;
+    if (ascii::iequals(text, "yes") || ascii::iequals(text, "true") || text == "1") return true;
+    if (ascii::iequals(text, "no") || ascii::iequals(text, "false") || text == "0") return false;
     return std::nullopt;
 }
 
@@ -355,7 +347,7 @@ std::optional<std::vector<std::uint8_t>> decode_base64(std::string_view text) {
         int v;
         if (c >= 'A' && c <= 'Z') v = c - 'A';
         else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (is_digit(c)) v = c - '0' + 52;
+        else if (ascii::is_digit(c)) v = c - '0' + 52;
         else if (c == '+') v = 62;
         else if (c == '/') v = 63;
         else return std::nullopt;
@@ -385,7 +377,7 @@ std::int64_t window_seconds(QuotaWindow w) {
 
 std::optional<std::vector<QuotaRate>> parse_quota_rates(std::string_view text, std::string* why) {
     std::vector<QuotaRate> out;
-    if (text.empty() || iequals(text, "none")) return out;
+    if (text.empty() || ascii::iequals(text, "none")) return out;
     std::size_t i = 0;
     while (i < text.size()) {
         while (i < text.size() && (text[i] == ',' || text[i] == ' ' || text[i] == '\t')) ++i;
@@ -399,9 +391,9 @@ std::optional<std::vector<QuotaRate>> parse_quota_rates(std::string_view text, s
         auto n = slash == std::string_view::npos ? std::nullopt : parse_unsigned<std::uint64_t>(item.substr(0, slash));
         std::string_view unit = slash == std::string_view::npos ? std::string_view() : item.substr(slash + 1);
         std::optional<QuotaWindow> w;
-        if (iequals(unit, "minute")) w = QuotaWindow::minute;
-        else if (iequals(unit, "hour")) w = QuotaWindow::hour;
-        else if (iequals(unit, "day")) w = QuotaWindow::day;
+        if (ascii::iequals(unit, "minute")) w = QuotaWindow::minute;
+        else if (ascii::iequals(unit, "hour")) w = QuotaWindow::hour;
+        else if (ascii::iequals(unit, "day")) w = QuotaWindow::day;
         if (!n || !w) {
             set_why(why, quoted + " is not a quota (a number, '/', and minute, hour or day: 10000/day)");
             return std::nullopt;

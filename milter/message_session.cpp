@@ -1,5 +1,7 @@
 #include "message_session.hpp"
 
+#include "ascii.hpp"
+
 #include "auth_policy.hpp"
 #include "dns_name.hpp"
 #include "envelope_check.hpp"
@@ -11,13 +13,6 @@
 #include <chrono>
 
 namespace preflight {
-namespace {
-
-bool has_prefix_nocase(std::string_view s, std::string_view p) {
-    return s.size() >= p.size() && iequal(s.substr(0, p.size()), p);
-}
-
-}  // namespace
 
 MessageSession::MessageSession(const MilterServices& services)
     : services_(services), settings_(&services.config->defaults()) {}
@@ -76,8 +71,8 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     bool smtputf8 = false;
     std::optional<std::uint64_t> announced;
     for (std::string_view a : esmtp_args) {
-        if (iequal(a, "SMTPUTF8")) smtputf8 = true;
-        else if (has_prefix_nocase(a, "SIZE=")) announced = parse_size_param(a);
+        if (ascii::iequals(a, "SMTPUTF8")) smtputf8 = true;
+        else if (ascii::istarts_with(a, "SIZE=")) announced = parse_size_param(a);
     }
 
     // Syntax first: without a parsable address there is no domain to look up.

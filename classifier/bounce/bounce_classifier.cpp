@@ -1,5 +1,7 @@
 #include "bounce_classifier.hpp"
 
+#include "ascii.hpp"
+
 #include <charconv>
 
 namespace preflight {
@@ -7,13 +9,12 @@ namespace {
 
 constexpr std::size_t kMaxDiagnostic = 1000;
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 std::string collapse(std::string_view s) {
     std::string out;
     for (char c : s) {
         if (out.size() >= kMaxDiagnostic) break;
-        if (is_blank(c)) {
+        if (ascii::is_space(c)) {
             if (!out.empty() && out.back() != ' ') out.push_back(' ');
         } else {
             out.push_back(c);

@@ -1,5 +1,7 @@
 #include "bounce_message.hpp"
 
+#include "ascii.hpp"
+
 #include <gmime/gmime.h>
 
 #include <algorithm>
@@ -58,24 +60,9 @@ void init_gmime() {
     });
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-std::string lower_copy(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
-
 std::string header(GMimeObject* o, const char* name) {
     const char* v = g_mime_object_get_header(o, name);
-    return v ? std::string(trim(v)) : std::string();
+    return v ? std::string(ascii::trim(v)) : std::string();
 }
 
 // The decoded (transfer encoding removed) content of a leaf part, as bytes.
@@ -107,14 +94,14 @@ std::string html_to_text(std::string_view h) {
         if (c == '<') {
             std::size_t end = h.find('>', i);
             if (end == std::string_view::npos) break;
-            std::string tag = lower_copy(h.substr(i + 1, std::min<std::size_t>(end - i - 1, 8)));
+            std::string tag = ascii::to_lower(h.substr(i + 1, std::min<std::size_t>(end - i - 1, 8)));
             if (tag.starts_with("br") || tag.starts_with("/p") || tag.starts_with("p") || tag.starts_with("/div") ||
                 tag.starts_with("/tr") || tag.starts_with("li") || tag.starts_with("/h"))
                 out.push_back('\n');
             else if (tag.starts_with("/td")) out.push_back(' ');
             if (tag.starts_with("style") || tag.starts_with("script") || tag.starts_with("head")) {
                 std::string close = "</" + tag.substr(0, tag.starts_with("head") ? 4 : tag.starts_with("style") ? 5 : 6);
-                std::size_t e2 = lower_copy(h.substr(end)).find(close);
+                std::size_t e2 = ascii::to_lower(h.substr(end)).find(close);
                 i = e2 == std::string::npos ? h.size() : end + e2;
                 continue;
             }
@@ -147,11 +134,11 @@ std::string find_message_id(std::string_view headers) {
     while (pos < headers.size()) {
         std::size_t nl = headers.find('\n', pos);
         std::string_view line = headers.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
-        if (line.size() > 11 && lower_copy(line.substr(0, 11)) == "message-id:") {
-            std::string_view v = trim(line.substr(11));
+        if (line.size() > 11 && ascii::to_lower(line.substr(0, 11)) == "message-id:") {
+            std::string_view v = ascii::trim(line.substr(11));
             if (v.empty() && nl != std::string_view::npos) {  // folded onto the next line
                 std::size_t nl2 = headers.find('\n', nl + 1);
-                v = trim(headers.substr(nl + 1, nl2 == std::string_view::npos ? std::string_view::npos : nl2 - nl - 1));
+                v = ascii::trim(headers.substr(nl + 1, nl2 == std::string_view::npos ? std::string_view::npos : nl2 - nl - 1));
             }
             if (v.size() >= 2 && v.front() == '<') {
                 std::size_t close = v.find('>');
@@ -171,7 +158,7 @@ bool has_field_line(std::string_view text, std::string_view name) {
     while (pos < text.size()) {
         std::size_t nl = text.find('\n', pos);
         std::string_view line = text.substr(pos, (nl == std::string_view::npos ? text.size() : nl) - pos);
-        if (line.size() >= name.size() && lower_copy(line.substr(0, name.size())) == name) return true;
+        if (line.size() >= name.size() && ascii::to_lower(line.substr(0, name.size())) == name) return true;
         if (nl == std::string_view::npos) break;
         pos = nl + 1;
     }
@@ -200,12 +187,12 @@ struct Walk {
         while (pos < body.size()) {
             std::size_t nl = body.find('\n', pos);
             std::string_view line = body.substr(pos, (nl == std::string_view::npos ? body.size() : nl) - pos);
-            std::string l = lower_copy(line.substr(0, 20));
+            std::string l = ascii::to_lower(line.substr(0, 20));
             if (l.starts_with("original-rcpt-to:") || l.starts_with("removal-recipient:"))
                 for (auto& a : find_addresses(line.substr(line.find(':') + 1))) arf_recipients.push_back(a);
             else if (l.starts_with("reporting-mta:") && arf_reporting_mta.empty()) {
-                std::string_view v = trim(line.substr(14));
-                if (std::size_t semi = v.find(';'); semi != std::string_view::npos) v = trim(v.substr(semi + 1));
+                std::string_view v = ascii::trim(line.substr(14));
+                if (std::size_t semi = v.find(';'); semi != std::string_view::npos) v = ascii::trim(v.substr(semi + 1));
                 arf_reporting_mta = v;
             }
             if (nl == std::string_view::npos) break;
@@ -263,7 +250,7 @@ struct Walk {
             std::string h = part_bytes(part);
             if (message_id.empty()) message_id = find_message_id(h);
             if (original_to.empty()) {
-                std::size_t to = lower_copy(h).find("\nto:");
+                std::size_t to = ascii::to_lower(h).find("\nto:");
                 if (to != std::string::npos) original_to = find_addresses(h.substr(to + 4, h.find('\n', to + 4) - to - 4));
             }
         } else if (g_mime_content_type_is_type(ct, "text", "plain") || g_mime_content_type_is_type(ct, "text", "html")) {
@@ -341,7 +328,7 @@ bool auto_reply_subject(std::string_view subject) {
         "auto:", "automatic reply", "auto-reply", "autoreply", "auto reply", "out of office", "out of the office",
         "away until", "vacation", "abwesenheit", "réponse automatique", "respuesta automática", "risposta automatica",
         "自動応答"};
-    std::string s = lower_copy(trim(subject));
+    std::string s = ascii::to_lower(ascii::trim(subject));
     return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) {
         return s.starts_with(w) || (w.size() > 8 && s.find(w) != std::string::npos);
     });
@@ -349,7 +336,7 @@ bool auto_reply_subject(std::string_view subject) {
 
 // The sender of bounces: MAILER-DAEMON, postmaster, "Mail Delivery System/Subsystem".
 bool from_mail_system(std::string_view from) {
-    std::string f = lower_copy(from);
+    std::string f = ascii::to_lower(from);
     return f.find("mailer-daemon") != std::string::npos || f.find("postmaster") != std::string::npos ||
            f.find("mail delivery") != std::string::npos || f.find("mail administrator") != std::string::npos;
 }
@@ -360,7 +347,7 @@ bool from_mail_system(std::string_view from) {
 bool list_manager_notice(GMimeObject* top) {
     if (!header(top, "X-Mailman-Version").empty()) return true;
     if (header(top, "List-Id").empty()) return false;
-    std::string from = lower_copy(header(top, "From"));
+    std::string from = ascii::to_lower(header(top, "From"));
     return from.find("-owner@") != std::string::npos || from.find("-request@") != std::string::npos ||
            from.find("-bounces@") != std::string::npos || from.find("owner-") != std::string::npos;
 }
@@ -369,7 +356,7 @@ bool bounce_subject(std::string_view subject) {
     static constexpr std::array<std::string_view, 14> kWords = {
         "undeliver", "undelivered", "delivery", "failure", "failed", "returned", "returning", "bounce",
         "unzustellbar", "non remis", "non distribuibile", "no se puede entregar", "error", "notification"};
-    std::string s = lower_copy(subject);
+    std::string s = ascii::to_lower(subject);
     return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
 }
 
@@ -379,7 +366,7 @@ bool delay_wording(std::string_view text) {
     static constexpr std::array<std::string_view, 10> kWords = {
         "(delay)", "delayed mail", "delivery delayed", "will be retried", "will retry", "still trying",
         "not yet been delivered", "temporary failure report", "warning: message", "delivery is delayed"};
-    std::string s = lower_copy(text);
+    std::string s = ascii::to_lower(text);
     return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
 }
 
@@ -413,7 +400,7 @@ std::string_view pasted_report(std::string_view rest) {
     std::size_t pos = 0;
     while (pos < rest.size()) {
         std::size_t nl = rest.find('\n', pos);
-        std::string_view line = trim(rest.substr(pos, (nl == std::string_view::npos ? rest.size() : nl) - pos));
+        std::string_view line = ascii::trim(rest.substr(pos, (nl == std::string_view::npos ? rest.size() : nl) - pos));
         bool separator = line.empty() || line.starts_with("From ") ||
                          std::all_of(line.begin(), line.end(), [](char c) { return c == '-' || c == '=' || c == '_'; });
         if (!separator) break;
@@ -422,7 +409,7 @@ std::string_view pasted_report(std::string_view rest) {
     }
     std::string_view msg = rest.substr(pos);
     if (!starts_like_message(msg)) return {};
-    std::string l = lower_copy(msg.substr(0, 64 * 1024));
+    std::string l = ascii::to_lower(msg.substr(0, 64 * 1024));
     if (l.find("message/delivery-status") == std::string::npos && l.find("message/global-delivery-status") == std::string::npos)
         return {};
     return msg;
@@ -440,7 +427,7 @@ namespace {
 
 BounceReport parse_report(std::string_view data, const BounceLimits& limits, int depth) {
     BounceReport out;
-    if (trim(data).empty()) {
+    if (ascii::trim(data).empty()) {
         out.error = "empty file";
         return out;
     }
@@ -448,7 +435,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         out.error = "binary data, not a mail message";
         return out;
     }
-    if (!starts_like_message(trim(data.substr(0, 200)).empty() ? data : data.substr(data.find_first_not_of("\r\n")))) {
+    if (!starts_like_message(ascii::trim(data.substr(0, 200)).empty() ? data : data.substr(data.find_first_not_of("\r\n")))) {
         out.error = "not a mail message: no header fields at the start";
         return out;
     }
@@ -496,7 +483,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
     if (w.message_id.empty() && human.size() < text.size()) w.message_id = find_message_id(std::string_view(text).substr(human.size()));
     if (w.original_to.empty() && human.size() < text.size()) {
         std::string_view rest = std::string_view(text).substr(human.size());
-        std::size_t to = lower_copy(rest).find("\nto:");
+        std::size_t to = ascii::to_lower(rest).find("\nto:");
         if (to != std::string_view::npos) {
             std::size_t end = rest.find('\n', to + 4);
             // Folded address lists continue on indented lines.
@@ -515,7 +502,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
     out.delay_notice = delay_wording(out.subject) || delay_wording(human.substr(0, 4096));
     auto reason_for = [&](std::string_view addr) -> std::string {
         for (const auto& r : ft.recipients)
-            if (iequals(r.recipient, addr)) return r.reason;
+            if (ascii::iequals(r.recipient, addr)) return r.reason;
         return {};
     };
 
@@ -536,7 +523,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
             // Status field's comment ("Status: 5.0.0 (recipient reached disk quota)").
             if (r.diagnostic.empty()) {
                 r.diagnostic = reason_for(r.recipient);
-                if (!f.original_recipient.empty() && !iequals(f.original_recipient, r.recipient)) {
+                if (!f.original_recipient.empty() && !ascii::iequals(f.original_recipient, r.recipient)) {
                     std::string more = reason_for(f.original_recipient);
                     if (!more.empty() && more != r.diagnostic) r.diagnostic.append(r.diagnostic.empty() ? "" : " ").append(more);
                 }
@@ -552,7 +539,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
     GMimeContentType* top_ct = top_body ? g_mime_object_get_content_type(top_body) : nullptr;
     if (!w.have_arf && !w.have_dsn && top_ct && g_mime_content_type_is_type(top_ct, "multipart", "report")) {
         const char* rt = g_mime_content_type_get_parameter(top_ct, "report-type");
-        if (rt && lower_copy(trim(rt)) == "feedback-report") w.have_arf = true;
+        if (rt && ascii::to_lower(ascii::trim(rt)) == "feedback-report") w.have_arf = true;
     }
     if (w.have_arf) {
         out.kind = ReportKind::feedback_report;
@@ -610,9 +597,9 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
     }
     // MTAs mark their bounces Auto-Submitted: auto-replied too: a message from the mail system,
     // or one that names failed recipients, is a bounce whatever its headers say.
-    std::string auto_submitted = lower_copy(header(top, "Auto-Submitted"));
+    std::string auto_submitted = ascii::to_lower(header(top, "Auto-Submitted"));
     bool auto_reply = auto_submitted.starts_with("auto-replied") || !header(top, "X-Autoreply").empty() ||
-                      !header(top, "X-Autorespond").empty() || lower_copy(header(top, "Precedence")) == "auto_reply" ||
+                      !header(top, "X-Autorespond").empty() || ascii::to_lower(header(top, "Precedence")) == "auto_reply" ||
                       auto_reply_subject(out.subject);
     if (auto_reply && ft.recipients.empty() && header(top, "X-Failed-Recipients").empty() &&
         !from_mail_system(header(top, "From")) && !bounce_subject(out.subject)) {
@@ -627,7 +614,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
     // original sender, an alias it came from) are no recipients.
     std::vector<std::string> failed_header = find_addresses(header(top, "X-Failed-Recipients"));
     auto listed = [&](const std::string& a) {
-        return std::any_of(failed_header.begin(), failed_header.end(), [&](auto& f) { return iequals(f, a); });
+        return std::any_of(failed_header.begin(), failed_header.end(), [&](auto& f) { return ascii::iequals(f, a); });
     };
     if (std::any_of(ft.recipients.begin(), ft.recipients.end(), [&](auto& r) { return listed(r.recipient); }))
         std::erase_if(ft.recipients, [&](auto& r) { return !listed(r.recipient); });
@@ -638,7 +625,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         if (rcpts.empty()) rcpts = w.original_to;
         if (rcpts.empty()) {
             for (auto& a : find_addresses(human)) {
-                bool skip = std::any_of(ignore.begin(), ignore.end(), [&](auto& i) { return iequals(i, a); });
+                bool skip = std::any_of(ignore.begin(), ignore.end(), [&](auto& i) { return ascii::iequals(i, a); });
                 if (!skip) {
                     rcpts.push_back(a);
                     break;

@@ -1,5 +1,7 @@
 #include "free_text_bounce.hpp"
 
+#include "ascii.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -9,36 +11,22 @@ namespace {
 constexpr std::size_t kMaxReason = 600;  // the words that matter come first; bounds rule matching time
 constexpr std::size_t kMaxReasonLines = 20;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
 std::size_t find_nocase(std::string_view s, std::string_view needle) {
     if (needle.empty() || s.size() < needle.size()) return std::string_view::npos;
     for (std::size_t i = 0; i + needle.size() <= s.size(); ++i) {
-        if (lower(s[i]) != needle[0]) continue;
-        if (iequals(s.substr(i, needle.size()), needle)) return i;
+        if (ascii::lower(s[i]) != needle[0]) continue;
+        if (ascii::iequals(s.substr(i, needle.size()), needle)) return i;
     }
     return std::string_view::npos;
 }
 
 // Characters of an address's local part as bounces print them (RFC 5322 atext and dots).
 bool local_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || ascii::is_digit(c) ||
            std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos;
 }
 bool domain_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '.' ||
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || ascii::is_digit(c) || c == '-' || c == '.' ||
            c == '[' || c == ']' || c == ':';
 }
 
@@ -61,11 +49,11 @@ std::string_view address_at(std::string_view s, std::size_t at, std::size_t& beg
 
 // A reply code at s[i]: three digits, first 2-5, at a word start, followed by ' ' or '-'.
 int code_at(std::string_view s, std::size_t i) {
-    if (i + 4 > s.size() || s[i] < '2' || s[i] > '5' || !is_digit(s[i + 1]) || !is_digit(s[i + 2])) return 0;
+    if (i + 4 > s.size() || s[i] < '2' || s[i] > '5' || !ascii::is_digit(s[i + 1]) || !ascii::is_digit(s[i + 2])) return 0;
     if (s[i + 3] != ' ' && s[i + 3] != '-') return 0;
     if (i > 0) {
         char p = s[i - 1];
-        if (!(is_blank(p) || p == ':' || p == '(' || p == '#' || p == '<' || p == '[' || p == '"' || p == ';' || p == '='))
+        if (!(ascii::is_space(p) || p == ':' || p == '(' || p == '#' || p == '<' || p == '[' || p == '"' || p == ';' || p == '='))
             return 0;
     }
     return (s[i] - '0') * 100 + (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
@@ -74,48 +62,43 @@ int code_at(std::string_view s, std::size_t i) {
 // An enhanced code "C.S.D" at s[i] at a word start; returns its length, 0 if none.
 std::size_t enhanced_at(std::string_view s, std::size_t i) {
     if (i + 5 > s.size() || (s[i] != '2' && s[i] != '4' && s[i] != '5') || s[i + 1] != '.') return 0;
-    if (i > 0 && (is_digit(s[i - 1]) || s[i - 1] == '.' || local_char(s[i - 1]) ) && s[i - 1] != '#' &&
+    if (i > 0 && (ascii::is_digit(s[i - 1]) || s[i - 1] == '.' || local_char(s[i - 1]) ) && s[i - 1] != '#' &&
         s[i - 1] != '(' && s[i - 1] != '=')
         return 0;
     std::size_t j = i + 2, n = 0;
-    while (j < s.size() && is_digit(s[j]) && n < 4) ++j, ++n;
+    while (j < s.size() && ascii::is_digit(s[j]) && n < 4) ++j, ++n;
     if (n == 0 || n > 3 || j >= s.size() || s[j] != '.') return 0;
     ++j;
     n = 0;
-    while (j < s.size() && is_digit(s[j]) && n < 4) ++j, ++n;
+    while (j < s.size() && ascii::is_digit(s[j]) && n < 4) ++j, ++n;
     if (n == 0 || n > 3) return 0;
-    if (j < s.size() && (is_digit(s[j]) || (s[j] == '.' && j + 1 < s.size() && is_digit(s[j + 1])))) return 0;
+    if (j < s.size() && (ascii::is_digit(s[j]) || (s[j] == '.' && j + 1 < s.size() && ascii::is_digit(s[j + 1])))) return 0;
     return j - i;
 }
 
 // The value of a "Name: value" field line if line starts with name (case-insensitive).
 bool field(std::string_view line, std::string_view name, std::string_view& value) {
-    if (line.size() <= name.size() || line[name.size()] != ':' || !iequals(line.substr(0, name.size()), name))
+    if (line.size() <= name.size() || line[name.size()] != ':' || !ascii::iequals(line.substr(0, name.size()), name))
         return false;
-    value = trim(line.substr(name.size() + 1));
+    value = ascii::trim(line.substr(name.size() + 1));
     return true;
 }
 
 // "rfc822; a@b" -> "a@b"; "dns; mx.example" -> "mx.example".
 std::string strip_type(std::string_view v) {
     std::size_t semi = v.find(';');
-    if (semi != std::string_view::npos && semi < 24) v = trim(v.substr(semi + 1));
+    if (semi != std::string_view::npos && semi < 24) v = ascii::trim(v.substr(semi + 1));
     if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
-    return std::string(trim(v));
+    return std::string(ascii::trim(v));
 }
 
-std::string lower_copy(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = lower(c);
-    return out;
-}
 
 void append_capped(std::string& out, std::string_view s) {
-    s = trim(s);
+    s = ascii::trim(s);
     if (s.empty() || out.size() >= kMaxReason) return;
     if (!out.empty()) out.push_back(' ');
     for (char c : s.substr(0, kMaxReason - out.size())) {
-        if (is_blank(c)) {
+        if (ascii::is_space(c)) {
             if (out.back() != ' ') out.push_back(' ');
         } else {
             out.push_back(c);
@@ -126,25 +109,25 @@ void append_capped(std::string& out, std::string_view s) {
 // The address a line names as a recipient, or empty: one at the line start (after a reply
 // code, quote or bracket), after a recipient label ("Recipient address:"), or in RCPT TO:<>.
 std::string_view recipient_on_line(std::string_view line) {
-    std::string_view t = trim(line);
+    std::string_view t = ascii::trim(line);
     if (t.empty()) return {};
     std::size_t b = 0, e = 0;
     if (std::size_t r = find_nocase(t, "rcpt to:"); r != std::string_view::npos) {
-        std::string_view rest = trim(t.substr(r + 8));
+        std::string_view rest = ascii::trim(t.substr(r + 8));
         std::size_t at = rest.find('@');
         if (at != std::string_view::npos && at < 200) {
             std::string_view a = address_at(rest, at, b, e);
             if (!a.empty() && b <= 2) return a;
         }
     }
-    if (t.starts_with(">>>") || t.starts_with("<<<")) t = trim(t.substr(3));
+    if (t.starts_with(">>>") || t.starts_with("<<<")) t = ascii::trim(t.substr(3));
     // Sendmail's "550 5.1.1 <a@b>... User unknown", "554 <a@b>... 550 Host unknown".
-    if (code_at(t, 0)) t = trim(t.substr(4));
-    if (std::size_t n = enhanced_at(t, 0)) t = trim(t.substr(n));
+    if (code_at(t, 0)) t = ascii::trim(t.substr(4));
+    if (std::size_t n = enhanced_at(t, 0)) t = ascii::trim(t.substr(n));
     // A label that says the address is a recipient ("Recipient address: a@b").
     std::size_t colon = t.find(':');
     if (colon != std::string_view::npos && colon < 40 && colon + 1 < t.size()) {
-        std::string label = lower_copy(t.substr(0, colon));
+        std::string label = ascii::to_lower(t.substr(0, colon));
         static constexpr std::array<std::string_view, 8> kLabels = {
             "recipient", "rcpt", "addressee", "destinat", "empf", "failed address", "address", "mailbox"};
         bool is_label = label.find('@') == std::string::npos &&
@@ -152,7 +135,7 @@ std::string_view recipient_on_line(std::string_view line) {
                                     [&](std::string_view l) { return label.find(l) != std::string::npos; }) &&
                         label.find("sender") == std::string::npos && label.find("from") == std::string::npos &&
                         label.find("reply") == std::string::npos;
-        if (is_label) t = trim(t.substr(colon + 1));
+        if (is_label) t = ascii::trim(t.substr(colon + 1));
     }
     while (!t.empty() && (t[0] == '<' || t[0] == '"' || t[0] == '\'' || t[0] == '(' || t[0] == '[' || t[0] == '*'))
         t.remove_prefix(1);
@@ -163,7 +146,7 @@ std::string_view recipient_on_line(std::string_view line) {
     // The address must end the token: "a@b", "a@b>", "a@b:", "a@b...", "a@b on <date>".
     if (e < t.size()) {
         char c = t[e];
-        if (!(is_blank(c) || c == '>' || c == ':' || c == '.' || c == ',' || c == ';' || c == '"' || c == '\'' ||
+        if (!(ascii::is_space(c) || c == '>' || c == ':' || c == '.' || c == ',' || c == ';' || c == '"' || c == '\'' ||
               c == ')' || c == ']'))
             return {};
     }
@@ -173,8 +156,8 @@ std::string_view recipient_on_line(std::string_view line) {
 bool ignored(std::string_view a, const std::vector<std::string>& ignore) {
     std::size_t at = a.find('@');
     std::string_view local = a.substr(0, at);
-    if (iequals(local, "mailer-daemon")) return true;
-    return std::any_of(ignore.begin(), ignore.end(), [&](const std::string& i) { return iequals(i, a); });
+    if (ascii::iequals(local, "mailer-daemon")) return true;
+    return std::any_of(ignore.begin(), ignore.end(), [&](const std::string& i) { return ascii::iequals(i, a); });
 }
 
 // A small JSON reader for the SES notifications: objects, arrays, strings (escapes decoded,
@@ -246,7 +229,7 @@ public:
             return string(out.text);
         }
         std::size_t b = i_;
-        while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ']' && !is_blank(s_[i_])) ++i_;
+        while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ']' && !ascii::is_space(s_[i_])) ++i_;
         if (i_ == b) return false;
         out.kind = Json::Kind::scalar;
         out.text = s_.substr(b, i_ - b);
@@ -254,7 +237,7 @@ public:
     }
 
 private:
-    void ws() { while (i_ < s_.size() && is_blank(s_[i_])) ++i_; }
+    void ws() { while (i_ < s_.size() && ascii::is_space(s_[i_])) ++i_; }
     static void utf8(std::string& out, unsigned cp) {
         if (cp < 0x80) out.push_back(static_cast<char>(cp));
         else if (cp < 0x800) {
@@ -287,7 +270,7 @@ private:
                     for (int k = 0; k < 4; ++k, ++i_) {
                         if (i_ >= s_.size()) return false;
                         char h = s_[i_];
-                        cp = cp * 16 + static_cast<unsigned>(is_digit(h) ? h - '0' : (lower(h) >= 'a' && lower(h) <= 'f') ? lower(h) - 'a' + 10 : 0);
+                        cp = cp * 16 + static_cast<unsigned>(ascii::is_digit(h) ? h - '0' : (ascii::lower(h) >= 'a' && ascii::lower(h) <= 'f') ? ascii::lower(h) - 'a' + 10 : 0);
                     }
                     utf8(out, cp);
                     break;
@@ -359,7 +342,7 @@ bool parse_ses_notification(std::string_view text, SesNotification& out) {
             for (const Json& r : list->items) {
                 DsnRecipientFields f;
                 f.final_recipient = strip_type(r.str("emailAddress"));
-                f.action = lower_copy(r.str("action"));
+                f.action = ascii::to_lower(r.str("action"));
                 if (f.action.empty()) f.action = "failed";
                 f.status = std::string(r.str("status"));
                 f.diagnostic = std::string(r.str("diagnosticCode"));
@@ -399,12 +382,6 @@ bool parse_ses_notification(std::string_view text, SesNotification& out) {
     return true;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
-    return true;
-}
 
 std::vector<std::string> find_addresses(std::string_view s) {
     std::vector<std::string> out;
@@ -430,7 +407,7 @@ DsnFields parse_delivery_status(std::string_view body) {
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (!line.empty() && (line[0] == ' ' || line[0] == '\t') && !lines.empty() && !lines.back().empty()) {
             lines.back().push_back(' ');
-            lines.back().append(trim(line));
+            lines.back().append(ascii::trim(line));
         } else {
             lines.emplace_back(line);
         }
@@ -457,7 +434,7 @@ DsnFields parse_delivery_status(std::string_view body) {
     };
     for (const std::string& l : lines) {
         std::string_view line = l, v;
-        if (trim(line).empty()) {
+        if (ascii::trim(line).empty()) {
             block_open = false;
             pending = DsnRecipientFields{};
             continue;
@@ -472,12 +449,12 @@ DsnFields parse_delivery_status(std::string_view body) {
         } else if (field(line, "X-Postfix-Queue-ID", v)) {
             out.queue_id = std::string(v);
         } else if (field(line, "Action", v)) {
-            target->action = lower_copy(trim(v.substr(0, v.find_first_of(" \t("))));
+            target->action = ascii::to_lower(ascii::trim(v.substr(0, v.find_first_of(" \t("))));
         } else if (field(line, "Status", v)) {
             target->status = std::string(v.substr(0, v.find_first_of(" \t(;")));
             std::size_t open = v.find('('), close = v.rfind(')');
             if (open != std::string_view::npos && close != std::string_view::npos && close > open)
-                target->status_comment = std::string(trim(v.substr(open + 1, close - open - 1)));
+                target->status_comment = std::string(ascii::trim(v.substr(open + 1, close - open - 1)));
         } else if (field(line, "Diagnostic-Code", v)) {
             target->diagnostic = std::string(v);
         } else if (field(line, "Remote-MTA", v)) {
@@ -513,17 +490,17 @@ std::string_view cut_returned_message(std::string_view text) {
         std::size_t nl = text.find('\n', pos);
         std::size_t end = nl == std::string_view::npos ? text.size() : nl;
         std::string_view line = text.substr(pos, end - pos);
-        std::string_view t = trim(line);
+        std::string_view t = ascii::trim(line);
         if (t.size() < 200) {
-            std::string l = lower_copy(t);
+            std::string l = ascii::to_lower(t);
             for (std::string_view m : kMarkers)
                 if (l.find(m) != std::string::npos) return text.substr(0, pos);
             // The returned message's own header block, pasted without any marker.
             bool header = !line.empty() && line[0] != ' ' && line[0] != '\t' &&
-                          (starts_with_nocase(line, "Received: ") || starts_with_nocase(line, "Return-Path:") ||
-                           starts_with_nocase(line, "Message-ID:") || starts_with_nocase(line, "DKIM-Signature:") ||
-                           starts_with_nocase(line, "MIME-Version:") || starts_with_nocase(line, "X-Mailer:") ||
-                           starts_with_nocase(line, "Date:"));
+                          (ascii::istarts_with(line, "Received: ") || ascii::istarts_with(line, "Return-Path:") ||
+                           ascii::istarts_with(line, "Message-ID:") || ascii::istarts_with(line, "DKIM-Signature:") ||
+                           ascii::istarts_with(line, "MIME-Version:") || ascii::istarts_with(line, "X-Mailer:") ||
+                           ascii::istarts_with(line, "Date:"));
             if (header) {
                 if (header_run++ == 0) run_start = pos;
                 if (header_run >= 2) return text.substr(0, run_start);
@@ -557,15 +534,15 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
         std::string_view a = recipient_on_line(lines[i]);
         // "A message sent by\n  <sender@x>\ncould not be delivered": the address is the sender's.
         std::string_view prev = previous;
-        if (!trim(lines[i]).empty()) previous = trim(lines[i]);
+        if (!ascii::trim(lines[i]).empty()) previous = ascii::trim(lines[i]);
         while (!prev.empty() && (prev.back() == ':' || prev.back() == ' ')) prev.remove_suffix(1);
-        bool sender_line = prev.size() >= 7 && iequals(prev.substr(prev.size() - 7), "sent by");
+        bool sender_line = prev.size() >= 7 && ascii::iequals(prev.substr(prev.size() - 7), "sent by");
         if (a.empty() || ignored(a, ignore) || sender_line) {
             if (!seen_recipient) append_capped(out.intro, lines[i]);
             continue;
         }
         seen_recipient = true;
-        std::string key = lower_copy(a);
+        std::string key = ascii::to_lower(a);
         auto it = std::find(keys.begin(), keys.end(), key);
         std::size_t idx = static_cast<std::size_t>(it - keys.begin());
         if (it == keys.end()) {
@@ -576,13 +553,13 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
         append_capped(reason, lines[i]);
         // The lines after it up to the next recipient; a blank line followed by an unindented
         // line ends the block once it has some text (the bounce's closing words follow).
-        bool have_text = trim(lines[i]).size() > a.size() + 4;
+        bool have_text = ascii::trim(lines[i]).size() > a.size() + 4;
         std::size_t taken = 0;
         for (std::size_t j = i + 1; j < lines.size() && taken < kMaxReasonLines; ++j) {
             std::string_view next = recipient_on_line(lines[j]);
-            if (!next.empty() && !ignored(next, ignore) && !iequals(next, a)) break;
-            if (trim(lines[j]).empty()) {
-                if (have_text && j + 1 < lines.size() && !lines[j + 1].empty() && !is_blank(lines[j + 1][0])) break;
+            if (!next.empty() && !ignored(next, ignore) && !ascii::iequals(next, a)) break;
+            if (ascii::trim(lines[j]).empty()) {
+                if (have_text && j + 1 < lines.size() && !lines[j + 1].empty() && !ascii::is_space(lines[j + 1][0])) break;
                 continue;
             }
             append_capped(reason, lines[j]);

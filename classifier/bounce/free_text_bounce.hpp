@@ -78,6 +78,4 @@ bool parse_ses_notification(std::string_view text, SesNotification& out);
 // Every e-mail address in s, in order (angle brackets and trailing punctuation removed).
 std::vector<std::string> find_addresses(std::string_view s);
 
-bool iequals(std::string_view a, std::string_view b);
-
 }  // namespace preflight

@@ -1,35 +1,24 @@
 #include "reply_parser.hpp"
 
+#include "ascii.hpp"
+
 #include <cstring>
 
 namespace preflight {
 namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
 // False for every byte above ' ': the cheap first test in the scanning loops.
 bool maybe_blank(char c) { return static_cast<unsigned char>(c) <= ' '; }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-    if (s.size() < prefix.size()) return false;
-    for (std::size_t i = 0; i < prefix.size(); ++i)
-        if (lower(s[i]) != prefix[i]) return false;
-    return true;
-}
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 // A basic code at s[0..3): three digits, first 1-5, followed by ' ', '-', blank or end.
 // Returns the code and sets sep to the separator (0 at end).
 int leading_code(std::string_view s, char& sep) {
     if (s.size() < 3 || !is_digit(s[0]) || !is_digit(s[1]) || !is_digit(s[2])) return 0;
     if (s[0] < '1' || s[0] > '5') return 0;
-    if (s.size() > 3 && s[3] != '-' && !is_blank(s[3])) return 0;
+    if (s.size() > 3 && s[3] != '-' && !ascii::is_space(s[3])) return 0;
     sep = s.size() > 3 ? s[3] : 0;
     return (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
 }
@@ -55,7 +44,7 @@ std::size_t leading_enhanced(std::string_view s, EnhancedCode& out) {
     }
     if (i < s.size()) {
         char c = s[i];
-        bool ok = is_blank(c) || c == ';' || c == ':' || c == ',' || c == ')' || c == ']' ||
+        bool ok = ascii::is_space(c) || c == ';' || c == ':' || c == ',' || c == ')' || c == ']' ||
                   c == '>' || c == '"' || c == '\'' ||
                   (c == '.' && (i + 1 == s.size() || !is_digit(s[i + 1])));
         if (!ok) return 0;
@@ -71,16 +60,16 @@ std::size_t leading_enhanced(std::string_view s, EnhancedCode& out) {
 // ("X-Unix; 255" is an exit status, not reply code 255).
 std::string_view strip_diagnostic_prefix(std::string_view s, bool& smtp) {
     smtp = true;
-    if (starts_with_nocase(s, "diagnostic-code:")) s = trim(s.substr(16));
-    else if (starts_with_nocase(s, "diagnostic code:")) s = trim(s.substr(16));
+    if (ascii::istarts_with(s, "diagnostic-code:")) s = ascii::trim(s.substr(16));
+    else if (ascii::istarts_with(s, "diagnostic code:")) s = ascii::trim(s.substr(16));
     std::size_t semi = s.substr(0, 17).find(';');  // a type is at most 16 bytes
     if (semi != std::string_view::npos) {
         std::string_view type = s.substr(0, semi);
-        bool is_smtp = starts_with_nocase(type, "smtp") || starts_with_nocase(type, "esmtp") ||
-                       starts_with_nocase(type, "lmtp");
-        bool known = is_smtp || starts_with_nocase(type, "x-") || starts_with_nocase(type, "mail");
+        bool is_smtp = ascii::istarts_with(type, "smtp") || ascii::istarts_with(type, "esmtp") ||
+                       ascii::istarts_with(type, "lmtp");
+        bool known = is_smtp || ascii::istarts_with(type, "x-") || ascii::istarts_with(type, "mail");
         if (known && type.find(' ') == std::string_view::npos) {
-            s = trim(s.substr(semi + 1));
+            s = ascii::trim(s.substr(semi + 1));
             smtp = is_smtp;
         }
     }
@@ -92,7 +81,7 @@ std::string_view strip_diagnostic_prefix(std::string_view s, bool& smtp) {
 bool embedded_codes(std::string_view s, int& code, EnhancedCode& enh) {
     for (std::size_t i = 0; i + 9 <= s.size(); ++i) {
         if (s[i] < '2' || s[i] > '5') continue;  // cheap test first: leading_code below wants 200-599
-        if (i > 0 && !is_blank(s[i - 1]) && s[i - 1] != ':' && s[i - 1] != '(' && s[i - 1] != '#')
+        if (i > 0 && !ascii::is_space(s[i - 1]) && s[i - 1] != ':' && s[i - 1] != '(' && s[i - 1] != '#')
             continue;
         char sep = 0;
         int c = leading_code(s.substr(i), sep);
@@ -136,25 +125,25 @@ void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
     out = ParsedReply{};
     scratch.clear();
     bool smtp = true;
-    std::string_view s = strip_diagnostic_prefix(trim(raw), smtp);
+    std::string_view s = strip_diagnostic_prefix(ascii::trim(raw), smtp);
     if (!s.empty() && s[0] == '#') s.remove_prefix(1);  // Exchange's "#550 5.1.1 ..."
 
     char sep = 0;
     out.code = smtp ? leading_code(s, sep) : 0;
     if (out.code) s.remove_prefix(sep ? 4 : 3);
-    s = trim(s);
+    s = ascii::trim(s);
     if (std::size_t n = leading_enhanced(s, out.enhanced)) {
         s.remove_prefix(n);
         // "5.1.1. No such user", "5.1.1: text": the punctuation belongs to the code.
         if (!s.empty() && (s[0] == '.' || s[0] == ':' || s[0] == ',' || s[0] == ';')) s.remove_prefix(1);
-        s = trim(s);
+        s = ascii::trim(s);
     }
 
     // Copy the text, collapsing blanks and dropping repeated continuation prefixes: at each
     // line or word start, "550-", "550 5.1.1", "550-5.1.1" with the reply's own code.
     scratch.reserve(s.size());
     for (std::size_t i = 0; i < s.size();) {
-        if (is_blank(s[i])) {
+        if (ascii::is_space(s[i])) {
             if (!scratch.empty() && scratch.back() != ' ') scratch.push_back(' ');
             ++i;
             continue;
@@ -183,12 +172,12 @@ void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
             while (end < s.size() && !maybe_blank(s[end])) ++end;
             if (end == s.size()) break;
             char c = s[end];
-            if (!is_blank(c)) {  // a control byte inside a word
+            if (!ascii::is_space(c)) {  // a control byte inside a word
                 ++end;
                 continue;
             }
             // One space, then a word that cannot be a dropped prefix: keep copying.
-            if (c == ' ' && end + 1 < s.size() && !is_blank(s[end + 1]) &&
+            if (c == ' ' && end + 1 < s.size() && !ascii::is_space(s[end + 1]) &&
                 !(out.code && is_digit(s[end + 1]))) {
                 end += 2;
                 continue;

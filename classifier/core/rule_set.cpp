@@ -1,5 +1,7 @@
 #include "rule_set.hpp"
 
+#include "ascii.hpp"
+
 #include "output.hpp"
 
 #include <re2/re2.h>
@@ -12,21 +14,17 @@
 namespace preflight {
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+// Rule files are read line by line with any CR left on: space, tab and CR are blank.
+constexpr std::string_view trim_line(std::string_view s) { return ascii::trim_if(s, ascii::is_hspace_cr); }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 // Splits off the next blank-separated word.
 std::string_view next_word(std::string_view& s) {
-    s = trim(s);
+    s = trim_line(s);
     std::size_t n = 0;
-    while (n < s.size() && !is_blank(s[n])) ++n;
+    while (n < s.size() && !ascii::is_hspace_cr(s[n])) ++n;
     std::string_view w = s.substr(0, n);
-    s = trim(s.substr(n));
+    s = trim_line(s.substr(n));
     return w;
 }
 
@@ -169,7 +167,7 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
         content = nl == std::string_view::npos ? std::string_view{} : content.substr(nl + 1);
         ++line_no;
         std::string where = std::string(name) + ":" + std::to_string(line_no);
-        std::string_view rest = trim(line);
+        std::string_view rest = trim_line(line);
         if (rest.empty() || rest[0] == '#') continue;
         if (rest.find('\0') != std::string_view::npos) fail(where, "NUL byte in rule line");
 

@@ -1,5 +1,7 @@
 #include "dsn_join.hpp"
 
+#include "ascii.hpp"
+
 #include <algorithm>
 
 namespace preflight {
@@ -8,12 +10,6 @@ namespace {
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 constexpr std::int64_t kSkew = 60;
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
 
 void make_key(std::string& key, std::string_view kind, std::string_view id, std::string_view rcpt_lower) {
     key.assign(kind);
@@ -43,7 +39,7 @@ DsnJoin::DsnJoin(std::vector<DsnRecord> records, std::int64_t window)
             used_[i] = true;  // never joins
             continue;
         }
-        std::string rcpt = lower(r.recipient);
+        std::string rcpt = ascii::to_lower(r.recipient);
         if (!r.queue_id.empty()) {
             make_key(key_, "q", r.queue_id, rcpt);
             by_key_[key_].push_back(i);
@@ -80,7 +76,7 @@ std::size_t DsnJoin::take(std::size_t index) {
 
 bool DsnJoin::apply(DeliveryRow& row, const ReplyClassifier& classifier, std::string& scratch) {
     if (row.status != Status::sent || records_.empty()) return false;
-    std::string rcpt = lower(row.recipient);
+    std::string rcpt = ascii::to_lower(row.recipient);
     std::size_t hit = lookup("q", row.queue_id, rcpt);
     if (hit == kNone) hit = lookup("q", queued_as(row.message), rcpt);
     if (hit == kNone) hit = lookup("m", row.message_id, rcpt);

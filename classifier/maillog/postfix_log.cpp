@@ -1,5 +1,6 @@
 #include "postfix_log.hpp"
 
+#include "ascii.hpp"
 #include <ctime>
 
 namespace preflight {
@@ -7,8 +8,6 @@ namespace {
 
 using sv = std::string_view;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
 // n digits at s[i]; -1 if any is not a digit or s is too short.
 int digits(sv s, std::size_t i, std::size_t n) {
@@ -16,7 +15,7 @@ int digits(sv s, std::size_t i, std::size_t n) {
     int v = 0;
     for (std::size_t k = 0; k < n; ++k) {
         char c = s[i + k];
-        if (!is_digit(c)) return -1;
+        if (!ascii::is_digit(c)) return -1;
         v = v * 10 + (c - '0');
     }
     return v;
@@ -42,7 +41,7 @@ bool parse_clock(sv s, std::size_t& i, std::int64_t& secs, std::int32_t& usec) {
         ++i;
         std::size_t start = i;
         int scale = 100000;
-        while (i < s.size() && is_digit(s[i])) {
+        while (i < s.size() && ascii::is_digit(s[i])) {
             if (scale) usec += (s[i] - '0') * scale, scale /= 10;
             ++i;
         }
@@ -109,7 +108,7 @@ bool parse_syslog_timestamp(sv line, const YearReference& ref, LogTime& t, std::
     if (line[i] == ' ') ++i;
     int d = 0;
     std::size_t start = i;
-    while (i < line.size() && is_digit(line[i]) && i - start < 2) d = d * 10 + (line[i++] - '0');
+    while (i < line.size() && ascii::is_digit(line[i]) && i - start < 2) d = d * 10 + (line[i++] - '0');
     if (i == start || d < 1 || d > 31 || i >= line.size() || line[i] != ' ') return false;
     ++i;
     std::int64_t clock = 0;
@@ -344,7 +343,7 @@ LineResult parse_log_line(std::string_view line, const YearReference& ref, LogEv
         return LineResult::ignored;
     }
     std::size_t q = 0;
-    while (q < msg.size() && is_alnum(msg[q])) ++q;
+    while (q < msg.size() && ascii::is_alnum(msg[q])) ++q;
     if (q < 5 || q > 20 || msg.compare(q, 2, ": ") != 0) return LineResult::ignored;
     ev.queue_id = msg.substr(0, q);
     sv rest = msg.substr(q + 2);

@@ -1,5 +1,7 @@
 #include "status_filter.hpp"
 
+#include "ascii.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -10,16 +12,15 @@ namespace {
 
 constexpr std::array<std::string_view, 3> kDecisionNames = {"keep", "defer", "bounce"};
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 
 // Splits a line into at most 4 blank-separated words (the 4th is "more than 3").
 std::size_t split_words(std::string_view line, std::array<std::string_view, 4>& w) {
     std::size_t n = 0, i = 0;
     while (n < w.size()) {
-        while (i < line.size() && is_blank(line[i])) ++i;
+        while (i < line.size() && ascii::is_hspace_cr(line[i])) ++i;
         if (i == line.size()) break;
         std::size_t start = i;
-        while (i < line.size() && !is_blank(line[i])) ++i;
+        while (i < line.size() && !ascii::is_hspace_cr(line[i])) ++i;
         w[n++] = line.substr(start, i - start);
     }
     return n;
