@@ -80,7 +80,10 @@ ReplyArgs base_args(const SpfOutcome* spf, const DkimOutcome* dkim, const AuthCo
     }
     if (!ctx.selectors.empty()) a.selector = ctx.selectors.front();
     if (spf) {
-        a.spf_result = std::string(spf_name(spf->result));
+        // "none (no SPF record)" says it already unless the explanation does ("SPF result: none
+        // (example.org publishes no SPF record)", not the same twice).
+        a.spf_result = spf->result == SpfResult::none && !spf->explanation.empty() ? std::string("none")
+                                                                                  : std::string(spf_name(spf->result));
         a.spf_reason = spf->explanation;
     }
     if (dkim) {

@@ -20,11 +20,11 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "Address <{address}> contains non-ASCII characters, which needs the SMTPUTF8 extension; "
      "send with SMTPUTF8 or use an all-ASCII address (a domain can be written in its xn-- form)"},
     {size_announced_too_big, 552, "5.3.4", 452,
-     "Message size {size} bytes (announced with SIZE=) exceeds the limit of {limit} bytes; "
+     "Message too large: {size} bytes, and this relay accepts at most {limit} bytes; "
      "send a smaller message, e.g. share large attachments as a link"},
     {size_too_big, 552, "5.3.4", 452,
-     "Message exceeds the size limit of {limit} bytes ({size} bytes received so far); "
-     "send a smaller message, e.g. share large attachments as a link"},
+     "Message too large: this relay accepts at most {limit} bytes ({size} bytes received "
+     "when it stopped reading); send a smaller message, e.g. share large attachments as a link"},
     {too_many_recipients_temp, 452, "4.5.3", 452,
      "Too many recipients: at most {limit} per message; send the remaining recipients in another message"},
     {too_many_recipients_perm, 550, "5.5.3", 452,
@@ -79,7 +79,7 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},
     {shutting_down, 451, "4.3.2", 451,
-     "The mail filter is restarting and takes no new messages for a moment; please try again shortly"},
+     "This relay is restarting its checks and takes no new messages for a moment; please try again shortly"},
     {internal_temp_failure, 451, "4.3.0", 451,
      "Temporary local problem{reason? ({reason})}; please try again later"},
 }};
@@ -221,7 +221,7 @@ bool temp_reply(const Verdict& v) {
 }
 
 // Splits at '\n', drops empty lines, wraps at spaces to max_line_text, caps the line count.
-std::vector<std::string> to_lines(std::string_view text) {  // reply_lines()
+std::vector<std::string> to_lines(std::string_view text, std::size_t max_lines = max_reply_lines) {  // reply_lines()
     std::vector<std::string> lines;
     auto push = [&](std::string_view l) {
         while (!l.empty() && l.front() == ' ') l.remove_prefix(1);
@@ -242,8 +242,8 @@ std::vector<std::string> to_lines(std::string_view text) {  // reply_lines()
         if (nl == std::string_view::npos) break;
         start = nl + 1;
     }
-    if (lines.size() > max_reply_lines) {
-        lines.resize(max_reply_lines);
+    if (lines.size() > max_lines) {
+        lines.resize(max_lines);
         std::string& last = lines.back();
         if (last.size() + 4 > max_line_text) last.resize(max_line_text - 4);
         last += " ...";
@@ -286,8 +286,11 @@ SmtpReply render(const Verdict& v) {
     bool temp = temp_reply(v) && row.code >= 500;
     r.code = reply_code(v);
     r.enhanced = temp ? temp_enhanced(row.enhanced) : std::string(row.enhanced);
-    r.lines = to_lines(expand_text(v));
+    // A refusal keeps its last line for the marker, which says who refused.
+    const bool refusal = r.code >= 400;
+    r.lines = to_lines(expand_text(v), refusal ? max_reply_lines - 1 : max_reply_lines);
     if (r.lines.empty()) r.lines.emplace_back(reply_row(v.reply).id == ReplyId::none ? "OK" : "Rejected");
+    if (refusal) r.lines.emplace_back(refusal_marker);
     for (std::string& l : r.lines) {
         std::string doubled;
         doubled.reserve(l.size() + 8);

@@ -43,6 +43,14 @@ inline constexpr std::size_t max_line_text = 400;    // text octets per line, be
 inline constexpr std::size_t max_arg_length = 256;   // octets per substituted value
 inline constexpr std::size_t max_header_value = 900; // tag header value, before folding
 
+// The last line of every refusal (every reply of 4xx and 5xx): who refused. A sender reads in the
+// bounce that the sending relay refused the message, not the recipient's server, and
+// preflight-classify's shipped rules (conf/rules/providers.rules) recognise the relay's own
+// refusals by it. Changing it means changing those rules: tests/unit/test_edge_replies.cpp checks
+// that every reply of the table is still classified as rejected by the relay.
+inline constexpr std::string_view refusal_marker =
+    "Refused by the sending relay's preflight check, not by the recipient's mail server";
+
 // The table, indexed by ReplyId.
 std::span<const ReplyRow> reply_table();
 const ReplyRow& reply_row(ReplyId id);
@@ -55,7 +63,7 @@ struct SmtpReply {
     std::vector<std::string> lines;
 };
 
-// The reply for a verdict. The 4xx twin is used when the verdict ends in tempfail, or when a
+// The reply for a verdict, refusal_marker as its last line when it refuses. The 4xx twin is used when the verdict ends in tempfail, or when a
 // tagged / dry-run verdict came from a tempfail; ReplyId::none gives 250 2.0.0 OK.
 SmtpReply render(const Verdict& v);
 // render(v).code without formatting the text (no allocation): for counting decisions.

@@ -238,6 +238,10 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
             if (v.bounce == Bounce::hard) v.bounce = Bounce::soft;
         } else if (c.status == Status::expired) {
             v.status = Status::expired;
+        } else if (c.status == Status::rejected) {
+            // A rule with status=rejected: the sending side's own relay refused (preflight-milter's
+            // replies), whatever its class; no receiver ever saw the message.
+            v.status = Status::rejected;
         } else if (action == "failed") {
             // A temporary reply that ends in failure: the relay ran out of retries.
             v.status = cls == 4 ? Status::expired : Status::bounce;

@@ -276,21 +276,22 @@ redis_answers() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)
 
 # ---- smtp-sink -----------------------------------------------------------------------------
 
-# sink_start PORT: smtp-sink on 127.0.0.1:PORT writing one file per mail transaction under
-# $IT_DIR/sink/ (smtp-sink's own X-Mail-Args / X-Rcpt-Args headers, then the message).
-# Sets SINK_PID. timeout bounds its life even if nobody stops it.
+# sink_start PORT [NAME]: smtp-sink on 127.0.0.1:PORT writing one file per mail transaction under
+# $IT_DIR/NAME/ (default sink; smtp-sink's own X-Mail-Args / X-Rcpt-Args headers, then the
+# message), its output in $IT_DIR/NAME.log. Sets SINK_PID and SINK_DIR (of the last one started).
+# timeout bounds its life even if nobody stops it.
 sink_start() {
-  local port=$1
-  SINK_DIR=$IT_DIR/sink
+  local port=$1 name=${2:-sink}
+  SINK_DIR=$IT_DIR/$name
   mkdir -p "$SINK_DIR"
   chown nobody "$SINK_DIR" 2>/dev/null || chmod 0777 "$SINK_DIR"
   # -u: smtp-sink refuses to run as root without it; it switches after binding.
   timeout 900 /usr/sbin/smtp-sink -u nobody -d "$SINK_DIR/msg." "127.0.0.1:$port" 256 \
-    >"$IT_DIR/sink.log" 2>&1 </dev/null &
+    >"$IT_DIR/$name.log" 2>&1 </dev/null &
   SINK_PID=$!
   track_pid "$SINK_PID" smtp-sink
   if ! wait_for 100 tcp_open 127.0.0.1 "$port"; then
-    echo "smtp-sink did not listen within 10 s: $(tail -5 "$IT_DIR/sink.log")" >&2
+    echo "smtp-sink did not listen within 10 s: $(tail -5 "$IT_DIR/$name.log")" >&2
     return 1
   fi
 }

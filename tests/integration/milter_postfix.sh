@@ -398,13 +398,13 @@ sc_end
 
 sc "SIZE=22020096 announced -> 552 5.3.4 at MAIL FROM"
 raw_mail size_announced "$P" "<user@good.test> SIZE=22020096"
-expect_reply size_announced MAIL '^552 5\.3\.4 Message size 22020096 bytes \(announced with SIZE=\) exceeds the limit of 20971520 bytes'
+expect_reply size_announced MAIL '^552 5\.3\.4 Message too large: 22020096 bytes, and this relay accepts at most 20971520 bytes'
 sc_end
 
 sc "21 MiB body without SIZE= -> 552 5.3.4 at end of data"
 send big "$P" --from user@good.test --to "$R" --body "@$IT_DIR/msg/big.txt"
 expect_reply big MAIL '^250 '
-expect_refusal big EOD '^552 5\.3\.4 Message exceeds the size limit of 20971520 bytes'
+expect_refusal big EOD '^552 5\.3\.4 Message too large: this relay accepts at most 20971520 bytes'
 sc_end
 
 # ---- scenarios: modes (Domain overrides) ---------------------------------------------------------

@@ -8,6 +8,9 @@
 
 using namespace preflight;
 
+// Every refusal ends with the line naming who refused (reply_table.hpp), joined by reply_text().
+static std::string marked() { return " " + std::string(refusal_marker); }
+
 namespace {
 
 AuthContext ctx() {
@@ -137,13 +140,14 @@ TEST_CASE("auth: reply texts", "[checks][auth]") {
     DkimOutcome unsigned_ = dkim(DR::none);
     Verdict v = decide_auth(AuthPolicy::spf_or_dkim, &none, &unsigned_, ctx());
     SmtpReply r = render(v);
-    REQUIRE(r.lines.size() == 2);
+    REQUIRE(r.lines.size() == 3);  // the reason and the fix, the SPF result, who refused
+    CHECK(r.lines[2] == refusal_marker);
     CHECK(r.code == 550);
     CHECK(r.enhanced == "5.7.26");
     CHECK(r.lines[0] ==
           "example.org publishes no SPF record that allows 192.0.2.10 and its mail is not DKIM-signed; add "
           "include:spf.relay.example to its SPF record or publish the DKIM key at pf1._domainkey.example.org");
-    CHECK(r.lines[1] == "SPF result: none (no SPF record) (no SPF record)");
+    CHECK(r.lines[1] == "SPF result: none (no SPF record)");  // the explanation, once
 
     // No hint configured: built from the egress addresses.
     AuthContext c = ctx();
@@ -162,28 +166,28 @@ TEST_CASE("auth: reply texts", "[checks][auth]") {
     r = render(decide_auth(AuthPolicy::dkim, &pass, &broken, ctx()));
     CHECK(reply_text(r) ==
           "550 5.7.20 The DKIM signature of example.org does not verify (body hash did not verify); check that the "
-          "key published in DNS matches the signing key and that nothing alters the message after signing");
+          "key published in DNS matches the signing key and that nothing alters the message after signing" + marked());
     r = render(decide_auth(AuthPolicy::dkim, &pass, &unsigned_, ctx()));
     CHECK(reply_text(r) == "550 5.7.20 Mail from example.org is not DKIM-signed; publish the DKIM key at "
-                           "pf1._domainkey.example.org");
+                           "pf1._domainkey.example.org" + marked());
     DkimOutcome badkey{DR::permerror, "pf2", "key too short"};
     r = render(decide_auth(AuthPolicy::dkim, &pass, &badkey, ctx()));
     CHECK(reply_text(r) == "550 5.7.20 The DKIM key record pf2._domainkey.example.org cannot be used (key too short); "
-                           "publish a valid DKIM key record");
+                           "publish a valid DKIM key record" + marked());
 
     SpfOutcome perm = spf(SR::permerror, "too many DNS lookups");
     r = render(decide_auth(AuthPolicy::spf, &perm, nullptr, ctx()));
     CHECK(reply_text(r) == "550 5.7.24 The SPF record of example.org cannot be evaluated (too many DNS lookups); "
-                           "correct the record and make sure it includes include:spf.relay.example");
+                           "correct the record and make sure it includes include:spf.relay.example" + marked());
     SpfOutcome soft = spf(SR::softfail, "mechanism ~all matched");
     r = render(decide_auth(AuthPolicy::spf, &soft, nullptr, ctx()));
     CHECK(reply_text(r) == "550 5.7.23 example.org publishes no SPF record that allows 192.0.2.10; add "
-                           "include:spf.relay.example to its SPF record SPF result: softfail (mechanism ~all matched)");
+                           "include:spf.relay.example to its SPF record SPF result: softfail (mechanism ~all matched)" + marked());
 
     SpfOutcome temp = spf(SR::temperror, "DNS timeout");
     r = render(decide_auth(AuthPolicy::spf_or_dkim, &temp, &unsigned_, ctx()));
     CHECK(reply_text(r) == "451 4.4.3 DNS lookup of the SPF record of example.org failed temporarily (DNS timeout); "
-                           "please try again later; if this persists, check the nameservers of example.org");
+                           "please try again later; if this persists, check the nameservers of example.org" + marked());
 
     r = render(decide_auth(AuthPolicy::spf_and_dkim, &fail, &unsigned_, ctx()));
     CHECK(r.enhanced == "5.7.26");
@@ -221,7 +225,7 @@ TEST_CASE("auth: SpfEgressMatch all names the egress addresses SPF does not auth
     CHECK(reply_text(render(*early)) ==
           "550 5.7.23 example.com publishes no SPF record that allows 2001:db8::7 (SPF must pass for every address "
           "this relay sends from: 192.0.2.7, 2001:db8::7); add ip6:2001:db8::7 to its SPF record SPF result: fail "
-          "(the SPF record of example.com does not allow 2001:db8::7)");
+          "(the SPF record of example.com does not allow 2001:db8::7)" + marked());
 
     // Both left out: both named, no "every address" aside (nothing passed).
     SpfOutcome both{SR::fail, "no", {"192.0.2.7", "2001:db8::7"}};

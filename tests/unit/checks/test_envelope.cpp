@@ -8,6 +8,9 @@
 
 using namespace preflight;
 
+// Every refusal ends with the line naming who refused (reply_table.hpp), joined by reply_text().
+static std::string marked() { return " " + std::string(refusal_marker); }
+
 namespace {
 
 // Concatenation by append: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "lit" + string.
@@ -184,7 +187,7 @@ TEST_CASE("envelope: rendered reply names the part", "[checks][envelope]") {
     auto r = check_envelope_address("<user@a-.example>", S, false);
     CHECK(reply_text(render(r.verdict)) ==
           "501 5.1.7 Bad sender address <user@a-.example>: label 'a-' ends with a hyphen; "
-          "fix the envelope sender (MAIL FROM) of this message");
+          "fix the envelope sender (MAIL FROM) of this message" + marked());
     r = check_envelope_address("<a b@example.org>", R, false);
     CHECK(reply_text(render(r.verdict)).rfind("501 5.1.3 Bad recipient address <a b@example.org>: ", 0) == 0);
     r = check_envelope_address("<j\xc3\xb6rg@example.org>", S, false);

@@ -19,6 +19,9 @@
 
 using namespace preflight;
 
+// Every refusal ends with the line naming who refused (reply_table.hpp), joined by reply_text().
+static std::string marked() { return " " + std::string(refusal_marker); }
+
 namespace {
 
 struct TempDir {
@@ -235,7 +238,7 @@ TEST_CASE("quota helpers: subjects, counters, durations", "[quota]") {
     down.error = "connection refused";
     Verdict d = quota_verdict(down, c, "domain:example.org", 452, QuotaStoreErrorAction::tempfail);
     CHECK(reply_text(render(d)) ==
-          "451 4.3.0 Sending quota cannot be checked at the moment (connection refused); please try again later");
+          "451 4.3.0 Sending quota cannot be checked at the moment (connection refused); please try again later" + marked());
     CHECK(quota_verdict(down, c, "domain:example.org", 452, QuotaStoreErrorAction::accept).accepted());
 }
 

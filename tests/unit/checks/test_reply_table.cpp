@@ -9,6 +9,9 @@
 
 using namespace preflight;
 
+// Every refusal ends with the line naming who refused (reply_table.hpp), joined by reply_text().
+static std::string marked() { return " " + std::string(refusal_marker); }
+
 namespace {
 
 ReplyArgs full_args() {
@@ -155,7 +158,7 @@ TEST_CASE("reply table: the quota reply, as the quota issue words it", "[checks]
     SmtpReply r = render(Verdict::tempfail("quota", ReplyId::quota_exceeded_temp, a));
     CHECK(r.code == 452);
     CHECK(r.enhanced == "4.7.1");
-    REQUIRE(r.lines.size() == 1);
+    REQUIRE(r.lines.size() == 2);
     CHECK(r.lines[0].starts_with(
         "Sending quota of 10000 recipients per day for example.org reached; it resets in 3 h 12 min"));
     SmtpReply perm = render(Verdict::reject("quota", ReplyId::quota_exceeded_perm, a));
@@ -173,17 +176,18 @@ TEST_CASE("reply table: the issue's example text, exactly", "[checks][reply]") {
     a.spf_hint = "include:spf.relay.example";
     a.selector = "pf1";
     SmtpReply r = render(Verdict::reject("auth", ReplyId::auth_failed, a));
-    REQUIRE(r.lines.size() == 1);
+    REQUIRE(r.lines.size() == 2);
     CHECK(reply_text(r) ==
           "550 5.7.26 example.org publishes no SPF record that allows 192.0.2.10 and its mail is not DKIM-signed; "
-          "add include:spf.relay.example to its SPF record or publish the DKIM key at pf1._domainkey.example.org");
+          "add include:spf.relay.example to its SPF record or publish the DKIM key at pf1._domainkey.example.org" + marked());
 
     // With the SPF detail: a second line.
     a.spf_result = "fail";
     a.spf_reason = "mechanism -all matched";
     r = render(Verdict::reject("auth", ReplyId::auth_failed, a));
-    REQUIRE(r.lines.size() == 2);
+    REQUIRE(r.lines.size() == 3);
     CHECK(r.lines[1] == "SPF result: fail (mechanism -all matched)");
+    CHECK(r.lines[2] == refusal_marker);
 
     // A broken signature is not "not signed"; no selector: tell them to sign.
     a.dkim_reason = "body hash mismatch";
@@ -235,9 +239,9 @@ TEST_CASE("reply table: sanitising details", "[checks][reply]") {
     a.address.push_back('\0');
     a.reason = "r";
     SmtpReply r = render(Verdict::reject("envelope", ReplyId::sender_syntax, a));
-    REQUIRE(r.lines.size() == 1);
+    REQUIRE(r.lines.size() == 2);
     CHECK(r.lines[0] == "Bad sender address <evil550 5.0.0 injected%%s>: r; fix the envelope sender (MAIL FROM) of this message");
-    CHECK(reply_text(r) == "501 5.1.7 Bad sender address <evil550 5.0.0 injected%s>: r; fix the envelope sender (MAIL FROM) of this message");
+    CHECK(reply_text(r) == "501 5.1.7 Bad sender address <evil550 5.0.0 injected%s>: r; fix the envelope sender (MAIL FROM) of this message" + marked());
 
     // Non-ASCII shown as '?'; values capped with "...".
     a.address = "j\xc3\xb6rg@example.org";
