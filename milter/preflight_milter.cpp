@@ -1,6 +1,6 @@
 // preflight-milter: the libmilter glue. Callbacks copy what the MTA hands over into a
 // MessageSession (milter/message_session.hpp) and turn its verdicts into SMTP replies taken
-// from the one reply table (checks/reply_table.cpp). Anything unexpected tempfails: a milter
+// from the one reply table (checks/replies/reply_table.cpp). Anything unexpected tempfails: a milter
 // that is unsure never rejects and never lets a message vanish.
 #include <fcntl.h>
 #include <libmilter/mfapi.h>

@@ -9,7 +9,7 @@
 #                  relayhost = the sink
 # then drives Postfix with swaks (and a few raw SMTP dialogs where swaks cannot: SIZE=, the DNS timeouts)
 # and asserts the exact replies the client saw: code, enhanced code and the words of the reply
-# table (checks/reply_table.cpp) that matter. Every accepted message must reach the sink; at the
+# table (checks/replies/reply_table.cpp) that matter. Every accepted message must reach the sink; at the
 # end the sink must hold exactly those messages. Scenarios are listed in issue 4 ("Tests").
 #
 # Output: one line per scenario, "ok - NAME" or "not ok - NAME: expected ..., got ...", then

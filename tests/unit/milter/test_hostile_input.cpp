@@ -6,7 +6,7 @@
 #include <chrono>
 #include <string>
 
-#include "../fake_resolver.hpp"
+#include "fake_resolver.hpp"
 #include "message_session.hpp"
 
 using namespace preflight;

@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "../fake_resolver.hpp"
+#include "fake_resolver.hpp"
 #include "message_session.hpp"
 
 using namespace preflight;

@@ -46,7 +46,7 @@ inline constexpr std::size_t max_header_value = 900; // tag header value, before
 // The last line of every refusal (every reply of 4xx and 5xx): who refused. A sender reads in the
 // bounce that the sending relay refused the message, not the recipient's server, and
 // preflight-classify's shipped rules (conf/rules/providers.rules) recognise the relay's own
-// refusals by it. Changing it means changing those rules: tests/unit/test_edge_replies.cpp checks
+// refusals by it. Changing it means changing those rules: tests/unit/checks/replies/test_edge_replies.cpp checks
 // that every reply of the table is still classified as rejected by the relay.
 inline constexpr std::string_view refusal_marker =
     "Refused by the sending relay's preflight check, not by the recipient's mail server";

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "../fake_resolver.hpp"
+#include "fake_resolver.hpp"
 #include "reply_table.hpp"
 #include "sender_domain_check.hpp"
 

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <thread>
 
-#include "../fake_resolver.hpp"
+#include "fake_resolver.hpp"
 #include "message_session.hpp"
 #include "quota.hpp"
 
