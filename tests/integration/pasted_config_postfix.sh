@@ -80,7 +80,6 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM
 watchdog_start 600
 
-SC='' ERRS=''
 die_setup() {
   echo "not ok - setup: $*"
   FAIL=$((FAIL + 1))
@@ -182,7 +181,8 @@ wait_for 100 file_nonempty "$DOWN_DIR/port" || die_setup "next hop did not liste
 # The stock configuration, as the postfix package's postinst writes a new one.
 pf_use ''
 mkdir -p "$PF_ETC" "$PF_QUEUE" "$PF_DATA"
-cp "$DEB_MAIN" "$PF_ETC/main.cf" && cp "$DEB_MASTER" "$PF_ETC/master.cf" || die_setup "copying Debian's main.cf/master.cf"
+cp "$DEB_MAIN" "$PF_ETC/main.cf" || die_setup "copying $DEB_MAIN"
+cp "$DEB_MASTER" "$PF_ETC/master.cf" || die_setup "copying $DEB_MASTER"
 [[ -f /etc/ssl/private/ssl-cert-snakeoil.key && -r $DEB_TLS ]] && cat "$DEB_TLS" >>"$PF_ETC/main.cf"
 pc() { postconf -c "$PF_ETC" "$@"; }
 pc -e "smtpd_relay_restrictions=permit_mynetworks permit_sasl_authenticated defer_unauth_destination" ||
@@ -233,6 +233,9 @@ MSOCK=$(awk 'tolower($1) == "socket" { sub(/^unix:/, "", $2); print $2 }' "$CONF
 [[ -n $MSOCK ]] || MSOCK=/run/preflight-milter/milter.sock
 SSOCK=$(unit_cmd "$(unit_values preflight-status-filter ExecStart)" | sed -n 's/.*--listen unix:\([^ ]*\).*/\1/p')
 
+# reloads_above N: the master has logged more than N reloads.
+reloads_above() { (($(grep -c "reload -- version" "$PF_LOG") > $1)); }
+
 # The README's commands, in order.
 attach=$(readme_block postfix-attach) || die_setup "$README: no single <!-- postfix-attach --> block"
 [[ -n $attach ]] || die_setup "$README: the postfix-attach block is empty"
@@ -266,7 +269,7 @@ while IFS= read -r line; do
         reloads=$(grep -c "reload -- version" "$PF_LOG")
         pf reload >>"$IT_DIR/applied.log" 2>&1 || die_setup "postfix reload failed"
         # the master has read the new main.cf once it logs the reload
-        wait_for 100 eval '(($(grep -c "reload -- version" "$PF_LOG") > reloads))' ||
+        wait_for 100 reloads_above "$reloads" ||
           die_setup "no reload in the log within 10 s: $(tail -3 "$PF_LOG")"
         reloaded=1
       else
@@ -292,6 +295,7 @@ status_of() { grep -E " $1: to=<$2>.* status=" "$PF_LOG" | tail -1; }
 has_status() { status_of "$1" "$2" | grep -q " status=$3 "; }
 # at_next_hop RCPT: the next hop's files with that envelope recipient.
 at_next_hop() { grep -l "^X-Rcpt-To: <$1>" "$DOWN_DIR"/msg.* 2>/dev/null; }
+has_mail_for() { [[ -n $(at_next_hop "$1") ]]; }
 
 # expect_sent NAME RCPT: queued at end of data, delivered to the next hop (status=sent, its file).
 expect_sent() {
@@ -367,7 +371,7 @@ if local_mail localnull user@nullmx.test "localnull@$D"; then
       bad "expected $qid to localnull@ status=bounced, got: $(status_of "$qid" "localnull@$D" | grep -o 'status=.*')"
     [[ $(status_of "$qid" "localnull@$D") == *"dsn=5.7.27"* ]] || bad "expected dsn=5.7.27: $(status_of "$qid" "localnull@$D")"
     # the bounce goes to the sender (through the next hop here)
-    wait_for 300 eval '[[ -n $(at_next_hop user@nullmx.test) ]]' || bad "no bounce to user@nullmx.test reached the next hop"
+    wait_for 300 has_mail_for user@nullmx.test || bad "no bounce to user@nullmx.test reached the next hop"
   else
     bad "cleanup logged no message-id for the submitted message within 30 s: $(tail -2 "$PF_LOG")"
   fi
