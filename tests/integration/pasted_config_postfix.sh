@@ -26,7 +26,8 @@
 # read from the unit files (paths mapped: /usr/sbin, /usr/bin -> BUILD_DIR, /etc/preflight ->
 # the test's conf and the tree's policy, /var/spool/postfix -> the instance's queue dir; that
 # last one only because the daemons, unlike Postfix's, do not run in the chroot). systemd's
-# sandboxing is not reproduced. The test's own preflight.conf settings, on top of the shipped
+# sandboxing is not reproduced. User preflight is made with contrib/sysusers.d if missing (as
+# the package would). The test's own preflight.conf settings, on top of the shipped
 # file: EgressAddresses 127.0.0.1, Nameservers (testdns.py), Mode dry-run removed.
 # Scenarios: a good sender delivered to the next hop; a null-MX sender refused 550 5.7.27; a
 # 15 MB message accepted and delivered (message_size_limit raised above Postfix's 10 MB); local
@@ -58,12 +59,20 @@ DEB_CONFIGURE=/usr/lib/postfix/configure-instance.sh
 UNITS=$SRC/contrib/systemd
 
 it_requires --root "starts a Postfix instance and the daemons as their units do" --py aiosmtpd --py dnslib \
-  /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postqueue /usr/sbin/sendmail swaks timeout script setpriv cpio
+  /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postqueue /usr/sbin/sendmail swaks timeout script setpriv cpio \
+  systemd-sysusers
 for f in "$DEB_MAIN" "$DEB_MASTER" "$DEB_CONFIGURE"; do
   [[ -r $f ]] || it_skip "$f missing: not Debian's postfix package"
 done
 
 it_begin pasted "$MILTER"
+# The units' user: the package makes it with its sysusers.d file; so does this test where it is
+# missing (a machine that never had the package), with the same file.
+if ! getent passwd preflight >/dev/null; then
+  systemd-sysusers "$SRC/contrib/sysusers.d/preflight.conf" && getent passwd preflight >/dev/null ||
+    { echo "not ok - setup: no user preflight, and systemd-sysusers could not make it"; echo "0 passed, 1 failed"; exit 1; }
+  it_log "made the system user preflight with contrib/sysusers.d/preflight.conf (as the package does)"
+fi
 [[ -x $CLASSIFY ]] || { echo "not ok - binary: expected $CLASSIFY, got none"; echo "0 passed, 1 failed"; exit 1; }
 MILTER_PID='' SERVE_PID='' DNS_PID='' DOWN_PID='' PF_PID=''
 DOWN_DIR=$IT_DIR/downstream
