@@ -209,17 +209,28 @@ unit_key() {  # unit_key UNIT KEY
     more { value = value "\n" $0; more = /\\$/; if (!more) print value }
   ' "/lib/systemd/system/$1.service" | sed 's/\\$//' | tr '\n' ' ' | sed 's/  */ /g; s/ $//'
 }
-# Start a unit's ExecStart as systemd would (its RuntimeDirectory with its mode, made for User=
-# and Group=; the process as that user and group), wait for SOCKET, and leave the PID in $run_pid.
+# Start a unit's ExecStart as systemd would (its RuntimeDirectory, if any, with its mode, made
+# for User= and Group=; its ExecStartPre=+ commands as root; the process as that user and group),
+# wait for SOCKET, and leave the PID in $run_pid.
 run_unit() {  # run_unit UNIT SOCKET LOG
-  local unit=$1 sock=$2 log=$3 user group dir mode cmd
+  local unit=$1 sock=$2 log=$3 user group dir mode cmd pre
   user=$(unit_key "$unit" User) group=$(unit_key "$unit" Group)
-  dir=/run/$(unit_key "$unit" RuntimeDirectory) mode=$(unit_key "$unit" RuntimeDirectoryMode)
+  dir=$(unit_key "$unit" RuntimeDirectory) mode=$(unit_key "$unit" RuntimeDirectoryMode)
   cmd=$(unit_key "$unit" ExecStart)
-  [ -n "$cmd" ] && [ "$dir" != /run/ ] || { echo "$unit: no ExecStart or RuntimeDirectory"; return 1; }
-  rm -rf "$dir"
-  install -d -m "${mode:-0755}" -o "${user:-root}" -g "${group:-${user:-root}}" "$dir" || return 1
-  echo "$unit: ${user:+User=$user }${group:+Group=$group }$dir (${mode:-0755}); $cmd"
+  [ -n "$cmd" ] || { echo "$unit: no ExecStart"; return 1; }
+  if [ -n "$dir" ]; then
+    dir=/run/$dir
+    rm -rf "$dir"
+    install -d -m "${mode:-0755}" -o "${user:-root}" -g "${group:-${user:-root}}" "$dir" || return 1
+  fi
+  while IFS= read -r pre; do
+    case $pre in
+      +*) echo "$unit: ExecStartPre=$pre"
+          # shellcheck disable=SC2086
+          ${pre#+} || { echo "$unit: ExecStartPre=$pre failed"; return 1; } ;;
+    esac
+  done < <(sed -n 's/^ExecStartPre=//p' "/lib/systemd/system/$unit.service")
+  echo "$unit: ${user:+User=$user }${group:+Group=$group }${dir:+$dir (${mode:-0755}); }$cmd"
   if [ -n "$user" ]; then
     # shellcheck disable=SC2086  # the unit's command line, split as systemd splits it (no quotes in it)
     timeout 120 setpriv --reuid="$user" --regid="${group:-$user}" --init-groups $cmd </dev/null >"$log" 2>&1 &
@@ -275,25 +286,30 @@ rm -rf "$tmp"
 
 if getent group postfix >/dev/null; then
   step "preflight-classify serve as preflight-status-filter.service starts it"
-  run_unit preflight-status-filter /run/preflight-classify/status.sock "$PKG_DIR/serve.log"
+  # Its socket's directory is inside Postfix's chroot; the unit makes it (ExecStartPre=+).
+  sdir=/var/spool/postfix/preflight-classify
+  existed=0; [ -e "$sdir" ] && existed=1
+  run_unit preflight-status-filter "$sdir/status.sock" "$PKG_DIR/serve.log"
   check "the status filter started with the shipped unit and policy" $?
-  st=$(stat -c '%U:%G %a' /run/preflight-classify/status.sock 2>&1)
+  st=$(stat -c '%U:%G %a' "$sdir/status.sock" 2>&1)
   check "its socket is preflight:postfix 660, not $st" "$([ "$st" = "preflight:postfix 660" ]; echo $?)"
-  st=$(stat -c '%U:%G %a' /run/preflight-classify 2>&1)
-  check "/run/preflight-classify is preflight:postfix 755, not $st" "$([ "$st" = "preflight:postfix 755" ]; echo $?)"
+  st=$(stat -c '%U:%G %a' "$sdir" 2>&1)
+  check "$sdir is preflight:postfix 750, not $st" "$([ "$st" = "preflight:postfix 750" ]; echo $?)"
   # A lookup through the socket, as Postfix's delivery agents make it (user postfix).
   out=$(runuser -u postfix -- python3 - <<'EOF' 2>&1
 import socket
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(10)
-s.connect("/run/preflight-classify/status.sock")
+s.connect("/var/spool/postfix/preflight-classify/status.sock")
 q = b"status 4.1.1 host mx.example.org said: 450 4.1.1 <bob@example.org>: User unknown"
 s.sendall(b"%d:%s," % (len(q), q))
 print(s.recv(4096).decode())
 EOF
 )
   check "user postfix gets a bounce for 450 4.1.1 user unknown: $out" "$([[ $out == *"OK 5.1.1"* ]]; echo $?)"
-  stop_unit "$run_pid" /run/preflight-classify; check "it stopped on SIGTERM" $?
+  # (a directory this check made goes again; one that was there before stays)
+  if [ "$existed" = 1 ]; then stop_unit "$run_pid" /nonexistent; else stop_unit "$run_pid" "$sdir"; fi
+  check "it stopped on SIGTERM" $?
   cat "$PKG_DIR/serve.log"
 else
   echo "package: no group postfix here; the status filter's unit (Group=postfix) not started"
@@ -305,7 +321,8 @@ if [ -z "${KEEP_PACKAGE:-}" ]; then
   timeout 600 apt-get purge -y -q preflight >"$PKG_DIR/purge.log" 2>&1
   check "apt-get purge preflight: $(tail -1 "$PKG_DIR/purge.log")" $?
   installed=0
-  for f in /usr/sbin/preflight-milter /etc/preflight /var/lib/preflight /lib/systemd/system/preflight-milter.service; do
+  for f in /usr/sbin/preflight-milter /etc/preflight /var/lib/preflight /lib/systemd/system/preflight-milter.service \
+      /var/spool/postfix/preflight-classify; do
     [ ! -e "$f" ]; check "purged: $f is gone" $?
   done
 fi

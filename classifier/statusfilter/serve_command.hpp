@@ -1,5 +1,5 @@
 // `preflight-classify serve`: a Postfix socketmap server answering delivery status filter
-// lookups (smtp_delivery_status_filter = socketmap:unix:/run/preflight-classify/status.sock:status).
+// lookups (smtp_delivery_status_filter = socketmap:unix:PATH:status).
 #pragma once
 
 #include <string>
