@@ -1,6 +1,8 @@
 // preflight-classify log: line parser, tracker state machine, DSN join, writers, line splitter.
 #include <catch2/catch.hpp>
 
+#include <deque>
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -94,7 +96,9 @@ TEST_CASE("log timestamps: syslog, RFC 3339, maillog_file; year inference", "[lo
 TEST_CASE("log timestamps: journalctl short-iso, short-iso-precise, short; RFC 3339 high precision", "[log][journal]") {
     constexpr std::string_view kLine = " host postfix/smtp[1234]: 3F2A1C0042: to=<a@example.com>, relay=mx[192.0.2.1]:25, "
                                        "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
-    auto at = [&](std::string_view stamp) { return parse_ok(std::string(stamp) + std::string(kLine)); };
+    // A LogEvent's fields view its line: each line is kept alive to the end of the case.
+    std::deque<std::string> lines;
+    auto at = [&](std::string_view stamp) { return parse_ok(lines.emplace_back(std::string(stamp) + std::string(kLine))); };
     // journalctl -o short-iso (systemd up to 253 writes the zone as +HHMM)
     LogEvent ev = at("2026-12-06T10:15:01+0000");
     CHECK(date_of(ev.time) == "2026-12-06 10:15:01");
