@@ -36,6 +36,7 @@
 #include "quota.hpp"
 #include "reply_table.hpp"
 #include "run_as.hpp"
+#include "unique_fd.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"
@@ -782,11 +783,10 @@ int main(int argc, char** argv) {
     if (!g.pid_file.empty()) {
         // O_NOFOLLOW: written as root, so a symlink planted at the path must not be followed
         // to truncate whatever it points at.
-        int fd = ::open(g.pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        UniqueFd fd(::open(g.pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
         std::string text = std::to_string(getpid()) + "\n";
-        if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
             Logger::log(Logger::Level::warning, "cannot write PidFile " + g.pid_file + ": " + std::strerror(errno));
-        if (fd >= 0) ::close(fd);
     }
     if (run_as && !drop_privileges(*run_as)) return 1;
     return serve(conf_path, g, metrics_server.get());

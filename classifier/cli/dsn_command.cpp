@@ -1,5 +1,7 @@
 #include "dsn_command.hpp"
 
+#include "unique_fd.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,16 +57,16 @@ struct Options {
 };
 
 bool read_file(const std::string& path, std::size_t max_bytes, std::string& data, std::string& error) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file) {
         error = std::string("cannot open: ") + std::strerror(errno);
         return false;
     }
+    const int fd = file.get();
     struct stat st {};
     bool ok = ::fstat(fd, &st) == 0;
     if (ok && static_cast<std::size_t>(st.st_size) > max_bytes) {
         error = "file too large: " + std::to_string(st.st_size) + " bytes, the limit is " + std::to_string(max_bytes);
-        ::close(fd);
         return false;
     }
     data.clear();
@@ -88,7 +90,6 @@ bool read_file(const std::string& path, std::size_t max_bytes, std::string& data
         }
     }
     if (!ok && error.empty()) error = std::string("cannot stat: ") + std::strerror(errno);
-    ::close(fd);
     data.resize(ok ? got : 0);
     return ok;
 }

@@ -1,5 +1,7 @@
 #include "log_command.hpp"
 
+#include "unique_fd.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -315,10 +317,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     // Output: a file, stdout, or for xlsx on stdout a temporary file copied out at the end.
     int fd = STDOUT_FILENO;
     std::string xlsx_path = o.output, temp_path;
-    struct FdGuard {
-        int fd = -1;
-        ~FdGuard() { if (fd >= 0) ::close(fd); }
-    } out_guard;
+    UniqueFd out_guard;
     struct TempGuard {
         std::string path;
         ~TempGuard() { if (!path.empty()) ::unlink(path.c_str()); }
@@ -355,7 +354,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             ::close(tfd);
             xlsx_path = staged.temp_path;
         } else {
-            out_guard.fd = tfd;
+            out_guard.reset(tfd);
             fd = tfd;
         }
     } else if (o.format == RowFormat::xlsx) {
@@ -374,12 +373,12 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             xlsx_path = temp_guard.path = name.data();
         }
     } else if (!o.output.empty()) {  // --follow: rows appear in FILE as they become final
-        out_guard.fd = ::open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (out_guard.fd < 0) {
+        out_guard.reset(::open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
+        if (!out_guard) {
             std::cerr << "preflight-classify: " << o.output << ": " << std::strerror(errno) << "\n";
             return 1;
         }
-        fd = out_guard.fd;
+        fd = out_guard.get();
     }
     Output out(o, fd);
     if (o.format == RowFormat::xlsx) {
@@ -450,7 +449,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     if (!o.follow) tracker.finish();  // what is still deferred at the end of the log
     reader.summary();
     bool out_ok = out.close();
-    if (out_ok && out_guard.fd >= 0 && !staged.temp_path.empty() && ::fsync(out_guard.fd) != 0) {
+    if (out_ok && out_guard && !staged.temp_path.empty() && ::fsync(out_guard.get()) != 0) {
         std::cerr << "preflight-classify: " << o.output << ": " << std::strerror(errno) << "\n";
         out_ok = false;
     }
@@ -469,7 +468,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             std::cerr << "preflight-classify: " << temp_guard.path << ": " << std::strerror(errno) << "\n";
             return 1;
         }
-        FdGuard g{tfd};
+        UniqueFd owned(tfd);
         std::string chunk(1 << 16, '\0');
         for (;;) {
             ssize_t n = ::read(tfd, chunk.data(), chunk.size());

@@ -1,5 +1,7 @@
 #include "log_reader.hpp"
 
+#include "unique_fd.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,23 +15,6 @@ namespace preflight {
 namespace {
 
 constexpr std::size_t kBuffer = 1 << 20;
-
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() { reset(); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    int release() { int f = fd_; fd_ = -1; return f; }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_;
-};
 
 class PlainInput final : public LogInput {
 public:
@@ -58,7 +43,7 @@ public:
     std::int64_t mtime() const override { return st_.st_mtime; }
 
 private:
-    Fd fd_;
+    UniqueFd fd_;
     struct stat st_;
     std::int64_t offset_ = 0;
 };
@@ -102,7 +87,7 @@ private:
 
 std::unique_ptr<LogInput> LogInput::open(const std::string& path, std::string& error) {
     if (path == "-") {
-        Fd fd(::dup(STDIN_FILENO));
+        UniqueFd fd(::dup(STDIN_FILENO));
         if (fd.get() < 0) {
             error = std::string("stdin: ") + std::strerror(errno);
             return nullptr;
@@ -116,7 +101,7 @@ std::unique_ptr<LogInput> LogInput::open(const std::string& path, std::string& e
         gzbuffer(gz, 256 * 1024);
         return std::make_unique<GzInput>(gz, static_cast<std::int64_t>(std::time(nullptr)));
     }
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
         error = path + ": " + std::strerror(errno);
         return nullptr;

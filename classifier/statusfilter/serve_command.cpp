@@ -28,6 +28,8 @@
 // live one, or a path that is not a socket, is an error.
 #include "serve_command.hpp"
 
+#include "unique_fd.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -97,33 +99,6 @@ const char kUsage[] =
     "  --check            load rules and policy, print the policy, exit\n"
     "exit: 0 stopped by SIGTERM/SIGINT or --check passed, 1 cannot serve, 2 usage, policy or rule error\n";
 
-// An owned file descriptor.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            fd_ = std::exchange(o.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-    int get() const { return fd_; }
-    explicit operator bool() const { return fd_ >= 0; }
-
-private:
-    int fd_ = -1;
-};
-
 std::string errno_text() { return std::strerror(errno); }
 
 struct ListenSpec {
@@ -185,7 +160,7 @@ public:
         auto owned = std::make_unique<Listener>();
         Listener& l = *owned;
         int domain = spec.unix_socket ? AF_UNIX : AF_INET;
-        l.fd_ = Fd(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        l.fd_ = UniqueFd(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!l.fd_) {
             err = "socket: " + errno_text();
             return nullptr;
@@ -238,7 +213,7 @@ private:
                 err = "unix:" + path + " exists and is not a socket; not replacing it";
                 return false;
             }
-            Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
             if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
                 err = "unix:" + path + " is in use by a running server";
                 return false;
@@ -261,7 +236,7 @@ private:
         return true;
     }
 
-    Fd fd_;
+    UniqueFd fd_;
     std::string path_;
     dev_t dev_ = 0;
     ino_t ino_ = 0;
@@ -368,7 +343,7 @@ struct Shared {
 };
 
 struct Conn {
-    Fd fd;
+    UniqueFd fd;
     std::string in;        // a partial request carried over between reads
     std::string out;       // replies not yet written, from out_off
     std::size_t out_off = 0;
@@ -434,7 +409,7 @@ public:
     explicit Loop(Shared& shared) : shared_(shared), rbuf_(kReadChunk) {}
 
     void run() {
-        ep_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+        ep_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
         if (!ep_ || !watch_listener() || !add(shared_.stop_fd, EPOLLIN, &stop_tag_)) {
             fail("epoll: " + errno_text());
             return;
@@ -493,7 +468,7 @@ private:
 
     void accept_some() {
         for (int k = 0; k < 64; ++k) {
-            Fd fd(::accept4(shared_.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+            UniqueFd fd(::accept4(shared_.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
             if (!fd) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK) return;
                 if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -640,7 +615,7 @@ private:
     }
 
     Shared& shared_;
-    Fd ep_;
+    UniqueFd ep_;
     std::vector<char> rbuf_;
     std::string scratch_;
     std::shared_ptr<const Engine> engine_;  // this loop's copy of the running engine
@@ -805,7 +780,7 @@ int run_serve_command(const std::vector<std::string>& args) {
             return 1;
         }
     }
-    Fd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!stop) {
         std::cerr << "preflight-classify serve: eventfd: " << errno_text() << "\n";
         return 1;
