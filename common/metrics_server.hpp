@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "listen_address.hpp"
+#include "socket_address.hpp"
 #include "metrics.hpp"
 
 namespace preflight::metrics {

@@ -6,7 +6,7 @@
 #include "config.hpp"
 
 #include "ascii.hpp"
-#include "listen_address.hpp"
+#include "socket_address.hpp"
 #include "run_as.hpp"  // parse_user_group
 
 #include <syslog.h>
@@ -103,7 +103,7 @@ struct DkimKey {
 
 // A parsed value; the alternative is fixed by the row's KeyType (enums: the index into allowed;
 // size: bytes; duration: milliseconds).
-using Value = std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketSpec,
+using Value = std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketAddress,
                            std::vector<IpAddress>, std::vector<Network>, DkimKey, UserGroup,
                            std::vector<QuotaRate>, QuotaStoreSpec>;
 
@@ -624,7 +624,7 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
         return std::nullopt;
     case KeyType::socket: {
         std::string detail;
-        if (auto s = parse_socket_spec(text, &detail)) return Value(std::move(*s));
+        if (auto s = parse_socket_address(text, &detail)) return Value(std::move(*s));
         why = quote(text) + " " + detail;
         return std::nullopt;
     }

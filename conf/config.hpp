@@ -25,6 +25,8 @@
 
 struct sockaddr;
 
+#include "socket_address.hpp"
+
 namespace preflight {
 
 // ---------------------------------------------------------------------------------------------
@@ -64,23 +66,6 @@ bool contains(const std::vector<Network>& networks, const IpAddress& a);
 // takes, from "192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or "[2001:db8::53]:5353".
 // Host names are refused: resolving the resolver would need a resolver.
 std::optional<std::string> normalize_nameserver(std::string_view text, std::string* why = nullptr);
-
-// Where the milter listens. Both Postfix's spelling (unix:/path, inet:HOST:PORT,
-// inet:[v6]:PORT) and libmilter's (local:/path, inet:PORT@HOST, inet6:PORT@HOST) are accepted;
-// a host is required, so that a milter is never opened to every interface by accident.
-struct SocketSpec {
-    enum class Kind { unix_socket, inet, inet6 };
-    Kind kind = Kind::unix_socket;
-    std::string path;  // unix_socket
-    std::string host;  // inet, inet6: an address literal (no brackets) or a host name
-    std::uint16_t port = 0;
-
-    std::string libmilter() const;  // for smfi_setconn: "unix:/p", "inet:8891@127.0.0.1", "inet6:8891@::1"
-    std::string postfix() const;    // for smtpd_milters: "unix:/p", "inet:127.0.0.1:8891", "inet:[::1]:8891"
-    bool operator==(const SocketSpec&) const = default;
-};
-
-std::optional<SocketSpec> parse_socket_spec(std::string_view text, std::string* why = nullptr);
 
 // Sizes: plain bytes or a number with K, M or G, binary multiples (1M = 1048576 bytes).
 std::optional<std::uint64_t> parse_size(std::string_view text);
@@ -227,7 +212,7 @@ struct Settings {
 
 // The keys that hold for the whole milter. In-class defaults mirror the table, as for Settings.
 struct GlobalSettings {
-    SocketSpec socket{SocketSpec::Kind::unix_socket, "/run/preflight-milter/milter.sock", "", 0};
+    SocketAddress socket{SocketAddress::Kind::unix_socket, "/run/preflight-milter/milter.sock", "", 0};
     std::string user;   // "": keep the user the milter was started as
     std::string group;  // "": the user's primary group
     bool run_as_root = false;  // keep running as root when no UserID is set

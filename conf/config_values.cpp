@@ -34,21 +34,6 @@ std::optional<std::uint16_t> parse_port(std::string_view s) {
 }
 
 // A host name as libmilter would resolve it: LDH labels.
-bool valid_hostname(std::string_view h) {
-    if (h.empty() || h.size() > 253) return false;
-    std::size_t label = 0;
-    for (char c : h) {
-        if (c == '.') {
-            if (label == 0) return false;
-            label = 0;
-            continue;
-        }
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || ascii::is_digit(c) || c == '-';
-        if (!ok || ++label > 63) return false;
-    }
-    return label > 0;
-}
-
 void set_why(std::string* why, std::string text) {
     if (why) *why = std::move(text);
 }
@@ -195,103 +180,6 @@ std::optional<std::string> normalize_nameserver(std::string_view text, std::stri
 }
 
 // ---- milter socket
-
-std::string SocketSpec::libmilter() const {
-    switch (kind) {
-    case Kind::unix_socket: return "unix:" + path;
-    case Kind::inet: return "inet:" + std::to_string(port) + "@" + host;
-    case Kind::inet6: return "inet6:" + std::to_string(port) + "@" + host;
-    }
-    return {};
-}
-
-std::string SocketSpec::postfix() const {
-    switch (kind) {
-    case Kind::unix_socket: return "unix:" + path;
-    case Kind::inet: return "inet:" + host + ":" + std::to_string(port);
-    case Kind::inet6: return "inet:[" + host + "]:" + std::to_string(port);
-    }
-    return {};
-}
-
-std::optional<SocketSpec> parse_socket_spec(std::string_view text, std::string* why) {
-    static constexpr std::string_view forms =
-        "unix:/path, local:/path, inet:HOST:PORT, inet:[IPV6]:PORT, inet:PORT@HOST or inet6:PORT@HOST";
-    auto colon = text.find(':');
-    if (colon == std::string_view::npos) {
-        set_why(why, "is not a socket (" + std::string(forms) + ")");
-        return std::nullopt;
-    }
-    std::string_view scheme = text.substr(0, colon), rest = text.substr(colon + 1);
-    SocketSpec s;
-    if (ascii::iequals(scheme, "unix") || ascii::iequals(scheme, "local")) {
-        if (rest.empty() || rest.front() != '/') {
-            set_why(why, "needs an absolute path (unix:/run/preflight-milter/milter.sock)");
-            return std::nullopt;
-        }
-        if (rest.size() >= sizeof(sockaddr_un{}.sun_path)) {
-            set_why(why, "has a path too long for a unix socket (at most " +
-                             std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes)");
-            return std::nullopt;
-        }
-        s.path = std::string(rest);
-        return s;
-    }
-    bool inet6 = ascii::iequals(scheme, "inet6");
-    if (!inet6 && !ascii::iequals(scheme, "inet")) {
-        set_why(why, "is not a socket (" + std::string(forms) + ")");
-        return std::nullopt;
-    }
-    std::string_view host, port;
-    if (auto at = rest.find('@'); at != std::string_view::npos) {  // libmilter: PORT@HOST
-        port = rest.substr(0, at);
-        host = rest.substr(at + 1);
-    } else if (inet6) {
-        set_why(why, "is not PORT@HOST (inet6:8891@::1)");
-        return std::nullopt;
-    } else if (!rest.empty() && rest.front() == '[') {  // Postfix: [IPV6]:PORT
-        auto close = rest.find("]:");
-        if (close == std::string_view::npos) {
-            set_why(why, "is not inet:[IPV6]:PORT");
-            return std::nullopt;
-        }
-        host = rest.substr(1, close - 1);
-        port = rest.substr(close + 2);
-        if (auto ip = parse_ip(host); !ip || !ip->v6) {
-            set_why(why, "has a bad IPv6 address in brackets");
-            return std::nullopt;
-        }
-    } else if (auto c = rest.rfind(':'); c != std::string_view::npos) {  // Postfix: HOST:PORT
-        host = rest.substr(0, c);
-        port = rest.substr(c + 1);
-        if (host.find(':') != std::string_view::npos) {
-            set_why(why, "has an IPv6 address without brackets (inet:[::1]:8891 or inet6:8891@::1)");
-            return std::nullopt;
-        }
-    } else {
-        set_why(why, "needs a host as well as a port (inet:127.0.0.1:" + std::string(rest) +
-                         "); listening on every interface must be asked for (0.0.0.0)");
-        return std::nullopt;
-    }
-    auto p = parse_port(port);
-    if (!p) {
-        set_why(why, "has a bad port (1..65535)");
-        return std::nullopt;
-    }
-    auto ip = parse_ip(host);
-    if (!ip && !valid_hostname(host)) {
-        set_why(why, "has a bad host (an IP address or a host name)");
-        return std::nullopt;
-    }
-    if (inet6 && ip && !ip->v6) {
-        set_why(why, "has an IPv4 address after inet6 (use inet:)");
-        return std::nullopt;
-    }
-    s.kind = (inet6 || (ip && ip->v6)) ? SocketSpec::Kind::inet6 : SocketSpec::Kind::inet;
-    s.host = std::string(host);
-    s.port = *p;
-    return s;
-}
 
 // ---- scalars
 

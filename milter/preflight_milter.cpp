@@ -27,7 +27,7 @@
 #include "config.hpp"
 #include "dns_cache.hpp"
 #include "dns_resolver.hpp"
-#include "listen_address.hpp"
+#include "socket_address.hpp"
 #include "logger.hpp"
 #include "message_session.hpp"
 #include "metrics.hpp"
@@ -648,7 +648,7 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
     // Our unix socket, if it is still a socket (libmilter leaves it; the next start would replace
     // it anyway). Best effort: after dropping root the directory may not be ours to change.
     struct stat st{};
-    if (g.socket.kind == SocketSpec::Kind::unix_socket && ::lstat(g.socket.path.c_str(), &st) == 0 &&
+    if (g.socket.kind == SocketAddress::Kind::unix_socket && ::lstat(g.socket.path.c_str(), &st) == 0 &&
         S_ISSOCK(st.st_mode))
         ::unlink(g.socket.path.c_str());
     return milter_rc == MI_SUCCESS ? 0 : 1;
@@ -758,7 +758,7 @@ int main(int argc, char** argv) {
     }
     // A unix socket is made while we are still root: hand it to UserID, or with the default
     // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
-    if (run_as && g.socket.kind == SocketSpec::Kind::unix_socket &&
+    if (run_as && g.socket.kind == SocketAddress::Kind::unix_socket &&
         ::lchown(g.socket.path.c_str(), run_as->uid, run_as->gid) != 0) {
         std::cerr << "preflight-milter: cannot give " << g.socket.path << " to " << run_as->user << ": "
                   << std::strerror(errno) << "\n";

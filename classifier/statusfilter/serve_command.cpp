@@ -60,7 +60,7 @@
 #include <vector>
 
 #include "command_common.hpp"
-#include "listen_address.hpp"
+#include "socket_address.hpp"
 #include "metrics.hpp"
 #include "metrics_server.hpp"
 #include "netstring.hpp"
@@ -77,12 +77,13 @@ constexpr std::size_t kMaxPendingOut = 256 * 1024;
 constexpr int kMaxEvents = 256;
 
 const char kUsage[] =
-    "usage: preflight-classify serve --listen unix:PATH|inet:ADDR:PORT [--policy FILE] [--rules FILE]...\n"
+    "usage: preflight-classify serve --listen SOCKET [--policy FILE] [--rules FILE]...\n"
     "                                [--threads N] [--idle-timeout SECONDS] [--max-connections N]\n"
     "                                [--max-request BYTES] [--socket-mode OCTAL] [--metrics-listen ADDR:PORT]\n"
     "                                [--user USER[:GROUP] | --run-as-root] [--verbose] [--check]\n"
     "  Postfix socketmap server for smtp_/lmtp_/local_delivery_status_filter (map name 'status').\n"
-    "  --listen           unix:PATH (a stale socket is replaced) or inet:ADDR:PORT (IPv4 address)\n"
+    "  --listen           unix:/PATH (a stale socket is replaced), inet:ADDR:PORT, inet:[IPV6]:PORT,\n"
+    "                     inet:PORT@ADDR or inet6:PORT@ADDR: the milter's Socket grammar, address literals only\n"
     "  --policy           per-category decisions keep|defer|bounce (default: the built-in policy)\n"
     "  --rules            site rule file, evaluated before the shipped rules (repeatable)\n"
     "  --threads          event loops (default: one per core)\n"
@@ -101,44 +102,12 @@ const char kUsage[] =
 
 std::string errno_text() { return std::strerror(errno); }
 
-struct ListenSpec {
-    bool unix_socket = true;
-    std::string path;   // unix
-    sockaddr_in inet{};  // inet
-    std::string text;   // as given
-};
-
 bool parse_number(std::string_view s, unsigned long& out, unsigned long lo, unsigned long hi, int base = 10) {
     unsigned long v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
     if (ec != std::errc() || end != s.data() + s.size() || s.empty() || v < lo || v > hi) return false;
     out = v;
     return true;
-}
-
-std::optional<ListenSpec> parse_listen(std::string_view s) {
-    ListenSpec spec;
-    spec.text = s;
-    if (s.starts_with("unix:")) {
-        spec.path = s.substr(5);
-        if (spec.path.empty() || spec.path.size() >= sizeof(sockaddr_un::sun_path)) return std::nullopt;
-        return spec;
-    }
-    if (s.starts_with("inet:")) {
-        s.remove_prefix(5);
-        std::size_t colon = s.rfind(':');
-        if (colon == std::string_view::npos) return std::nullopt;
-        std::string host(s.substr(0, colon));
-        if (host == "localhost") host = "127.0.0.1";
-        unsigned long port;
-        if (!parse_number(s.substr(colon + 1), port, 1, 65535)) return std::nullopt;
-        spec.unix_socket = false;
-        spec.inet.sin_family = AF_INET;
-        spec.inet.sin_port = htons(static_cast<std::uint16_t>(port));
-        if (::inet_pton(AF_INET, host.c_str(), &spec.inet.sin_addr) != 1) return std::nullopt;
-        return spec;
-    }
-    return std::nullopt;
 }
 
 // The listening socket; a unix socket's path is removed on destruction if it is still ours.
@@ -156,27 +125,43 @@ public:
     const std::string& unix_path() const { return path_; }  // empty for inet
 
     // nullptr after writing the reason to err.
-    static std::unique_ptr<Listener> open(const ListenSpec& spec, mode_t mode, std::string& err) {
+    static std::unique_ptr<Listener> open(const SocketAddress& where, mode_t mode, std::string& err) {
         auto owned = std::make_unique<Listener>();
         Listener& l = *owned;
-        int domain = spec.unix_socket ? AF_UNIX : AF_INET;
-        l.fd_ = UniqueFd(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        const bool unix_socket = where.kind == SocketAddress::Kind::unix_socket;
+        const bool v6 = where.kind == SocketAddress::Kind::inet6;
+        l.fd_ = UniqueFd(::socket(unix_socket ? AF_UNIX : v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!l.fd_) {
             err = "socket: " + errno_text();
             return nullptr;
         }
-        if (spec.unix_socket) {
-            if (!l.bind_unix(spec.path, mode, err)) return nullptr;
+        if (unix_socket) {
+            if (!l.bind_unix(where.path, mode, err)) return nullptr;
         } else {
             int one = 1;
             ::setsockopt(l.fd(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-            if (::bind(l.fd(), reinterpret_cast<const sockaddr*>(&spec.inet), sizeof spec.inet) != 0) {
-                err = "bind " + spec.text + ": " + errno_text();
+            sockaddr_storage ss{};
+            socklen_t len = 0;
+            if (v6) {
+                auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+                a->sin6_family = AF_INET6;
+                a->sin6_port = htons(where.port);
+                ::inet_pton(AF_INET6, where.host.c_str(), &a->sin6_addr);  // a literal: parse_socket_address
+                len = sizeof *a;
+            } else {
+                auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+                a->sin_family = AF_INET;
+                a->sin_port = htons(where.port);
+                ::inet_pton(AF_INET, where.host.c_str(), &a->sin_addr);
+                len = sizeof *a;
+            }
+            if (::bind(l.fd(), reinterpret_cast<const sockaddr*>(&ss), len) != 0) {
+                err = "bind " + where.postfix() + ": " + errno_text();
                 return nullptr;
             }
         }
         if (::listen(l.fd(), SOMAXCONN) != 0) {
-            err = "listen " + spec.text + ": " + errno_text();
+            err = "listen " + where.postfix() + ": " + errno_text();
             return nullptr;
         }
         return owned;
@@ -656,7 +641,7 @@ void print_policy(const StatusPolicy& policy) {
 }  // namespace
 
 int run_serve_command(const std::vector<std::string>& args) {
-    std::optional<ListenSpec> listen;
+    std::optional<SocketAddress> listen;
     std::optional<ListenAddress> metrics_listen;
     std::string policy_file;
     std::vector<std::string> rule_files;
@@ -692,7 +677,11 @@ int run_serve_command(const std::vector<std::string>& args) {
         } else if (!(v = value())) {
             return 2;
         } else if (a == "--listen") {
-            if (!(listen = parse_listen(*v))) return bad(*v, "unix:PATH or inet:IPV4ADDR:PORT");
+            std::string why;
+            if (!(listen = parse_socket_address(*v, &why, NameUse::literal))) {
+                std::cerr << "preflight-classify serve: --listen " << *v << ": " << why << "\n";
+                return 2;
+            }
         } else if (a == "--metrics-listen") {
             if (!(metrics_listen = parse_listen_address(*v)))
                 return bad(*v, "ADDR:PORT or [IPV6]:PORT, an address literal");
@@ -818,7 +807,7 @@ int run_serve_command(const std::vector<std::string>& args) {
         stop_loops();
         return 1;
     }
-    std::cerr << "preflight-classify serve: listening on " << listen->text << ", " << threads
+    std::cerr << "preflight-classify serve: listening on " << listen->postfix() << ", " << threads
               << " threads, policy " << (policy_file.empty() ? "built-in" : policy_file);
     if (metrics_server) std::cerr << ", metrics on http://" << metrics_server->where() << "/metrics";
     std::cerr << "\n";

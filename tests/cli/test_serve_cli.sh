@@ -28,7 +28,13 @@ wait_for() {  # wait_for TENTHS CMD...
 "$BIN" serve >/dev/null 2>"$TMP/err"; rc=$?
 [ $rc -eq 2 ] && grep -q -- "--listen is required" "$TMP/err"; r=$?; check "no --listen: exit 2 (got $rc)" $r
 "$BIN" serve --listen tcp:1.2.3.4:5 >/dev/null 2>"$TMP/err"; rc=$?
-[ $rc -eq 2 ] && grep -q "want unix:PATH or inet:IPV4ADDR:PORT" "$TMP/err"; r=$?; check "bad --listen: exit 2 (got $rc)" $r
+[ $rc -eq 2 ] && grep -q -- "--listen tcp:1.2.3.4:5: is not a socket (unix:/path" "$TMP/err"; r=$?; check "bad --listen: exit 2 (got $rc)" $r
+# The milter's socket grammar, address literals only: a host name is refused, IPv6 is served.
+"$BIN" serve --listen inet:localhost:25 >/dev/null 2>"$TMP/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "needs an address literal, not a host name" "$TMP/err"; r=$?
+check "--listen with a host name: exit 2 naming why (got $rc: $(head -c 200 "$TMP/err"))" $r
+"$BIN" serve --listen inet:8891@::1 --check >/dev/null 2>"$TMP/err"; rc=$?
+check "--listen inet:8891@::1 parses (libmilter's spelling, IPv6) (got $rc: $(head -c 200 "$TMP/err"))" $rc
 "$BIN" serve --listen inet:127.0.0.1:99999 >/dev/null 2>&1; check "port out of range: exit 2" $(( $? != 2 ))
 "$BIN" serve --listen unix:/x --threads 0 >/dev/null 2>&1; check "--threads 0: exit 2" $(( $? != 2 ))
 "$BIN" serve --listen unix:/x --bogus >/dev/null 2>&1; check "unknown option: exit 2" $(( $? != 2 ))
@@ -282,6 +288,30 @@ done
 [ "$got" = "75:OK 5.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)," ]
 r=$?; check "inet answer: $got" $r
 kill -TERM "$PID"; wait "$PID"; PID=''
+
+# inet6, in Postfix's spelling: answers on ::1 (where the host has IPv6 loopback).
+if "$PY" -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null; then
+  PORT=$("$PY" -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)); print(s.getsockname()[1])')
+  "$BIN" serve --listen "inet:[::1]:$PORT" "${ROOT[@]}" 2>>"$TMP/serve.log" &
+  PID=$!
+  got=''
+  for ((i = 0; i < 100; i++)); do  # until the server answers, 10 s at most
+    got=$("$PY" - "$PORT" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("::1", int(sys.argv[1])), timeout=2)
+k = b"status 4.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)"
+s.sendall(b"%d:%s," % (len(k), k))
+print(s.recv(1000).decode())
+EOF
+) && break
+    sleep 0.1
+  done
+  [ "$got" = "75:OK 5.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)," ]
+  r=$?; check "inet6 answer on [::1]: $got" $r
+  kill -TERM "$PID"; wait "$PID"; PID=''
+else
+  echo "# no IPv6 loopback here: inet6 --listen not served"
+fi
 
 # Privileges. As root: no --user and no --run-as-root is refused; --user hands the socket to
 # that user and group and the server runs as them. Not root: --user is refused.

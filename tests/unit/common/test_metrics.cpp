@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "listen_address.hpp"
+#include "socket_address.hpp"
 #include "metrics.hpp"
 #include "metrics_server.hpp"
 

@@ -437,9 +437,9 @@ TEST_CASE("socket: Postfix and libmilter spellings", "[config]") {
         CHECK(c->global().socket.libmilter() == r.libmilter);
         CHECK(c->global().socket.postfix() == r.postfix);
     }
-    auto s = parse_socket_spec("inet:127.0.0.1:8891");
+    auto s = parse_socket_address("inet:127.0.0.1:8891");
     REQUIRE(s);
-    CHECK(s->kind == SocketSpec::Kind::inet);
+    CHECK(s->kind == SocketAddress::Kind::inet);
     CHECK(s->host == "127.0.0.1");
     CHECK(s->port == 8891);
 
