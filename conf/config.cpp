@@ -609,9 +609,9 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
         return Value(static_cast<std::int64_t>(*n));
     }
     case KeyType::duration: {
-        auto d = parse_duration(text);
+        auto d = parse_duration(text, BareNumber::seconds);
         if (!d) {
-            why = quote(text) + " is not a duration (a number followed by ms, s, m or h: 500ms, 5s, 2m)";
+            why = quote(text) + " is not a duration (a number followed by ms, s, m, h, d or w: 500ms, 5s, 2m)";
             return std::nullopt;
         }
         if (!check_bounds(d->count())) return out_of_range(text);

@@ -25,6 +25,7 @@
 
 struct sockaddr;
 
+#include "duration.hpp"
 #include "socket_address.hpp"
 
 namespace preflight {
@@ -69,8 +70,7 @@ std::optional<std::string> normalize_nameserver(std::string_view text, std::stri
 
 // Sizes: plain bytes or a number with K, M or G, binary multiples (1M = 1048576 bytes).
 std::optional<std::uint64_t> parse_size(std::string_view text);
-// Durations: a number with ms, s, m or h; a plain number is seconds, as in Postfix.
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+// Durations: parse_duration(text, BareNumber::seconds) of duration.hpp.
 // yes/no, true/false, 1/0, any case.
 std::optional<bool> parse_bool(std::string_view text);
 // Standard base64; whitespace is ignored and padding is optional.

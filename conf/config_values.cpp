@@ -199,21 +199,6 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     return *n << shift;
 }
 
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
-    std::size_t digits = 0;
-    while (digits < text.size() && ascii::is_digit(text[digits])) ++digits;
-    std::string_view unit = text.substr(digits);
-    std::int64_t scale;
-    if (unit.empty() || ascii::iequals(unit, "s")) scale = 1000;
-    else if (ascii::iequals(unit, "ms")) scale = 1;
-    else if (ascii::iequals(unit, "m")) scale = 60'000;
-    else if (ascii::iequals(unit, "h")) scale = 3'600'000;
-    else return std::nullopt;
-    auto n = parse_unsigned<std::int64_t>(text.substr(0, digits));
-    if (!n || *n > std::numeric_limits<std::int64_t>::max() / scale) return std::nullopt;
-    return std::chrono::milliseconds(*n * scale);
-}
-
 std::optional<bool> parse_bool(std::string_view text) {
     if (ascii::iequals(text, "yes") || ascii::iequals(text, "true") || text == "1") return true;
     if (ascii::iequals(text, "no") || ascii::iequals(text, "false") || text == "0") return false;

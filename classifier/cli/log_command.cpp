@@ -1,5 +1,6 @@
 #include "log_command.hpp"
 
+#include "duration.hpp"
 #include "unique_fd.hpp"
 
 #include <fcntl.h>
@@ -67,29 +68,6 @@ extern "C" void on_stop_signal(int) { g_stop = 1; }
 int usage_error(const std::string& what) {
     std::cerr << "preflight-classify log: " << what << "\n" << kUsage;
     return 2;
-}
-
-// Postfix time syntax: a number and an optional unit s m h d w (no unit: days).
-std::optional<std::int64_t> parse_duration(const std::string& s) {
-    if (s.empty()) return std::nullopt;
-    char* end = nullptr;
-    errno = 0;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    if (errno || end == s.c_str() || v <= 0) return std::nullopt;
-    std::int64_t unit = 86400;
-    if (*end) {
-        if (end[1]) return std::nullopt;
-        switch (*end) {
-            case 's': unit = 1; break;
-            case 'm': unit = 60; break;
-            case 'h': unit = 3600; break;
-            case 'd': unit = 86400; break;
-            case 'w': unit = 7 * 86400; break;
-            default: return std::nullopt;
-        }
-    }
-    if (v > INT64_MAX / unit / 2) return std::nullopt;
-    return v * unit;
 }
 
 struct Options {
@@ -281,9 +259,10 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             o.rules.push_back(*v);
         } else if (a == "--queue-lifetime") {
             const std::string* v = value("--queue-lifetime");
-            std::optional<std::int64_t> d = v ? parse_duration(*v) : std::nullopt;
-            if (!d) return usage_error("--queue-lifetime wants a time such as 5d, 12h or 3600s");
-            o.tracker.queue_lifetime = *d;
+            // A bare number is days, as in Postfix's maximal_queue_lifetime.
+            auto d = v ? parse_duration(*v, BareNumber::days) : std::nullopt;
+            if (!d || d->count() < 1000) return usage_error("--queue-lifetime wants a time such as 5d, 12h or 3600s");
+            o.tracker.queue_lifetime = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
         } else if (a == "--max-open") {
             const std::string* v = value("--max-open");
             char* end = nullptr;

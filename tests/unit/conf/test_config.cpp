@@ -357,18 +357,18 @@ TEST_CASE("size: bytes or K/M/G, binary, with bounds", "[config]") {
           "/etc/preflight.conf:1: MaxMessageSize: \"99999999999999999999G\" is out of range (1K..100G)");
 }
 
-TEST_CASE("duration: ms/s/m/h, plain seconds, bounds", "[config]") {
-    CHECK(parse_duration("500ms") == 500ms);
-    CHECK(parse_duration("5s") == 5s);
-    CHECK(parse_duration("2m") == 2min);
-    CHECK(parse_duration("1h") == 1h);
-    CHECK(parse_duration("10") == 10s);
-    CHECK(parse_duration("5S") == 5s);
-    CHECK_FALSE(parse_duration("5 s"));
-    CHECK_FALSE(parse_duration("5sec"));
-    CHECK_FALSE(parse_duration("1.5s"));
-    CHECK_FALSE(parse_duration("s"));
-    CHECK_FALSE(parse_duration("-5s"));
+TEST_CASE("duration: ms/s/m/h/d/w, a bare number in the caller's unit, bounds", "[config]") {
+    CHECK(parse_duration("500ms", BareNumber::seconds) == 500ms);
+    CHECK(parse_duration("5s", BareNumber::seconds) == 5s);
+    CHECK(parse_duration("2m", BareNumber::seconds) == 2min);
+    CHECK(parse_duration("1h", BareNumber::seconds) == 1h);
+    CHECK(parse_duration("10", BareNumber::seconds) == 10s);
+    CHECK(parse_duration("5S", BareNumber::seconds) == 5s);
+    CHECK_FALSE(parse_duration("5 s", BareNumber::seconds));
+    CHECK_FALSE(parse_duration("5sec", BareNumber::seconds));
+    CHECK_FALSE(parse_duration("1.5s", BareNumber::seconds));
+    CHECK_FALSE(parse_duration("s", BareNumber::seconds));
+    CHECK_FALSE(parse_duration("-5s", BareNumber::seconds));
 
     CHECK(load("DnsTimeout 100ms")->global().dns_timeout == 100ms);
     CHECK(load("DnsTimeout 1m")->global().dns_timeout == 60s);
@@ -376,8 +376,13 @@ TEST_CASE("duration: ms/s/m/h, plain seconds, bounds", "[config]") {
     CHECK(error_of("DnsTimeout 99ms") == "/etc/preflight.conf:1: DnsTimeout: \"99ms\" is out of range (100ms..60s)");
     CHECK(error_of("DnsTimeout 2m") == "/etc/preflight.conf:1: DnsTimeout: \"2m\" is out of range (100ms..60s)");
     CHECK(error_of("DnsTimeout 5sec") ==
-          "/etc/preflight.conf:1: DnsTimeout: \"5sec\" is not a duration (a number followed by ms, s, m or h: 500ms, "
+          "/etc/preflight.conf:1: DnsTimeout: \"5sec\" is not a duration (a number followed by ms, s, m, h, d or w: 500ms, "
           "5s, 2m)");
+    // log --queue-lifetime counts bare numbers in days, as Postfix's maximal_queue_lifetime.
+    CHECK(parse_duration("5", BareNumber::days) == 120h);
+    CHECK(parse_duration("1d", BareNumber::seconds) == 24h);
+    CHECK(parse_duration("2w", BareNumber::seconds) == 336h);
+    CHECK_FALSE(parse_duration("", BareNumber::days));
 }
 
 TEST_CASE("enums: every value, any case; a bad one lists the allowed values", "[config]") {
