@@ -82,9 +82,7 @@ std::string escape_help(std::string_view v) {
 
 bool valid_metric_name(std::string_view name) { return valid_name(name, true); }
 
-bool valid_label_name(std::string_view name) {
-    return valid_name(name, false) && !name.starts_with("__");
-}
+bool valid_label_name(std::string_view name) { return valid_name(name, false) && !name.starts_with("__"); }
 
 std::string escape_label_value(std::string_view v) {
     std::string out;

@@ -72,7 +72,7 @@ public:
     void observe(std::chrono::nanoseconds d) noexcept;
 
     struct Snapshot {
-        std::vector<double> bounds;       // seconds
+        std::vector<double> bounds;             // seconds
         std::vector<std::uint64_t> cumulative;  // one per bound, then +Inf (== count)
         std::uint64_t count = 0;
         double sum = 0;  // seconds
@@ -143,6 +143,6 @@ inline constexpr std::string_view kContentType = "text/plain; version=0.0.4; cha
 bool valid_metric_name(std::string_view name);
 bool valid_label_name(std::string_view name);
 std::string escape_label_value(std::string_view v);  // \\, \", \n
-std::string format_value(double v);                   // shortest round-trip form; +Inf, -Inf, NaN
+std::string format_value(double v);                  // shortest round-trip form; +Inf, -Inf, NaN
 
 }  // namespace preflight::metrics

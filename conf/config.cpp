@@ -103,9 +103,9 @@ struct DkimKey {
 
 // A parsed value; the alternative is fixed by the row's KeyType (enums: the index into allowed;
 // size: bytes; duration: milliseconds).
-using Value = std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketAddress,
-                           std::vector<IpAddress>, std::vector<Network>, DkimKey, UserGroup,
-                           std::vector<QuotaRate>, QuotaStoreSpec>;
+using Value =
+    std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketAddress, std::vector<IpAddress>,
+                 std::vector<Network>, DkimKey, UserGroup, std::vector<QuotaRate>, QuotaStoreSpec>;
 
 struct Target {
     GlobalSettings& g;
@@ -194,8 +194,8 @@ std::string octal_text(std::int64_t v) {
 // ---- key-specific refinements
 
 bool valid_name_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           c == '.';
 }
 
 // One DNS label or several ("pf1", "2024.pf"); letters, digits, '-' and '_'.
@@ -356,10 +356,14 @@ void assign(T& dst, const Value& v) {
 }
 
 template <auto Member>
-void set_policy(Target& t, const Value& v) { assign(t.s.*Member, v); }
+void set_policy(Target& t, const Value& v) {
+    assign(t.s.*Member, v);
+}
 
 template <auto Member>
-void set_global(Target& t, const Value& v) { assign(t.g.*Member, v); }
+void set_global(Target& t, const Value& v) {
+    assign(t.g.*Member, v);
+}
 
 void set_user(Target& t, const Value& v) {
     const auto& ug = std::get<UserGroup>(v);
@@ -393,133 +397,236 @@ constexpr std::int64_t KiB = 1024, GiB = KiB * KiB * KiB;
 
 const Row kRows[] = {
     // Daemon
-    {.info = {.name = "Socket", .type = KeyType::socket, .default_value = "unix:/run/preflight-milter/milter.sock",
+    {.info = {.name = "Socket",
+              .type = KeyType::socket,
+              .default_value = "unix:/run/preflight-milter/milter.sock",
               .help = "where the milter listens; Postfix's smtpd_milters names the same socket"},
      .store = set_global<&GlobalSettings::socket>},
-    {.info = {.name = "UserID", .type = KeyType::user,
+    {.info = {.name = "UserID",
+              .type = KeyType::user,
               .help = "user (and group) to run as once the socket exists; empty: do not change"},
      .store = set_user},
-    {.info = {.name = "RunAsRoot", .type = KeyType::boolean, .default_value = "no",
+    {.info = {.name = "RunAsRoot",
+              .type = KeyType::boolean,
+              .default_value = "no",
               .help = "without UserID, go on running as root; no: refuse to start as root"},
      .store = set_global<&GlobalSettings::run_as_root>},
     {.info = {.name = "PidFile", .type = KeyType::path, .help = "file to write the process id to; empty: none"},
      .store = set_global<&GlobalSettings::pid_file>},
-    {.info = {.name = "Umask", .type = KeyType::octal, .default_value = "117", .min = 0, .max = 0777,
+    {.info = {.name = "Umask",
+              .type = KeyType::octal,
+              .default_value = "117",
+              .min = 0,
+              .max = 0777,
               .help = "umask for files the milter creates, the unix socket included"},
      .store = set_global<&GlobalSettings::umask>},
-    {.info = {.name = "Syslog", .type = KeyType::boolean, .default_value = "yes",
+    {.info = {.name = "Syslog",
+              .type = KeyType::boolean,
+              .default_value = "yes",
               .help = "log one line per decision to syslog; no: to standard error"},
      .store = set_global<&GlobalSettings::syslog>},
-    {.info = {.name = "LogFacility", .type = KeyType::enumeration, .default_value = "mail", .allowed = kFacilities,
+    {.info = {.name = "LogFacility",
+              .type = KeyType::enumeration,
+              .default_value = "mail",
+              .allowed = kFacilities,
               .help = "syslog facility"},
      .store = set_global<&GlobalSettings::log_facility>},
-    {.info = {.name = "MetricsListen", .type = KeyType::listen_address,
+    {.info = {.name = "MetricsListen",
+              .type = KeyType::listen_address,
               .help = "ip:port of the Prometheus /metrics endpoint (loopback advised); empty: none"},
      .store = set_global<&GlobalSettings::metrics_listen>},
     // DNS
-    {.info = {.name = "Nameservers", .type = KeyType::nameserver_list,
+    {.info = {.name = "Nameservers",
+              .type = KeyType::nameserver_list,
               .help = "nameservers to ask (ip, ip:port, [ipv6]:port); empty: those of /etc/resolv.conf"},
      .store = set_global<&GlobalSettings::nameservers>},
-    {.info = {.name = "DnsTimeout", .type = KeyType::duration, .default_value = "5s", .min = 100, .max = 60'000,
+    {.info = {.name = "DnsTimeout",
+              .type = KeyType::duration,
+              .default_value = "5s",
+              .min = 100,
+              .max = 60'000,
               .help = "longest wait for a DNS answer before it counts as DNS trouble"},
      .store = set_global<&GlobalSettings::dns_timeout>},
-    {.info = {.name = "DnsCacheSize", .type = KeyType::integer, .default_value = "10000", .min = 100,
-              .max = 10'000'000, .help = "DNS answers kept in the cache, positive and negative"},
+    {.info = {.name = "DnsCacheSize",
+              .type = KeyType::integer,
+              .default_value = "10000",
+              .min = 100,
+              .max = 10'000'000,
+              .help = "DNS answers kept in the cache, positive and negative"},
      .store = set_global<&GlobalSettings::dns_cache_size>},
-    {.info = {.name = "OnDnsError", .type = KeyType::enumeration, .default_value = "tempfail",
+    {.info = {.name = "OnDnsError",
+              .type = KeyType::enumeration,
+              .default_value = "tempfail",
               .allowed = kDnsErrorActions,
               .help = "what DNS trouble leads to: tempfail (451 4.4.3) or accept"},
      .store = set_global<&GlobalSettings::on_dns_error>},
     // Which messages are checked
-    {.info = {.name = "ApplyTo", .type = KeyType::enumeration, .default_value = "all", .allowed = kApplyTo,
+    {.info = {.name = "ApplyTo",
+              .type = KeyType::enumeration,
+              .default_value = "all",
+              .allowed = kApplyTo,
               .help = "which clients' mail is checked: all, SASL-authenticated only, or ApplyToNetworks only"},
      .store = set_global<&GlobalSettings::apply_to>},
-    {.info = {.name = "ApplyToNetworks", .type = KeyType::network_list,
+    {.info = {.name = "ApplyToNetworks",
+              .type = KeyType::network_list,
               .help = "client networks whose mail is checked when ApplyTo is networks"},
      .store = set_global<&GlobalSettings::apply_to_networks>},
     // Policy: all of these may be set per sender domain
-    {.info = {.name = "Mode", .type = KeyType::enumeration, .default_value = "enforce", .allowed = kRunModes,
-              .per_domain = true, .help = "enforce: reply as the checks decide; dry-run: log it, accept"},
+    {.info = {.name = "Mode",
+              .type = KeyType::enumeration,
+              .default_value = "enforce",
+              .allowed = kRunModes,
+              .per_domain = true,
+              .help = "enforce: reply as the checks decide; dry-run: log it, accept"},
      .store = set_policy<&Settings::mode>},
-    {.info = {.name = "EnvelopeSyntaxMode", .type = KeyType::enumeration, .default_value = "reject",
-              .allowed = kCheckModes, .per_domain = true,
+    {.info = {.name = "EnvelopeSyntaxMode",
+              .type = KeyType::enumeration,
+              .default_value = "reject",
+              .allowed = kCheckModes,
+              .per_domain = true,
               .help = "MAIL FROM and RCPT TO addresses that are not RFC 5321 (501 5.1.3)"},
      .store = set_policy<&Settings::envelope_syntax_mode>},
-    {.info = {.name = "SizeMode", .type = KeyType::enumeration, .default_value = "reject", .allowed = kCheckModes,
-              .per_domain = true, .help = "messages above MaxMessageSize, announced or actual (552 5.3.4)"},
+    {.info = {.name = "SizeMode",
+              .type = KeyType::enumeration,
+              .default_value = "reject",
+              .allowed = kCheckModes,
+              .per_domain = true,
+              .help = "messages above MaxMessageSize, announced or actual (552 5.3.4)"},
      .store = set_policy<&Settings::size_mode>},
-    {.info = {.name = "MaxMessageSize", .type = KeyType::size, .default_value = "20M", .min = KiB, .max = 100 * GiB,
-              .per_domain = true, .help = "largest message accepted, in bytes or with K, M, G (binary)"},
+    {.info = {.name = "MaxMessageSize",
+              .type = KeyType::size,
+              .default_value = "20M",
+              .min = KiB,
+              .max = 100 * GiB,
+              .per_domain = true,
+              .help = "largest message accepted, in bytes or with K, M, G (binary)"},
      .store = set_policy<&Settings::max_message_size>},
-    {.info = {.name = "SenderDomainMode", .type = KeyType::enumeration, .default_value = "reject",
-              .allowed = kCheckModes, .per_domain = true,
+    {.info = {.name = "SenderDomainMode",
+              .type = KeyType::enumeration,
+              .default_value = "reject",
+              .allowed = kCheckModes,
+              .per_domain = true,
               .help = "sender domains that do not exist, take no mail, or publish a null MX"},
      .store = set_policy<&Settings::sender_domain_mode>},
-    {.info = {.name = "UnknownDomainCode", .type = KeyType::enumeration, .default_value = "550",
-              .allowed = kReplyCodes, .per_domain = true,
+    {.info = {.name = "UnknownDomainCode",
+              .type = KeyType::enumeration,
+              .default_value = "550",
+              .allowed = kReplyCodes,
+              .per_domain = true,
               .help = "reply to a sender domain that does not exist: 550 5.1.8 or 450 4.1.8, as Postfix"},
      .store = set_unknown_domain_code},
-    {.info = {.name = "RecipientLimitMode", .type = KeyType::enumeration, .default_value = "reject",
-              .allowed = kCheckModes, .per_domain = true, .help = "recipients beyond MaxRecipients"},
+    {.info = {.name = "RecipientLimitMode",
+              .type = KeyType::enumeration,
+              .default_value = "reject",
+              .allowed = kCheckModes,
+              .per_domain = true,
+              .help = "recipients beyond MaxRecipients"},
      .store = set_policy<&Settings::recipient_limit_mode>},
-    {.info = {.name = "MaxRecipients", .type = KeyType::integer, .default_value = "50", .min = 1, .max = 100'000,
-              .per_domain = true, .help = "recipients accepted per message"},
+    {.info = {.name = "MaxRecipients",
+              .type = KeyType::integer,
+              .default_value = "50",
+              .min = 1,
+              .max = 100'000,
+              .per_domain = true,
+              .help = "recipients accepted per message"},
      .store = set_policy<&Settings::max_recipients>},
-    {.info = {.name = "RecipientLimitReply", .type = KeyType::enumeration, .default_value = "tempfail",
-              .allowed = kRecipientReplies, .per_domain = true,
+    {.info = {.name = "RecipientLimitReply",
+              .type = KeyType::enumeration,
+              .default_value = "tempfail",
+              .allowed = kRecipientReplies,
+              .per_domain = true,
               .help = "reply to each recipient beyond MaxRecipients: tempfail 452 4.5.3, reject 550 5.5.3"},
      .store = set_policy<&Settings::recipient_limit_reply>},
-    {.info = {.name = "AuthMode", .type = KeyType::enumeration, .default_value = "reject", .allowed = kCheckModes,
-              .per_domain = true, .help = "mail whose sender domain fails AuthPolicy (550 5.7.26)"},
+    {.info = {.name = "AuthMode",
+              .type = KeyType::enumeration,
+              .default_value = "reject",
+              .allowed = kCheckModes,
+              .per_domain = true,
+              .help = "mail whose sender domain fails AuthPolicy (550 5.7.26)"},
      .store = set_policy<&Settings::auth_mode>},
-    {.info = {.name = "AuthPolicy", .type = KeyType::enumeration, .default_value = "spf-or-dkim",
-              .allowed = kAuthPolicies, .per_domain = true,
+    {.info = {.name = "AuthPolicy",
+              .type = KeyType::enumeration,
+              .default_value = "spf-or-dkim",
+              .allowed = kAuthPolicies,
+              .per_domain = true,
               .help = "what the sender domain must publish for the relay's mail to authenticate"},
      .store = set_policy<&Settings::auth_policy>},
-    {.info = {.name = "SpfEgressMatch", .type = KeyType::enumeration, .default_value = "all",
-              .allowed = kSpfEgressMatch, .per_domain = true,
+    {.info = {.name = "SpfEgressMatch",
+              .type = KeyType::enumeration,
+              .default_value = "all",
+              .allowed = kSpfEgressMatch,
+              .per_domain = true,
               .help = "SPF must pass for all EgressAddresses (the relay sends from any of them) or any one"},
      .store = set_policy<&Settings::spf_egress_match>},
     // Sending quotas
-    {.info = {.name = "QuotaRecipients", .type = KeyType::rate_list, .per_domain = true,
-              .help = "recipients a QuotaPer subject may send per window: 10000/day, 500/hour, 100/minute; empty: none"},
+    {.info = {.name = "QuotaRecipients",
+              .type = KeyType::rate_list,
+              .per_domain = true,
+              .help =
+                  "recipients a QuotaPer subject may send per window: 10000/day, 500/hour, 100/minute; empty: none"},
      .store = set_policy<&Settings::quota_recipients>},
-    {.info = {.name = "QuotaMessages", .type = KeyType::rate_list, .per_domain = true,
+    {.info = {.name = "QuotaMessages",
+              .type = KeyType::rate_list,
+              .per_domain = true,
               .help = "messages a QuotaPer subject may send per window, as QuotaRecipients; empty: none"},
      .store = set_policy<&Settings::quota_messages>},
-    {.info = {.name = "QuotaPer", .type = KeyType::enumeration, .default_value = "domain", .allowed = kQuotaPer,
-              .per_domain = true, .help = "whose sending a quota counts: the sender domain, sender address or SASL login"},
+    {.info = {.name = "QuotaPer",
+              .type = KeyType::enumeration,
+              .default_value = "domain",
+              .allowed = kQuotaPer,
+              .per_domain = true,
+              .help = "whose sending a quota counts: the sender domain, sender address or SASL login"},
      .store = set_policy<&Settings::quota_per>},
-    {.info = {.name = "QuotaMode", .type = KeyType::enumeration, .default_value = "reject", .allowed = kCheckModes,
-              .per_domain = true, .help = "recipients beyond a quota (QuotaCode, at RCPT TO)"},
+    {.info = {.name = "QuotaMode",
+              .type = KeyType::enumeration,
+              .default_value = "reject",
+              .allowed = kCheckModes,
+              .per_domain = true,
+              .help = "recipients beyond a quota (QuotaCode, at RCPT TO)"},
      .store = set_policy<&Settings::quota_mode>},
-    {.info = {.name = "QuotaCode", .type = KeyType::enumeration, .default_value = "452", .allowed = kQuotaCodes,
-              .per_domain = true, .help = "reply beyond a quota: 452 4.7.1 (the sender retries) or 550 5.7.1"},
+    {.info = {.name = "QuotaCode",
+              .type = KeyType::enumeration,
+              .default_value = "452",
+              .allowed = kQuotaCodes,
+              .per_domain = true,
+              .help = "reply beyond a quota: 452 4.7.1 (the sender retries) or 550 5.7.1"},
      .store = set_quota_code},
-    {.info = {.name = "QuotaStore", .type = KeyType::string, .default_value = "sqlite:/var/lib/preflight/quota.db",
+    {.info = {.name = "QuotaStore",
+              .type = KeyType::string,
+              .default_value = "sqlite:/var/lib/preflight/quota.db",
               .help = "where quota counters live: sqlite:/PATH (this relay) or redis://HOST[:PORT][/DB] (a cluster)"},
      .refine = refine_quota_store,
      .store = set_global<&GlobalSettings::quota_store>},
-    {.info = {.name = "QuotaStoreTimeout", .type = KeyType::duration, .default_value = "1s", .min = 10, .max = 30'000,
+    {.info = {.name = "QuotaStoreTimeout",
+              .type = KeyType::duration,
+              .default_value = "1s",
+              .min = 10,
+              .max = 30'000,
               .help = "longest wait for the quota store (Redis) before it counts as a store error"},
      .store = set_global<&GlobalSettings::quota_store_timeout>},
-    {.info = {.name = "OnQuotaStoreError", .type = KeyType::enumeration, .default_value = "tempfail",
+    {.info = {.name = "OnQuotaStoreError",
+              .type = KeyType::enumeration,
+              .default_value = "tempfail",
               .allowed = kQuotaStoreErrorActions,
               .help = "what an unreachable quota store leads to: tempfail (451 4.3.0) or accept (uncounted)"},
      .store = set_global<&GlobalSettings::on_quota_store_error>},
     // Authentication material
-    {.info = {.name = "EgressAddresses", .type = KeyType::address_list,
+    {.info = {.name = "EgressAddresses",
+              .type = KeyType::address_list,
               .help = "addresses the relay sends from; SPF is evaluated for each"},
      .store = set_global<&GlobalSettings::egress_addresses>},
-    {.info = {.name = "DkimSelectors", .type = KeyType::string_list,
+    {.info = {.name = "DkimSelectors",
+              .type = KeyType::string_list,
               .help = "selectors at which a sender domain may publish our DKIM public key"},
      .refine = refine_selectors,
      .store = set_global<&GlobalSettings::dkim_selectors>},
-    {.info = {.name = "DkimPublicKey", .type = KeyType::base64,
+    {.info = {.name = "DkimPublicKey",
+              .type = KeyType::base64,
               .help = "our DKIM public key, the base64 p= value; or DkimPublicKeyFile"},
      .refine = refine_inline_key,
      .store = set_dkim_key},
-    {.info = {.name = "DkimPublicKeyFile", .type = KeyType::path,
+    {.info = {.name = "DkimPublicKeyFile",
+              .type = KeyType::path,
               .help = "file with our DKIM public key: PEM, a DKIM TXT record, or base64"},
      .refine = refine_key_file,
      .store = set_dkim_key},
@@ -556,8 +663,7 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
     auto check_bounds = [&](std::int64_t n) { return !bounded(k) || (n >= k.min && n <= k.max); };
 
     switch (k.type) {
-    case KeyType::string:
-        return Value(std::string(text));
+    case KeyType::string: return Value(std::string(text));
     case KeyType::path:
         if (!text.empty() && text.front() != '/') {
             why = quote(text) + " is not an absolute path";
@@ -599,7 +705,8 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
             std::string_view digits = text;
             if (!digits.empty() && std::string_view("kKmMgG").find(digits.back()) != std::string_view::npos)
                 digits.remove_suffix(1);
-            if (!digits.empty() && std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            if (!digits.empty() &&
+                std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
                 return out_of_range(text);
             why = quote(text) + " is not a size (bytes, or a number followed by K, M or G: 512K, 20M, 1G)";
             return std::nullopt;
@@ -641,8 +748,7 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
             if (!ip) {
                 std::string detail;
                 why = quote(item) +
-                      (parse_network(item, &detail) ? " is a network; give single addresses"
-                                                    : " is not an IP address");
+                      (parse_network(item, &detail) ? " is a network; give single addresses" : " is not an IP address");
                 return std::nullopt;
             }
             list.push_back(*ip);
@@ -732,8 +838,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t li
 std::string unknown_key_message(std::string_view key) {
     if (auto eq = key.find('='); eq != std::string_view::npos && row_index(key.substr(0, eq)) < std::size(kRows))
         return "unknown key (write the value after a blank, not '=': " +
-               std::string(kRows[row_index(key.substr(0, eq))].info.name) + " " + std::string(key.substr(eq + 1)) +
-               ")";
+               std::string(kRows[row_index(key.substr(0, eq))].info.name) + " " + std::string(key.substr(eq + 1)) + ")";
     std::string_view best;
     std::size_t best_d = 3;  // suggest only near misses
     for (const auto& r : kRows) {
@@ -983,9 +1088,11 @@ struct ConfigBuilder {
             std::vector<std::string_view> names;
             for (const auto& r : kRows)
                 if (r.info.per_domain) names.push_back(r.info.name);
-            return error(lineno, row->info.name, "cannot be set per domain (per-domain keys: " + join(names, ", ") + ")");
+            return error(lineno, row->info.name,
+                         "cannot be set per domain (per-domain keys: " + join(names, ", ") + ")");
         }
-        auto it = std::find_if(patterns.begin(), patterns.end(), [&](const Pattern& p) { return p.pattern == *pattern; });
+        auto it =
+            std::find_if(patterns.begin(), patterns.end(), [&](const Pattern& p) { return p.pattern == *pattern; });
         if (it == patterns.end()) {
             patterns.push_back({*pattern, lineno});
             it = std::prev(patterns.end());
@@ -1029,10 +1136,12 @@ struct ConfigBuilder {
         const Given& apply_to = global_given("ApplyTo");
         const Given& networks = global_given("ApplyToNetworks");
         if (global.apply_to == ApplyTo::networks && global.apply_to_networks.empty() && !failed(networks))
-            error(apply_to.line, "ApplyTo", "networks needs ApplyToNetworks (the client networks whose mail is checked)");
+            error(apply_to.line, "ApplyTo",
+                  "networks needs ApplyToNetworks (the client networks whose mail is checked)");
         if (!global.apply_to_networks.empty() && global.apply_to != ApplyTo::networks && !failed(apply_to))
             error(networks.line, "ApplyToNetworks",
-                  "has no effect unless ApplyTo is networks (ApplyTo is " + std::string(to_string(global.apply_to)) + ")");
+                  "has no effect unless ApplyTo is networks (ApplyTo is " + std::string(to_string(global.apply_to)) +
+                      ")");
     }
 
     // SPF needs the addresses it is evaluated for; without them it could only fail or be skipped.

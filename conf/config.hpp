@@ -141,7 +141,7 @@ struct QuotaRate {
 // "" or "none": no quota. Limits 1..1000000000.
 std::optional<std::vector<QuotaRate>> parse_quota_rates(std::string_view text, std::string* why = nullptr);
 std::string to_string(const std::vector<QuotaRate>& rates);  // "100/minute, 5000/hour"; "none"
-std::int64_t window_seconds(QuotaWindow w);                 // 60, 3600, 86400
+std::int64_t window_seconds(QuotaWindow w);                  // 60, 3600, 86400
 
 // Where quota counters live: "sqlite:/var/lib/preflight/quota.db" (one relay; survives a
 // restart) or "redis://HOST[:PORT][/DB]" (shared by the relays of a cluster).
@@ -206,18 +206,20 @@ struct Settings {
     CheckMode quota_mode = CheckMode::reject;
     int quota_code = 452;  // 452 (4.7.1) or 550 (5.7.1)
 
-    bool has_quota() const { return quota_mode != CheckMode::off && (!quota_recipients.empty() || !quota_messages.empty()); }
+    bool has_quota() const {
+        return quota_mode != CheckMode::off && (!quota_recipients.empty() || !quota_messages.empty());
+    }
     bool operator==(const Settings&) const = default;
 };
 
 // The keys that hold for the whole milter. In-class defaults mirror the table, as for Settings.
 struct GlobalSettings {
     SocketAddress socket{SocketAddress::Kind::unix_socket, "/run/preflight-milter/milter.sock", "", 0};
-    std::string user;   // "": keep the user the milter was started as
-    std::string group;  // "": the user's primary group
+    std::string user;          // "": keep the user the milter was started as
+    std::string group;         // "": the user's primary group
     bool run_as_root = false;  // keep running as root when no UserID is set
-    std::string pid_file;  // "": none
-    unsigned umask = 0117;  // sockets 0660: owner and group read and write, nothing else
+    std::string pid_file;      // "": none
+    unsigned umask = 0117;     // sockets 0660: owner and group read and write, nothing else
     bool syslog = true;
     LogFacility log_facility = LogFacility::mail;
     std::string metrics_listen;  // "127.0.0.1:9465" or "[::1]:9465" (normalised); "": no metrics
@@ -255,31 +257,31 @@ const GlobalSettings& default_global_settings();
 
 enum class KeyType {
     string,
-    path,             // absolute
+    path,  // absolute
     boolean,
-    integer,          // bounds in min..max
-    octal,            // bounds in min..max
-    size,             // bounds in bytes
-    duration,         // bounds in milliseconds
-    enumeration,      // one of allowed
+    integer,      // bounds in min..max
+    octal,        // bounds in min..max
+    size,         // bounds in bytes
+    duration,     // bounds in milliseconds
+    enumeration,  // one of allowed
     socket,
-    user,             // user[:group]
-    address_list,     // single IPv4/IPv6 addresses
-    network_list,     // addresses and CIDR networks
+    user,          // user[:group]
+    address_list,  // single IPv4/IPv6 addresses
+    network_list,  // addresses and CIDR networks
     nameserver_list,
     string_list,
     base64,
-    listen_address,   // ip:port or [ipv6]:port, an address literal
-    rate_list,        // "10000/day, 100/minute"
+    listen_address,  // ip:port or [ipv6]:port, an address literal
+    rate_list,       // "10000/day, 100/minute"
 };
 
 struct KeyInfo {
     std::string_view name{};
     KeyType type = KeyType::string;
-    std::string_view default_value{};  // as written in a conf; "" means none
-    std::int64_t min = 0, max = 0;   // both 0: unbounded
+    std::string_view default_value{};             // as written in a conf; "" means none
+    std::int64_t min = 0, max = 0;                // both 0: unbounded
     std::span<const std::string_view> allowed{};  // enumeration values, in enum order
-    bool per_domain = false;         // may be set on a Domain line
+    bool per_domain = false;                      // may be set on a Domain line
     std::string_view help{};
 };
 

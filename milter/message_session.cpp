@@ -24,10 +24,9 @@ void MessageSession::release_quota() noexcept {
     std::string error;
     if (!services_.quota_store->release(quota_held_, &error)) {
         try {
-            Logger::log(Logger::Level::warning, "quota: could not give back the reservation of " + sender_ +
-                                                    " (" + error + "); it stays counted until it ages out");
-        } catch (...) {
-        }
+            Logger::log(Logger::Level::warning, "quota: could not give back the reservation of " + sender_ + " (" +
+                                                    error + "); it stays counted until it ages out");
+        } catch (...) {}
     }
     quota_held_.clear();
     quota_message_counted_ = false;
@@ -37,10 +36,11 @@ Verdict MessageSession::check_quota(const Settings& s) {
     if (quota_subject_.empty()) return Verdict::accept(check_name::quota);
     std::vector<QuotaCounter> counters = quota_counters(s, quota_subject_, !quota_message_counted_);
     if (counters.empty()) return Verdict::accept(check_name::quota);
-    std::int64_t now = services_.now_ms ? services_.now_ms()
-                                        : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count();
+    std::int64_t now =
+        services_.now_ms
+            ? services_.now_ms()
+            : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count();
     // Dry-run and tag let the recipient through: count it even beyond the quota, so the
     // store shows what is really sent.
     bool force = s.mode == RunMode::dry_run || s.quota_mode == CheckMode::tag;
@@ -50,7 +50,8 @@ Verdict MessageSession::check_quota(const Settings& s) {
             quota_held_.push_back({counters[i].key, r.buckets[i], counters[i].amount});
         quota_message_counted_ = true;
     }
-    Verdict v = quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error);
+    Verdict v =
+        quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error);
     if (!r.ok && v.accepted()) {  // OnQuotaStoreError accept: logged, not counted
         notes_.push_back(v);
         return Verdict::accept(check_name::quota);
@@ -116,8 +117,7 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
         return Verdict::accept(check_name::auth);
     }
     if (uses_spf(s.auth_policy)) {
-        spf_ = check_spf_for_egress(*services_.resolver, domain_, sender_, services_.egress_ips,
-                                    s.spf_egress_match);
+        spf_ = check_spf_for_egress(*services_.resolver, domain_, sender_, services_.egress_ips, s.spf_egress_match);
         if (std::optional<Verdict> early = decide_auth_early(s.auth_policy, *spf_, auth_context())) {
             auth_decided_ = true;
             Verdict v = finish(std::move(*early), s.auth_mode);
@@ -138,8 +138,8 @@ Verdict MessageSession::rcpt_to(std::string_view path) {
         if (!v.accepted()) return v;
     }
     if (s.recipient_limit_mode != CheckMode::off) {
-        Verdict v = finish(check_recipient(recipients_ + 1, s.max_recipients, s.recipient_limit_reply),
-                           s.recipient_limit_mode);
+        Verdict v =
+            finish(check_recipient(recipients_ + 1, s.max_recipients, s.recipient_limit_reply), s.recipient_limit_mode);
         if (!v.accepted()) return v;
     }
     // Last, so a recipient another check refuses uses no quota.
@@ -180,8 +180,7 @@ Verdict MessageSession::body(std::string_view chunk) {
 }
 
 AuthContext MessageSession::auth_context() const {
-    return {domain_, services_.egress_ips, settings_->spf_egress_match, services_.config->global().dkim_selectors,
-            {}};
+    return {domain_, services_.egress_ips, settings_->spf_egress_match, services_.config->global().dkim_selectors, {}};
 }
 
 Verdict MessageSession::decide_auth_now() {
@@ -191,10 +190,10 @@ Verdict MessageSession::decide_auth_now() {
     if (uses_dkim(s.auth_policy)) {
         dkim = dkim_ ? dkim_->finish(domain_) : DkimOutcome{};
         // No valid signature yet: the signer further down will sign if our key is published.
-        if (dkim->result != DkimResult::pass && dkim->result != DkimResult::temperror &&
-            !g.dkim_selectors.empty() && !g.dkim_public_key_base64.empty()) {
-            DkimOutcome published = dkim_key_published(*services_.resolver, domain_, g.dkim_selectors,
-                                                       g.dkim_public_key_base64);
+        if (dkim->result != DkimResult::pass && dkim->result != DkimResult::temperror && !g.dkim_selectors.empty() &&
+            !g.dkim_public_key_base64.empty()) {
+            DkimOutcome published =
+                dkim_key_published(*services_.resolver, domain_, g.dkim_selectors, g.dkim_public_key_base64);
             if (published.result == DkimResult::key_published || dkim->result == DkimResult::none)
                 dkim = std::move(published);
         }

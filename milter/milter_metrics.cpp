@@ -74,8 +74,7 @@ void MilterMetrics::register_with(metrics::Registry& r, std::function<double()> 
                   });
     r.add("preflight_milter_connections", "MTA connections open now.", connections);
     r.add("preflight_milter_connections_total", "MTA connections accepted.", connections_total);
-    r.add("preflight_milter_transactions", "Transactions (MAIL FROM to end of message) in flight now.",
-          transactions);
+    r.add("preflight_milter_transactions", "Transactions (MAIL FROM to end of message) in flight now.", transactions);
     r.add("preflight_milter_transactions_total", "Transactions started.", transactions_total);
     r.add("preflight_milter_reloads_total", "Configuration reloads (SIGHUP), by result.", reloads_ok,
           {{"result", "ok"}});

@@ -19,9 +19,16 @@ namespace preflight {
 class MilterMetrics {
 public:
     // check= of the log; a name not listed counts as "other".
-    static constexpr std::array<std::string_view, 10> kChecks = {
-        check_name::envelope, check_name::size, check_name::recipients, check_name::sender_domain,
-        check_name::auth, check_name::quota, "all", "internal", "shutdown", "other"};
+    static constexpr std::array<std::string_view, 10> kChecks = {check_name::envelope,
+                                                                 check_name::size,
+                                                                 check_name::recipients,
+                                                                 check_name::sender_domain,
+                                                                 check_name::auth,
+                                                                 check_name::quota,
+                                                                 "all",
+                                                                 "internal",
+                                                                 "shutdown",
+                                                                 "other"};
     // result= of the log: the action, or dry-run.
     static constexpr std::array<std::string_view, 5> kResults = {"accept", "reject", "tempfail", "tag", "dry-run"};
     static constexpr std::size_t kMaxCodes = 16;
@@ -33,9 +40,9 @@ public:
     void count_decision(const Verdict& v) noexcept;
     std::uint64_t decisions(std::string_view check, std::string_view result, int code) const;
 
-    metrics::Gauge connections;          // MTA connections open
+    metrics::Gauge connections;  // MTA connections open
     metrics::Counter connections_total;
-    metrics::Gauge transactions;         // MAIL FROM .. end of message or abort
+    metrics::Gauge transactions;  // MAIL FROM .. end of message or abort
     metrics::Counter transactions_total;
     metrics::Counter reloads_ok, reloads_failed;
     DnsMetrics dns;

@@ -57,7 +57,7 @@ struct ServiceGeneration {
     std::shared_ptr<CachingResolver> resolver;  // shared with the next generation if DNS keys are unchanged
     // Shared with the next generation while QuotaStore and QuotaStoreTimeout stay the same, so a
     // reload keeps the connection (and reservations in flight release into the same store).
-    std::shared_ptr<QuotaStore> quota_store;    // null when no quota is configured
+    std::shared_ptr<QuotaStore> quota_store;  // null when no quota is configured
     MilterServices services;
     unsigned long wanted_steps = 0;  // SMFIP_* this configuration needs
 };
@@ -96,8 +96,7 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
         if (prev && prev->services.config->global().quota_store == g.quota_store &&
             prev->services.config->global().quota_store_timeout == g.quota_store_timeout)
             gen->quota_store = prev->quota_store;
-        else
-            try {
+        else try {
                 gen->quota_store = open_quota_store(g.quota_store, g.quota_store_timeout);
             } catch (const std::exception& e) {  // SQLite unusable (Redis connects lazily)
                 throw std::runtime_error(std::string("QuotaStore: ") + e.what());
@@ -207,10 +206,10 @@ sfsistat refuse(SMFICTX* ctx, const Verdict& v) {
     const char* l[32] = {};
     for (std::size_t i = 0; i < r.lines.size() && i < 32; ++i) l[i] = r.lines[i].c_str();
     // The list ends at the first NULL; 32 lines is libmilter's maximum.
-    int rc = smfi_setmlreply(ctx, code, r.enhanced.c_str(), l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7],
-                             l[8], l[9], l[10], l[11], l[12], l[13], l[14], l[15], l[16], l[17], l[18], l[19],
-                             l[20], l[21], l[22], l[23], l[24], l[25], l[26], l[27], l[28], l[29], l[30], l[31],
-                             static_cast<char*>(nullptr));
+    int rc =
+        smfi_setmlreply(ctx, code, r.enhanced.c_str(), l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7], l[8], l[9],
+                        l[10], l[11], l[12], l[13], l[14], l[15], l[16], l[17], l[18], l[19], l[20], l[21], l[22],
+                        l[23], l[24], l[25], l[26], l[27], l[28], l[29], l[30], l[31], static_cast<char*>(nullptr));
     if (rc != MI_SUCCESS) Logger::log(Logger::Level::warning, "smfi_setmlreply failed; the MTA uses its default reply");
     return r.code / 100 == 4 ? SMFIS_TEMPFAIL : SMFIS_REJECT;
 }
@@ -275,7 +274,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     *pf2 = *pf3 = 0;
     c->steps = *pf1;
     std::unique_ptr<Connection> previous(connection(ctx));  // none unless the MTA negotiates twice
-    smfi_setpriv(ctx, c.release());  // owned by the connection; freed in on_close
+    smfi_setpriv(ctx, c.release());                         // owned by the connection; freed in on_close
     return SMFIS_CONTINUE;
 }
 
@@ -424,8 +423,9 @@ int quota_status(const Config& cfg, const std::string& arg) {
         bool sender = !login && arg.find('@') != std::string::npos;
         std::string who = login ? arg : lower(arg);
         std::string domain = sender ? who.substr(who.rfind('@') + 1) : who;
-        std::string subject = login ? who : quota_subject(settings_of((sender ? "sender:" : "domain:") + who).quota_per,
-                                                             sender ? who : "postmaster@" + domain, domain, {});
+        std::string subject = login ? who
+                                    : quota_subject(settings_of((sender ? "sender:" : "domain:") + who).quota_per,
+                                                    sender ? who : "postmaster@" + domain, domain, {});
         if (!login && !sender && settings_of("domain:" + domain).quota_per != QuotaPer::domain) subject.clear();
         std::string sender_suffix = "@" + domain + "|";
         for (const std::string& k : *keys) {
@@ -442,12 +442,14 @@ int quota_status(const Config& cfg, const std::string& arg) {
         std::sort(wanted.begin(), wanted.end());
     }
     std::cout << "QuotaStore " << store->describe() << "\n";
-    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto now =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
     for (const std::string& k : wanted) {
         auto bar1 = k.find('|'), bar2 = k.rfind('|');
         if (bar1 == std::string::npos || bar2 == bar1) continue;
-        std::string subject = k.substr(0, bar1), unit = k.substr(bar1 + 1, bar2 - bar1 - 1), window = k.substr(bar2 + 1);
+        std::string subject = k.substr(0, bar1), unit = k.substr(bar1 + 1, bar2 - bar1 - 1),
+                    window = k.substr(bar2 + 1);
         std::optional<QuotaWindow> w;
         for (QuotaWindow x : {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day})
             if (to_string(x) == window) w = x;
@@ -495,8 +497,7 @@ bool drop_privileges(const RunAs& who) {
 void reload(const std::string& conf_path) {
     ParseResult parsed = parse_config_file(conf_path);
     if (!parsed.ok()) {
-        for (const ConfigError& e : parsed.errors)
-            Logger::log(Logger::Level::error, "reload: " + e.to_string());
+        for (const ConfigError& e : parsed.errors) Logger::log(Logger::Level::error, "reload: " + e.to_string());
         Logger::log(Logger::Level::error, "reload: " + conf_path + " has errors; keeping the running configuration");
         g_metrics.reloads_failed.inc();
         return;
@@ -523,9 +524,10 @@ void reload(const std::string& conf_path) {
             std::lock_guard lock(g_generation_mutex);
             g_generation = next;
         }
-        Logger::log(Logger::Level::info, "reloaded " + conf_path + (next->resolver == old->resolver
-                                                                        ? std::string(" (DNS cache kept)")
-                                                                        : std::string(" (new resolver, empty cache)")));
+        Logger::log(Logger::Level::info,
+                    "reloaded " + conf_path +
+                        (next->resolver == old->resolver ? std::string(" (DNS cache kept)")
+                                                         : std::string(" (new resolver, empty cache)")));
         g_metrics.reloads_ok.inc();
     } catch (const std::exception& e) {
         Logger::log(Logger::Level::error, std::string("reload: ") + e.what() + "; keeping the running configuration");
@@ -647,7 +649,7 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
     if (!g.pid_file.empty()) ::unlink(g.pid_file.c_str());
     // Our unix socket, if it is still a socket (libmilter leaves it; the next start would replace
     // it anyway). Best effort: after dropping root the directory may not be ours to change.
-    struct stat st{};
+    struct stat st {};
     if (g.socket.kind == SocketAddress::Kind::unix_socket && ::lstat(g.socket.path.c_str(), &st) == 0 &&
         S_ISSOCK(st.st_mode))
         ::unlink(g.socket.path.c_str());

@@ -58,8 +58,7 @@ ReplyArgs base_args(const SpfOutcome* spf, const DkimOutcome* dkim, const AuthCo
     a.domain = ctx.domain;
     // The reply names the addresses SPF does not authorize, and the hint adds just those; an
     // outcome that does not list them (not from check_spf_for_egress) stands for the whole pool.
-    const std::vector<std::string>& named =
-        spf && !spf->unauthorized.empty() ? spf->unauthorized : ctx.egress_ips;
+    const std::vector<std::string>& named = spf && !spf->unauthorized.empty() ? spf->unauthorized : ctx.egress_ips;
     for (const std::string& ip : named) {
         if (!a.ip.empty()) a.ip += ", ";
         a.ip += ip;
@@ -83,7 +82,7 @@ ReplyArgs base_args(const SpfOutcome* spf, const DkimOutcome* dkim, const AuthCo
         // "none (no SPF record)" says it already unless the explanation does ("SPF result: none
         // (example.org publishes no SPF record)", not the same twice).
         a.spf_result = spf->result == SpfResult::none && !spf->explanation.empty() ? std::string("none")
-                                                                                  : std::string(spf_name(spf->result));
+                                                                                   : std::string(spf_name(spf->result));
         a.spf_reason = spf->explanation;
     }
     if (dkim) {

@@ -28,13 +28,13 @@
 namespace preflight {
 
 struct AuthContext {
-    std::string domain;                   // sender domain (normalised)
-    std::vector<std::string> egress_ips;  // EgressAddresses SPF was evaluated for
+    std::string domain;                              // sender domain (normalised)
+    std::vector<std::string> egress_ips;             // EgressAddresses SPF was evaluated for
     SpfEgressMatch spf_match = SpfEgressMatch::all;  // for which of them SPF must pass
-    std::vector<std::string> selectors;   // DkimSelectors; the first is named in the reply
-    std::string spf_hint;                 // what to add to SPF ("include:spf.relay.example");
-                                          // empty: "ip4:..."/"ip6:..." of the addresses SPF
-                                          // does not authorize
+    std::vector<std::string> selectors;              // DkimSelectors; the first is named in the reply
+    std::string spf_hint;                            // what to add to SPF ("include:spf.relay.example");
+                                                     // empty: "ip4:..."/"ip6:..." of the addresses SPF
+                                                     // does not authorize
 };
 
 Verdict decide_auth(AuthPolicy policy, const SpfOutcome* spf, const DkimOutcome* dkim, const AuthContext& ctx);

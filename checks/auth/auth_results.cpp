@@ -3,8 +3,7 @@
 namespace preflight {
 
 // The words of RFC 8601 (Authentication-Results) where one exists, so logs read like headers.
-std::string_view to_string(SpfResult r)
-{
+std::string_view to_string(SpfResult r) {
     switch (r) {
     case SpfResult::none: return "none";
     case SpfResult::neutral: return "neutral";
@@ -17,8 +16,7 @@ std::string_view to_string(SpfResult r)
     return "unknown";
 }
 
-std::string_view to_string(DkimResult r)
-{
+std::string_view to_string(DkimResult r) {
     switch (r) {
     case DkimResult::none: return "none";
     case DkimResult::pass: return "pass";

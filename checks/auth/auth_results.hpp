@@ -33,7 +33,7 @@ enum class DkimResult {
 
 struct DkimOutcome {
     DkimResult result = DkimResult::none;
-    std::string selector;     // selector of the passing signature or the published key
+    std::string selector;  // selector of the passing signature or the published key
     std::string explanation;
 };
 

@@ -56,16 +56,14 @@ private:
     DnsContext* prev_;
 };
 
-int dns_start(void*, int type, unsigned char* query, unsigned char* buf, size_t buflen, void** qh)
-{
+int dns_start(void*, int type, unsigned char* query, unsigned char* buf, size_t buflen, void** qh) {
     DnsContext* c = t_dns;
     if (!c || !c->resolver || !query || !qh) return DKIM_DNS_ERROR;
     try {
         Pending p;
-        auto a = c->resolver->query(reinterpret_cast<const char*>(query),
-                                    static_cast<std::uint16_t>(type));
-        if (a && (a->status == DnsStatus::ok || a->status == DnsStatus::nxdomain) &&
-            !a->wire.empty() && a->wire.size() <= buflen) {
+        auto a = c->resolver->query(reinterpret_cast<const char*>(query), static_cast<std::uint16_t>(type));
+        if (a && (a->status == DnsStatus::ok || a->status == DnsStatus::nxdomain) && !a->wire.empty() &&
+            a->wire.size() <= buflen) {
             std::memcpy(buf, a->wire.data(), a->wire.size());
             p.status = DKIM_DNS_SUCCESS;
             p.bytes = a->wire.size();
@@ -80,16 +78,14 @@ int dns_start(void*, int type, unsigned char* query, unsigned char* buf, size_t 
     }
 }
 
-Pending* find_pending(void* qh)
-{
+Pending* find_pending(void* qh) {
     if (!t_dns) return nullptr;
     for (auto& p : t_dns->pending)
         if (&p == qh) return &p;
     return nullptr;
 }
 
-int dns_waitreply(void*, void* qh, struct timeval*, size_t* bytes, int* error, int* dnssec)
-{
+int dns_waitreply(void*, void* qh, struct timeval*, size_t* bytes, int* error, int* dnssec) {
     const Pending* p = find_pending(qh);
     if (error) *error = 0;
     if (dnssec) *dnssec = DKIM_DNSSEC_UNKNOWN;
@@ -98,8 +94,7 @@ int dns_waitreply(void*, void* qh, struct timeval*, size_t* bytes, int* error, i
     return p->status;
 }
 
-int dns_cancel(void*, void* qh)
-{
+int dns_cancel(void*, void* qh) {
     if (t_dns) t_dns->pending.remove_if([qh](const Pending& p) { return &p == qh; });
     return DKIM_DNS_SUCCESS;
 }
@@ -107,8 +102,7 @@ int dns_cancel(void*, void* qh)
 int dns_init(void**) { return 0; }
 void dns_close(void*) {}
 
-DKIM_LIB* shared_lib()
-{
+DKIM_LIB* shared_lib() {
     // The service handle only has to be non-NULL so libopendkim never starts its own resolver.
     static int service_tag = 0;
     static const std::unique_ptr<DKIM_LIB, LibClose> lib = [] {
@@ -128,8 +122,7 @@ DKIM_LIB* shared_lib()
 }
 
 // ---- key records -----------------------------------------------------------------------------------
-std::string strip_key(std::string_view key)
-{
+std::string strip_key(std::string_view key) {
     std::string out;
     std::size_t i = 0;
     while (i < key.size()) {
@@ -146,8 +139,7 @@ std::string strip_key(std::string_view key)
 }
 
 // The conf's decoder (one base64 decoder in the project); an empty key is no key.
-std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view in)
-{
+std::optional<std::vector<std::uint8_t>> base64_decode(std::string_view in) {
     auto out = decode_base64(in);
     if (out && out->empty()) return std::nullopt;
     return out;
@@ -158,8 +150,7 @@ struct Der {
     const std::uint8_t* p;
     std::size_t n;
 
-    bool next(std::uint8_t want, Der& content)
-    {
+    bool next(std::uint8_t want, Der& content) {
         if (n < 2 || p[0] != want) return false;
         std::size_t len = p[1], hdr = 2;
         if (len & 0x80) {
@@ -179,18 +170,14 @@ struct Der {
 
 // Bits of the modulus of an RSA key given as SubjectPublicKeyInfo (RFC 6376 3.6.1) or as a
 // bare PKCS#1 RSAPublicKey; nullopt when it is neither.
-std::optional<unsigned> rsa_bits(const std::vector<std::uint8_t>& der)
-{
-    static constexpr std::array<std::uint8_t, 9> kRsaOid{0x2a, 0x86, 0x48, 0x86, 0xf7,
-                                                         0x0d, 0x01, 0x01, 0x01};
+std::optional<unsigned> rsa_bits(const std::vector<std::uint8_t>& der) {
+    static constexpr std::array<std::uint8_t, 9> kRsaOid{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
     Der all{der.data(), der.size()}, outer{}, rsa{};
     if (!all.next(0x30, outer)) return std::nullopt;
     if (outer.n > 0 && outer.p[0] == 0x30) {  // SubjectPublicKeyInfo
         Der alg{}, oid{}, bitstr{};
-        if (!outer.next(0x30, alg) || !alg.next(0x06, oid) || !outer.next(0x03, bitstr))
-            return std::nullopt;
-        if (oid.n != kRsaOid.size() || !std::equal(kRsaOid.begin(), kRsaOid.end(), oid.p))
-            return std::nullopt;
+        if (!outer.next(0x30, alg) || !alg.next(0x06, oid) || !outer.next(0x03, bitstr)) return std::nullopt;
+        if (oid.n != kRsaOid.size() || !std::equal(kRsaOid.begin(), kRsaOid.end(), oid.p)) return std::nullopt;
         if (bitstr.n < 1 || bitstr.p[0] != 0) return std::nullopt;
         Der key{bitstr.p + 1, bitstr.n - 1};
         if (!key.next(0x30, rsa)) return std::nullopt;
@@ -215,8 +202,7 @@ struct KeyRecord {
 };
 
 // RFC 6376 3.6.1 tag list; tolerant of blanks, strict about what makes a key usable.
-KeyRecord parse_key_record(std::string_view txt)
-{
+KeyRecord parse_key_record(std::string_view txt) {
     KeyRecord rec;
     std::string v, k = "rsa";
     bool have_p = false;
@@ -262,8 +248,7 @@ KeyRecord parse_key_record(std::string_view txt)
     return rec;
 }
 
-int rank(DkimResult r)
-{
+int rank(DkimResult r) {
     switch (r) {
     case DkimResult::pass: return 5;
     case DkimResult::key_published: return 4;
@@ -277,8 +262,7 @@ int rank(DkimResult r)
 
 }  // namespace
 
-bool dkim_domain_aligned(std::string_view d_domain, std::string_view sender_domain)
-{
+bool dkim_domain_aligned(std::string_view d_domain, std::string_view sender_domain) {
     const std::string d = normal_domain(d_domain), s = normal_domain(sender_domain);
     if (d.empty() || s.empty()) return false;
     if (d == s) return true;
@@ -301,16 +285,14 @@ struct DkimVerifier::State {
     std::optional<DkimOutcome> result;
 };
 
-DkimVerifier::DkimVerifier(Resolver& resolver, std::string_view id) : s_(std::make_unique<State>())
-{
+DkimVerifier::DkimVerifier(Resolver& resolver, std::string_view id) : s_(std::make_unique<State>()) {
     s_->dns.resolver = &resolver;
     s_->id = id.empty() ? "preflight" : std::string(id);
 }
 
 DkimVerifier::~DkimVerifier() = default;
 
-void DkimVerifier::header(std::string_view name, std::string_view value)
-{
+void DkimVerifier::header(std::string_view name, std::string_view value) {
     if (s_->eoh_done || s_->headers.size() >= kMaxHeaders) return;
     if (ascii::iequals(name, "DKIM-Signature")) s_->has_signature_header = true;
     std::string h;
@@ -326,8 +308,7 @@ void DkimVerifier::header(std::string_view name, std::string_view value)
     s_->headers.push_back(std::move(h));
 }
 
-void DkimVerifier::end_of_headers()
-{
+void DkimVerifier::end_of_headers() {
     if (s_->eoh_done) return;
     s_->eoh_done = true;
     if (!s_->has_signature_header) {
@@ -341,14 +322,12 @@ void DkimVerifier::end_of_headers()
     }
     DnsScope scope(s_->dns);
     DKIM_STAT st = DKIM_STAT_OK;
-    s_->dkim.reset(dkim_verify(lib, reinterpret_cast<const unsigned char*>(s_->id.c_str()),
-                               nullptr, &st));
+    s_->dkim.reset(dkim_verify(lib, reinterpret_cast<const unsigned char*>(s_->id.c_str()), nullptr, &st));
     if (!s_->dkim) {
         s_->lib_error = true;
         return;
     }
-    for (auto& h : s_->headers)
-        dkim_header(s_->dkim.get(), reinterpret_cast<unsigned char*>(h.data()), h.size());
+    for (auto& h : s_->headers) dkim_header(s_->dkim.get(), reinterpret_cast<unsigned char*>(h.data()), h.size());
     s_->headers.clear();
     s_->headers.shrink_to_fit();
     // NOSIG: the DKIM-Signature headers did not parse into any signature; nothing to verify.
@@ -357,18 +336,15 @@ void DkimVerifier::end_of_headers()
 
 bool DkimVerifier::wants_body() const { return s_->eoh_done && s_->dkim != nullptr; }
 
-void DkimVerifier::body(std::string_view chunk)
-{
+void DkimVerifier::body(std::string_view chunk) {
     if (!s_->eoh_done) end_of_headers();
     if (!s_->dkim || chunk.empty()) return;
     DnsScope scope(s_->dns);
     // dkim_body() takes a non-const pointer but does not write through it.
-    dkim_body(s_->dkim.get(),
-              reinterpret_cast<unsigned char*>(const_cast<char*>(chunk.data())), chunk.size());
+    dkim_body(s_->dkim.get(), reinterpret_cast<unsigned char*>(const_cast<char*>(chunk.data())), chunk.size());
 }
 
-DkimOutcome DkimVerifier::finish(std::string_view sender_domain)
-{
+DkimOutcome DkimVerifier::finish(std::string_view sender_domain) {
     if (s_->result) return *s_->result;
     if (!s_->eoh_done) end_of_headers();
     const std::string domain = normal_domain(sender_domain);
@@ -400,8 +376,8 @@ DkimOutcome DkimVerifier::finish(std::string_view sender_domain)
             }
             DkimOutcome cand;
             cand.selector = ss;
-            const bool verified = (dkim_sig_getflags(sig) & DKIM_SIGFLAG_PASSED) != 0 &&
-                                  dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH;
+            const bool verified =
+                (dkim_sig_getflags(sig) & DKIM_SIGFLAG_PASSED) != 0 && dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH;
             const int err = dkim_sig_geterror(sig);
             if (verified) {
                 cand.result = DkimResult::pass;
@@ -411,17 +387,16 @@ DkimOutcome DkimVerifier::finish(std::string_view sender_domain)
                 cand.explanation = "DNS trouble fetching the key " + ss + "._domainkey." + dd;
             } else {
                 cand.result = DkimResult::fail;
-                const char* why = dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH
-                                      ? "body hash mismatch (body altered)"
-                                      : dkim_sig_geterrorstr(err);
-                cand.explanation = "DKIM signature d=" + dd + " s=" + ss + " does not verify: " +
-                                   (why ? why : "unknown error");
+                const char* why = dkim_sig_getbh(sig) == DKIM_SIGBH_MISMATCH ? "body hash mismatch (body altered)"
+                                                                             : dkim_sig_geterrorstr(err);
+                cand.explanation =
+                    "DKIM signature d=" + dd + " s=" + ss + " does not verify: " + (why ? why : "unknown error");
             }
             if (rank(cand.result) > rank(out.result)) out = std::move(cand);
         }
         if (out.result == DkimResult::none)
-            out.explanation = "no DKIM signature by " + domain +
-                              (others.empty() ? std::string() : " (signed by " + others + ")");
+            out.explanation =
+                "no DKIM signature by " + domain + (others.empty() ? std::string() : " (signed by " + others + ")");
         s_->dkim.reset();  // frees libopendkim's per-message memory now, not at destruction
     }
     s_->dns.pending.clear();
@@ -430,9 +405,7 @@ DkimOutcome DkimVerifier::finish(std::string_view sender_domain)
 }
 
 DkimOutcome dkim_key_published(Resolver& resolver, std::string_view domain_in,
-                               const std::vector<std::string>& selectors,
-                               std::string_view our_public_key_base64)
-{
+                               const std::vector<std::string>& selectors, std::string_view our_public_key_base64) {
     const std::string domain = normal_domain(domain_in);
     const std::string ours = strip_key(our_public_key_base64);
     if (ours.empty()) return {DkimResult::none, "", "no DKIM public key configured"};
@@ -447,8 +420,7 @@ DkimOutcome dkim_key_published(Resolver& resolver, std::string_view domain_in,
         DkimOutcome cand{DkimResult::none, sel, ""};
         if (!a || (a->status != DnsStatus::ok && a->status != DnsStatus::nxdomain)) {
             cand.result = DkimResult::temperror;
-            cand.explanation = "DNS trouble (" +
-                               std::string(to_string(a ? a->status : DnsStatus::bad_answer)) +
+            cand.explanation = "DNS trouble (" + std::string(to_string(a ? a->status : DnsStatus::bad_answer)) +
                                ") looking up " + name;
         } else if (a->status == DnsStatus::ok && !a->records.empty()) {
             bool matched = false;
@@ -458,8 +430,7 @@ DkimOutcome dkim_key_published(Resolver& resolver, std::string_view domain_in,
                 if (rec.p == ours) matched = true;
                 if (!rec.error.empty() && problem.empty()) problem = rec.error;
             }
-            if (a->records.size() > 1 && problem.empty())
-                problem = "more than one TXT record (verifiers reject that)";
+            if (a->records.size() > 1 && problem.empty()) problem = "more than one TXT record (verifiers reject that)";
             if (!problem.empty()) {
                 cand.result = DkimResult::permerror;
                 cand.explanation = name + ": " + problem;

@@ -66,8 +66,7 @@ private:
 // temperror if no selector has it and some lookup had DNS trouble; permerror if a record is
 // unusable (not a key record, several records, bad base64, revoked, unknown k=, RSA under
 // 1024 bits — including our own key published that way); none otherwise.
-DkimOutcome dkim_key_published(Resolver& resolver, std::string_view domain,
-                               const std::vector<std::string>& selectors,
+DkimOutcome dkim_key_published(Resolver& resolver, std::string_view domain, const std::vector<std::string>& selectors,
                                std::string_view our_public_key_base64);
 
 }  // namespace preflight

@@ -22,7 +22,7 @@ namespace preflight {
 
 namespace {
 
-constexpr int kMaxDnsTerms = 10;   // RFC 7208 4.6.4
+constexpr int kMaxDnsTerms = 10;    // RFC 7208 4.6.4
 constexpr int kMaxVoidLookups = 2;  // RFC 7208 4.6.4
 constexpr std::size_t kMaxIdleEngines = 32;
 
@@ -48,8 +48,7 @@ using ResponsePtr = std::unique_ptr<SPF_response_t, ResponseFree>;
 using RecordPtr = std::unique_ptr<SPF_record_t, RecordFree>;
 using RrPtr = std::unique_ptr<SPF_dns_rr_t, RrFree>;
 
-bool starts_spf(std::string_view txt)
-{
+bool starts_spf(std::string_view txt) {
     if (txt.size() < 6) return false;
     if (ascii::to_lower(txt.substr(0, 6)) != "v=spf1") return false;
     return txt.size() == 6 || txt[6] == ' ';
@@ -63,12 +62,11 @@ struct EvalState {
     int top_spf_records = 0;  // v=spf1 records in the sender domain's TXT answer
     int terms = 0;
     int voids = 0;
-    std::string limit;  // why a limit was exceeded; non-empty = stop
-    std::string trouble;  // first DNS failure, for temperror explanations
+    std::string limit;                      // why a limit was exceeded; non-empty = stop
+    std::string trouble;                    // first DNS failure, for temperror explanations
     std::unordered_set<std::string> hosts;  // MX/PTR targets: their A lookups are not terms
 
-    void reset(Resolver& r, std::string domain)
-    {
+    void reset(Resolver& r, std::string domain) {
         resolver = &r;
         top_domain = std::move(domain);
         top_seen = false;
@@ -80,16 +78,13 @@ struct EvalState {
     }
 };
 
-SPF_dns_rr_t* make_rr(SPF_dns_server_t* layer, const char* domain, ns_type type, int ttl, int herrno)
-{
+SPF_dns_rr_t* make_rr(SPF_dns_server_t* layer, const char* domain, ns_type type, int ttl, int herrno) {
     return SPF_dns_rr_new_init(layer, domain, type, ttl, herrno);
 }
 
-bool put_string(SPF_dns_rr_t* rr, int idx, const std::string& s, ns_type type)
-{
+bool put_string(SPF_dns_rr_t* rr, int idx, const std::string& s, ns_type type) {
     if (SPF_dns_rr_buf_realloc(rr, idx, s.size() + 1) != SPF_E_SUCCESS) return false;
-    char* dst = type == ns_t_mx ? rr->rr[idx]->mx : type == ns_t_ptr ? rr->rr[idx]->ptr
-                                                                        : rr->rr[idx]->txt;
+    char* dst = type == ns_t_mx ? rr->rr[idx]->mx : type == ns_t_ptr ? rr->rr[idx]->ptr : rr->rr[idx]->txt;
     std::copy(s.begin(), s.end(), dst);
     dst[s.size()] = '\0';
     return true;
@@ -97,17 +92,14 @@ bool put_string(SPF_dns_rr_t* rr, int idx, const std::string& s, ns_type type)
 
 // The lookup function of our libspf2 DNS layer. Never throws, never returns NULL (libspf2
 // aborts on NULL): any trouble becomes TRY_AGAIN, which libspf2 turns into temperror.
-SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type type, int)
-{
+SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type type, int) {
     auto* st = static_cast<EvalState*>(layer->hook);
     try {
         // libspf2 asks for the obsolete SPF RR type (99) first; it is not published anymore
         // (RFC 7208 3.1), so answer NODATA without asking the network.
-        if (type != ns_t_a && type != ns_t_aaaa && type != ns_t_mx && type != ns_t_txt &&
-            type != ns_t_ptr)
+        if (type != ns_t_a && type != ns_t_aaaa && type != ns_t_mx && type != ns_t_txt && type != ns_t_ptr)
             return make_rr(layer, domain, type, 0, NO_DATA);
-        if (!st || !st->resolver || !st->limit.empty())
-            return make_rr(layer, domain, type, 0, TRY_AGAIN);
+        if (!st || !st->resolver || !st->limit.empty()) return make_rr(layer, domain, type, 0, TRY_AGAIN);
 
         const std::string name = normal_domain(domain ? domain : "");
         // Which lookups are RFC 7208 4.6.4 terms: not the sender domain's own record, not the
@@ -126,8 +118,7 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
         auto answer = st->resolver->query(name, static_cast<std::uint16_t>(type));
         if (!answer || (answer->status != DnsStatus::ok && answer->status != DnsStatus::nxdomain)) {
             if (st->trouble.empty())
-                st->trouble = std::string(to_string(answer ? answer->status : DnsStatus::bad_answer)) +
-                              " for " + name;
+                st->trouble = std::string(to_string(answer ? answer->status : DnsStatus::bad_answer)) + " for " + name;
             return make_rr(layer, domain, type, 0, TRY_AGAIN);
         }
         const int ttl = static_cast<int>(std::min<std::uint32_t>(answer->ttl, 86400));
@@ -136,8 +127,7 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
                 st->limit = "more than 2 void DNS lookups (RFC 7208 4.6.4)";
                 return make_rr(layer, domain, type, 0, TRY_AGAIN);
             }
-            return make_rr(layer, domain, type, ttl,
-                           answer->status == DnsStatus::nxdomain ? HOST_NOT_FOUND : NO_DATA);
+            return make_rr(layer, domain, type, ttl, answer->status == DnsStatus::nxdomain ? HOST_NOT_FOUND : NO_DATA);
         }
 
         if (type == ns_t_txt) {
@@ -165,8 +155,8 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
                 if (type == ns_t_a || type == ns_t_aaaa) {
                     if (SPF_dns_rr_buf_realloc(rr.get(), n, sizeof(SPF_dns_rr_data_t)) != SPF_E_SUCCESS)
                         return make_rr(layer, domain, type, 0, TRY_AGAIN);
-                    void* dst = type == ns_t_a ? static_cast<void*>(&rr->rr[n]->a)
-                                               : static_cast<void*>(&rr->rr[n]->aaaa);
+                    void* dst =
+                        type == ns_t_a ? static_cast<void*>(&rr->rr[n]->a) : static_cast<void*>(&rr->rr[n]->aaaa);
                     if (inet_pton(type == ns_t_a ? AF_INET : AF_INET6, rec.c_str(), dst) != 1) continue;
                     ++n;
                 } else {
@@ -175,8 +165,7 @@ SPF_dns_rr_t* layer_lookup(SPF_dns_server_t* layer, const char* domain, ns_type 
                     // libspf2 only recognises "v=spf1 " with the blank; a bare "v=spf1" is a
                     // valid, empty record (neutral).
                     if (type == ns_t_txt && text.size() == 6 && starts_spf(text)) text += ' ';
-                    if (!put_string(rr.get(), n++, text, type))
-                        return make_rr(layer, domain, type, 0, TRY_AGAIN);
+                    if (!put_string(rr.get(), n++, text, type)) return make_rr(layer, domain, type, 0, TRY_AGAIN);
                 }
             }
         }
@@ -195,8 +184,7 @@ struct Engine {
     SPF_dns_server_t layer{};
     ServerPtr server;
 
-    Engine()
-    {
+    Engine() {
         layer.destroy = nullptr;
         layer.lookup = &layer_lookup;
         layer.get_spf = nullptr;
@@ -214,8 +202,7 @@ struct Engine {
 
 class EnginePool {
 public:
-    std::unique_ptr<Engine> acquire()
-    {
+    std::unique_ptr<Engine> acquire() {
         {
             std::lock_guard lock(mutex_);
             if (!idle_.empty()) {
@@ -226,8 +213,7 @@ public:
         }
         return std::make_unique<Engine>();
     }
-    void release(std::unique_ptr<Engine> e)
-    {
+    void release(std::unique_ptr<Engine> e) {
         e->state.resolver = nullptr;
         std::lock_guard lock(mutex_);
         if (idle_.size() < kMaxIdleEngines) idle_.push_back(std::move(e));
@@ -238,8 +224,7 @@ private:
     std::vector<std::unique_ptr<Engine>> idle_;
 };
 
-EnginePool& pool()
-{
+EnginePool& pool() {
     static EnginePool p;
     return p;
 }
@@ -258,8 +243,7 @@ private:
     std::unique_ptr<Engine> engine_;
 };
 
-void quiet_libspf2()
-{
+void quiet_libspf2() {
     // libspf2 prints info and warnings on stdout/stderr; a daemon's output is its log lines.
     static std::once_flag once;
     std::call_once(once, [] {
@@ -269,8 +253,7 @@ void quiet_libspf2()
     });
 }
 
-SpfResult map_result(SPF_result_t r)
-{
+SpfResult map_result(SPF_result_t r) {
     switch (r) {
     case SPF_RESULT_PASS: return SpfResult::pass;
     case SPF_RESULT_FAIL: return SpfResult::fail;
@@ -284,8 +267,7 @@ SpfResult map_result(SPF_result_t r)
     }
 }
 
-std::string first_error(SPF_response_t* resp)
-{
+std::string first_error(SPF_response_t* resp) {
     for (int i = 0; i < SPF_response_messages(resp); ++i) {
         SPF_error_t* e = SPF_response_message(resp, i);
         if (SPF_error_errorp(e) && SPF_error_message(e)) return SPF_error_message(e);
@@ -295,10 +277,8 @@ std::string first_error(SPF_response_t* resp)
 
 }  // namespace
 
-SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
-                     std::string_view mail_from, std::string_view client_ip,
-                     std::string_view helo)
-{
+SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain, std::string_view mail_from,
+                     std::string_view client_ip, std::string_view helo) {
     quiet_libspf2();
     const std::string domain = normal_domain(sender_domain);
     const std::string ip(client_ip);
@@ -314,8 +294,8 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
     RequestPtr req(SPF_request_new(engine->server.get()));
     if (!req) return {SpfResult::temperror, "out of memory"};
     const bool v6 = ip.find(':') != std::string::npos;
-    if ((v6 ? SPF_request_set_ipv6_str(req.get(), ip.c_str())
-            : SPF_request_set_ipv4_str(req.get(), ip.c_str())) != SPF_E_SUCCESS)
+    if ((v6 ? SPF_request_set_ipv6_str(req.get(), ip.c_str()) : SPF_request_set_ipv4_str(req.get(), ip.c_str())) !=
+        SPF_E_SUCCESS)
         return {SpfResult::permerror, "'" + ip + "' is not an IP address"};
 
     // The evaluated domain is sender_domain; the local part of mail_from feeds %{l}/%{s}.
@@ -323,8 +303,7 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
     if (const auto at = mail_from.rfind('@'); at != std::string_view::npos && at > 0)
         local = std::string(mail_from.substr(0, at));
     const std::string env_from = local + "@" + domain;
-    if (SPF_request_set_env_from(req.get(), env_from.c_str()) != 0)
-        return {SpfResult::temperror, "out of memory"};
+    if (SPF_request_set_env_from(req.get(), env_from.c_str()) != 0) return {SpfResult::temperror, "out of memory"};
     if (!helo.empty()) {
         const std::string h(helo);
         SPF_request_set_helo_dom(req.get(), h.c_str());
@@ -336,8 +315,7 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
 
     // SPF_request_query_mailfrom() minus its localhost free ride.
     SPF_record_t* raw_record = nullptr;
-    const SPF_errcode_t err =
-        SPF_server_get_record(engine->server.get(), req.get(), resp.get(), &raw_record);
+    const SPF_errcode_t err = SPF_server_get_record(engine->server.get(), req.get(), resp.get(), &raw_record);
     RecordPtr record(raw_record);
     const EvalState& st = engine->state;
 
@@ -351,8 +329,7 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
         if (err == SPF_E_NOT_SPF && st.top_spf_records == 0)
             return {SpfResult::none, domain + " publishes no SPF record"};
         const std::string why = first_error(resp.get());
-        return {SpfResult::permerror, "the SPF record of " + domain + " is invalid" +
-                                          (why.empty() ? "" : ": " + why)};
+        return {SpfResult::permerror, "the SPF record of " + domain + " is invalid" + (why.empty() ? "" : ": " + why)};
     }
 
     resp->spf_record_exp = record.get();
@@ -367,15 +344,11 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
     }
     switch (out.result) {
     case SpfResult::pass: out.explanation = "the SPF record of " + domain + " allows " + ip; break;
-    case SpfResult::fail:
-        out.explanation = "the SPF record of " + domain + " does not allow " + ip;
-        break;
+    case SpfResult::fail: out.explanation = "the SPF record of " + domain + " does not allow " + ip; break;
     case SpfResult::softfail:
         out.explanation = "the SPF record of " + domain + " does not allow " + ip + " (~all)";
         break;
-    case SpfResult::neutral:
-        out.explanation = "the SPF record of " + domain + " says nothing about " + ip;
-        break;
+    case SpfResult::neutral: out.explanation = "the SPF record of " + domain + " says nothing about " + ip; break;
     case SpfResult::none: out.explanation = domain + " publishes no SPF record"; break;
     case SpfResult::temperror:
         out.explanation = "DNS trouble while evaluating the SPF record of " + domain +
@@ -384,14 +357,10 @@ SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
     case SpfResult::permerror: {
         const SPF_errcode_t e = SPF_response_errcode(resp.get());
         std::string why;
-        if (e == SPF_E_INCLUDE_RETURNED_NONE)
-            why = "an include: names a domain without SPF record";
-        else if (e == SPF_E_RECURSIVE)
-            why = "include loop";
-        else if (e == SPF_E_BIG_DNS)
-            why = "too many DNS lookups";
-        else
-            why = first_error(resp.get());
+        if (e == SPF_E_INCLUDE_RETURNED_NONE) why = "an include: names a domain without SPF record";
+        else if (e == SPF_E_RECURSIVE) why = "include loop";
+        else if (e == SPF_E_BIG_DNS) why = "too many DNS lookups";
+        else why = first_error(resp.get());
         if (why.empty()) why = SPF_strerror(e);
         out.explanation = "the SPF record of " + domain + " is broken: " + why;
         break;
@@ -428,8 +397,7 @@ std::string explain_unauthorized(const std::vector<EgressSpf>& per_address) {
 }  // namespace
 
 SpfOutcome combine_egress_spf(std::string_view sender_domain, const std::vector<EgressSpf>& per_address,
-                              SpfEgressMatch match)
-{
+                              SpfEgressMatch match) {
     if (per_address.empty()) return {SpfResult::none, "no egress addresses configured"};
     const std::string domain = normal_domain(sender_domain);
     const EgressSpf* first_pass = nullptr;
@@ -463,11 +431,8 @@ SpfOutcome combine_egress_spf(std::string_view sender_domain, const std::vector<
     return {first_failure->outcome.result, explain_unauthorized(per_address), std::move(unauthorized)};
 }
 
-SpfOutcome check_spf_for_egress(Resolver& resolver, std::string_view sender_domain,
-                                std::string_view mail_from,
-                                const std::vector<std::string>& egress_ips,
-                                SpfEgressMatch match)
-{
+SpfOutcome check_spf_for_egress(Resolver& resolver, std::string_view sender_domain, std::string_view mail_from,
+                                const std::vector<std::string>& egress_ips, SpfEgressMatch match) {
     std::vector<EgressSpf> per_address;
     per_address.reserve(egress_ips.size());
     for (const auto& ip : egress_ips) {

@@ -34,9 +34,8 @@ namespace preflight {
 // mail_from (may be empty) supplies the local part for macros (postmaster when absent); helo
 // (may be empty) is only used for the %{h} macro. client_ip is numeric IPv4 or IPv6; an
 // unparsable one gives permerror.
-SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain,
-                     std::string_view mail_from, std::string_view client_ip,
-                     std::string_view helo);
+SpfOutcome check_spf(Resolver& resolver, std::string_view sender_domain, std::string_view mail_from,
+                     std::string_view client_ip, std::string_view helo);
 
 // One egress address and what check_spf() said for it.
 struct EgressSpf {
@@ -60,9 +59,7 @@ SpfOutcome combine_egress_spf(std::string_view sender_domain, const std::vector<
 // check_spf() for the relay's egress addresses, combined by combine_egress_spf(). With any,
 // evaluation stops at the first address that passes; with all, every address is evaluated so
 // that the reply can name each one the record leaves out (cheap: the lookups are cached).
-SpfOutcome check_spf_for_egress(Resolver& resolver, std::string_view sender_domain,
-                                std::string_view mail_from,
-                                const std::vector<std::string>& egress_ips,
-                                SpfEgressMatch match = SpfEgressMatch::all);
+SpfOutcome check_spf_for_egress(Resolver& resolver, std::string_view sender_domain, std::string_view mail_from,
+                                const std::vector<std::string>& egress_ips, SpfEgressMatch match = SpfEgressMatch::all);
 
 }  // namespace preflight

@@ -2,8 +2,7 @@
 
 namespace preflight {
 
-std::string_view to_string(DnsStatus s)
-{
+std::string_view to_string(DnsStatus s) {
     switch (s) {
     case DnsStatus::ok: return "ok";
     case DnsStatus::nxdomain: return "nxdomain";

@@ -35,11 +35,11 @@ struct DnsAnswer {
     // A "192.0.2.1", AAAA "2001:db8::1", PTR "host.example.org", TXT the character-strings of
     // one record concatenated (as SPF and DKIM read them), MX "10 mx.example.org".
     std::vector<std::string> records;
-    std::vector<MxRecord> mx;      // filled for MX queries
+    std::vector<MxRecord> mx;        // filled for MX queries
     std::vector<std::uint8_t> wire;  // the whole response in wire format (libopendkim parses it)
-    std::uint32_t ttl = 0;         // seconds the answer may be cached (negative: RFC 2308)
+    std::uint32_t ttl = 0;           // seconds the answer may be cached (negative: RFC 2308)
     bool from_cache = false;
-    double elapsed_ms = 0;         // time spent on the network for this answer (0 from cache)
+    double elapsed_ms = 0;  // time spent on the network for this answer (0 from cache)
 };
 
 class Resolver {

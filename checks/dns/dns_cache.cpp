@@ -10,8 +10,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string cache_key(std::string_view name, std::uint16_t type)
-{
+std::string cache_key(std::string_view name, std::uint16_t type) {
     std::string key;
     key.reserve(name.size() + 6);
     for (char c : name) key += ascii::lower(c);
@@ -21,13 +20,9 @@ std::string cache_key(std::string_view name, std::uint16_t type)
     return key;
 }
 
-std::string_view key_name(const std::string& key)
-{
-    return std::string_view(key).substr(0, key.rfind('/'));
-}
+std::string_view key_name(const std::string& key) { return std::string_view(key).substr(0, key.rfind('/')); }
 
-std::shared_ptr<const DnsAnswer> failed(DnsStatus st)
-{
+std::shared_ptr<const DnsAnswer> failed(DnsStatus st) {
     auto a = std::make_shared<DnsAnswer>();
     a->status = st;
     return a;
@@ -36,21 +31,14 @@ std::shared_ptr<const DnsAnswer> failed(DnsStatus st)
 }  // namespace
 
 CachingResolver::CachingResolver(Resolver& upstream, std::size_t max_entries, DnsCacheOptions opts)
-    : upstream_(upstream), max_entries_(max_entries), opts_(opts)
-{
-}
+    : upstream_(upstream), max_entries_(max_entries), opts_(opts) {}
 
-CachingResolver::CachingResolver(std::unique_ptr<Resolver> upstream, std::size_t max_entries,
-                                 DnsCacheOptions opts)
-    : owned_(std::move(upstream)), upstream_(*owned_), max_entries_(max_entries), opts_(opts)
-{
-}
+CachingResolver::CachingResolver(std::unique_ptr<Resolver> upstream, std::size_t max_entries, DnsCacheOptions opts)
+    : owned_(std::move(upstream)), upstream_(*owned_), max_entries_(max_entries), opts_(opts) {}
 
 CachingResolver::~CachingResolver() = default;
 
-void CachingResolver::store_locked(const std::string& key, const Answer& cached,
-                                   Clock::duration ttl)
-{
+void CachingResolver::store_locked(const std::string& key, const Answer& cached, Clock::duration ttl) {
     if (max_entries_ == 0 || ttl <= Clock::duration::zero()) return;
     const auto expires = Clock::now() + ttl;
     if (auto it = entries_.find(key); it != entries_.end()) {
@@ -71,8 +59,7 @@ void CachingResolver::store_locked(const std::string& key, const Answer& cached,
     size_ = entries_.size();
 }
 
-std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, std::uint16_t type)
-{
+std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, std::uint16_t type) {
     ++queries_;
     DnsMetrics* const m = opts_.metrics;
     if (m) m->queries.inc();
@@ -100,8 +87,7 @@ std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, s
                 m->coalesced.inc();
                 waiting.emplace(m->coalesced_waiting);
             }
-            if (fut.wait_for(opts_.coalesce_wait) != std::future_status::ready)
-                return failed(DnsStatus::timeout);
+            if (fut.wait_for(opts_.coalesce_wait) != std::future_status::ready) return failed(DnsStatus::timeout);
             return fut.get();
         }
         in_flight_.emplace(key, promise.get_future().share());
@@ -143,8 +129,7 @@ std::shared_ptr<const DnsAnswer> CachingResolver::query(std::string_view name, s
     return answer;
 }
 
-DnsCacheStats CachingResolver::stats() const
-{
+DnsCacheStats CachingResolver::stats() const {
     DnsCacheStats s;
     s.queries = queries_.load();
     s.hits = hits_.load();
@@ -156,8 +141,7 @@ DnsCacheStats CachingResolver::stats() const
     return s;
 }
 
-void CachingResolver::clear()
-{
+void CachingResolver::clear() {
     std::lock_guard lock(mutex_);
     entries_.clear();
     lru_.clear();

@@ -45,14 +45,13 @@ struct DnsCacheStats {
 struct DnsCacheOptions {
     std::chrono::milliseconds failure_ttl{5000};
     std::chrono::milliseconds coalesce_wait{30000};  // set above the upstream's DnsTimeout
-    DnsMetrics* metrics = nullptr;  // also counted there when set (outlives the resolver)
+    DnsMetrics* metrics = nullptr;                   // also counted there when set (outlives the resolver)
 };
 
 class CachingResolver final : public Resolver {
 public:
     CachingResolver(Resolver& upstream, std::size_t max_entries, DnsCacheOptions opts = {});
-    CachingResolver(std::unique_ptr<Resolver> upstream, std::size_t max_entries,
-                    DnsCacheOptions opts = {});
+    CachingResolver(std::unique_ptr<Resolver> upstream, std::size_t max_entries, DnsCacheOptions opts = {});
     ~CachingResolver() override;
     CachingResolver(const CachingResolver&) = delete;
     CachingResolver& operator=(const CachingResolver&) = delete;
@@ -71,8 +70,7 @@ private:
         std::list<std::string>::iterator lru;
     };
 
-    void store_locked(const std::string& key, const Answer& cached,
-                      std::chrono::steady_clock::duration ttl);
+    void store_locked(const std::string& key, const Answer& cached, std::chrono::steady_clock::duration ttl);
 
     std::unique_ptr<Resolver> owned_;
     Resolver& upstream_;
@@ -84,8 +82,8 @@ private:
     std::list<std::string> lru_;  // front = most recently used
     std::unordered_map<std::string, std::shared_future<Answer>> in_flight_;
 
-    std::atomic<std::uint64_t> queries_{0}, hits_{0}, misses_{0}, coalesced_{0},
-        upstream_queries_{0}, evictions_{0}, size_{0};
+    std::atomic<std::uint64_t> queries_{0}, hits_{0}, misses_{0}, coalesced_{0}, upstream_queries_{0}, evictions_{0},
+        size_{0};
 };
 
 }  // namespace preflight

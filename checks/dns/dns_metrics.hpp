@@ -19,17 +19,17 @@ struct DnsMetrics {
     static constexpr std::size_t kHitKinds = 3;
     static constexpr std::size_t kStatuses = 5;  // DnsStatus::ok .. bad_answer
 
-    metrics::Counter queries;      // every lookup
+    metrics::Counter queries;  // every lookup
     std::array<metrics::Counter, kHitKinds> hits;
-    metrics::Counter misses;       // this caller asked upstream
-    metrics::Counter coalesced;    // waited for an identical query in flight
+    metrics::Counter misses;     // this caller asked upstream
+    metrics::Counter coalesced;  // waited for an identical query in flight
     metrics::Gauge coalesced_waiting;
     metrics::Counter evictions;
     std::array<metrics::Counter, kStatuses> upstream;  // by DnsStatus
     metrics::Gauge upstream_in_flight;
     // From a fraction of a millisecond (a local resolver's cache) to DnsTimeout's maximum.
     metrics::Histogram upstream_seconds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                        0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+                                        0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 
     static HitKind hit_kind(const DnsAnswer& a);
     void count_hit(const DnsAnswer& a) { hits[static_cast<std::size_t>(hit_kind(a))].inc(); }

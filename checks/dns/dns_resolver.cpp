@@ -36,16 +36,15 @@ using PktPtr = std::unique_ptr<ldns_pkt, PktFree>;
 using RdfPtr = std::unique_ptr<ldns_rdf, RdfFree>;
 using CString = std::unique_ptr<char, CFree>;
 
-constexpr std::uint16_t kEdnsSize = 1232;                 // DNS flag day 2020 value
-constexpr std::uint32_t kMaxPositiveTtl = 86400;          // 1 day
-constexpr std::uint32_t kMaxNegativeTtl = 3 * 3600;       // RFC 2308 section 5
+constexpr std::uint16_t kEdnsSize = 1232;            // DNS flag day 2020 value
+constexpr std::uint32_t kMaxPositiveTtl = 86400;     // 1 day
+constexpr std::uint32_t kMaxNegativeTtl = 3 * 3600;  // RFC 2308 section 5
 constexpr std::size_t kMaxIdleSessions = 16;
 constexpr int kRounds = 2;
 constexpr auto kMinAttempt = std::chrono::milliseconds(50);
 
 // Presentation form of a domain name: lower case, no trailing dot, "" for the root.
-std::string name_text(const ldns_rdf* rdf)
-{
+std::string name_text(const ldns_rdf* rdf) {
     CString s(ldns_rdf2str(rdf));
     if (!s) return {};
     std::string out = ascii::to_lower(s.get());
@@ -53,16 +52,14 @@ std::string name_text(const ldns_rdf* rdf)
     return out;
 }
 
-std::string rdf_text(const ldns_rdf* rdf)
-{
+std::string rdf_text(const ldns_rdf* rdf) {
     if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_DNAME) return name_text(rdf);
     CString s(ldns_rdf2str(rdf));
     return s ? std::string(s.get()) : std::string();
 }
 
 // TXT: the character-strings of one record, concatenated raw (RFC 7208 3.3, RFC 6376 3.6.2.2).
-std::string txt_text(const ldns_rr* rr)
-{
+std::string txt_text(const ldns_rr* rr) {
     std::string out;
     for (std::size_t i = 0; i < ldns_rr_rd_count(rr); ++i) {
         const ldns_rdf* rdf = ldns_rr_rdf(rr, i);
@@ -75,8 +72,7 @@ std::string txt_text(const ldns_rr* rr)
     return out;
 }
 
-void fill_records(DnsAnswer& a, const ldns_pkt* pkt, std::uint16_t type)
-{
+void fill_records(DnsAnswer& a, const ldns_pkt* pkt, std::uint16_t type) {
     const ldns_rr_list* answer = ldns_pkt_answer(pkt);
     const std::size_t n = answer ? ldns_rr_list_rr_count(answer) : 0;
     std::uint32_t min_ttl = UINT32_MAX;
@@ -127,14 +123,12 @@ enum class Attempt { answered, servfail, bad, silent };
 
 }  // namespace
 
-Nameserver parse_nameserver(std::string_view spec)
-{
+Nameserver parse_nameserver(std::string_view spec) {
     // One parser for the syntax: the conf's, which yields the canonical "ip:port" or
     // "[v6]:port"; only the split is done here.
     std::string why;
     std::optional<std::string> canonical = normalize_nameserver(spec, &why);
-    if (!canonical)
-        throw std::invalid_argument("nameserver '" + std::string(spec) + "' " + why);
+    if (!canonical) throw std::invalid_argument("nameserver '" + std::string(spec) + "' " + why);
     const std::size_t colon = canonical->rfind(':');
     Nameserver ns;
     std::string_view host = std::string_view(*canonical).substr(0, colon);
@@ -148,12 +142,9 @@ struct LdnsResolver::Session {
     std::vector<ResolverPtr> per_server;
 };
 
-LdnsResolver::LdnsResolver(const std::vector<std::string>& nameservers,
-                           std::chrono::milliseconds timeout)
-    : timeout_(timeout)
-{
-    if (timeout_ <= std::chrono::milliseconds(0))
-        throw std::invalid_argument("DNS timeout must be positive");
+LdnsResolver::LdnsResolver(const std::vector<std::string>& nameservers, std::chrono::milliseconds timeout)
+    : timeout_(timeout) {
+    if (timeout_ <= std::chrono::milliseconds(0)) throw std::invalid_argument("DNS timeout must be positive");
     for (const auto& s : nameservers) servers_.push_back(parse_nameserver(s));
     if (servers_.empty()) {
         ldns_resolver* raw = nullptr;
@@ -171,8 +162,7 @@ LdnsResolver::LdnsResolver(const std::vector<std::string>& nameservers,
 
 LdnsResolver::~LdnsResolver() = default;
 
-std::unique_ptr<LdnsResolver::Session> LdnsResolver::acquire()
-{
+std::unique_ptr<LdnsResolver::Session> LdnsResolver::acquire() {
     {
         std::lock_guard lock(pool_mutex_);
         if (!idle_.empty()) {
@@ -185,13 +175,12 @@ std::unique_ptr<LdnsResolver::Session> LdnsResolver::acquire()
     for (const auto& ns : servers_) {
         ResolverPtr r(ldns_resolver_new());
         const bool v6 = ns.address.find(':') != std::string::npos;
-        RdfPtr addr(ldns_rdf_new_frm_str(v6 ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A,
-                                         ns.address.c_str()));
+        RdfPtr addr(ldns_rdf_new_frm_str(v6 ? LDNS_RDF_TYPE_AAAA : LDNS_RDF_TYPE_A, ns.address.c_str()));
         if (!r || !addr || ldns_resolver_push_nameserver(r.get(), addr.get()) != LDNS_STATUS_OK)
             throw std::runtime_error("ldns: cannot set up resolver for " + ns.address);
         ldns_resolver_set_port(r.get(), ns.port);
         ldns_resolver_set_recursive(r.get(), true);
-        ldns_resolver_set_retry(r.get(), 1);       // our loop does the retrying, on a deadline
+        ldns_resolver_set_retry(r.get(), 1);  // our loop does the retrying, on a deadline
         ldns_resolver_set_retrans(r.get(), 0);
         ldns_resolver_set_fallback(r.get(), false);  // TCP on TC is ours too, for the deadline
         ldns_resolver_set_igntc(r.get(), false);
@@ -204,21 +193,18 @@ std::unique_ptr<LdnsResolver::Session> LdnsResolver::acquire()
     return s;
 }
 
-void LdnsResolver::release(std::unique_ptr<Session> s)
-{
+void LdnsResolver::release(std::unique_ptr<Session> s) {
     std::lock_guard lock(pool_mutex_);
     if (idle_.size() < kMaxIdleSessions) idle_.push_back(std::move(s));
 }
 
-std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, std::uint16_t type)
-{
+std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, std::uint16_t type) {
     const auto start = Clock::now();
     const auto deadline = start + timeout_;
     auto result = std::make_shared<DnsAnswer>();
     auto finish = [&](DnsStatus st) {
         result->status = st;
-        result->elapsed_ms =
-            std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+        result->elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
         return result;
     };
 
@@ -236,8 +222,7 @@ std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, s
     }
 
     const std::size_t n = session->per_server.size();
-    const auto per_attempt = std::max<std::chrono::milliseconds>(
-        kMinAttempt, timeout_ / static_cast<int>(kRounds * n));
+    const auto per_attempt = std::max<std::chrono::milliseconds>(kMinAttempt, timeout_ / static_cast<int>(kRounds * n));
     std::vector<bool> done(n, false);  // servers that gave a definite (non-)answer
     bool any_servfail = false, any_bad = false;
 
@@ -247,16 +232,16 @@ std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, s
         if (now >= deadline) return Attempt::silent;
         const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
         const auto wait = std::min<std::chrono::microseconds>(left, per_attempt);
-        timeval tv{static_cast<time_t>(wait.count() / 1000000),
-                   static_cast<suseconds_t>(wait.count() % 1000000)};
+        timeval tv{static_cast<time_t>(wait.count() / 1000000), static_cast<suseconds_t>(wait.count() % 1000000)};
         ldns_resolver_set_timeout(r, tv);
         ldns_resolver_set_usevc(r, tcp);
         // ldns marks a server that failed once as unreachable forever; we decide that ourselves.
         ldns_resolver_set_nameserver_rtt(r, 0, LDNS_RESOLV_RTT_MIN);
 
         ldns_pkt* raw_q = nullptr;
-        if (ldns_resolver_prepare_query_pkt(&raw_q, r, qname.get(), static_cast<ldns_rr_type>(type),
-                                            LDNS_RR_CLASS_IN, LDNS_RD) != LDNS_STATUS_OK || !raw_q)
+        if (ldns_resolver_prepare_query_pkt(&raw_q, r, qname.get(), static_cast<ldns_rr_type>(type), LDNS_RR_CLASS_IN,
+                                            LDNS_RD) != LDNS_STATUS_OK ||
+            !raw_q)
             return Attempt::bad;
         PktPtr q(raw_q);
         ldns_pkt_set_random_id(q.get());
@@ -272,10 +257,8 @@ std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, s
             case LDNS_STATUS_ADDRESS_ERR:
             case LDNS_STATUS_RES_NO_NS:
             case LDNS_STATUS_ERR:
-            case LDNS_STATUS_OK:
-                return Attempt::silent;
-            default:
-                return Attempt::bad;  // the reply did not parse
+            case LDNS_STATUS_OK: return Attempt::silent;
+            default: return Attempt::bad;  // the reply did not parse
             }
         }
         // Only an answer to our question counts (RFC 5452: ID, question, QR).
@@ -284,8 +267,8 @@ std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, s
             ldns_rr_list_rr_count(question) != 1)
             return Attempt::bad;
         const ldns_rr* qrr = ldns_rr_list_rr(question, 0);
-        if (ldns_dname_compare(ldns_rr_owner(qrr), qname.get()) != 0 ||
-            ldns_rr_get_type(qrr) != type || ldns_rr_get_class(qrr) != LDNS_RR_CLASS_IN)
+        if (ldns_dname_compare(ldns_rr_owner(qrr), qname.get()) != 0 || ldns_rr_get_type(qrr) != type ||
+            ldns_rr_get_class(qrr) != LDNS_RR_CLASS_IN)
             return Attempt::bad;
         out = std::move(a);
         return Attempt::answered;
@@ -319,8 +302,7 @@ std::shared_ptr<const DnsAnswer> LdnsResolver::query(std::string_view name_in, s
     release(std::move(session));
 
     if (!reply) {
-        return finish(any_servfail ? DnsStatus::servfail
-                                   : any_bad ? DnsStatus::bad_answer : DnsStatus::timeout);
+        return finish(any_servfail ? DnsStatus::servfail : any_bad ? DnsStatus::bad_answer : DnsStatus::timeout);
     }
     std::uint8_t* wire = nullptr;
     std::size_t wire_size = 0;

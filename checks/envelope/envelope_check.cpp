@@ -24,11 +24,26 @@ struct Bad {
 bool is_atext(unsigned char c) {
     if (ascii::is_alpha(c) || ascii::is_digit(c)) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '/':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -39,17 +54,22 @@ std::size_t utf8_seq(std::string_view s, std::size_t i, char32_t* cp) {
     unsigned char c = b(0);
     std::size_t n;
     char32_t v;
-    if (c >= 0xc2 && c <= 0xdf) { n = 2; v = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { n = 3; v = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { n = 4; v = c & 0x07; }
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 2;
+        v = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        v = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        v = c & 0x07;
+    } else return 0;
     if (i + n > s.size()) return 0;
     for (std::size_t k = 1; k < n; ++k) {
         if ((b(k) & 0xc0) != 0x80) return 0;
         v = (v << 6) | (b(k) & 0x3f);
     }
-    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
+    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v <= 0xdfff)) return 0;
     if (cp) *cp = v;
     return n;
 }
@@ -141,7 +161,8 @@ std::optional<std::string> parse_ipv4(std::string_view s) {
     while (true) {
         std::size_t start = i;
         unsigned v = 0;
-        while (i < s.size() && ascii::is_digit(static_cast<unsigned char>(s[i])) && i - start < 3) v = v * 10 + (s[i++] - '0');
+        while (i < s.size() && ascii::is_digit(static_cast<unsigned char>(s[i])) && i - start < 3)
+            v = v * 10 + (s[i++] - '0');
         if (i == start || v > 255) return std::nullopt;
         ++parts;
         if (i == s.size()) break;
@@ -169,8 +190,7 @@ std::optional<std::string> parse_literal(std::string_view s, Domain& d) {
     std::string addr(in.substr(colon + 1));
     unsigned char buf[16];
     char text[INET6_ADDRSTRLEN];
-    if (addr.size() > 45 || inet_pton(AF_INET6, addr.c_str(), buf) != 1 ||
-        !inet_ntop(AF_INET6, buf, text, sizeof text))
+    if (addr.size() > 45 || inet_pton(AF_INET6, addr.c_str(), buf) != 1 || !inet_ntop(AF_INET6, buf, text, sizeof text))
         return "bad IPv6 address literal " + show(s);
     d.ascii = "[IPv6:" + std::string(text) + "]";
     return std::nullopt;
@@ -195,8 +215,7 @@ std::optional<std::string> parse_domain(std::string_view s, Domain& d) {
     }
     bool numeric = true;
     for (char c : last) numeric = numeric && ascii::is_digit(static_cast<unsigned char>(c));
-    if (numeric)
-        return "top-level label " + show(last) + " is all digits (write an IP address as [192.0.2.1])";
+    if (numeric) return "top-level label " + show(last) + " is all digits (write an IP address as [192.0.2.1])";
     if (d.ascii.size() > max_domain) return std::string("domain longer than 255 octets in its xn-- form");
     if (d.is_utf8)
         for (char c : s) d.utf8 += ascii::lower(c);
@@ -361,8 +380,9 @@ Parsed parse_path(std::string_view in, AddressRole role) {
         }
         return fail("no @domain part");
     }
-    if (in[pos] != '@') return fail("invalid character " + show_char(static_cast<unsigned char>(in[pos])) +
-                                    " after the quoted local part");
+    if (in[pos] != '@')
+        return fail("invalid character " + show_char(static_cast<unsigned char>(in[pos])) +
+                    " after the quoted local part");
     Domain d;
     if (auto why = parse_domain(in.substr(pos + 1), d)) return fail(*why);
     p.mb.local_part = std::move(lp.normalised);
@@ -401,8 +421,7 @@ EnvelopeResult check_envelope_address(std::string_view path, AddressRole role, b
         args.address = raw();
         args.domain = p.mb.domain;
         args.reason = "non-ASCII characters without SMTPUTF8";
-        return {Verdict::reject(check_name::envelope, ReplyId::address_needs_smtputf8, std::move(args)),
-                std::nullopt};
+        return {Verdict::reject(check_name::envelope, ReplyId::address_needs_smtputf8, std::move(args)), std::nullopt};
     }
     return {Verdict::accept(check_name::envelope), std::move(p.mb)};
 }

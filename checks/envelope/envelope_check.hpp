@@ -45,12 +45,12 @@ struct Mailbox {
     bool address_literal = false;  // domain is [...]: no DNS checks apply
     bool utf8 = false;             // local part or domain has non-ASCII characters
 
-    std::string address() const;   // "local@domain", "" for <>
+    std::string address() const;  // "local@domain", "" for <>
 };
 
 struct EnvelopeResult {
-    Verdict verdict;                // accept, or reject with the reply and args.reason
-    std::optional<Mailbox> mailbox; // set exactly when the verdict accepts
+    Verdict verdict;                 // accept, or reject with the reply and args.reason
+    std::optional<Mailbox> mailbox;  // set exactly when the verdict accepts
 };
 
 EnvelopeResult check_envelope_address(std::string_view path, AddressRole role, bool smtputf8);

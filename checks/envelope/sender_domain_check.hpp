@@ -21,7 +21,7 @@
 namespace preflight {
 
 struct SenderDomainOptions {
-    int unknown_domain_code = 550;  // UnknownDomainCode: 550 or 450
+    int unknown_domain_code = 550;                           // UnknownDomainCode: 550 or 450
     DnsErrorAction on_dns_error = DnsErrorAction::tempfail;  // OnDnsError
 };
 

@@ -7,9 +7,7 @@
 #include <algorithm>
 
 namespace preflight {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 std::string quota_subject(QuotaPer per, std::string_view sender, std::string_view domain, std::string_view login) {
     if (sender.empty() || domain.empty()) return {};  // the null sender: bounces are not quota'd

@@ -58,13 +58,13 @@ struct QuotaHeld {
 };
 
 struct QuotaResult {
-    bool ok = true;          // false: the store could not be used; error says why
+    bool ok = true;  // false: the store could not be used; error says why
     std::string error;
-    int over = -1;           // the first counter the amount would take beyond its limit, or -1
-    std::int64_t retry_seconds = 0;  // over: when enough usage has aged out for the amount
-    bool counted = false;    // the amounts were added (none over, or force)
-    std::vector<std::uint64_t> used;   // per counter, before this call
-    std::vector<std::int64_t> buckets; // per counter, where the amount went
+    int over = -1;                      // the first counter the amount would take beyond its limit, or -1
+    std::int64_t retry_seconds = 0;     // over: when enough usage has aged out for the amount
+    bool counted = false;               // the amounts were added (none over, or force)
+    std::vector<std::uint64_t> used;    // per counter, before this call
+    std::vector<std::int64_t> buckets;  // per counter, where the amount went
 };
 
 class QuotaStore {

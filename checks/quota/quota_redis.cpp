@@ -112,7 +112,8 @@ struct RedisError : std::runtime_error {
 
 class RedisQuotaStore final : public QuotaStore {
 public:
-    RedisQuotaStore(QuotaStoreSpec spec, std::chrono::milliseconds timeout) : spec_(std::move(spec)), timeout_(timeout) {}
+    RedisQuotaStore(QuotaStoreSpec spec, std::chrono::milliseconds timeout)
+        : spec_(std::move(spec)), timeout_(timeout) {}
 
     QuotaResult reserve(std::span<const QuotaCounter> counters, bool force, std::int64_t now_ms) override {
         QuotaResult r;
@@ -141,7 +142,8 @@ public:
             r.over = static_cast<int>(integer(0)) - 1;
             r.retry_seconds = integer(1);
             r.counted = integer(2) == 1;
-            for (std::size_t i = 0; i < n; ++i) r.used.push_back(static_cast<std::uint64_t>(std::max(0LL, integer(3 + i))));
+            for (std::size_t i = 0; i < n; ++i)
+                r.used.push_back(static_cast<std::uint64_t>(std::max(0LL, integer(3 + i))));
             for (std::size_t i = 0; i < n; ++i) r.buckets.push_back(integer(3 + n + i));
         } catch (const std::exception& e) {
             QuotaResult failed;

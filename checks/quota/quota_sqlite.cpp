@@ -53,25 +53,30 @@ class SqliteQuotaStore final : public QuotaStore {
 public:
     SqliteQuotaStore(std::string path, std::chrono::milliseconds timeout) : path_(std::move(path)) {
         sqlite3* raw = nullptr;
-        int rc = sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                                                        SQLITE_OPEN_NOFOLLOW,  // opened as root
-                                 nullptr);
+        int rc = sqlite3_open_v2(
+            path_.c_str(), &raw,
+            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,  // opened as root
+            nullptr);
         db_.reset(raw);  // closed even when the open failed
         if (rc != SQLITE_OK)
-            throw std::runtime_error(std::string("cannot open ").append(path_).append(": ").append(
-                raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+            throw std::runtime_error(std::string("cannot open ")
+                                         .append(path_)
+                                         .append(": ")
+                                         .append(raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
         sqlite3_busy_timeout(db_.get(), static_cast<int>(timeout.count()));
         exec("PRAGMA journal_mode=WAL");
         exec("PRAGMA synchronous=NORMAL");
-        exec("CREATE TABLE IF NOT EXISTS quota(counter TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
-             "PRIMARY KEY(counter, bucket)) WITHOUT ROWID");
+        exec(
+            "CREATE TABLE IF NOT EXISTS quota(counter TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
+            "PRIMARY KEY(counter, bucket)) WITHOUT ROWID");
         begin_ = prepare("BEGIN IMMEDIATE");
         commit_ = prepare("COMMIT");
         rollback_ = prepare("ROLLBACK");
         expire_ = prepare("DELETE FROM quota WHERE counter = ?1 AND bucket <= ?2");
         select_ = prepare("SELECT bucket, n FROM quota WHERE counter = ?1");
-        add_ = prepare("INSERT INTO quota(counter, bucket, n) VALUES(?1, ?2, ?3) "
-                       "ON CONFLICT(counter, bucket) DO UPDATE SET n = n + excluded.n");
+        add_ = prepare(
+            "INSERT INTO quota(counter, bucket, n) VALUES(?1, ?2, ?3) "
+            "ON CONFLICT(counter, bucket) DO UPDATE SET n = n + excluded.n");
         sub_ = prepare("UPDATE quota SET n = n - ?3 WHERE counter = ?1 AND bucket = ?2");
         drop_empty_ = prepare("DELETE FROM quota WHERE counter = ?1 AND bucket = ?2 AND n <= 0");
         keys_ = prepare("SELECT DISTINCT counter FROM quota ORDER BY counter");

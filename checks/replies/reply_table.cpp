@@ -80,8 +80,7 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "{domain?; if this persists, check the nameservers of {domain}}"},
     {shutting_down, 451, "4.3.2", 451,
      "This relay is restarting its checks and takes no new messages for a moment; please try again shortly"},
-    {internal_temp_failure, 451, "4.3.0", 451,
-     "Temporary local problem{reason? ({reason})}; please try again later"},
+    {internal_temp_failure, 451, "4.3.0", 451, "Temporary local problem{reason? ({reason})}; please try again later"},
 }};
 
 // The table is indexed by ReplyId; a row out of place would give the wrong reply.

@@ -38,10 +38,10 @@ struct ReplyRow {
     std::string_view text;      // template
 };
 
-inline constexpr std::size_t max_reply_lines = 32;   // smfi_setmlreply
-inline constexpr std::size_t max_line_text = 400;    // text octets per line, before '%' doubling
-inline constexpr std::size_t max_arg_length = 256;   // octets per substituted value
-inline constexpr std::size_t max_header_value = 900; // tag header value, before folding
+inline constexpr std::size_t max_reply_lines = 32;    // smfi_setmlreply
+inline constexpr std::size_t max_line_text = 400;     // text octets per line, before '%' doubling
+inline constexpr std::size_t max_arg_length = 256;    // octets per substituted value
+inline constexpr std::size_t max_header_value = 900;  // tag header value, before folding
 
 // The last line of every refusal (every reply of 4xx and 5xx): who refused. A sender reads in the
 // bounce that the sending relay refused the message, not the recipient's server, and
@@ -57,7 +57,7 @@ const ReplyRow& reply_row(ReplyId id);
 
 struct SmtpReply {
     int code = 250;
-    std::string enhanced;            // "5.7.26"
+    std::string enhanced;  // "5.7.26"
     // One entry per reply line, ready for smfi_setmlreply / smfi_setreply: sanitised, wrapped,
     // and with every '%' doubled (libmilter and sendmail treat '%' as a format character).
     std::vector<std::string> lines;
@@ -75,7 +75,7 @@ std::string reply_text(const SmtpReply& r);
 // Tag mode: X-Preflight-<Check>: <code> <enhanced> <text>. The value is sanitised, capped and
 // folded at spaces with "\n\t" (as smfi_addheader expects: LF, no CR, then whitespace).
 struct TagHeader {
-    std::string name;   // "X-Preflight-Sender-Domain"
+    std::string name;  // "X-Preflight-Sender-Domain"
     std::string value;
 };
 TagHeader tag_header(const Verdict& v);

@@ -25,29 +25,29 @@ namespace preflight {
 // Every reply preflight can send. The code, enhanced code, temporary twin and text of each live
 // in reply_table.cpp, and nowhere else.
 enum class ReplyId : std::uint8_t {
-    none,                       // 250 2.0.0: accept; carried by accept verdicts
-    sender_syntax,              // 501 5.1.7: MAIL FROM is not an RFC 5321 reverse-path
-    recipient_syntax,           // 501 5.1.3: RCPT TO is not an RFC 5321 forward-path
-    address_needs_smtputf8,     // 553 5.6.7: non-ASCII address without the SMTPUTF8 parameter
-    size_announced_too_big,     // 552 5.3.4: MAIL FROM SIZE= above MaxMessageSize
-    size_too_big,               // 552 5.3.4: the message grew above MaxMessageSize
-    too_many_recipients_temp,   // 452 4.5.3: recipient MaxRecipients+1 (client sends the rest later)
-    too_many_recipients_perm,   // 550 5.5.3: the same, as a permanent refusal
-    sender_domain_unknown,      // 550 5.1.8 (450 4.1.8 as tempfail): NXDOMAIN, or no MX/A/AAAA
-    sender_domain_null_mx,      // 550 5.7.27: the sender domain publishes "MX 0 ." (RFC 7505)
-    spf_required_failed,        // 550 5.7.23: AuthPolicy spf (or spf-and-dkim): SPF does not pass
-    spf_record_invalid,         // 550 5.7.24: the SPF record is unusable (permerror)
-    dkim_required_failed,       // 550 5.7.20: DKIM required, no signature and no key published
-    dkim_signature_invalid,     // 550 5.7.20: DKIM required, the domain's signature does not verify
-    dkim_key_invalid,           // 550 5.7.20: DKIM required, the key record cannot be used
-    auth_failed,                // 550 5.7.26: spf-or-dkim: neither passes
-    auth_failed_all,            // 550 5.7.26: spf-and-dkim: both fail
-    quota_exceeded_temp,        // 452 4.7.1: a sending quota is used up (QuotaCode 452)
-    quota_exceeded_perm,        // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
-    quota_store_failure,        // 451 4.3.0: the quota store cannot be reached (OnQuotaStoreError tempfail)
-    dns_temp_failure,           // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
-    shutting_down,              // 451 4.3.2: the milter is stopping; new transactions retry later
-    internal_temp_failure,      // 451 4.3.0: preflight itself could not decide
+    none,                      // 250 2.0.0: accept; carried by accept verdicts
+    sender_syntax,             // 501 5.1.7: MAIL FROM is not an RFC 5321 reverse-path
+    recipient_syntax,          // 501 5.1.3: RCPT TO is not an RFC 5321 forward-path
+    address_needs_smtputf8,    // 553 5.6.7: non-ASCII address without the SMTPUTF8 parameter
+    size_announced_too_big,    // 552 5.3.4: MAIL FROM SIZE= above MaxMessageSize
+    size_too_big,              // 552 5.3.4: the message grew above MaxMessageSize
+    too_many_recipients_temp,  // 452 4.5.3: recipient MaxRecipients+1 (client sends the rest later)
+    too_many_recipients_perm,  // 550 5.5.3: the same, as a permanent refusal
+    sender_domain_unknown,     // 550 5.1.8 (450 4.1.8 as tempfail): NXDOMAIN, or no MX/A/AAAA
+    sender_domain_null_mx,     // 550 5.7.27: the sender domain publishes "MX 0 ." (RFC 7505)
+    spf_required_failed,       // 550 5.7.23: AuthPolicy spf (or spf-and-dkim): SPF does not pass
+    spf_record_invalid,        // 550 5.7.24: the SPF record is unusable (permerror)
+    dkim_required_failed,      // 550 5.7.20: DKIM required, no signature and no key published
+    dkim_signature_invalid,    // 550 5.7.20: DKIM required, the domain's signature does not verify
+    dkim_key_invalid,          // 550 5.7.20: DKIM required, the key record cannot be used
+    auth_failed,               // 550 5.7.26: spf-or-dkim: neither passes
+    auth_failed_all,           // 550 5.7.26: spf-and-dkim: both fail
+    quota_exceeded_temp,       // 452 4.7.1: a sending quota is used up (QuotaCode 452)
+    quota_exceeded_perm,       // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
+    quota_store_failure,       // 451 4.3.0: the quota store cannot be reached (OnQuotaStoreError tempfail)
+    dns_temp_failure,          // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
+    shutting_down,             // 451 4.3.2: the milter is stopping; new transactions retry later
+    internal_temp_failure,     // 451 4.3.0: preflight itself could not decide
 };
 inline constexpr std::size_t reply_id_count = static_cast<std::size_t>(ReplyId::internal_temp_failure) + 1;
 

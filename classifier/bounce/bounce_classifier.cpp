@@ -9,7 +9,6 @@ namespace {
 
 constexpr std::size_t kMaxDiagnostic = 1000;
 
-
 std::string collapse(std::string_view s) {
     std::string out;
     for (char c : s) {
@@ -136,8 +135,10 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
             if (c3.status == Status::expired) c.status = Status::expired;
         }
     }
-    if (!failed(c) && (c.category == Category::bad_mailbox || c.category == Category::bad_domain ||
-                       c.category == Category::inactive_mailbox) && answers_mail_from(diagnostic)) {
+    if (!failed(c) &&
+        (c.category == Category::bad_mailbox || c.category == Category::bad_domain ||
+         c.category == Category::inactive_mailbox) &&
+        answers_mail_from(diagnostic)) {
         c.category = Category::invalid_sender;
         c.bounce = default_bounce(c.category);
         c.action = cl.rules().category_action(c.category);
@@ -169,7 +170,8 @@ void append_string_or_null(std::string& out, std::string_view s) {
 
 }  // namespace
 
-std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const ReplyClassifier& cl, std::string& scratch) {
+std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const ReplyClassifier& cl,
+                                           std::string& scratch) {
     std::vector<BounceVerdict> out;
     out.reserve(report.recipients.size());
     for (const BounceRecipient& r : report.recipients) {
@@ -252,8 +254,9 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
         else if (v.bounce == Bounce::none) v.bounce = Bounce::soft;
         // No enhanced code anywhere: the one the decided category names, of the reply's class.
         if (!v.enhanced) {
-            v.enhanced = derived_enhanced_code(
-                v.category, cls == 2 || cls == 4 || cls == 5 ? cls : v.status == Status::deferred ? 4 : 5);
+            v.enhanced = derived_enhanced_code(v.category, cls == 2 || cls == 4 || cls == 5 ? cls
+                                                           : v.status == Status::deferred   ? 4
+                                                                                            : 5);
             v.enhanced_derived = true;
         }
         out.push_back(std::move(v));
@@ -262,12 +265,15 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
 }
 
 void append_verdict_header(std::string& out, Format f) {
-    if (f == Format::text) out.append("STATUS    BOUNCE  CATEGORY             CODE  ENHANCED  KIND             RECIPIENT\n");
+    if (f == Format::text)
+        out.append("STATUS    BOUNCE  CATEGORY             CODE  ENHANCED  KIND             RECIPIENT\n");
     else if (f == Format::tsv)
-        out.append("file\trecipient\tstatus\tbounce\tcategory\tcode\tenhanced\tdiagnostic\tremote_mta\treporting_mta\tmessage_id\tkind\n");
+        out.append(
+            "file\trecipient\tstatus\tbounce\tcategory\tcode\tenhanced\tdiagnostic\tremote_mta\treporting_mta\tmessage_id\tkind\n");
 }
 
-void append_verdict(std::string& out, Format f, std::string_view file, const BounceReport& report, const BounceVerdict& v) {
+void append_verdict(std::string& out, Format f, std::string_view file, const BounceReport& report,
+                    const BounceVerdict& v) {
     char enh[12];
     std::string_view enhanced(enh, v.enhanced ? v.enhanced.format(enh) : 0);
     const BounceRecipient& r = *v.recipient;
@@ -282,7 +288,9 @@ void append_verdict(std::string& out, Format f, std::string_view file, const Bou
         append_int_or_null(out, v.code);
         out.append(", \"enhanced\": ");
         append_string_or_null(out, enhanced);
-        if (v.enhanced) out.append(v.enhanced_derived ? ", \"enhanced_source\": \"derived\"" : ", \"enhanced_source\": \"reported\"");
+        if (v.enhanced)
+            out.append(v.enhanced_derived ? ", \"enhanced_source\": \"derived\""
+                                          : ", \"enhanced_source\": \"reported\"");
         else out.append(", \"enhanced_source\": null");
         out.append(", \"diagnostic\": ");
         append_string_or_null(out, v.diagnostic);

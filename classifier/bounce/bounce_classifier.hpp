@@ -22,7 +22,7 @@ struct BounceVerdict {
     int code = 0;
     EnhancedCode enhanced;
     bool enhanced_derived = false;  // no code was reported: derived_enhanced_code() of the verdict
-    std::string diagnostic;  // blanks collapsed, at most a few hundred bytes
+    std::string diagnostic;         // blanks collapsed, at most a few hundred bytes
     const Rule* rule = nullptr;
 };
 

@@ -19,7 +19,9 @@ constexpr std::size_t kMaxText = 64 * 1024;  // human-readable text kept per mes
 
 // RAII for GObjects (GMime's streams, parsers, messages) and for g_malloc'ed strings.
 struct GObjectUnref {
-    void operator()(void* p) const { if (p) g_object_unref(p); }
+    void operator()(void* p) const {
+        if (p) g_object_unref(p);
+    }
 };
 template <typename T>
 using GPtr = std::unique_ptr<T, GObjectUnref>;
@@ -38,23 +40,25 @@ void init_gmime() {
     static std::once_flag once;
     std::call_once(once, [] {
         g_mime_init();
-        for (GType t : {g_mime_object_get_type(), g_mime_part_get_type(), g_mime_text_part_get_type(),
-                        g_mime_multipart_get_type(), g_mime_multipart_signed_get_type(),
-                        g_mime_multipart_encrypted_get_type(), g_mime_message_get_type(),
-                        g_mime_message_part_get_type(), g_mime_message_partial_get_type(),
-                        g_mime_application_pkcs7_mime_get_type(), g_mime_content_type_get_type(),
-                        g_mime_content_disposition_get_type(), g_mime_header_list_get_type(),
-                        g_mime_param_list_get_type(), g_mime_references_get_type(), g_mime_data_wrapper_get_type(),
-                        g_mime_parser_get_type(), g_mime_stream_get_type(), g_mime_stream_mem_get_type(),
-                        g_mime_stream_filter_get_type(), g_mime_stream_null_get_type(), g_mime_filter_get_type(),
-                        g_mime_filter_basic_get_type(), g_mime_filter_charset_get_type(),
-                        g_mime_filter_best_get_type(), g_mime_filter_strip_get_type(),
-                        g_mime_filter_dos2unix_get_type(), g_mime_filter_unix2dos_get_type(),
-                        g_mime_filter_windows_get_type(), g_mime_filter_from_get_type(),
-                        g_mime_filter_html_get_type(), g_mime_filter_enriched_get_type(),
-                        g_mime_filter_yenc_get_type(), g_mime_filter_gzip_get_type(),
-                        internet_address_get_type(), internet_address_mailbox_get_type(),
-                        internet_address_group_get_type(), internet_address_list_get_type()}) {
+        for (GType t : {g_mime_object_get_type(),           g_mime_part_get_type(),
+                        g_mime_text_part_get_type(),        g_mime_multipart_get_type(),
+                        g_mime_multipart_signed_get_type(), g_mime_multipart_encrypted_get_type(),
+                        g_mime_message_get_type(),          g_mime_message_part_get_type(),
+                        g_mime_message_partial_get_type(),  g_mime_application_pkcs7_mime_get_type(),
+                        g_mime_content_type_get_type(),     g_mime_content_disposition_get_type(),
+                        g_mime_header_list_get_type(),      g_mime_param_list_get_type(),
+                        g_mime_references_get_type(),       g_mime_data_wrapper_get_type(),
+                        g_mime_parser_get_type(),           g_mime_stream_get_type(),
+                        g_mime_stream_mem_get_type(),       g_mime_stream_filter_get_type(),
+                        g_mime_stream_null_get_type(),      g_mime_filter_get_type(),
+                        g_mime_filter_basic_get_type(),     g_mime_filter_charset_get_type(),
+                        g_mime_filter_best_get_type(),      g_mime_filter_strip_get_type(),
+                        g_mime_filter_dos2unix_get_type(),  g_mime_filter_unix2dos_get_type(),
+                        g_mime_filter_windows_get_type(),   g_mime_filter_from_get_type(),
+                        g_mime_filter_html_get_type(),      g_mime_filter_enriched_get_type(),
+                        g_mime_filter_yenc_get_type(),      g_mime_filter_gzip_get_type(),
+                        internet_address_get_type(),        internet_address_mailbox_get_type(),
+                        internet_address_group_get_type(),  internet_address_list_get_type()}) {
             if (G_TYPE_IS_CLASSED(t)) g_type_class_ref(t);  // kept for the process's life
         }
     });
@@ -100,7 +104,9 @@ std::string html_to_text(std::string_view h) {
                 out.push_back('\n');
             else if (tag.starts_with("/td")) out.push_back(' ');
             if (tag.starts_with("style") || tag.starts_with("script") || tag.starts_with("head")) {
-                std::string close = "</" + tag.substr(0, tag.starts_with("head") ? 4 : tag.starts_with("style") ? 5 : 6);
+                std::string close = "</" + tag.substr(0, tag.starts_with("head")    ? 4
+                                                         : tag.starts_with("style") ? 5
+                                                                                    : 6);
                 std::size_t e2 = ascii::to_lower(h.substr(end)).find(close);
                 i = e2 == std::string::npos ? h.size() : end + e2;
                 continue;
@@ -138,7 +144,8 @@ std::string find_message_id(std::string_view headers) {
             std::string_view v = ascii::trim(line.substr(11));
             if (v.empty() && nl != std::string_view::npos) {  // folded onto the next line
                 std::size_t nl2 = headers.find('\n', nl + 1);
-                v = ascii::trim(headers.substr(nl + 1, nl2 == std::string_view::npos ? std::string_view::npos : nl2 - nl - 1));
+                v = ascii::trim(
+                    headers.substr(nl + 1, nl2 == std::string_view::npos ? std::string_view::npos : nl2 - nl - 1));
             }
             if (v.size() >= 2 && v.front() == '<') {
                 std::size_t close = v.find('>');
@@ -175,8 +182,8 @@ struct Walk {
     DsnFields dsn;
     std::vector<std::string> arf_recipients;
     std::string arf_reporting_mta;
-    std::string text, html;           // human-readable parts, decoded
-    std::string message_id;           // of the returned message
+    std::string text, html;  // human-readable parts, decoded
+    std::string message_id;  // of the returned message
     std::vector<std::string> original_to;
     std::string jmrp_recipient;
     std::vector<GMimeMessage*> embedded;  // returned messages (owned by the tree), in order
@@ -251,9 +258,11 @@ struct Walk {
             if (message_id.empty()) message_id = find_message_id(h);
             if (original_to.empty()) {
                 std::size_t to = ascii::to_lower(h).find("\nto:");
-                if (to != std::string::npos) original_to = find_addresses(h.substr(to + 4, h.find('\n', to + 4) - to - 4));
+                if (to != std::string::npos)
+                    original_to = find_addresses(h.substr(to + 4, h.find('\n', to + 4) - to - 4));
             }
-        } else if (g_mime_content_type_is_type(ct, "text", "plain") || g_mime_content_type_is_type(ct, "text", "html")) {
+        } else if (g_mime_content_type_is_type(ct, "text", "plain") ||
+                   g_mime_content_type_is_type(ct, "text", "html")) {
             bool html_part = g_mime_content_type_is_type(ct, "text", "html");
             std::string& dst = html_part ? html : text;
             if (dst.size() >= kMaxText) return;
@@ -324,10 +333,20 @@ bool starts_like_message(std::string_view data) {
 }
 
 bool auto_reply_subject(std::string_view subject) {
-    static constexpr std::array<std::string_view, 14> kWords = {
-        "auto:", "automatic reply", "auto-reply", "autoreply", "auto reply", "out of office", "out of the office",
-        "away until", "vacation", "abwesenheit", "réponse automatique", "respuesta automática", "risposta automatica",
-        "自動応答"};
+    static constexpr std::array<std::string_view, 14> kWords = {"auto:",
+                                                                "automatic reply",
+                                                                "auto-reply",
+                                                                "autoreply",
+                                                                "auto reply",
+                                                                "out of office",
+                                                                "out of the office",
+                                                                "away until",
+                                                                "vacation",
+                                                                "abwesenheit",
+                                                                "réponse automatique",
+                                                                "respuesta automática",
+                                                                "risposta automatica",
+                                                                "自動応答"};
     std::string s = ascii::to_lower(ascii::trim(subject));
     return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) {
         return s.starts_with(w) || (w.size() > 8 && s.find(w) != std::string::npos);
@@ -354,30 +373,35 @@ bool list_manager_notice(GMimeObject* top) {
 
 bool bounce_subject(std::string_view subject) {
     static constexpr std::array<std::string_view, 14> kWords = {
-        "undeliver", "undelivered", "delivery", "failure", "failed", "returned", "returning", "bounce",
-        "unzustellbar", "non remis", "non distribuibile", "no se puede entregar", "error", "notification"};
+        "undeliver",    "undelivered", "delivery",          "failure",
+        "failed",       "returned",    "returning",         "bounce",
+        "unzustellbar", "non remis",   "non distribuibile", "no se puede entregar",
+        "error",        "notification"};
     std::string s = ascii::to_lower(subject);
-    return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
+    return std::any_of(kWords.begin(), kWords.end(),
+                       [&](std::string_view w) { return s.find(w) != std::string::npos; });
 }
 
 // A warning that delivery is late, not that it failed ("Delivery Status Notification (Delay)",
 // "Message will be retried for 2 more day(s)").
 bool delay_wording(std::string_view text) {
     static constexpr std::array<std::string_view, 10> kWords = {
-        "(delay)", "delayed mail", "delivery delayed", "will be retried", "will retry", "still trying",
-        "not yet been delivered", "temporary failure report", "warning: message", "delivery is delayed"};
+        "(delay)",          "delayed mail",       "delivery delayed",       "will be retried",
+        "will retry",       "still trying",       "not yet been delivered", "temporary failure report",
+        "warning: message", "delivery is delayed"};
     std::string s = ascii::to_lower(text);
-    return std::any_of(kWords.begin(), kWords.end(), [&](std::string_view w) { return s.find(w) != std::string::npos; });
+    return std::any_of(kWords.begin(), kWords.end(),
+                       [&](std::string_view w) { return s.find(w) != std::string::npos; });
 }
 
 }  // namespace
 
 std::string_view to_string(ReportKind k) {
     switch (k) {
-        case ReportKind::dsn: return "dsn";
-        case ReportKind::non_standard: return "non-standard";
-        case ReportKind::auto_reply: return "auto-reply";
-        case ReportKind::feedback_report: return "feedback-report";
+    case ReportKind::dsn: return "dsn";
+    case ReportKind::non_standard: return "non-standard";
+    case ReportKind::auto_reply: return "auto-reply";
+    case ReportKind::feedback_report: return "feedback-report";
     }
     return "non-standard";
 }
@@ -410,7 +434,8 @@ std::string_view pasted_report(std::string_view rest) {
     std::string_view msg = rest.substr(pos);
     if (!starts_like_message(msg)) return {};
     std::string l = ascii::to_lower(msg.substr(0, 64 * 1024));
-    if (l.find("message/delivery-status") == std::string::npos && l.find("message/global-delivery-status") == std::string::npos)
+    if (l.find("message/delivery-status") == std::string::npos &&
+        l.find("message/global-delivery-status") == std::string::npos)
         return {};
     return msg;
 }
@@ -435,7 +460,8 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         out.error = "binary data, not a mail message";
         return out;
     }
-    if (!starts_like_message(ascii::trim(data.substr(0, 200)).empty() ? data : data.substr(data.find_first_not_of("\r\n")))) {
+    if (!starts_like_message(ascii::trim(data.substr(0, 200)).empty() ? data
+                                                                      : data.substr(data.find_first_not_of("\r\n")))) {
         out.error = "not a mail message: no header fields at the start";
         return out;
     }
@@ -475,21 +501,25 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
     if (text.empty() && !w.have_dsn) {
         GMimeObject* body = g_mime_message_get_mime_part(msg.get());
         if (body && GMIME_IS_MULTIPART(body)) {
-            if (const char* pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(body))) text.assign(pro, strnlen(pro, kMaxText));
+            if (const char* pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(body)))
+                text.assign(pro, strnlen(pro, kMaxText));
         }
     }
     // A single-part bounce pastes the returned message after its own words.
     std::string_view human = cut_returned_message(text);
-    if (w.message_id.empty() && human.size() < text.size()) w.message_id = find_message_id(std::string_view(text).substr(human.size()));
+    if (w.message_id.empty() && human.size() < text.size())
+        w.message_id = find_message_id(std::string_view(text).substr(human.size()));
     if (w.original_to.empty() && human.size() < text.size()) {
         std::string_view rest = std::string_view(text).substr(human.size());
         std::size_t to = ascii::to_lower(rest).find("\nto:");
         if (to != std::string_view::npos) {
             std::size_t end = rest.find('\n', to + 4);
             // Folded address lists continue on indented lines.
-            while (end != std::string_view::npos && end + 1 < rest.size() && (rest[end + 1] == ' ' || rest[end + 1] == '\t'))
+            while (end != std::string_view::npos && end + 1 < rest.size() &&
+                   (rest[end + 1] == ' ' || rest[end + 1] == '\t'))
                 end = rest.find('\n', end + 1);
-            w.original_to = find_addresses(rest.substr(to + 4, end == std::string_view::npos ? std::string_view::npos : end - to - 4));
+            w.original_to = find_addresses(
+                rest.substr(to + 4, end == std::string_view::npos ? std::string_view::npos : end - to - 4));
         }
     }
     out.message_id = w.message_id;
@@ -525,7 +555,8 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
                 r.diagnostic = reason_for(r.recipient);
                 if (!f.original_recipient.empty() && !ascii::iequals(f.original_recipient, r.recipient)) {
                     std::string more = reason_for(f.original_recipient);
-                    if (!more.empty() && more != r.diagnostic) r.diagnostic.append(r.diagnostic.empty() ? "" : " ").append(more);
+                    if (!more.empty() && more != r.diagnostic)
+                        r.diagnostic.append(r.diagnostic.empty() ? "" : " ").append(more);
                 }
             }
             if (r.diagnostic.empty()) r.diagnostic = f.status_comment;
@@ -558,8 +589,7 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         out.kind = ses.type == SesNotification::Type::complaint ? ReportKind::feedback_report : ReportKind::dsn;
         out.reporting_mta = ses.reporting_mta;
         if (!ses.message_id.empty()) out.message_id = ses.message_id;
-        for (auto& f : ses.recipients)
-            out.recipients.push_back({f.recipient(), f.action, f.status, f.diagnostic, {}});
+        for (auto& f : ses.recipients) out.recipients.push_back({f.recipient(), f.action, f.status, f.diagnostic, {}});
         return out;
     }
     // A bounce that forwards another one, attached (message/rfc822) or pasted into its text:
@@ -583,8 +613,9 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         }
     }
     // Some MTAs write DSN fields into the text itself.
-    if (DsnFields f = parse_delivery_status(human); !f.recipients.empty() &&
-        std::any_of(f.recipients.begin(), f.recipients.end(), [](auto& r) { return !r.action.empty() || !r.status.empty(); })) {
+    if (DsnFields f = parse_delivery_status(human);
+        !f.recipients.empty() && std::any_of(f.recipients.begin(), f.recipients.end(),
+                                             [](auto& r) { return !r.action.empty() || !r.status.empty(); })) {
         out.kind = ReportKind::dsn;
         out.reporting_mta = f.reporting_mta;
         out.queue_id = f.queue_id;
@@ -599,8 +630,8 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
     // or one that names failed recipients, is a bounce whatever its headers say.
     std::string auto_submitted = ascii::to_lower(header(top, "Auto-Submitted"));
     bool auto_reply = auto_submitted.starts_with("auto-replied") || !header(top, "X-Autoreply").empty() ||
-                      !header(top, "X-Autorespond").empty() || ascii::to_lower(header(top, "Precedence")) == "auto_reply" ||
-                      auto_reply_subject(out.subject);
+                      !header(top, "X-Autorespond").empty() ||
+                      ascii::to_lower(header(top, "Precedence")) == "auto_reply" || auto_reply_subject(out.subject);
     if (auto_reply && ft.recipients.empty() && header(top, "X-Failed-Recipients").empty() &&
         !from_mail_system(header(top, "From")) && !bounce_subject(out.subject)) {
         out.kind = ReportKind::auto_reply;

@@ -36,9 +36,9 @@ struct BounceReport {
     // A mailing list manager's notice about a post (held for its moderator, refused to a
     // non-member), not an MTA's bounce: the list exists, whatever the words.
     bool list_notice = false;
-    std::string intro;  // general wording of the human-readable part, for recipients without a reason
+    std::string intro;       // general wording of the human-readable part, for recipients without a reason
     bool truncated = false;  // the input ends inside the report itself: records may be missing
-    std::string error;  // non-empty: the message could not be read; nothing else is set
+    std::string error;       // non-empty: the message could not be read; nothing else is set
 };
 
 struct BounceLimits {

@@ -26,8 +26,8 @@ bool local_char(char c) {
            std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) != std::string_view::npos;
 }
 bool domain_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || ascii::is_digit(c) || c == '-' || c == '.' ||
-           c == '[' || c == ']' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || ascii::is_digit(c) || c == '-' || c == '.' || c == '[' ||
+           c == ']' || c == ':';
 }
 
 // The address whose '@' is at s[at], or empty. Sets begin/end to its extent in s.
@@ -49,11 +49,13 @@ std::string_view address_at(std::string_view s, std::size_t at, std::size_t& beg
 
 // A reply code at s[i]: three digits, first 2-5, at a word start, followed by ' ' or '-'.
 int code_at(std::string_view s, std::size_t i) {
-    if (i + 4 > s.size() || s[i] < '2' || s[i] > '5' || !ascii::is_digit(s[i + 1]) || !ascii::is_digit(s[i + 2])) return 0;
+    if (i + 4 > s.size() || s[i] < '2' || s[i] > '5' || !ascii::is_digit(s[i + 1]) || !ascii::is_digit(s[i + 2]))
+        return 0;
     if (s[i + 3] != ' ' && s[i + 3] != '-') return 0;
     if (i > 0) {
         char p = s[i - 1];
-        if (!(ascii::is_space(p) || p == ':' || p == '(' || p == '#' || p == '<' || p == '[' || p == '"' || p == ';' || p == '='))
+        if (!(ascii::is_space(p) || p == ':' || p == '(' || p == '#' || p == '<' || p == '[' || p == '"' || p == ';' ||
+              p == '='))
             return 0;
     }
     return (s[i] - '0') * 100 + (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
@@ -62,7 +64,7 @@ int code_at(std::string_view s, std::size_t i) {
 // An enhanced code "C.S.D" at s[i] at a word start; returns its length, 0 if none.
 std::size_t enhanced_at(std::string_view s, std::size_t i) {
     if (i + 5 > s.size() || (s[i] != '2' && s[i] != '4' && s[i] != '5') || s[i + 1] != '.') return 0;
-    if (i > 0 && (ascii::is_digit(s[i - 1]) || s[i - 1] == '.' || local_char(s[i - 1]) ) && s[i - 1] != '#' &&
+    if (i > 0 && (ascii::is_digit(s[i - 1]) || s[i - 1] == '.' || local_char(s[i - 1])) && s[i - 1] != '#' &&
         s[i - 1] != '(' && s[i - 1] != '=')
         return 0;
     std::size_t j = i + 2, n = 0;
@@ -72,7 +74,8 @@ std::size_t enhanced_at(std::string_view s, std::size_t i) {
     n = 0;
     while (j < s.size() && ascii::is_digit(s[j]) && n < 4) ++j, ++n;
     if (n == 0 || n > 3) return 0;
-    if (j < s.size() && (ascii::is_digit(s[j]) || (s[j] == '.' && j + 1 < s.size() && ascii::is_digit(s[j + 1])))) return 0;
+    if (j < s.size() && (ascii::is_digit(s[j]) || (s[j] == '.' && j + 1 < s.size() && ascii::is_digit(s[j + 1]))))
+        return 0;
     return j - i;
 }
 
@@ -91,7 +94,6 @@ std::string strip_type(std::string_view v) {
     if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
     return std::string(ascii::trim(v));
 }
-
 
 void append_capped(std::string& out, std::string_view s) {
     s = ascii::trim(s);
@@ -177,7 +179,8 @@ struct Json {
     }
     std::string_view str(std::string_view key) const {
         const Json* v = get(key);
-        return v && (v->kind == Kind::string || v->kind == Kind::scalar) ? std::string_view(v->text) : std::string_view();
+        return v && (v->kind == Kind::string || v->kind == Kind::scalar) ? std::string_view(v->text)
+                                                                         : std::string_view();
     }
 };
 
@@ -205,7 +208,10 @@ public:
                 out.items.emplace_back();
                 if (!value(out.items.back(), depth + 1)) return false;
                 ws();
-                if (i_ < s_.size() && s_[i_] == ',') { ++i_; continue; }
+                if (i_ < s_.size() && s_[i_] == ',') {
+                    ++i_;
+                    continue;
+                }
                 if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
                 return false;
             }
@@ -219,7 +225,10 @@ public:
                 out.items.emplace_back();
                 if (!value(out.items.back(), depth + 1)) return false;
                 ws();
-                if (i_ < s_.size() && s_[i_] == ',') { ++i_; continue; }
+                if (i_ < s_.size() && s_[i_] == ',') {
+                    ++i_;
+                    continue;
+                }
                 if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
                 return false;
             }
@@ -237,7 +246,9 @@ public:
     }
 
 private:
-    void ws() { while (i_ < s_.size() && ascii::is_space(s_[i_])) ++i_; }
+    void ws() {
+        while (i_ < s_.size() && ascii::is_space(s_[i_])) ++i_;
+    }
     static void utf8(std::string& out, unsigned cp) {
         if (cp < 0x80) out.push_back(static_cast<char>(cp));
         else if (cp < 0x800) {
@@ -261,21 +272,25 @@ private:
             if (i_ >= s_.size()) return false;
             char e = s_[i_++];
             switch (e) {
-                case 'n': out.push_back('\n'); break;
-                case 't': out.push_back('\t'); break;
-                case 'r': out.push_back('\r'); break;
-                case 'b': case 'f': out.push_back(' '); break;
-                case 'u': {
-                    unsigned cp = 0;
-                    for (int k = 0; k < 4; ++k, ++i_) {
-                        if (i_ >= s_.size()) return false;
-                        char h = s_[i_];
-                        cp = cp * 16 + static_cast<unsigned>(ascii::is_digit(h) ? h - '0' : (ascii::lower(h) >= 'a' && ascii::lower(h) <= 'f') ? ascii::lower(h) - 'a' + 10 : 0);
-                    }
-                    utf8(out, cp);
-                    break;
+            case 'n': out.push_back('\n'); break;
+            case 't': out.push_back('\t'); break;
+            case 'r': out.push_back('\r'); break;
+            case 'b':
+            case 'f': out.push_back(' '); break;
+            case 'u': {
+                unsigned cp = 0;
+                for (int k = 0; k < 4; ++k, ++i_) {
+                    if (i_ >= s_.size()) return false;
+                    char h = s_[i_];
+                    cp = cp * 16 + static_cast<unsigned>(ascii::is_digit(h) ? h - '0'
+                                                         : (ascii::lower(h) >= 'a' && ascii::lower(h) <= 'f')
+                                                             ? ascii::lower(h) - 'a' + 10
+                                                             : 0);
                 }
-                default: out.push_back(e);  // \" \\ \/
+                utf8(out, cp);
+                break;
+            }
+            default: out.push_back(e);  // \" \\ \/
             }
         }
         return false;
@@ -382,7 +397,6 @@ bool parse_ses_notification(std::string_view text, SesNotification& out) {
     return true;
 }
 
-
 std::vector<std::string> find_addresses(std::string_view s) {
     std::vector<std::string> out;
     std::size_t pos = 0;
@@ -484,7 +498,7 @@ std::string_view cut_returned_message(std::string_view text) {
         "copy of the original message",
     };
     std::size_t pos = 0;
-    int header_run = 0;       // consecutive lines that look like header fields
+    int header_run = 0;  // consecutive lines that look like header fields
     std::size_t run_start = 0;
     while (pos < text.size()) {
         std::size_t nl = text.find('\n', pos);
@@ -559,7 +573,8 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
             std::string_view next = recipient_on_line(lines[j]);
             if (!next.empty() && !ignored(next, ignore) && !ascii::iequals(next, a)) break;
             if (ascii::trim(lines[j]).empty()) {
-                if (have_text && j + 1 < lines.size() && !lines[j + 1].empty() && !ascii::is_space(lines[j + 1][0])) break;
+                if (have_text && j + 1 < lines.size() && !lines[j + 1].empty() && !ascii::is_space(lines[j + 1][0]))
+                    break;
                 continue;
             }
             append_capped(reason, lines[j]);
@@ -580,7 +595,8 @@ FreeTextBounce parse_free_text_bounce(std::string_view text, const std::vector<s
         FreeTextRecipient& r = out.recipients.front();
         std::string_view reason = r.reason;
         bool has_code = false;
-        for (std::size_t i = 0; i < reason.size() && !has_code; ++i) has_code = code_at(reason, i) || enhanced_at(reason, i);
+        for (std::size_t i = 0; i < reason.size() && !has_code; ++i)
+            has_code = code_at(reason, i) || enhanced_at(reason, i);
         if (!has_code)
             for (std::size_t j = block_end; j < lines.size(); ++j) append_capped(r.reason, lines[j]);
     }

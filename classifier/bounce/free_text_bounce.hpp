@@ -13,11 +13,11 @@ namespace preflight {
 // One per-recipient block of a delivery-status body (RFC 3464 section 2.3).
 struct DsnRecipientFields {
     std::string final_recipient, original_recipient;  // the address, type prefix removed
-    std::string action;       // lower-cased: failed, delayed, delivered, relayed, expanded
-    std::string status;       // "5.1.1", the comment removed
+    std::string action;                               // lower-cased: failed, delayed, delivered, relayed, expanded
+    std::string status;                               // "5.1.1", the comment removed
     std::string status_comment;  // "recipient reached disk quota" of "Status: 5.0.0 (recipient ...)"
-    std::string diagnostic;   // the whole Diagnostic-Code value, continuation lines joined
-    std::string remote_mta;   // type prefix removed
+    std::string diagnostic;      // the whole Diagnostic-Code value, continuation lines joined
+    std::string remote_mta;      // type prefix removed
     // The final recipient, unless it is an MTA's internal address (a domain without a dot, as
     // Sun's "user@sims-ms-daemon") and the original recipient is known.
     const std::string& recipient() const {
@@ -46,7 +46,7 @@ struct FreeTextRecipient {
 
 struct FreeTextBounce {
     std::vector<FreeTextRecipient> recipients;  // in the order the text names them
-    std::string intro;  // the text before the first recipient: the bounce's general wording
+    std::string intro;                          // the text before the first recipient: the bounce's general wording
 };
 
 // Finds the failed recipients in a bounce's human-readable text (already decoded to UTF-8,

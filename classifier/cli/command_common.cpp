@@ -11,8 +11,8 @@
 
 namespace preflight {
 
-const std::string* option_value(const std::vector<std::string>& args, std::size_t& i,
-                                std::string_view command, std::string_view usage) {
+const std::string* option_value(const std::vector<std::string>& args, std::size_t& i, std::string_view command,
+                                std::string_view usage) {
     if (i + 1 >= args.size()) {
         std::cerr << "preflight-classify " << command << ": " << args[i] << " needs a value\n" << usage;
         return nullptr;

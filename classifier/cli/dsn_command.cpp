@@ -44,8 +44,8 @@ const char kUsage[] =
     "exit: 0 every input read, 1 some input failed (an error record names it), 2 usage or rule file error\n";
 
 struct Input {
-    std::string name;   // as shown in the records
-    std::string path;   // empty: data is already read (stdin)
+    std::string name;  // as shown in the records
+    std::string path;  // empty: data is already read (stdin)
     std::string data;
     std::string error;  // set while expanding arguments (missing file, unreadable directory)
 };
@@ -128,7 +128,8 @@ void expand_dir(const std::string& dir, std::vector<Input>& out) {
         if (ec) break;
         const fs::path& p = it->path();
         std::string name = p.filename().string();
-        if (name.starts_with(".") || (name == "tmp" && it->is_directory(ec) && fs::exists(p.parent_path() / "cur", ec))) {
+        if (name.starts_with(".") ||
+            (name == "tmp" && it->is_directory(ec) && fs::exists(p.parent_path() / "cur", ec))) {
             if (it->is_directory(ec)) it.disable_recursion_pending();
             continue;
         }
@@ -160,16 +161,19 @@ bool process(const Input& in, const Options& opt, const ReplyClassifier& cl, std
         if (messages.size() > 1) name.append("#").append(std::to_string(i + 1));
         BounceReport report = parse_bounce_message(messages[i], opt.limits);
         if (report.error.empty() && report.recipients.empty())
-            report.error = report.truncated ? "truncated message: it ends inside its MIME structure, no failed recipient found"
-                                            : "no failed recipient found: not a bounce?";
+            report.error = report.truncated
+                               ? "truncated message: it ends inside its MIME structure, no failed recipient found"
+                               : "no failed recipient found: not a bounce?";
         if (!report.error.empty()) {
             append_file_error(out, opt.format, name, report.error);
             ok = false;
             continue;
         }
-        for (const BounceVerdict& v : classify_bounce(report, cl, scratch)) append_verdict(out, opt.format, name, report, v);
+        for (const BounceVerdict& v : classify_bounce(report, cl, scratch))
+            append_verdict(out, opt.format, name, report, v);
         if (report.truncated) {  // what was found is written, and the input still counts as failed
-            append_file_error(out, opt.format, name, "truncated message: it ends inside its MIME structure, records may be missing");
+            append_file_error(out, opt.format, name,
+                              "truncated message: it ends inside its MIME structure, records may be missing");
             ok = false;
         }
     }
@@ -186,7 +190,8 @@ public:
 
     // The exit code.
     int run(unsigned workers) {
-        workers = std::max(1u, std::min<unsigned>(workers, static_cast<unsigned>(std::max<std::size_t>(1, inputs_.size()))));
+        workers =
+            std::max(1u, std::min<unsigned>(workers, static_cast<unsigned>(std::max<std::size_t>(1, inputs_.size()))));
         std::vector<std::thread> threads;
         try {
             for (unsigned i = 0; i < workers; ++i) threads.emplace_back([this] { work(); });
@@ -327,7 +332,8 @@ bool load_dsn_records(const std::string& dir, std::vector<DsnRecord>& out, std::
         auto mtime = fs::last_write_time(in.path, ec);
         std::int64_t file_time = ec ? 0
                                     : std::chrono::duration_cast<std::chrono::seconds>(
-                                          std::chrono::file_clock::to_sys(mtime).time_since_epoch()).count();
+                                          std::chrono::file_clock::to_sys(mtime).time_since_epoch())
+                                          .count();
         for (std::string_view msg : split_mbox(data)) {
             BounceReport r = parse_bounce_message(msg);
             if (!r.error.empty()) {
@@ -349,7 +355,8 @@ bool load_dsn_records(const std::string& dir, std::vector<DsnRecord>& out, std::
                 d.status = rc.status.starts_with("4.") ? Status::expired : Status::bounce;
                 d.reason = !rc.diagnostic.empty() ? rc.diagnostic : rc.status;
                 // "smtp; 550 5.1.1 ...": the row shows the reply, not RFC 3464's diagnostic type.
-                if (std::size_t semi = d.reason.find(';'); semi != std::string::npos && semi < 16 &&
+                if (std::size_t semi = d.reason.find(';');
+                    semi != std::string::npos && semi < 16 &&
                     std::all_of(d.reason.begin(), d.reason.begin() + static_cast<std::ptrdiff_t>(semi),
                                 [](unsigned char ch) { return std::isalnum(ch) || ch == '-'; })) {
                     std::size_t from = d.reason.find_first_not_of(' ', semi + 1);
@@ -430,7 +437,8 @@ int run_dsn_command(const std::vector<std::string>& args) {
         std::error_code ec;
         fs::file_status st = fs::status(p, ec);
         if (ec || !fs::exists(st)) {
-            inputs.push_back({p, {}, {}, "cannot open: " + (ec ? ec.message() : std::string("No such file or directory"))});
+            inputs.push_back(
+                {p, {}, {}, "cannot open: " + (ec ? ec.message() : std::string("No such file or directory"))});
         } else if (fs::is_directory(st)) {
             expand_dir(p, inputs);
         } else {

@@ -142,19 +142,19 @@ public:
         if (text.empty()) return;
         std::string_view why;
         switch (parse_log_line(text, ref_, ev_, why)) {
-            case LineResult::event: tracker_.add(ev_); break;
-            case LineResult::ignored: break;
-            case LineResult::not_a_log:
-                bad(std::string("not a syslog, maillog_file or journalctl line (") + std::string(why) + ")");
-                break;
-            case LineResult::malformed: bad(std::string("malformed Postfix line: ") + std::string(why)); break;
+        case LineResult::event: tracker_.add(ev_); break;
+        case LineResult::ignored: break;
+        case LineResult::not_a_log:
+            bad(std::string("not a syslog, maillog_file or journalctl line (") + std::string(why) + ")");
+            break;
+        case LineResult::malformed: bad(std::string("malformed Postfix line: ") + std::string(why)); break;
         }
     }
     std::size_t bad_lines() const { return bad_; }
     void summary() const {
         if (bad_ > static_cast<std::size_t>(kMaxReported))
-            std::cerr << "preflight-classify: " << bad_ - kMaxReported << " more bad lines not shown ("
-                      << bad_ << " in all)\n";
+            std::cerr << "preflight-classify: " << bad_ - kMaxReported << " more bad lines not shown (" << bad_
+                      << " in all)\n";
     }
 
 private:
@@ -171,7 +171,9 @@ private:
 };
 
 void sleep_poll() {
-    struct timespec ts{0, kPollMillis * 1000000L};
+    struct timespec ts {
+        0, kPollMillis * 1000000L
+    };
     nanosleep(&ts, nullptr);  // a signal cuts it short, which is what we want
 }
 
@@ -188,7 +190,7 @@ bool follow(const std::string& path, std::unique_ptr<LogInput> in, LineSplitter&
             return false;
         }
         out.flush();
-        struct stat st{};
+        struct stat st {};
         if (::stat(path.c_str(), &st) == 0) {
             if (st.st_ino != in->inode() || st.st_dev != in->device()) {
                 // Rotated: drain what was appended to the old file in the meantime, then switch.
@@ -280,8 +282,9 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     }
     if (o.files.empty()) o.files.push_back("-");
     if (o.raw && o.format != RowFormat::csv)
-        return usage_error("--raw applies to csv only: json is always written as the values came, and xlsx "
-                           "cells are text, never formulas");
+        return usage_error(
+            "--raw applies to csv only: json is always written as the values came, and xlsx "
+            "cells are text, never formulas");
     if (o.follow) {
         if (o.format == RowFormat::xlsx) return usage_error("--follow writes rows as they come: use csv or json");
         if (o.files.back() == "-") return usage_error("--follow needs a MAILLOG file to follow, not stdin");
@@ -299,7 +302,9 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     UniqueFd out_guard;
     struct TempGuard {
         std::string path;
-        ~TempGuard() { if (!path.empty()) ::unlink(path.c_str()); }
+        ~TempGuard() {
+            if (!path.empty()) ::unlink(path.c_str());
+        }
     } temp_guard;
     // --output FILE (without --follow) is written to a temporary file beside it and renamed over
     // FILE only when everything was written: a full disk or a failed write leaves no partial
@@ -314,7 +319,9 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             temp_path.clear();
             return true;
         }
-        ~StagedOutput() { if (!temp_path.empty()) ::unlink(temp_path.c_str()); }
+        ~StagedOutput() {
+            if (!temp_path.empty()) ::unlink(temp_path.c_str());
+        }
     } staged;
     if (!o.output.empty() && !o.follow) {
         std::string tmpl = o.output + ".tmp-XXXXXX";
@@ -322,8 +329,8 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
         name.push_back('\0');
         int tfd = ::mkostemp(name.data(), O_CLOEXEC);
         if (tfd < 0) {
-            std::cerr << "preflight-classify: " << o.output << ": cannot create a file beside it: " << std::strerror(errno)
-                      << "\n";
+            std::cerr << "preflight-classify: " << o.output
+                      << ": cannot create a file beside it: " << std::strerror(errno) << "\n";
             return 1;
         }
         ::fchmod(tfd, 0666 & ~current_umask());
@@ -389,7 +396,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     const LineSplitter::OnLine on_line = [&](std::string_view line, bool too_long) { reader.line(line, too_long); };
 
     if (o.follow) {
-        struct sigaction sa{};
+        struct sigaction sa {};
         sa.sa_handler = on_stop_signal;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, nullptr);
@@ -439,7 +446,8 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
             out_ok = false;
         }
     } else if (!out_ok && !staged.final_path.empty()) {
-        std::cerr << "preflight-classify: " << staged.final_path << ": not written (the rows could not all be written)\n";
+        std::cerr << "preflight-classify: " << staged.final_path
+                  << ": not written (the rows could not all be written)\n";
     }
     if (out_ok && !temp_guard.path.empty()) {  // xlsx to stdout
         int tfd = ::open(temp_guard.path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -67,9 +67,9 @@ struct Batch {
     std::vector<std::size_t> too_long;  // lines over kMaxReplyBytes (empty in text), ascending
     std::size_t first_line = 0;         // global 1-based number of the first line
     std::size_t lines = 0;
-    std::string out;                    // results in input order
+    std::string out;  // results in input order
     bool all_classified = true;
-    bool done = false;                  // out is complete
+    bool done = false;  // out is complete
 
     void classify(const Job& job, std::string& scratch) {
         out.clear();
@@ -236,7 +236,7 @@ bool classify_stream(OrderedPipeline& pipe) {
     std::string buf(kReadChunk, '\0');
     std::string carry;
     bool carry_too_long = false;
-    std::size_t line = 0;     // lines handed to batches so far
+    std::size_t line = 0;    // lines handed to batches so far
     Batch* batch = nullptr;  // being filled
     auto submit = [&] {
         if (batch) pipe.submit(), batch = nullptr;

@@ -14,24 +14,24 @@ enum class Status { sent, deferred, bounce, rejected, expired };
 enum class Bounce { none, soft, hard };
 
 enum class Category {
-    bad_configuration,   // the receiving server is misconfigured
-    bad_connection,      // the connection failed or dropped on the way
-    bad_domain,          // the recipient domain does not exist or takes no mail (hard)
-    bad_mailbox,         // the recipient address does not exist or is malformed (hard)
-    content_related,     // the message content or size was refused
-    inactive_mailbox,    // the mailbox exists but is disabled, suspended or expired (hard)
-    invalid_sender,      // the sender address or sender domain was refused
-    message_expired,     // retried until the queue lifetime ran out
-    no_answer_from_host, // the receiving host did not answer
-    other,               // none of the others; read the reply
-    policy_related,      // a receiver policy: authentication, rate, reputation rules
-    protocol_errors,     // SMTP syntax or sequence errors
-    quota_issues,        // mailbox or system storage full, over a receiver quota
-    relaying_issues,     // the receiver will not relay for us
-    routing_errors,      // no route, mail loop, routing server failure
-    spam_related,        // refused as spam or for the sender's reputation / block lists
-    virus_related,       // refused as infected or dangerous
-    success,             // 2xx: accepted by the receiver
+    bad_configuration,    // the receiving server is misconfigured
+    bad_connection,       // the connection failed or dropped on the way
+    bad_domain,           // the recipient domain does not exist or takes no mail (hard)
+    bad_mailbox,          // the recipient address does not exist or is malformed (hard)
+    content_related,      // the message content or size was refused
+    inactive_mailbox,     // the mailbox exists but is disabled, suspended or expired (hard)
+    invalid_sender,       // the sender address or sender domain was refused
+    message_expired,      // retried until the queue lifetime ran out
+    no_answer_from_host,  // the receiving host did not answer
+    other,                // none of the others; read the reply
+    policy_related,       // a receiver policy: authentication, rate, reputation rules
+    protocol_errors,      // SMTP syntax or sequence errors
+    quota_issues,         // mailbox or system storage full, over a receiver quota
+    relaying_issues,      // the receiver will not relay for us
+    routing_errors,       // no route, mail loop, routing server failure
+    spam_related,         // refused as spam or for the sender's reputation / block lists
+    virus_related,        // refused as infected or dangerous
+    success,              // 2xx: accepted by the receiver
 };
 inline constexpr int kCategoryCount = static_cast<int>(Category::success) + 1;
 

@@ -28,8 +28,10 @@ int main(int argc, char** argv) {
             std::snprintf(buf, sizeof buf, "%u,", static_cast<unsigned char>(db[i]));
             out.append(buf);
         }
-        out.append("\n};\n}  // namespace\n\nconst EmbeddedDatabase kShippedHyperscanDatabase{reinterpret_cast<const char*>(kBytes), sizeof kBytes, ");
-        out.append(std::to_string(preflight::pattern_fingerprint(patterns))).append("ull};\n\n}  // namespace preflight\n");
+        out.append(
+            "\n};\n}  // namespace\n\nconst EmbeddedDatabase kShippedHyperscanDatabase{reinterpret_cast<const char*>(kBytes), sizeof kBytes, ");
+        out.append(std::to_string(preflight::pattern_fingerprint(patterns)))
+            .append("ull};\n\n}  // namespace preflight\n");
         std::ofstream f(argv[1], std::ios::binary | std::ios::trunc);
         f << out;
         if (!f.flush()) {

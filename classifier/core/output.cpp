@@ -16,7 +16,6 @@ constexpr std::array<bool, 256> kJsonSpecial = [] {
     return t;
 }();
 
-
 void append_int(std::string& out, int v) {
     char buf[16];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
@@ -59,15 +58,15 @@ void append_json_string(std::string& out, std::string_view s) {
             continue;
         }
         switch (c) {
-            case '"': out.append("\\\""); break;
-            case '\\': out.append("\\\\"); break;
-            case '\n': out.append("\\n"); break;
-            case '\r': out.append("\\r"); break;
-            case '\t': out.append("\\t"); break;
-            default:
-                out.append("\\u00");
-                out.push_back(kHex[c >> 4]);
-                out.push_back(kHex[c & 15]);
+        case '"': out.append("\\\""); break;
+        case '\\': out.append("\\\\"); break;
+        case '\n': out.append("\\n"); break;
+        case '\r': out.append("\\r"); break;
+        case '\t': out.append("\\t"); break;
+        default:
+            out.append("\\u00");
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 15]);
         }
         ++i;
     }
@@ -77,18 +76,17 @@ void append_json_string(std::string& out, std::string_view s) {
 void append_tsv_field(std::string& out, std::string_view s) {
     for (char c : s) {
         switch (c) {
-            case '\t': out.append("\\t"); break;
-            case '\n': out.append("\\n"); break;
-            case '\r': out.append("\\r"); break;
-            case '\\': out.append("\\\\"); break;
-            default: out.push_back(c);
+        case '\t': out.append("\\t"); break;
+        case '\n': out.append("\\n"); break;
+        case '\r': out.append("\\r"); break;
+        case '\\': out.append("\\\\"); break;
+        default: out.push_back(c);
         }
     }
 }
 
 void ResultWriter::header(std::string& out) const {
-    if (format_ == Format::tsv)
-        out.append("reply\tstatus\tbounce\tcategory\tcode\tenhanced\tretry\taction\trule\n");
+    if (format_ == Format::tsv) out.append("reply\tstatus\tbounce\tcategory\tcode\tenhanced\tretry\taction\trule\n");
     else if (format_ == Format::text)
         out.append("STATUS    BOUNCE  CATEGORY             CODE  ENHANCED  RETRY  REPLY\n");
 }
@@ -102,84 +100,84 @@ void ResultWriter::result(std::string& out, std::string_view reply, const Classi
     std::string_view enhanced(enh, enh_len);
     std::string_view rule = c.rule ? std::string_view(c.rule->location) : std::string_view{};
     switch (format_) {
-        case Format::json:
-            out.append("{\"reply\": ");
-            append_json_string(out, reply);
-            out.append(", \"status\": \"").append(to_string(c.status));
-            out.append("\", \"bounce\": \"").append(to_string(c.bounce));
-            out.append("\", \"category\": \"").append(to_string(c.category));
-            out.append("\", \"code\": ");
-            if (c.code) append_int(out, c.code);
-            else out.append("null");
-            out.append(", \"enhanced\": \"").append(enhanced);
-            out.append(c.enhanced ? "\", \"enhanced_source\": \"reported\"" : "\", \"enhanced_source\": \"derived\"");
-            out.append(c.retry ? ", \"retry\": true, \"action\": " : ", \"retry\": false, \"action\": ");
-            if (!c.action_json.empty()) out.append(c.action_json);
-            else append_json_string(out, c.action);
-            out.append(", \"rule\": ");
-            if (c.rule) append_json_string(out, rule);
-            else out.append("null");
-            out.append("}\n");
-            break;
-        case Format::tsv:
-            append_tsv_field(out, reply);
-            out.append("\t").append(to_string(c.status)).append("\t").append(to_string(c.bounce));
-            out.append("\t").append(to_string(c.category)).append("\t");
-            if (c.code) append_int(out, c.code);
-            out.append("\t").append(enhanced).append(c.retry ? "\tyes\t" : "\tno\t");
-            append_tsv_field(out, c.action);
-            out.append("\t").append(rule).append("\n");
-            break;
-        case Format::text: {
-            std::size_t start = out.size();
-            out.append(to_string(c.status));
-            pad(out, out.size() - start, 10);
-            start = out.size();
-            out.append(to_string(c.bounce));
-            pad(out, out.size() - start, 8);
-            start = out.size();
-            out.append(to_string(c.category));
-            pad(out, out.size() - start, 21);
-            start = out.size();
-            if (c.code) append_int(out, c.code);
-            else out.append("-");
-            pad(out, out.size() - start, 6);
-            start = out.size();
-            out.append(enhanced);
-            pad(out, out.size() - start, 10);
-            out.append(c.retry ? "yes    " : "no     ");
-            append_tsv_field(out, reply);
-            out.append("\n          -> ");
-            out.append(c.action);
-            if (c.rule) out.append(" [").append(rule).append("]");
-            out.append("\n");
-            break;
-        }
+    case Format::json:
+        out.append("{\"reply\": ");
+        append_json_string(out, reply);
+        out.append(", \"status\": \"").append(to_string(c.status));
+        out.append("\", \"bounce\": \"").append(to_string(c.bounce));
+        out.append("\", \"category\": \"").append(to_string(c.category));
+        out.append("\", \"code\": ");
+        if (c.code) append_int(out, c.code);
+        else out.append("null");
+        out.append(", \"enhanced\": \"").append(enhanced);
+        out.append(c.enhanced ? "\", \"enhanced_source\": \"reported\"" : "\", \"enhanced_source\": \"derived\"");
+        out.append(c.retry ? ", \"retry\": true, \"action\": " : ", \"retry\": false, \"action\": ");
+        if (!c.action_json.empty()) out.append(c.action_json);
+        else append_json_string(out, c.action);
+        out.append(", \"rule\": ");
+        if (c.rule) append_json_string(out, rule);
+        else out.append("null");
+        out.append("}\n");
+        break;
+    case Format::tsv:
+        append_tsv_field(out, reply);
+        out.append("\t").append(to_string(c.status)).append("\t").append(to_string(c.bounce));
+        out.append("\t").append(to_string(c.category)).append("\t");
+        if (c.code) append_int(out, c.code);
+        out.append("\t").append(enhanced).append(c.retry ? "\tyes\t" : "\tno\t");
+        append_tsv_field(out, c.action);
+        out.append("\t").append(rule).append("\n");
+        break;
+    case Format::text: {
+        std::size_t start = out.size();
+        out.append(to_string(c.status));
+        pad(out, out.size() - start, 10);
+        start = out.size();
+        out.append(to_string(c.bounce));
+        pad(out, out.size() - start, 8);
+        start = out.size();
+        out.append(to_string(c.category));
+        pad(out, out.size() - start, 21);
+        start = out.size();
+        if (c.code) append_int(out, c.code);
+        else out.append("-");
+        pad(out, out.size() - start, 6);
+        start = out.size();
+        out.append(enhanced);
+        pad(out, out.size() - start, 10);
+        out.append(c.retry ? "yes    " : "no     ");
+        append_tsv_field(out, reply);
+        out.append("\n          -> ");
+        out.append(c.action);
+        if (c.rule) out.append(" [").append(rule).append("]");
+        out.append("\n");
+        break;
+    }
     }
 }
 
 void ResultWriter::error(std::string& out, std::string_view reply, std::string_view what, std::size_t line) const {
     switch (format_) {
-        case Format::json:
-            out.append("{\"error\": ");
-            append_json_string(out, what);
-            out.append(", \"line\": ");
-            append_int(out, static_cast<int>(line));
-            out.append("}\n");
-            break;
-        case Format::tsv:
-            append_tsv_field(out, reply);
-            out.append("\terror\t\t\t\t\t\t");
-            append_tsv_field(out, what);
-            out.append("\t\n");
-            break;
-        case Format::text:
-            out.append("error     -       -                    -     -         -      ");
-            append_tsv_field(out, reply.substr(0, 200));
-            out.append("\n          -> line ");
-            append_int(out, static_cast<int>(line));
-            out.append(": ").append(what).append("\n");
-            break;
+    case Format::json:
+        out.append("{\"error\": ");
+        append_json_string(out, what);
+        out.append(", \"line\": ");
+        append_int(out, static_cast<int>(line));
+        out.append("}\n");
+        break;
+    case Format::tsv:
+        append_tsv_field(out, reply);
+        out.append("\terror\t\t\t\t\t\t");
+        append_tsv_field(out, what);
+        out.append("\t\n");
+        break;
+    case Format::text:
+        out.append("error     -       -                    -     -         -      ");
+        append_tsv_field(out, reply.substr(0, 200));
+        out.append("\n          -> line ");
+        append_int(out, static_cast<int>(line));
+        out.append(": ").append(what).append("\n");
+        break;
     }
 }
 

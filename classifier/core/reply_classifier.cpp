@@ -4,9 +4,9 @@ namespace preflight {
 
 std::string_view Classification::error_text() const {
     switch (error) {
-        case Error::none: return {};
-        case Error::empty: return "empty reply";
-        case Error::unclassifiable: return "no SMTP reply code and no rule matches the text";
+    case Error::none: return {};
+    case Error::empty: return "empty reply";
+    case Error::unclassifiable: return "no SMTP reply code and no rule matches the text";
     }
     return {};
 }
@@ -15,25 +15,26 @@ EnhancedCode derived_enhanced_code(Category category, int cls) {
     const auto c = static_cast<std::uint16_t>(cls == 2 || cls == 4 ? cls : 5);
     auto code = [c](std::uint16_t subject, std::uint16_t detail) { return EnhancedCode{c, subject, detail}; };
     switch (category) {
-        case Category::success: return EnhancedCode{2, 0, 0};
-        case Category::bad_mailbox: return code(1, 1);         // bad destination mailbox address
-        case Category::bad_domain: return c == 4 ? code(4, 3)  // directory server (DNS) failure
-                                                 : code(1, 2);  // bad destination system address
-        case Category::inactive_mailbox: return code(2, 1);    // mailbox disabled
-        case Category::quota_issues: return code(2, 2);        // mailbox full
-        case Category::invalid_sender: return code(1, 7);      // bad sender's mailbox address
-        case Category::message_expired: return code(4, 7);     // delivery time expired
-        case Category::no_answer_from_host: return code(4, 1); // no answer from host
-        case Category::bad_connection: return code(4, 2);      // bad connection
-        case Category::routing_errors: return code(4, 4);      // unable to route
-        case Category::bad_configuration: return code(3, 5);   // system incorrectly configured
-        case Category::protocol_errors: return code(5, 0);     // other protocol status
-        case Category::content_related: return code(6, 0);     // other media error
-        case Category::relaying_issues:                        // delivery not authorized
-        case Category::policy_related:
-        case Category::spam_related:
-        case Category::virus_related: return code(7, 1);
-        case Category::other: break;
+    case Category::success: return EnhancedCode{2, 0, 0};
+    case Category::bad_mailbox: return code(1, 1);  // bad destination mailbox address
+    case Category::bad_domain:
+        return c == 4 ? code(4, 3)                          // directory server (DNS) failure
+                      : code(1, 2);                         // bad destination system address
+    case Category::inactive_mailbox: return code(2, 1);     // mailbox disabled
+    case Category::quota_issues: return code(2, 2);         // mailbox full
+    case Category::invalid_sender: return code(1, 7);       // bad sender's mailbox address
+    case Category::message_expired: return code(4, 7);      // delivery time expired
+    case Category::no_answer_from_host: return code(4, 1);  // no answer from host
+    case Category::bad_connection: return code(4, 2);       // bad connection
+    case Category::routing_errors: return code(4, 4);       // unable to route
+    case Category::bad_configuration: return code(3, 5);    // system incorrectly configured
+    case Category::protocol_errors: return code(5, 0);      // other protocol status
+    case Category::content_related: return code(6, 0);      // other media error
+    case Category::relaying_issues:                         // delivery not authorized
+    case Category::policy_related:
+    case Category::spam_related:
+    case Category::virus_related: return code(7, 1);
+    case Category::other: break;
     }
     return code(0, 0);
 }

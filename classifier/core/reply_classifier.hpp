@@ -20,8 +20,8 @@ struct Classification {
     Status status = Status::deferred;
     Bounce bounce = Bounce::none;
     Category category = Category::other;
-    int code = 0;            // 0: absent
-    EnhancedCode enhanced;   // cls 0: absent
+    int code = 0;           // 0: absent
+    EnhancedCode enhanced;  // cls 0: absent
     bool retry = false;
     std::string_view action;       // points into the RuleSet
     std::string_view action_json;  // action as a JSON string (quotes included), escaped once

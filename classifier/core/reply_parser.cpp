@@ -11,8 +11,6 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // False for every byte above ' ': the cheap first test in the scanning loops.
 bool maybe_blank(char c) { return static_cast<unsigned char>(c) <= ' '; }
 
-
-
 // A basic code at s[0..3): three digits, first 1-5, followed by ' ', '-', blank or end.
 // Returns the code and sets sep to the separator (0 at end).
 int leading_code(std::string_view s, char& sep) {
@@ -44,9 +42,8 @@ std::size_t leading_enhanced(std::string_view s, EnhancedCode& out) {
     }
     if (i < s.size()) {
         char c = s[i];
-        bool ok = ascii::is_space(c) || c == ';' || c == ':' || c == ',' || c == ')' || c == ']' ||
-                  c == '>' || c == '"' || c == '\'' ||
-                  (c == '.' && (i + 1 == s.size() || !is_digit(s[i + 1])));
+        bool ok = ascii::is_space(c) || c == ';' || c == ':' || c == ',' || c == ')' || c == ']' || c == '>' ||
+                  c == '"' || c == '\'' || (c == '.' && (i + 1 == s.size() || !is_digit(s[i + 1])));
         if (!ok) return 0;
     }
     out.cls = static_cast<std::uint16_t>(s[0] - '0');
@@ -81,8 +78,7 @@ std::string_view strip_diagnostic_prefix(std::string_view s, bool& smtp) {
 bool embedded_codes(std::string_view s, int& code, EnhancedCode& enh) {
     for (std::size_t i = 0; i + 9 <= s.size(); ++i) {
         if (s[i] < '2' || s[i] > '5') continue;  // cheap test first: leading_code below wants 200-599
-        if (i > 0 && !ascii::is_space(s[i - 1]) && s[i - 1] != ':' && s[i - 1] != '(' && s[i - 1] != '#')
-            continue;
+        if (i > 0 && !ascii::is_space(s[i - 1]) && s[i - 1] != ':' && s[i - 1] != '(' && s[i - 1] != '#') continue;
         char sep = 0;
         int c = leading_code(s.substr(i), sep);
         if (c < 200 || sep == 0) continue;
@@ -103,7 +99,10 @@ std::size_t EnhancedCode::format(char* buf) const {
     auto put = [&p](unsigned v) {
         char tmp[5];
         int n = 0;
-        do { tmp[n++] = static_cast<char>('0' + v % 10); v /= 10; } while (v && n < 5);
+        do {
+            tmp[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v && n < 5);
         while (n) *p++ = tmp[--n];
     };
     put(cls);
@@ -177,8 +176,7 @@ void parse_reply(std::string_view raw, std::string& scratch, ParsedReply& out) {
                 continue;
             }
             // One space, then a word that cannot be a dropped prefix: keep copying.
-            if (c == ' ' && end + 1 < s.size() && !ascii::is_space(s[end + 1]) &&
-                !(out.code && is_digit(s[end + 1]))) {
+            if (c == ' ' && end + 1 < s.size() && !ascii::is_space(s[end + 1]) && !(out.code && is_digit(s[end + 1]))) {
                 end += 2;
                 continue;
             }

@@ -17,7 +17,6 @@ namespace {
 // Rule files are read line by line with any CR left on: space, tab and CR are blank.
 constexpr std::string_view trim_line(std::string_view s) { return ascii::trim_if(s, ascii::is_hspace_cr); }
 
-
 // Splits off the next blank-separated word.
 std::string_view next_word(std::string_view& s) {
     s = trim_line(s);
@@ -34,9 +33,8 @@ std::uint32_t enhanced_key(unsigned cls, unsigned subject, unsigned detail) {
 
 bool valid_action_name(std::string_view n) {
     if (n.empty()) return false;
-    return std::all_of(n.begin(), n.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-    });
+    return std::all_of(n.begin(), n.end(),
+                       [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
 int parse_class(std::string_view v) {
@@ -46,9 +44,7 @@ int parse_class(std::string_view v) {
     return 0;
 }
 
-[[noreturn]] void fail(const std::string& where, const std::string& why) {
-    throw RuleError(where + ": " + why);
-}
+[[noreturn]] void fail(const std::string& where, const std::string& why) { throw RuleError(where + ": " + why); }
 
 // Validates "550", "5xx" (code) or "5.1.1", "*.1.1" (enhanced) and returns the lookup key.
 std::uint32_t code_key(Rule::Kind kind, std::string_view p, const std::string& where) {
@@ -133,9 +129,7 @@ const Rule* RuleSet::match_code(int code) const {
     return it == codes_.end() ? nullptr : &rules_[it->second];
 }
 
-std::string_view RuleSet::category_action(Category c) const {
-    return category_actions_[static_cast<std::size_t>(c)];
-}
+std::string_view RuleSet::category_action(Category c) const { return category_actions_[static_cast<std::size_t>(c)]; }
 
 std::string_view RuleSet::category_action_json(Category c) const {
     return category_actions_json_[static_cast<std::size_t>(c)];
@@ -174,14 +168,16 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
         std::string_view head = next_word(rest);
         if (head == "action") {
             std::string_view aname = next_word(rest);
-            if (!valid_action_name(aname)) fail(where, "bad action name '" + std::string(aname) + "' (want [a-z0-9-]+)");
+            if (!valid_action_name(aname))
+                fail(where, "bad action name '" + std::string(aname) + "' (want [a-z0-9-]+)");
             if (rest.empty()) fail(where, "action '" + std::string(aname) + "' has no text");
             // The first definition wins, as for rules: site files can reword shipped actions.
             if (!actions_.count(std::string(aname))) {
                 actions_.emplace(std::string(aname), std::string(rest));
                 action_locations_.emplace(std::string(aname), where);
             } else if (action_locations_[std::string(aname)].rfind(std::string(name) + ":", 0) == 0) {
-                fail(where, "action '" + std::string(aname) + "' already defined at " + action_locations_[std::string(aname)]);
+                fail(where,
+                     "action '" + std::string(aname) + "' already defined at " + action_locations_[std::string(aname)]);
             }
             continue;
         }
@@ -196,7 +192,9 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
             std::string_view word = next_word(rest);
             if (word.empty()) fail(where, "rule has no matcher (text, enhanced or code)");
             if (word == "text" || word == "enhanced" || word == "code") {
-                r.kind = word == "text" ? Rule::Kind::text : word == "enhanced" ? Rule::Kind::enhanced : Rule::Kind::code;
+                r.kind = word == "text"       ? Rule::Kind::text
+                         : word == "enhanced" ? Rule::Kind::enhanced
+                                              : Rule::Kind::code;
                 break;
             }
             std::size_t eq = word.find('=');
@@ -211,7 +209,8 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
                 r.retry = val == "yes";
             } else if (key == "status") {
                 r.status = parse_status(val);
-                if (!r.status) fail(where, "status=" + std::string(val) + ": want sent, deferred, bounce, rejected or expired");
+                if (!r.status)
+                    fail(where, "status=" + std::string(val) + ": want sent, deferred, bounce, rejected or expired");
             } else if (key == "assume" || key == "only") {
                 int c = parse_class(val);
                 if (!c) fail(where, std::string(key) + "=" + std::string(val) + ": want 2, 4 or 5");
@@ -223,7 +222,8 @@ RuleSetBuilder& RuleSetBuilder::add_text(std::string_view name, std::string_view
                 if (!valid_action_name(val)) fail(where, "bad action name '" + std::string(val) + "'");
                 r.action_name = std::string(val);
             } else {
-                fail(where, "unknown key '" + std::string(key) + "' (want bounce, retry, status, assume, only, vague, action)");
+                fail(where, "unknown key '" + std::string(key) +
+                                "' (want bounce, retry, status, assume, only, vague, action)");
             }
         }
         if (rest.empty()) fail(where, "matcher has no pattern");
@@ -315,7 +315,8 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build_with(std::string_view engin
     }
     rs->category_actions_json_.resize(kCategoryCount);
     for (int c = 0; c < kCategoryCount; ++c)
-        append_json_string(rs->category_actions_json_[static_cast<std::size_t>(c)], rs->category_actions_[static_cast<std::size_t>(c)]);
+        append_json_string(rs->category_actions_json_[static_cast<std::size_t>(c)],
+                           rs->category_actions_[static_cast<std::size_t>(c)]);
     for (Rule& r : rs->rules_) {
         if (!r.action_name.empty()) continue;
         r.action = rs->category_actions_[static_cast<std::size_t>(r.category)];

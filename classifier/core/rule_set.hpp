@@ -20,7 +20,6 @@
 #include "reply_parser.hpp"
 #include "text_engine.hpp"
 
-
 namespace preflight {
 
 // A rule file could not be read or compiled; what() is "FILE:LINE: reason".
@@ -117,7 +116,9 @@ private:
 };
 
 // The shipped rule files, embedded at build time: (name, content) in precedence order.
-struct ShippedRuleFile { std::string_view name, content; };
+struct ShippedRuleFile {
+    std::string_view name, content;
+};
 extern const ShippedRuleFile kShippedRuleFiles[];
 extern const std::size_t kShippedRuleFileCount;
 

@@ -74,7 +74,8 @@ std::string fold_non_ascii(std::string_view p) {
         }
         if (static_cast<unsigned char>(c) < 0x80) {
             if (c == '[' && !in_class) in_class = true;
-            else if (c == ']' && in_class && !(out.size() && out.back() == '[') && !out.ends_with("[^")) in_class = false;
+            else if (c == ']' && in_class && !(out.size() && out.back() == '[') && !out.ends_with("[^"))
+                in_class = false;
             out.push_back(c);
             ++i;
             continue;
@@ -142,7 +143,8 @@ std::string_view valid_utf8(std::string_view text) {
         if (len == 0 || k + len > n) return 0;
         auto b1 = static_cast<unsigned char>(text[k + 1]);
         // No overlong forms, surrogates or code points above U+10FFFF (as RE2 decodes).
-        if ((b == 0xE0 && b1 < 0xA0) || (b == 0xED && b1 > 0x9F) || (b == 0xF0 && b1 < 0x90) || (b == 0xF4 && b1 > 0x8F))
+        if ((b == 0xE0 && b1 < 0xA0) || (b == 0xED && b1 > 0x9F) || (b == 0xF0 && b1 < 0x90) ||
+            (b == 0xF4 && b1 > 0x8F))
             return 0;
         for (std::size_t j = 1; j < len; ++j)
             if ((static_cast<unsigned char>(text[k + j]) & 0xC0) != 0x80) return 0;
@@ -191,8 +193,9 @@ Database compile_group(const std::vector<TextPattern>& patterns, std::size_t sta
     hs_compile_error_t* err = nullptr;
     if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
                          platform, &db, &err) != HS_SUCCESS) {
-        std::string where = err && err->expression >= 0 ? patterns[start + static_cast<std::size_t>(err->expression)].location
-                                                       : patterns[start].location;
+        std::string where = err && err->expression >= 0
+                                ? patterns[start + static_cast<std::size_t>(err->expression)].location
+                                : patterns[start].location;
         std::string why = err && err->message ? err->message : "compile failed";
         hs_free_compile_error(err);
         throw RuleError(where + ": pattern the rule engine (Hyperscan) cannot compile: " + why);
@@ -242,7 +245,8 @@ public:
     void scan(std::size_t g, std::string_view text, std::vector<std::uint32_t>& hits) const override {
         Hits ctx{&hits, groups_[g].first};
         std::string_view valid = valid_utf8(text);
-        hs_scan(groups_[g].db.get(), valid.data(), static_cast<unsigned>(valid.size()), 0, thread_scratch(), on_match, &ctx);
+        hs_scan(groups_[g].db.get(), valid.data(), static_cast<unsigned>(valid.size()), 0, thread_scratch(), on_match,
+                &ctx);
     }
 
 private:
@@ -300,7 +304,8 @@ std::string serialize_hyperscan_database(const std::vector<TextPattern>& pattern
     Database db = compile_group(patterns, 0, patterns.size(), &generic);
     char* bytes = nullptr;
     std::size_t size = 0;
-    if (hs_serialize_database(db.get(), &bytes, &size) != HS_SUCCESS) throw RuleError("cannot serialize the rule database");
+    if (hs_serialize_database(db.get(), &bytes, &size) != HS_SUCCESS)
+        throw RuleError("cannot serialize the rule database");
     std::string out(bytes, size);
     std::free(bytes);
     return out;

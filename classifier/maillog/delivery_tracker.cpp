@@ -35,7 +35,8 @@ void join_logged_lines(std::string& s) {
             continue;
         }
         std::size_t end = i + 2;
-        if (digit(end) && digit(end + 1) && digit(end + 2) && end + 3 < s.size() && (s[end + 3] == ' ' || s[end + 3] == '-')) {
+        if (digit(end) && digit(end + 1) && digit(end + 2) && end + 3 < s.size() &&
+            (s[end + 3] == ' ' || s[end + 3] == '-')) {
             end += 4;
             std::size_t e = end;  // an enhanced code "5.7.26 " after it
             if (digit(e) && e + 1 < s.size() && s[e + 1] == '.') {
@@ -57,8 +58,8 @@ void join_logged_lines(std::string& s) {
 }  // namespace
 
 void DeliveryTracker::emit(Status status, std::string_view queue_id, const Message* msg, std::string_view recipient,
-                           std::string_view text, const LogTime& time, std::string_view relay,
-                           std::string_view delay, std::string_view dsn, Origin origin) {
+                           std::string_view text, const LogTime& time, std::string_view relay, std::string_view delay,
+                           std::string_view dsn, Origin origin) {
     DeliveryRow& r = row_;
     r.time = time;
     r.status = status;
@@ -90,7 +91,7 @@ void DeliveryTracker::emit(Status status, std::string_view queue_id, const Messa
             }
         } else {
             r.category = Category::other;
-            r.bounce = status == Status::bounce ? Bounce::hard
+            r.bounce = status == Status::bounce     ? Bounce::hard
                        : status == Status::deferred ? Bounce::soft
                                                     : Bounce::none;
         }
@@ -143,80 +144,80 @@ void DeliveryTracker::maybe_evict(std::int64_t now) {
 void DeliveryTracker::add(const LogEvent& ev) {
     const std::int64_t now = ev.time.instant();
     switch (ev.kind) {
-        case EventKind::message_id: {
-            Message& m = message(ev.queue_id, now);
-            m.message_id.assign(ev.message_id);
-            break;
-        }
-        case EventKind::queued: {
-            Message& m = message(ev.queue_id, now);
-            m.sender.assign(ev.sender);
-            m.queued = true;
-            break;
-        }
-        case EventKind::delivery: {
-            Message* m = find(ev.queue_id);
-            if (ev.word == DeliveryWord::deferred) {
-                if (!m) m = &message(ev.queue_id, now);
-                m->last_seen = now;
-                auto it = std::find_if(m->deferred.begin(), m->deferred.end(),
-                                       [&](const Deferred& d) { return d.recipient == ev.recipient; });
-                if (it == m->deferred.end()) {
-                    m->deferred.emplace_back();
-                    it = std::prev(m->deferred.end());
-                    it->recipient.assign(ev.recipient);
-                }
-                it->reply.assign(ev.text);
-                it->relay.assign(ev.relay);
-                it->delay.assign(ev.delay);
-                it->dsn.assign(ev.dsn);
-                it->time = ev.time;
-                break;
+    case EventKind::message_id: {
+        Message& m = message(ev.queue_id, now);
+        m.message_id.assign(ev.message_id);
+        break;
+    }
+    case EventKind::queued: {
+        Message& m = message(ev.queue_id, now);
+        m.sender.assign(ev.sender);
+        m.queued = true;
+        break;
+    }
+    case EventKind::delivery: {
+        Message* m = find(ev.queue_id);
+        if (ev.word == DeliveryWord::deferred) {
+            if (!m) m = &message(ev.queue_id, now);
+            m->last_seen = now;
+            auto it = std::find_if(m->deferred.begin(), m->deferred.end(),
+                                   [&](const Deferred& d) { return d.recipient == ev.recipient; });
+            if (it == m->deferred.end()) {
+                m->deferred.emplace_back();
+                it = std::prev(m->deferred.end());
+                it->recipient.assign(ev.recipient);
             }
-            if (m) {
-                m->last_seen = now;
-                std::erase_if(m->deferred, [&](const Deferred& d) { return d.recipient == ev.recipient; });
-            }
-            Status s = ev.word == DeliveryWord::sent      ? Status::sent
-                       : ev.word == DeliveryWord::bounced ? Status::bounce
-                                                          : Status::expired;
-            emit(s, ev.queue_id, m, ev.recipient, ev.text, ev.time, ev.relay, ev.delay, ev.dsn, Origin::remote);
+            it->reply.assign(ev.text);
+            it->relay.assign(ev.relay);
+            it->delay.assign(ev.delay);
+            it->dsn.assign(ev.dsn);
+            it->time = ev.time;
             break;
         }
-        case EventKind::expired: {
-            if (Message* m = find(ev.queue_id)) {
-                m->last_seen = now;
-                if (m->sender.empty()) m->sender.assign(ev.sender);
-                for (Deferred& d : m->deferred) d.time = ev.time;  // they end now
-                emit_deferred(ev.queue_id, *m, Status::expired);
-                m->deferred.clear();
-            }
-            break;
+        if (m) {
+            m->last_seen = now;
+            std::erase_if(m->deferred, [&](const Deferred& d) { return d.recipient == ev.recipient; });
         }
-        case EventKind::removed: {
-            auto it = open_.find(ev.queue_id);
-            if (it != open_.end()) {
-                emit_deferred(it->first, it->second, Status::deferred);
-                open_.erase(it);
-            }
-            break;
+        Status s = ev.word == DeliveryWord::sent      ? Status::sent
+                   : ev.word == DeliveryWord::bounced ? Status::bounce
+                                                      : Status::expired;
+        emit(s, ev.queue_id, m, ev.recipient, ev.text, ev.time, ev.relay, ev.delay, ev.dsn, Origin::remote);
+        break;
+    }
+    case EventKind::expired: {
+        if (Message* m = find(ev.queue_id)) {
+            m->last_seen = now;
+            if (m->sender.empty()) m->sender.assign(ev.sender);
+            for (Deferred& d : m->deferred) d.time = ev.time;  // they end now
+            emit_deferred(ev.queue_id, *m, Status::expired);
+            m->deferred.clear();
         }
-        case EventKind::reject: {
-            auto it = ev.queue_id.empty() ? open_.end() : open_.find(ev.queue_id);
-            Message* m = it == open_.end() ? nullptr : &it->second;
-            // Sender and recipient as the reject line gives them.
-            Message tmp;
-            const Message* from = m;
-            if (!m || m->sender != ev.sender) {
-                tmp.sender.assign(ev.sender);
-                if (m) tmp.message_id = m->message_id;
-                from = &tmp;
-            }
-            emit(Status::rejected, ev.queue_id, from, ev.recipient, ev.text, ev.time, {}, {}, {}, Origin::edge);
-            // Refused before qmgr saw it (milter or cleanup at end of message): nothing follows.
-            if (m && !m->queued) open_.erase(it);
-            break;
+        break;
+    }
+    case EventKind::removed: {
+        auto it = open_.find(ev.queue_id);
+        if (it != open_.end()) {
+            emit_deferred(it->first, it->second, Status::deferred);
+            open_.erase(it);
         }
+        break;
+    }
+    case EventKind::reject: {
+        auto it = ev.queue_id.empty() ? open_.end() : open_.find(ev.queue_id);
+        Message* m = it == open_.end() ? nullptr : &it->second;
+        // Sender and recipient as the reject line gives them.
+        Message tmp;
+        const Message* from = m;
+        if (!m || m->sender != ev.sender) {
+            tmp.sender.assign(ev.sender);
+            if (m) tmp.message_id = m->message_id;
+            from = &tmp;
+        }
+        emit(Status::rejected, ev.queue_id, from, ev.recipient, ev.text, ev.time, {}, {}, {}, Origin::edge);
+        // Refused before qmgr saw it (milter or cleanup at end of message): nothing follows.
+        if (m && !m->queued) open_.erase(it);
+        break;
+    }
     }
     maybe_evict(now);
 }

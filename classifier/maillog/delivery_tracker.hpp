@@ -26,14 +26,14 @@
 namespace preflight {
 
 struct DeliveryRow {
-    LogTime time;            // of the event that made the state final
+    LogTime time;  // of the event that made the state final
     std::string sender, recipient;
     Status status = Status::sent;
-    std::string message;     // the remote reply, or the reject text
+    std::string message;  // the remote reply, or the reject text
     std::string queue_id, message_id, relay, delay;
     Category category = Category::other;
     Bounce bounce = Bounce::none;
-    std::string enhanced;    // "5.1.1": the log's dsn=, else the reply's, else empty
+    std::string enhanced;  // "5.1.1": the log's dsn=, else the reply's, else empty
 };
 
 struct TrackerOptions {

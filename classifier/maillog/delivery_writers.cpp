@@ -12,8 +12,8 @@
 namespace preflight {
 namespace {
 
-constexpr std::string_view kHeaders[] = {"Date",     "Sender",      "Recipient",     "Status",
-                                         "Status message", "Queue ID", "Category", "Bounce type",
+constexpr std::string_view kHeaders[] = {"Date",           "Sender",   "Recipient", "Status",
+                                         "Status message", "Queue ID", "Category",  "Bounce type",
                                          "Enhanced code",  "Relay",    "Delay"};
 constexpr std::size_t kNarrowColumns = 5, kWideColumns = 11;
 constexpr std::size_t kCellMax = 32767;  // Excel: characters per cell (bytes here: never more)
@@ -25,7 +25,6 @@ bool delay_number(std::string_view s, double& v) {
     auto r = std::from_chars(s.data(), s.data() + s.size(), v);
     return r.ec == std::errc{} && r.ptr == s.data() + s.size() && std::isfinite(v);
 }
-
 
 }  // namespace
 
@@ -51,11 +50,11 @@ void append_csv_field(std::string& out, std::string_view s, CsvCells cells) {
 
 std::string_view status_label(Status s) {
     switch (s) {
-        case Status::sent: return "Sent";
-        case Status::deferred: return "Deferred";
-        case Status::bounce: return "Bounce";
-        case Status::rejected: return "Rejected";
-        case Status::expired: return "Expired";
+    case Status::sent: return "Sent";
+    case Status::deferred: return "Deferred";
+    case Status::bounce: return "Bounce";
+    case Status::rejected: return "Rejected";
+    case Status::expired: return "Expired";
     }
     return "";
 }

@@ -10,7 +10,6 @@ namespace {
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 constexpr std::int64_t kSkew = 60;
 
-
 void make_key(std::string& key, std::string_view kind, std::string_view id, std::string_view rcpt_lower) {
     key.assign(kind);
     key.push_back('\0');
@@ -25,8 +24,8 @@ std::string_view queued_as(std::string_view reply) {
     std::size_t at = reply.find("queued as ");
     if (at == std::string_view::npos) return {};
     std::size_t start = at + 10, end = start;
-    while (end < reply.size() && ((reply[end] >= '0' && reply[end] <= '9') || (reply[end] >= 'A' && reply[end] <= 'Z') ||
-                                  (reply[end] >= 'a' && reply[end] <= 'z')))
+    while (end < reply.size() && ((reply[end] >= '0' && reply[end] <= '9') ||
+                                  (reply[end] >= 'A' && reply[end] <= 'Z') || (reply[end] >= 'a' && reply[end] <= 'z')))
         ++end;
     return reply.substr(start, end - start);
 }

@@ -27,12 +27,12 @@
 namespace preflight {
 
 struct DsnRecord {
-    std::string queue_id;    // a queue id named in the DSN (ours or the downstream's); may be empty
-    std::string message_id;  // Message-ID of the returned message, without <>; may be empty
-    std::string recipient;   // Final-Recipient (or Original-Recipient) address; may be empty
-    LogTime time;            // when the DSN was issued (its Date, or Arrival-Date)
+    std::string queue_id;            // a queue id named in the DSN (ours or the downstream's); may be empty
+    std::string message_id;          // Message-ID of the returned message, without <>; may be empty
+    std::string recipient;           // Final-Recipient (or Original-Recipient) address; may be empty
+    LogTime time;                    // when the DSN was issued (its Date, or Arrival-Date)
     Status status = Status::bounce;  // bounce (Action: failed) or expired; others are ignored
-    std::string reason;      // Diagnostic-Code, else the status text
+    std::string reason;              // Diagnostic-Code, else the status text
 };
 
 class DsnJoin {

@@ -106,7 +106,7 @@ std::unique_ptr<LogInput> LogInput::open(const std::string& path, std::string& e
         error = path + ": " + std::strerror(errno);
         return nullptr;
     }
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
         error = path + ": " + std::strerror(errno);
         return nullptr;

@@ -53,7 +53,7 @@ private:
 
     std::vector<char> buf_;
     std::size_t start_ = 0, scan_ = 0, end_ = 0;  // line start, scanned up to, data end
-    bool skipping_ = false;                         // inside a too-long line
+    bool skipping_ = false;                       // inside a too-long line
 };
 
 }  // namespace preflight

@@ -8,7 +8,6 @@ namespace {
 
 using sv = std::string_view;
 
-
 // n digits at s[i]; -1 if any is not a digit or s is too short.
 int digits(sv s, std::size_t i, std::size_t n) {
     if (i + n > s.size()) return -1;
@@ -271,7 +270,8 @@ std::size_t LogTime::format(char* buf) const {
     std::int64_t y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
     if (y < 0 || y > 9999) y = 0;
     auto put = [&](std::size_t at, std::int64_t v, int n) {
-        for (int k = n - 1; k >= 0; --k, v /= 10) buf[at + static_cast<std::size_t>(k)] = static_cast<char>('0' + v % 10);
+        for (int k = n - 1; k >= 0; --k, v /= 10)
+            buf[at + static_cast<std::size_t>(k)] = static_cast<char>('0' + v % 10);
     };
     put(0, y, 4);
     buf[4] = '-';
@@ -287,9 +287,7 @@ std::size_t LogTime::format(char* buf) const {
     return 19;
 }
 
-double LogTime::excel_serial() const {
-    return static_cast<double>(civil) / 86400.0 + 25569.0;
-}
+double LogTime::excel_serial() const { return static_cast<double>(civil) / 86400.0 + 25569.0; }
 
 YearReference YearReference::from_time(std::int64_t unix_seconds) {
     std::time_t t = static_cast<std::time_t>(unix_seconds);
@@ -348,45 +346,45 @@ LineResult parse_log_line(std::string_view line, const YearReference& ref, LogEv
     ev.queue_id = msg.substr(0, q);
     sv rest = msg.substr(q + 2);
     switch (rest.empty() ? '\0' : rest[0]) {
-        case 't':
-            if (starts(rest, "to=<")) return parse_delivery(rest, ev, why);
-            break;
-        case 'f':
-            if (starts(rest, "from=<")) {
-                std::size_t i = 5;
-                if (!bracketed(rest, i, ", ", ev.sender)) return malformed(why, "from=<...> not closed by '>, '");
-                sv tail = rest.substr(i);
-                if (starts(tail, ", size=")) {
-                    ev.kind = EventKind::queued;
-                    return LineResult::event;
-                }
-                if (starts(tail, ", status=expired")) {
-                    ev.kind = EventKind::expired;
-                    return LineResult::event;
-                }
-            }
-            break;
-        case 'm':
-            if (starts(rest, "message-id=")) {
-                sv id = rest.substr(11);
-                if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
-                ev.message_id = id;
-                ev.kind = EventKind::message_id;
+    case 't':
+        if (starts(rest, "to=<")) return parse_delivery(rest, ev, why);
+        break;
+    case 'f':
+        if (starts(rest, "from=<")) {
+            std::size_t i = 5;
+            if (!bracketed(rest, i, ", ", ev.sender)) return malformed(why, "from=<...> not closed by '>, '");
+            sv tail = rest.substr(i);
+            if (starts(tail, ", size=")) {
+                ev.kind = EventKind::queued;
                 return LineResult::event;
             }
-            if (starts(rest, "milter-reject: ")) {
-                ev.milter = true;
-                return parse_reject(rest.substr(15), ev, why);
-            }
-            break;
-        case 'r':
-            if (rest == "removed") {
-                ev.kind = EventKind::removed;
+            if (starts(tail, ", status=expired")) {
+                ev.kind = EventKind::expired;
                 return LineResult::event;
             }
-            if (starts(rest, "reject: ")) return parse_reject(rest.substr(8), ev, why);
-            break;
-        default: break;
+        }
+        break;
+    case 'm':
+        if (starts(rest, "message-id=")) {
+            sv id = rest.substr(11);
+            if (id.size() >= 2 && id.front() == '<' && id.back() == '>') id = id.substr(1, id.size() - 2);
+            ev.message_id = id;
+            ev.kind = EventKind::message_id;
+            return LineResult::event;
+        }
+        if (starts(rest, "milter-reject: ")) {
+            ev.milter = true;
+            return parse_reject(rest.substr(15), ev, why);
+        }
+        break;
+    case 'r':
+        if (rest == "removed") {
+            ev.kind = EventKind::removed;
+            return LineResult::event;
+        }
+        if (starts(rest, "reject: ")) return parse_reject(rest.substr(8), ev, why);
+        break;
+    default: break;
     }
     return LineResult::ignored;
 }

@@ -60,15 +60,15 @@ enum class DeliveryWord { sent, deferred, bounced, expired };
 struct LogEvent {
     EventKind kind = EventKind::queued;
     LogTime time;
-    std::string_view queue_id;    // empty for NOQUEUE
-    std::string_view sender;      // from=<...> (queued, expired, reject)
-    std::string_view recipient;   // to=<...> (delivery, reject)
-    std::string_view message_id;  // message-id=<...> without the brackets
+    std::string_view queue_id;           // empty for NOQUEUE
+    std::string_view sender;             // from=<...> (queued, expired, reject)
+    std::string_view recipient;          // to=<...> (delivery, reject)
+    std::string_view message_id;         // message-id=<...> without the brackets
     std::string_view relay, delay, dsn;  // delivery fields, empty when absent
     DeliveryWord word = DeliveryWord::sent;
     // delivery: the text in parentheses after status=; reject: the reply sent to the client.
     std::string_view text;
-    bool milter = false;          // reject came from a milter (milter-reject)
+    bool milter = false;  // reject came from a milter (milter-reject)
 };
 
 enum class LineResult {
@@ -80,8 +80,7 @@ enum class LineResult {
 };
 
 // Parses one line (without its newline). why is set for not_a_log and malformed.
-LineResult parse_log_line(std::string_view line, const YearReference& ref, LogEvent& out,
-                          std::string_view& why);
+LineResult parse_log_line(std::string_view line, const YearReference& ref, LogEvent& out, std::string_view& why);
 
 // The reply inside a delivery text: "host mx[1.2.3.4] said: 550 ..." -> "550 ...".
 std::string_view remote_reply(std::string_view text);

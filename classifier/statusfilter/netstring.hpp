@@ -28,7 +28,6 @@ struct Netstring {
 Netstring parse_netstring(std::string_view buf, std::size_t max_payload);
 
 // Appends one netstring whose payload is the concatenation of the parts.
-void append_netstring(std::string& out, std::string_view a, std::string_view b = {},
-                      std::string_view c = {});
+void append_netstring(std::string& out, std::string_view a, std::string_view b = {}, std::string_view c = {});
 
 }  // namespace preflight

@@ -130,7 +130,10 @@ public:
         Listener& l = *owned;
         const bool unix_socket = where.kind == SocketAddress::Kind::unix_socket;
         const bool v6 = where.kind == SocketAddress::Kind::inet6;
-        l.fd_ = UniqueFd(::socket(unix_socket ? AF_UNIX : v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+        l.fd_ = UniqueFd(::socket(unix_socket ? AF_UNIX
+                                  : v6        ? AF_INET6
+                                              : AF_INET,
+                                  SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         if (!l.fd_) {
             err = "socket: " + errno_text();
             return nullptr;
@@ -239,8 +242,8 @@ struct ServeMetrics {
     metrics::Counter not_delivery_status, unclassified;
     metrics::Counter connections_total;
     // Classification is CPU only: about a microsecond, far more for a pathological text.
-    metrics::Histogram request_seconds{0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001,
-                                       0.00025, 0.0005, 0.001, 0.01, 0.1};
+    metrics::Histogram request_seconds{0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005,
+                                       0.0001,   0.00025,   0.0005,   0.001,   0.01,     0.1};
 
     void count(const FilterResult& r) {
         switch (r.kind) {
@@ -265,8 +268,8 @@ struct ServeMetrics {
                          {"decision", std::string(to_string(static_cast<Decision>(d)))}});
         reg.add("preflight_classify_unclassified_total", "Keys left alone without a decision, by reason.",
                 not_delivery_status, {{"reason", "not-delivery-status"}});
-        reg.add("preflight_classify_unclassified_total", "Keys left alone without a decision, by reason.",
-                unclassified, {{"reason", "no-category"}});
+        reg.add("preflight_classify_unclassified_total", "Keys left alone without a decision, by reason.", unclassified,
+                {{"reason", "no-category"}});
         reg.add_callback("preflight_classify_connections", "Socketmap connections open now.", metrics::Type::gauge,
                          [&open] { return static_cast<double>(open.load(std::memory_order_relaxed)); });
         reg.add("preflight_classify_connections_total", "Socketmap connections accepted.", connections_total);
@@ -329,8 +332,8 @@ struct Shared {
 
 struct Conn {
     UniqueFd fd;
-    std::string in;        // a partial request carried over between reads
-    std::string out;       // replies not yet written, from out_off
+    std::string in;   // a partial request carried over between reads
+    std::string out;  // replies not yet written, from out_off
     std::size_t out_off = 0;
     std::uint32_t events = 0;  // what epoll watches for
     bool close_after = false;  // close once out is written (after a PERM for bad framing)
@@ -346,7 +349,8 @@ void log_answer(std::string_view req, std::string_view reply_netstring) {
     line.append(" -> ");
     line.append(ns.payload.substr(0, 1000));
     line.push_back('\n');
-    if (::write(STDERR_FILENO, line.data(), line.size()) < 0) { /* nowhere to report it */ }
+    if (::write(STDERR_FILENO, line.data(), line.size()) < 0) { /* nowhere to report it */
+    }
 }
 
 // Answers one request payload "NAME KEY" into out.
@@ -375,8 +379,8 @@ ServeMetrics::Answer answer_one(std::string_view req, const Engine& engine, cons
 }
 
 // answer_one, and with --verbose a log line.
-void answer(std::string_view req, const Engine& engine, const Shared& shared, std::string& scratch,
-            std::string& out, std::uint64_t& changed) {
+void answer(std::string_view req, const Engine& engine, const Shared& shared, std::string& scratch, std::string& out,
+            std::uint64_t& changed) {
     const std::size_t before = out.size();
     if (ServeMetrics* m = shared.metrics) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -532,23 +536,23 @@ private:
         while (used < data.size()) {
             Netstring ns = parse_netstring(data.substr(used), shared_.settings.max_request);
             switch (ns.status) {
-                case Netstring::Status::complete:
-                    answer(ns.payload, engine, shared_, scratch_, c.out, changed_);
-                    ++requests_;
-                    used += ns.consumed;
-                    continue;
-                case Netstring::Status::incomplete: return used;
-                case Netstring::Status::too_long:
-                    if (shared_.metrics) shared_.metrics->answers[ServeMetrics::perm].inc();
-                    append_netstring(c.out, "PERM request longer than ",
-                                     std::to_string(shared_.settings.max_request), " bytes");
-                    c.close_after = true;
-                    return used;
-                case Netstring::Status::malformed:
-                    if (shared_.metrics) shared_.metrics->answers[ServeMetrics::perm].inc();
-                    append_netstring(c.out, "PERM malformed netstring");
-                    c.close_after = true;
-                    return used;
+            case Netstring::Status::complete:
+                answer(ns.payload, engine, shared_, scratch_, c.out, changed_);
+                ++requests_;
+                used += ns.consumed;
+                continue;
+            case Netstring::Status::incomplete: return used;
+            case Netstring::Status::too_long:
+                if (shared_.metrics) shared_.metrics->answers[ServeMetrics::perm].inc();
+                append_netstring(c.out, "PERM request longer than ", std::to_string(shared_.settings.max_request),
+                                 " bytes");
+                c.close_after = true;
+                return used;
+            case Netstring::Status::malformed:
+                if (shared_.metrics) shared_.metrics->answers[ServeMetrics::perm].inc();
+                append_netstring(c.out, "PERM malformed netstring");
+                c.close_after = true;
+                return used;
             }
         }
         return used;
@@ -576,8 +580,7 @@ private:
                 return false;
             }
         }
-        std::uint32_t want = (pending ? EPOLLOUT : 0u) |
-                             (!c.close_after && pending < kMaxPendingOut ? EPOLLIN : 0u);
+        std::uint32_t want = (pending ? EPOLLOUT : 0u) | (!c.close_after && pending < kMaxPendingOut ? EPOLLIN : 0u);
         if (want != c.events) {
             epoll_event e{};
             e.events = want;
@@ -758,8 +761,7 @@ int run_serve_command(const std::vector<std::string>& args) {
         return 1;
     }
     if (run_as) {
-        if (!listener->unix_path().empty() &&
-            ::lchown(listener->unix_path().c_str(), run_as->uid, run_as->gid) != 0) {
+        if (!listener->unix_path().empty() && ::lchown(listener->unix_path().c_str(), run_as->uid, run_as->gid) != 0) {
             std::cerr << "preflight-classify serve: cannot give " << listener->unix_path() << " to " << run_as->user
                       << ": " << errno_text() << "\n";
             return 1;
@@ -794,7 +796,8 @@ int run_serve_command(const std::vector<std::string>& args) {
     std::vector<std::thread> workers;
     auto stop_loops = [&] {
         std::uint64_t one = 1;
-        if (::write(stop.get(), &one, sizeof one) < 0) { /* an eventfd write of 1 cannot fail here */ }
+        if (::write(stop.get(), &one, sizeof one) < 0) { /* an eventfd write of 1 cannot fail here */
+        }
         for (auto& t : workers) t.join();
     };
     try {
@@ -831,8 +834,8 @@ int run_serve_command(const std::vector<std::string>& args) {
     std::uint64_t requests = 0, changed = 0, accepted = 0;
     for (auto& l : loops) requests += l->requests(), changed += l->changed(), accepted += l->accepted();
     loops.clear();
-    std::cerr << "preflight-classify serve: stopped (" << (shared.failed ? "error" : strsignal(sig)) << "): "
-              << accepted << " connections, " << requests << " requests, " << changed << " statuses changed\n";
+    std::cerr << "preflight-classify serve: stopped (" << (shared.failed ? "error" : strsignal(sig))
+              << "): " << accepted << " connections, " << requests << " requests, " << changed << " statuses changed\n";
     return shared.failed ? 1 : 0;
 }
 

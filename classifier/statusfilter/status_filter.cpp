@@ -12,7 +12,6 @@ namespace {
 
 constexpr std::array<std::string_view, 3> kDecisionNames = {"keep", "defer", "bounce"};
 
-
 // Splits a line into at most 4 blank-separated words (the 4th is "more than 3").
 std::size_t split_words(std::string_view line, std::array<std::string_view, 4>& w) {
     std::size_t n = 0, i = 0;
@@ -32,8 +31,7 @@ std::string_view remote_reply(std::string_view text) {
     std::size_t at = text.find(kSaid);
     if (at == std::string_view::npos) return {};
     std::string_view r = text.substr(at + kSaid.size());
-    if (r.size() < 3 || r[0] < '2' || r[0] > '5' || r[1] < '0' || r[1] > '9' || r[2] < '0' || r[2] > '9')
-        return {};
+    if (r.size() < 3 || r[0] < '2' || r[0] > '5' || r[1] < '0' || r[1] > '9' || r[2] < '0' || r[2] > '9') return {};
     if (r.ends_with(" command)")) {
         std::size_t paren = r.rfind(" (in reply to ");
         if (paren != std::string_view::npos) r = r.substr(0, paren);
@@ -115,8 +113,8 @@ StatusPolicy StatusPolicy::load(const std::string& path) {
     return parse(ss.str(), path);
 }
 
-FilterResult filter_status(std::string_view key, const ReplyClassifier& classifier,
-                           const StatusPolicy& policy, std::string& scratch) {
+FilterResult filter_status(std::string_view key, const ReplyClassifier& classifier, const StatusPolicy& policy,
+                           std::string& scratch) {
     FilterResult r;
     std::size_t sp = key.find(' ');
     EnhancedCode status;

@@ -68,7 +68,7 @@ struct FilterResult {
 // ("host mx[1.2.3.4] said: 450 4.1.1 ... (in reply to RCPT TO command)") the remote reply is
 // classified (its basic code counts); otherwise the key itself (Postfix's own text, e.g.
 // "4.4.1 connect to mx[...]: Connection refused"). scratch: per-thread buffer.
-FilterResult filter_status(std::string_view key, const ReplyClassifier& classifier,
-                           const StatusPolicy& policy, std::string& scratch);
+FilterResult filter_status(std::string_view key, const ReplyClassifier& classifier, const StatusPolicy& policy,
+                           std::string& scratch);
 
 }  // namespace preflight

@@ -14,7 +14,6 @@ using namespace preflight;
 
 namespace {
 
-
 void BM_Transaction(benchmark::State& state) {
     ZoneResolver zone;
     CachingResolver cache(zone, 10000);

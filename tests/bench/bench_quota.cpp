@@ -53,8 +53,8 @@ void run_reserve(benchmark::State& state, QuotaStore& store) {
         std::vector<QuotaCounter> c;
         const QuotaWindow w[] = {QuotaWindow::day, QuotaWindow::hour, QuotaWindow::minute};
         for (int i = 0; i < n; ++i)
-            c.push_back({"domain:bench" + std::to_string(s) + ".example|recipients|" + std::string(to_string(w[i])), w[i],
-                         1'000'000'000, 1});
+            c.push_back({"domain:bench" + std::to_string(s) + ".example|recipients|" + std::string(to_string(w[i])),
+                         w[i], 1'000'000'000, 1});
         sets.push_back(std::move(c));
     }
     std::size_t i = 0;
@@ -85,7 +85,6 @@ void BM_ReserveRedis(benchmark::State& state) {
     run_reserve(state, *store);
 }
 BENCHMARK(BM_ReserveRedis)->Arg(1)->Arg(3);
-
 
 // state.range(0): 0 no quota (as BM_Transaction), 1 SQLite, 2 Redis.
 void BM_TransactionWithQuota(benchmark::State& state) {

@@ -259,7 +259,8 @@ int main(int argc, char** argv) {
             if (answers[k].empty()) answers[k] = r.answers[k];
             else if (answers[k] != r.answers[k]) {
                 if (all.first_error.empty())
-                    all.first_error = "key " + std::to_string(k) + " answered \"" + r.answers[k] + "\" and \"" + answers[k] + "\"";
+                    all.first_error =
+                        "key " + std::to_string(k) + " answered \"" + r.answers[k] + "\" and \"" + answers[k] + "\"";
                 ++all.inconsistent;
             }
         }
@@ -271,19 +272,22 @@ int main(int argc, char** argv) {
         std::size_t i = std::min(all.latency_ns.size() - 1, static_cast<std::size_t>(p * all.latency_ns.size()));
         return all.latency_ns[i] / 1000.0;
     };
-    std::printf("connections %d threads %d seconds %.1f: %.0f requests/s (%llu requests, %llu rewritten, %llu "
-                "errors); latency us p50 %.1f p99 %.1f p99.9 %.1f max %.1f\n",
-                connections, threads, seconds, all.requests / seconds, static_cast<unsigned long long>(all.requests),
-                static_cast<unsigned long long>(all.changed), static_cast<unsigned long long>(all.errors), pct(0.5),
-                pct(0.99), pct(0.999), all.latency_ns.empty() ? 0.0 : all.latency_ns.back() / 1000.0);
+    std::printf(
+        "connections %d threads %d seconds %.1f: %.0f requests/s (%llu requests, %llu rewritten, %llu "
+        "errors); latency us p50 %.1f p99 %.1f p99.9 %.1f max %.1f\n",
+        connections, threads, seconds, all.requests / seconds, static_cast<unsigned long long>(all.requests),
+        static_cast<unsigned long long>(all.changed), static_cast<unsigned long long>(all.errors), pct(0.5), pct(0.99),
+        pct(0.999), all.latency_ns.empty() ? 0.0 : all.latency_ns.back() / 1000.0);
     if (all.requests == 0) {
         std::fprintf(stderr, "socketmap_bench: no reply in the %.1f measured seconds\n", seconds);
         return 1;
     }
     if (all.errors || all.inconsistent) {
-        std::fprintf(stderr, "socketmap_bench: %llu replies neither OK nor NOTFOUND, %llu answers unlike the first for their key; first: %s\n",
-                     static_cast<unsigned long long>(all.errors), static_cast<unsigned long long>(all.inconsistent),
-                     all.first_error.c_str());
+        std::fprintf(
+            stderr,
+            "socketmap_bench: %llu replies neither OK nor NOTFOUND, %llu answers unlike the first for their key; first: %s\n",
+            static_cast<unsigned long long>(all.errors), static_cast<unsigned long long>(all.inconsistent),
+            all.first_error.c_str());
         return 1;
     }
     return 0;

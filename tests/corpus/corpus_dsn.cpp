@@ -30,7 +30,7 @@ struct FileResult {
     std::vector<std::unique_ptr<BounceReport>> reports;
     std::vector<BounceVerdict> verdicts;
     std::vector<const BounceReport*> verdict_report;  // the report of each verdict
-    std::string error;  // of the first message that could not be read
+    std::string error;                                // of the first message that could not be read
 };
 
 }  // namespace
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
     // come out the same with each, field for field.
     std::vector<std::pair<std::string_view, std::unique_ptr<ReplyClassifier>>> others;
     for (std::string_view e : text_engines_built_in())
-        if (e != text_engines_built_in().front()) others.emplace_back(e, std::make_unique<ReplyClassifier>(RuleSetBuilder().add_shipped().build(e)));
+        if (e != text_engines_built_in().front())
+            others.emplace_back(e, std::make_unique<ReplyClassifier>(RuleSetBuilder().add_shipped().build(e)));
     std::size_t compared = 0, differing = 0;
     auto same = [](const BounceVerdict& a, const BounceVerdict& b) {
         return a.status == b.status && a.bounce == b.bounce && a.category == b.category && a.code == b.code &&
@@ -74,7 +75,8 @@ int main(int argc, char** argv) {
                         ++differing;
                         std::printf("ENGINE %s #%zu: %.*s gives another record than %.*s\n", row.file.c_str(), k + 1,
                                     static_cast<int>(engine.size()), engine.data(),
-                                    static_cast<int>(text_engines_built_in().front().size()), text_engines_built_in().front().data());
+                                    static_cast<int>(text_engines_built_in().front().size()),
+                                    text_engines_built_in().front().data());
                     }
                 }
                 for (BounceVerdict& v : vs) {
@@ -93,8 +95,9 @@ int main(int argc, char** argv) {
             a.category = to_string(v.category);
             a.bounce = to_string(v.bounce);
             a.enhanced = v.enhanced;
-            a.detail = std::string("[") + std::string(to_string(fr.verdict_report[idx - 1]->kind)) + " " + v.recipient->recipient + "] (" +
-                       (v.rule ? v.rule->location : std::string("-")) + ") " + v.diagnostic.substr(0, 160);
+            a.detail = std::string("[") + std::string(to_string(fr.verdict_report[idx - 1]->kind)) + " " +
+                       v.recipient->recipient + "] (" + (v.rule ? v.rule->location : std::string("-")) + ") " +
+                       v.diagnostic.substr(0, 160);
         } else if (!fr.error.empty()) {
             a.detail = fr.error;
         }
@@ -105,10 +108,11 @@ int main(int argc, char** argv) {
         std::printf("  rule engines: %zu verdicts compared, %zu differ (%s)\n", compared, differing,
                     text_engine_description().c_str());
     const corpus::Score& score = folds.all();
-    bool ok = differing == 0 && score.enough_rows(corpus) && score.found_pct() >= floor_found && score.category_pct() >= floor_category &&
-              score.bounce_pct() >= floor_bounce && score.code_pct() >= floor_code;
+    bool ok = differing == 0 && score.enough_rows(corpus) && score.found_pct() >= floor_found &&
+              score.category_pct() >= floor_category && score.bounce_pct() >= floor_bounce &&
+              score.code_pct() >= floor_code;
     if (!ok)
-        std::printf("below the floors (recipients %.0f%%, category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_found,
-                    floor_category, floor_bounce, floor_code);
+        std::printf("below the floors (recipients %.0f%%, category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n",
+                    floor_found, floor_category, floor_bounce, floor_code);
     return ok ? 0 : 1;
 }

@@ -25,7 +25,8 @@ bool starts_with_nocase(const std::string& s, const char* p) {
     std::size_t n = std::char_traits<char>::length(p);
     if (s.size() < n) return false;
     for (std::size_t i = 0; i < n; ++i)
-        if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(p[i]))) return false;
+        if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(p[i])))
+            return false;
     return true;
 }
 
@@ -68,7 +69,8 @@ Extracted scan(const std::string& path) {
             continue;
         }
         if (body_done) continue;
-        if (starts_with_nocase(l, "Content-Type: message/rfc822") || starts_with_nocase(l, "Content-Type: text/rfc822-headers") ||
+        if (starts_with_nocase(l, "Content-Type: message/rfc822") ||
+            starts_with_nocase(l, "Content-Type: text/rfc822-headers") ||
             l.find("This is a copy of the message") != std::string::npos ||
             l.find("Below this line is a copy") != std::string::npos ||
             starts_with_nocase(l, "------ Original message") || starts_with_nocase(l, "----- Original message") ||
@@ -106,7 +108,8 @@ int main(int argc, char** argv) {
         if (idx <= ex.diagnostics.size()) reply = ex.diagnostics[idx - 1];
         else if (!ex.diagnostics.empty()) reply = ex.diagnostics.back();
         else reply = ex.body;
-        std::string st = idx <= ex.statuses.size() ? ex.statuses[idx - 1] : (ex.statuses.empty() ? "" : ex.statuses.back());
+        std::string st =
+            idx <= ex.statuses.size() ? ex.statuses[idx - 1] : (ex.statuses.empty() ? "" : ex.statuses.back());
         Classification c = cl.classify(reply, Origin::remote, scratch);
         // The DSN's Status field gives the enhanced code when the diagnostic text has none.
         EnhancedCode status_code;
@@ -124,8 +127,10 @@ int main(int argc, char** argv) {
     }
     folds.print(dir, false);
     const corpus::Score& score = folds.all();
-    bool ok = score.enough_rows(corpus) && score.category_pct() >= floor_category && score.bounce_pct() >= floor_bounce &&
-              score.code_pct() >= floor_code;
-    if (!ok) std::printf("below the floors (category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_category, floor_bounce, floor_code);
+    bool ok = score.enough_rows(corpus) && score.category_pct() >= floor_category &&
+              score.bounce_pct() >= floor_bounce && score.code_pct() >= floor_code;
+    if (!ok)
+        std::printf("below the floors (category %.0f%%, hard/soft %.0f%%, code %.0f%%)\n", floor_category, floor_bounce,
+                    floor_code);
     return ok ? 0 : 1;
 }

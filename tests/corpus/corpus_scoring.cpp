@@ -31,7 +31,8 @@ bool load(const std::string& dir, Corpus& out) {
         if (f.size() < 3) continue;
         ReasonMap m{f[1], f[2], {}};
         if (f.size() > 3)
-            for (auto& c : split(f[3], ',')) if (!c.empty()) m.categories.insert(c);
+            for (auto& c : split(f[3], ','))
+                if (!c.empty()) m.categories.insert(c);
         out.reasons[f[0]] = m;
     }
     std::getline(exp, line);  // header
@@ -41,11 +42,13 @@ bool load(const std::string& dir, Corpus& out) {
         if (line.empty()) continue;
         auto f = split(line, '\t');
         int index = 0;
-        if (f.size() >= 6 && !f[1].empty() && f[1].find_first_not_of("0123456789") == std::string::npos && f[1].size() < 6)
+        if (f.size() >= 6 && !f[1].empty() && f[1].find_first_not_of("0123456789") == std::string::npos &&
+            f[1].size() < 6)
             index = std::stoi(f[1]);
         if (index < 1)
-            throw std::runtime_error(dir + "/expected.tsv:" + std::to_string(lineno) +
-                                     ": expected file, a recipient index from 1, status, replycode, reason, hardbounce");
+            throw std::runtime_error(
+                dir + "/expected.tsv:" + std::to_string(lineno) +
+                ": expected file, a recipient index from 1, status, replycode, reason, hardbounce");
         out.rows.push_back({f[0], index, f[2], f[3], f[4]});
     }
     return true;
@@ -68,7 +71,8 @@ void Score::add(const Corpus& c, const ExpectedRow& row, const Answer& a) {
     EnhancedCode want;
     bool has_code = !row.status.empty() && parse_enhanced_code(row.status, want);
     if (!a.found) {
-        if (verbose_) std::cout << "MISS " << row.file << " #" << row.index << " " << row.reason << " " << a.detail << "\n";
+        if (verbose_)
+            std::cout << "MISS " << row.file << " #" << row.index << " " << row.reason << " " << a.detail << "\n";
         if (mit != c.reasons.end()) {
             if (!mit->second.categories.empty()) ++cat_rows_, ++misses_by_reason_[row.reason];
             ++bounce_rows_;
@@ -85,12 +89,12 @@ void Score::add(const Corpus& c, const ExpectedRow& row, const Answer& a) {
         cat_ok_ += ok;
         if (!ok) ++misses_by_reason_[row.reason];
         if (!ok && verbose_)
-            std::cout << "CAT  " << row.file << " #" << row.index << " want " << row.reason << " got " << a.category << " "
-                      << a.detail << "\n";
+            std::cout << "CAT  " << row.file << " #" << row.index << " want " << row.reason << " got " << a.category
+                      << " " << a.detail << "\n";
     }
     ++bounce_rows_;
     bool bok = m.bounce == "either" ? (a.bounce == "hard" || a.bounce == "soft")
-             : m.bounce == "none"   ? a.bounce != "hard"
+               : m.bounce == "none" ? a.bounce != "hard"
                                     : a.bounce == m.bounce;
     if (row.reason == "feedback" || row.reason == "vacation") bok = a.bounce != "hard";
     bounce_ok_ += bok;
@@ -144,8 +148,8 @@ bool Score::enough_rows(const Corpus& c) const {
         return false;
     }
     if (!cat_rows_ || !bounce_rows_ || !code_rows_) {
-        std::printf("a figure had no row to apply to (category %d, hard/soft %d, code %d rows)\n", cat_rows_, bounce_rows_,
-                    code_rows_);
+        std::printf("a figure had no row to apply to (category %d, hard/soft %d, code %d rows)\n", cat_rows_,
+                    bounce_rows_, code_rows_);
         return false;
     }
     return true;

@@ -69,11 +69,15 @@ public:
 
 private:
     bool verbose_ = false;
-    int rows_ = 0, found_ = 0, cat_rows_ = 0, cat_ok_ = 0, bounce_rows_ = 0, bounce_ok_ = 0, code_rows_ = 0, code_ok_ = 0;
+    int rows_ = 0, found_ = 0, cat_rows_ = 0, cat_ok_ = 0, bounce_rows_ = 0, bounce_ok_ = 0, code_rows_ = 0,
+        code_ok_ = 0;
     std::map<std::string, int> misses_by_reason_;
 
 public:
-    Score& verbose(bool v) { verbose_ = v; return *this; }
+    Score& verbose(bool v) {
+        verbose_ = v;
+        return *this;
+    }
 };
 
 // The public half in two fixed folds by a hash of the file name (FNV-1a 32-bit of the name:

@@ -22,8 +22,8 @@ inline std::string_view as_view(const std::uint8_t* data, std::size_t size) {
     std::fprintf(stderr, "fuzz invariant failed: %s\n", what);
     std::abort();
 }
-#define FUZZ_CHECK(cond) \
-    do {                 \
+#define FUZZ_CHECK(cond)                             \
+    do {                                             \
         if (!(cond)) ::preflight::fuzz::fail(#cond); \
     } while (0)
 

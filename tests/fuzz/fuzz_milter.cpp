@@ -38,8 +38,8 @@ std::vector<std::uint8_t> txt_wire(const std::string& name, std::string_view tex
     for (std::size_t i = 0; i < text.size(); i += 255) rr.append(" \"").append(text.substr(i, 255)).append("\"");
     ldns_rr* r = nullptr;
     if (ldns_rr_new_frm_str(&r, rr.c_str(), 0, nullptr, nullptr) != LDNS_STATUS_OK) fuzz::fail("ldns_rr_new_frm_str");
-    ldns_pkt* p = ldns_pkt_query_new(ldns_dname_new_frm_str((name + ".").c_str()), LDNS_RR_TYPE_TXT,
-                                     LDNS_RR_CLASS_IN, LDNS_RD);
+    ldns_pkt* p =
+        ldns_pkt_query_new(ldns_dname_new_frm_str((name + ".").c_str()), LDNS_RR_TYPE_TXT, LDNS_RR_CLASS_IN, LDNS_RD);
     ldns_pkt_set_qr(p, true);
     ldns_pkt_set_ra(p, true);
     ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, r);
@@ -75,15 +75,17 @@ struct World {
         dns.set("fz._domainkey.nospf.test", rrtype::TXT, S::ok, {key});
         dns.answers[{"fz._domainkey.nospf.test", rrtype::TXT}].wire = txt_wire("fz._domainkey.nospf.test", key);
 
-        const std::string common = "EgressAddresses 127.0.0.1, ::1\nDomain dry.test Mode dry-run\n"
-                                   "Domain tag.test AuthMode tag\nDomain *.test MaxRecipients 3\n";
+        const std::string common =
+            "EgressAddresses 127.0.0.1, ::1\nDomain dry.test Mode dry-run\n"
+            "Domain tag.test AuthMode tag\nDomain *.test MaxRecipients 3\n";
         const std::string dkim = "DkimSelectors fz, other\nDkimPublicKey " + std::string(kDkimPublicKey) + "\n";
         const std::array<std::string, 5> confs = {
             common + "AuthPolicy spf\n",
             common + dkim + "AuthPolicy spf-or-dkim\nMaxMessageSize 2K\n",
             common + dkim + "AuthPolicy dkim\nSizeMode tag\nMaxMessageSize 1K\nRecipientLimitReply reject\n",
-            common + dkim + "AuthPolicy spf-and-dkim\nAuthMode tempfail\nSenderDomainMode tag\n"
-                            "EnvelopeSyntaxMode tag\nRecipientLimitMode tag\nUnknownDomainCode 450\n",
+            common + dkim +
+                "AuthPolicy spf-and-dkim\nAuthMode tempfail\nSenderDomainMode tag\n"
+                "EnvelopeSyntaxMode tag\nRecipientLimitMode tag\nUnknownDomainCode 450\n",
             common + "Mode dry-run\nAuthPolicy spf-or-dkim\nOnDnsError accept\nSizeMode tempfail\nMaxMessageSize 1K\n",
         };
         for (const std::string& text : confs) {
@@ -113,8 +115,9 @@ const bool debug = std::getenv("FUZZ_MILTER_DEBUG") != nullptr;
 // What the glue does with a verdict: render it (refusals) and check the reply is sendable.
 void check_verdict(const Verdict& v) {
     SmtpReply r = render(v);
-    if (debug) std::fprintf(stderr, "check=%s action=%s reply=%s\n", v.check.c_str(),
-                            std::string(to_string(v.action)).c_str(), reply_text(r).c_str());
+    if (debug)
+        std::fprintf(stderr, "check=%s action=%s reply=%s\n", v.check.c_str(), std::string(to_string(v.action)).c_str(),
+                     reply_text(r).c_str());
     if (v.action == Verdict::Action::reject) FUZZ_CHECK(r.code >= 500 && r.code <= 599);
     if (v.action == Verdict::Action::tempfail) FUZZ_CHECK(r.code >= 400 && r.code <= 499);
     FUZZ_CHECK(r.code >= 200 && r.code <= 599);
@@ -133,7 +136,7 @@ void check_verdict(const Verdict& v) {
     for (const std::string& l : r.lines) {
         FUZZ_CHECK(printable(l));
         FUZZ_CHECK(l.size() <= 980);  // libmilter's line limit, after '%' doubling
-        std::size_t pct = 0;  // the length of the current run of '%': always even
+        std::size_t pct = 0;          // the length of the current run of '%': always even
         for (char c : l) {
             if (c == '%') {
                 ++pct;

@@ -40,14 +40,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         LogEvent ev;
         std::string_view why;
         switch (parse_log_line(line, ref, ev, why)) {
-            case LineResult::event:
-                remote_reply(ev.text);
-                tracker.add(ev);
-                FUZZ_CHECK(tracker.open() <= opts.max_open);
-                break;
-            case LineResult::not_a_log:
-            case LineResult::malformed: FUZZ_CHECK(!why.empty()); break;
-            case LineResult::ignored: break;
+        case LineResult::event:
+            remote_reply(ev.text);
+            tracker.add(ev);
+            FUZZ_CHECK(tracker.open() <= opts.max_open);
+            break;
+        case LineResult::not_a_log:
+        case LineResult::malformed: FUZZ_CHECK(!why.empty()); break;
+        case LineResult::ignored: break;
         }
     }
     tracker.finish();

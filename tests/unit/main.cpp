@@ -23,8 +23,7 @@ namespace {
 // A Catch2 test spec that matches NAME: quoted (so '[', '~' and blanks are plain characters),
 // with the three characters that still mean something inside quotes escaped: ',' (or), '"' and
 // '\'.
-std::string exact_filter(const std::string& name)
-{
+std::string exact_filter(const std::string& name) {
     std::string f = "\"";
     for (char c : name) {
         if (c == ',' || c == '"' || c == '\\') f += '\\';
@@ -36,15 +35,13 @@ std::string exact_filter(const std::string& name)
 
 // TEXT as a CMake bracket argument: [==[TEXT]==] with as many '=' as needed that TEXT
 // cannot close it early. Nothing inside is expanded or split at ';'.
-std::string bracket(const std::string& text)
-{
+std::string bracket(const std::string& text) {
     std::string eq;
     while (text.find("]" + eq + "]") != std::string::npos) eq += '=';
     return "[" + eq + "[" + text + "]" + eq + "]";
 }
 
-int write_ctest_file(const std::string& prefix, const std::string& exe, const std::string& out)
-{
+int write_ctest_file(const std::string& prefix, const std::string& exe, const std::string& out) {
     Catch::Session session;
     const char* no_args[] = {"unit_tests"};
     if (session.applyCommandLine(1, no_args) != 0) return 1;
@@ -75,8 +72,8 @@ int write_ctest_file(const std::string& prefix, const std::string& exe, const st
         }
         if (matched != 1 || !self) {
             std::cerr << test.getTestCaseInfo().lineInfo.file << ":" << test.getTestCaseInfo().lineInfo.line
-                      << ": the filter for test case \"" << name << "\" selects " << matched
-                      << " cases" << (self ? "" : ", not itself")
+                      << ": the filter for test case \"" << name << "\" selects " << matched << " cases"
+                      << (self ? "" : ", not itself")
                       << " (Catch2 compares names without case and treats a leading or trailing '*' "
                          "as a wildcard: rename it)\n";
             file.close();
@@ -97,8 +94,7 @@ int write_ctest_file(const std::string& prefix, const std::string& exe, const st
 
 }  // namespace
 
-int main(int argc, char* argv[])
-{
+int main(int argc, char* argv[]) {
     if (argc >= 2 && std::string_view(argv[1]) == "--write-ctest-file") {
         if (argc != 5) {
             std::cerr << "usage: " << argv[0] << " --write-ctest-file PREFIX EXE_PATH OUT.cmake\n";

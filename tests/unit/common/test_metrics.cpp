@@ -85,11 +85,11 @@ TEST_CASE("metrics: counters and gauges count, from several threads", "[metrics]
 TEST_CASE("metrics: histogram buckets are upper bounds, inclusive; +Inf takes the rest", "[metrics]") {
     Histogram h{0.001, 0.01, 0.1};
     h.observe(0ns);
-    h.observe(1ms);      // == the first bound: in it
-    h.observe(1001us);   // just above: the second
+    h.observe(1ms);     // == the first bound: in it
+    h.observe(1001us);  // just above: the second
     h.observe(100ms);
-    h.observe(2s);       // +Inf
-    h.observe(-5ms);     // clamped to 0
+    h.observe(2s);    // +Inf
+    h.observe(-5ms);  // clamped to 0
     auto s = h.snapshot();
     CHECK(s.bounds == std::vector<double>{0.001, 0.01, 0.1});
     CHECK(s.cumulative == std::vector<std::uint64_t>{3, 4, 5, 6});

@@ -155,20 +155,42 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
         if (k.per_domain) per_domain.insert(std::string(k.name));
     }
     // The keys the brief names, at least.
-    for (const char* n : {"Socket", "UserID", "PidFile", "Umask", "Syslog", "LogFacility", "Nameservers", "DnsTimeout",
-                          "DnsCacheSize", "Mode", "EnvelopeSyntaxMode", "SizeMode", "SenderDomainMode",
-                          "RecipientLimitMode", "AuthMode", "MaxRecipients", "RecipientLimitReply", "MaxMessageSize",
-                          "UnknownDomainCode", "AuthPolicy", "EgressAddresses", "DkimSelectors", "DkimPublicKey",
-                          "DkimPublicKeyFile", "OnDnsError", "ApplyTo", "ApplyToNetworks"}) {
+    for (const char* n : {"Socket",
+                          "UserID",
+                          "PidFile",
+                          "Umask",
+                          "Syslog",
+                          "LogFacility",
+                          "Nameservers",
+                          "DnsTimeout",
+                          "DnsCacheSize",
+                          "Mode",
+                          "EnvelopeSyntaxMode",
+                          "SizeMode",
+                          "SenderDomainMode",
+                          "RecipientLimitMode",
+                          "AuthMode",
+                          "MaxRecipients",
+                          "RecipientLimitReply",
+                          "MaxMessageSize",
+                          "UnknownDomainCode",
+                          "AuthPolicy",
+                          "EgressAddresses",
+                          "DkimSelectors",
+                          "DkimPublicKey",
+                          "DkimPublicKeyFile",
+                          "OnDnsError",
+                          "ApplyTo",
+                          "ApplyToNetworks"}) {
         INFO(n);
         CHECK(find_config_key(n) != nullptr);
     }
     // Limits, per-check modes, AuthPolicy, UnknownDomainCode, Mode (and the recipient reply).
     CHECK(per_domain == std::set<std::string>{"Mode", "EnvelopeSyntaxMode", "SizeMode", "SenderDomainMode",
-                                              "RecipientLimitMode", "AuthMode", "MaxRecipients",
-                                              "RecipientLimitReply", "MaxMessageSize", "UnknownDomainCode",
-                                              "AuthPolicy", "SpfEgressMatch", "QuotaRecipients", "QuotaMessages", "QuotaPer",
-                                              "QuotaMode", "QuotaCode"});
+                                              "RecipientLimitMode", "AuthMode", "MaxRecipients", "RecipientLimitReply",
+                                              "MaxMessageSize", "UnknownDomainCode", "AuthPolicy", "SpfEgressMatch",
+                                              "QuotaRecipients", "QuotaMessages", "QuotaPer", "QuotaMode",
+                                              "QuotaCode"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
     CHECK(find_config_key("Frobnicate") == nullptr);
@@ -183,13 +205,14 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
 // Lines: keys, comments, quoting
 
 TEST_CASE("keys are case-insensitive; blanks, tabs, CRLF and comments are handled", "[config]") {
-    auto c = load("# a comment\n"
-                  "\n"
-                  "   maxrecipients\t\t7   # trailing comment\r\n"
-                  "\tSIZEMODE off\r\n"
-                  "   # indented comment\n"
-                  "PidFile /run/a#b.pid\n"   // '#' not after a blank is part of the value
-                  "Nameservers 127.0.0.1 # 127.0.0.2\n");
+    auto c = load(
+        "# a comment\n"
+        "\n"
+        "   maxrecipients\t\t7   # trailing comment\r\n"
+        "\tSIZEMODE off\r\n"
+        "   # indented comment\n"
+        "PidFile /run/a#b.pid\n"  // '#' not after a blank is part of the value
+        "Nameservers 127.0.0.1 # 127.0.0.2\n");
     CHECK(c->defaults().max_recipients == 7);
     CHECK(c->defaults().size_mode == CheckMode::off);
     CHECK(c->global().pid_file == "/run/a#b.pid");
@@ -218,8 +241,7 @@ TEST_CASE("error messages: FILE:LINE: KEY: why", "[config]") {
     CHECK(error_of("Frobnicate yes") == "/etc/preflight.conf:1: Frobnicate: unknown key");
     CHECK(error_of("MaxRecipient 3") ==
           "/etc/preflight.conf:1: MaxRecipient: unknown key (did you mean MaxRecipients?)");
-    CHECK(error_of("MaxRecipent 3") ==
-          "/etc/preflight.conf:1: MaxRecipent: unknown key (did you mean MaxRecipients?)");
+    CHECK(error_of("MaxRecipent 3") == "/etc/preflight.conf:1: MaxRecipent: unknown key (did you mean MaxRecipients?)");
     CHECK(error_of("MaxRxcxpxents 3") == "/etc/preflight.conf:1: MaxRxcxpxents: unknown key");
     // A key of 100 KB (a pasted blob) is an unknown key with no suggestion, not a long search.
     CHECK(error_of(std::string(100000, 'M') + " 3").ends_with(": unknown key"));
@@ -236,12 +258,13 @@ TEST_CASE("error messages: FILE:LINE: KEY: why", "[config]") {
 }
 
 TEST_CASE("every error of a file is reported, in line order", "[config]") {
-    auto errs = errors_of("MaxRecipients fifty\n"
-                          "Frobnicate 1\n"
-                          "SizeMode block\n"
-                          "MaxRecipients 20\n"
-                          "DnsTimeout 50ms\n"
-                          "Domain example.org Socket inet:127.0.0.1:1\n");
+    auto errs = errors_of(
+        "MaxRecipients fifty\n"
+        "Frobnicate 1\n"
+        "SizeMode block\n"
+        "MaxRecipients 20\n"
+        "DnsTimeout 50ms\n"
+        "Domain example.org Socket inet:127.0.0.1:1\n");
     CHECK(errs == std::vector<std::string>{
                       "/etc/preflight.conf:1: MaxRecipients: \"fifty\" is not an integer",
                       "/etc/preflight.conf:2: Frobnicate: unknown key",
@@ -289,9 +312,16 @@ TEST_CASE("parse_config_file: reads a file; an unreadable one is a line-0 error"
 // Value types
 
 TEST_CASE("boolean: yes/no/true/false/1/0 in any case", "[config]") {
-    for (auto [text, want] : std::vector<std::pair<std::string, bool>>{
-             {"yes", true}, {"YES", true}, {"true", true}, {"True", true}, {"1", true},
-             {"no", false}, {"No", false}, {"false", false}, {"FALSE", false}, {"0", false}}) {
+    for (auto [text, want] : std::vector<std::pair<std::string, bool>>{{"yes", true},
+                                                                       {"YES", true},
+                                                                       {"true", true},
+                                                                       {"True", true},
+                                                                       {"1", true},
+                                                                       {"no", false},
+                                                                       {"No", false},
+                                                                       {"false", false},
+                                                                       {"FALSE", false},
+                                                                       {"0", false}}) {
         INFO(text);
         CHECK(load("Syslog " + text)->global().syslog == want);
     }
@@ -375,9 +405,10 @@ TEST_CASE("duration: ms/s/m/h/d/w, a bare number in the caller's unit, bounds", 
     CHECK(load("DnsTimeout 2")->global().dns_timeout == 2s);
     CHECK(error_of("DnsTimeout 99ms") == "/etc/preflight.conf:1: DnsTimeout: \"99ms\" is out of range (100ms..60s)");
     CHECK(error_of("DnsTimeout 2m") == "/etc/preflight.conf:1: DnsTimeout: \"2m\" is out of range (100ms..60s)");
-    CHECK(error_of("DnsTimeout 5sec") ==
-          "/etc/preflight.conf:1: DnsTimeout: \"5sec\" is not a duration (a number followed by ms, s, m, h, d or w: 500ms, "
-          "5s, 2m)");
+    CHECK(
+        error_of("DnsTimeout 5sec") ==
+        "/etc/preflight.conf:1: DnsTimeout: \"5sec\" is not a duration (a number followed by ms, s, m, h, d or w: 500ms, "
+        "5s, 2m)");
     // log --queue-lifetime counts bare numbers in days, as Postfix's maximal_queue_lifetime.
     CHECK(parse_duration("5", BareNumber::days) == 120h);
     CHECK(parse_duration("1d", BareNumber::seconds) == 24h);
@@ -386,9 +417,10 @@ TEST_CASE("duration: ms/s/m/h/d/w, a bare number in the caller's unit, bounds", 
 }
 
 TEST_CASE("enums: every value, any case; a bad one lists the allowed values", "[config]") {
-    auto c = load("Mode DRY-RUN\nEnvelopeSyntaxMode tempfail\nSizeMode tag\nSenderDomainMode off\n"
-                  "RecipientLimitMode Tempfail\nAuthMode tag\nRecipientLimitReply reject\nUnknownDomainCode 450\n"
-                  "AuthPolicy spf-and-dkim\nOnDnsError accept\nLogFacility local3\nApplyTo authenticated\n");
+    auto c = load(
+        "Mode DRY-RUN\nEnvelopeSyntaxMode tempfail\nSizeMode tag\nSenderDomainMode off\n"
+        "RecipientLimitMode Tempfail\nAuthMode tag\nRecipientLimitReply reject\nUnknownDomainCode 450\n"
+        "AuthPolicy spf-and-dkim\nOnDnsError accept\nLogFacility local3\nApplyTo authenticated\n");
     const auto& s = c->defaults();
     CHECK(s.mode == RunMode::dry_run);
     CHECK(s.envelope_syntax_mode == CheckMode::tempfail);
@@ -403,9 +435,10 @@ TEST_CASE("enums: every value, any case; a bad one lists the allowed values", "[
     CHECK(c->global().log_facility == LogFacility::local3);
     CHECK(c->global().apply_to == ApplyTo::authenticated);
 
-    for (auto [policy, want] : std::vector<std::pair<std::string, AuthPolicy>>{
-             {"spf-or-dkim", AuthPolicy::spf_or_dkim}, {"spf", AuthPolicy::spf}, {"dkim", AuthPolicy::dkim},
-             {"off", AuthPolicy::off}}) {
+    for (auto [policy, want] : std::vector<std::pair<std::string, AuthPolicy>>{{"spf-or-dkim", AuthPolicy::spf_or_dkim},
+                                                                               {"spf", AuthPolicy::spf},
+                                                                               {"dkim", AuthPolicy::dkim},
+                                                                               {"off", AuthPolicy::off}}) {
         CHECK(load("AuthPolicy " + policy)->defaults().auth_policy == want);
         CHECK(to_string(want) == policy);
     }
@@ -505,9 +538,9 @@ TEST_CASE("address list: single addresses for EgressAddresses", "[config]") {
     CHECK(errors_of("EgressAddresses 192.0.2.0/28", false) ==
           std::vector<std::string>{
               "/etc/preflight.conf:1: EgressAddresses: \"192.0.2.0/28\" is a network; give single addresses"});
-    CHECK(errors_of("EgressAddresses relay.example.net", false) ==
-          std::vector<std::string>{
-              "/etc/preflight.conf:1: EgressAddresses: \"relay.example.net\" is not an IP address"});
+    CHECK(
+        errors_of("EgressAddresses relay.example.net", false) ==
+        std::vector<std::string>{"/etc/preflight.conf:1: EgressAddresses: \"relay.example.net\" is not an IP address"});
     CHECK(errors_of("EgressAddresses 192.0.2.010", false) ==
           std::vector<std::string>{"/etc/preflight.conf:1: EgressAddresses: \"192.0.2.010\" is not an IP address"});
 }
@@ -601,8 +634,8 @@ TEST_CASE("string list: DkimSelectors, lower-cased, selectors only", "[config]")
     CHECK(errors_of("DkimSelectors pf1._domainkey.example.org\nDkimPublicKey " + kKeyB64) ==
           std::vector<std::string>{p + "\"pf1._domainkey.example.org\" is a DNS name; give the selector alone (pf1)"});
     CHECK(errors_of("DkimSelectors pf1 p@f\nDkimPublicKey " + kKeyB64) ==
-          std::vector<std::string>{
-              p + "\"p@f\" is not a DKIM selector (letters, digits, '-', '_', dot-separated labels)"});
+          std::vector<std::string>{p +
+                                   "\"p@f\" is not a DKIM selector (letters, digits, '-', '_', dot-separated labels)"});
 }
 
 TEST_CASE("base64 decoding", "[config]") {
@@ -633,11 +666,14 @@ TEST_CASE("DKIM public key: inline base64, or a file in PEM, TXT record or base6
 
     TempDir dir;
     // opendkim-genkey writes the record as zone file text split into character-strings.
-    std::string record = "pf1._domainkey\tIN\tTXT\t( \"v=DKIM1; h=sha256; k=rsa; \"\n\t  \"p=" + kKeyB64.substr(0, 100) +
-                         "\"\n\t  \"" + kKeyB64.substr(100) + "\" )  ; ----- DKIM key pf1 for example.org\n";
-    for (const auto& [name, content] : std::vector<std::pair<std::string, std::string>>{
-             {"pf1.pem", kKeyPem}, {"pf1.txt", record}, {"pf1.b64", kKeyB64 + "\n"},
-             {"plain.txt", "v=DKIM1; k=rsa; p=" + kKeyB64}}) {
+    std::string record =
+        "pf1._domainkey\tIN\tTXT\t( \"v=DKIM1; h=sha256; k=rsa; \"\n\t  \"p=" + kKeyB64.substr(0, 100) + "\"\n\t  \"" +
+        kKeyB64.substr(100) + "\" )  ; ----- DKIM key pf1 for example.org\n";
+    for (const auto& [name, content] :
+         std::vector<std::pair<std::string, std::string>>{{"pf1.pem", kKeyPem},
+                                                          {"pf1.txt", record},
+                                                          {"pf1.b64", kKeyB64 + "\n"},
+                                                          {"plain.txt", "v=DKIM1; k=rsa; p=" + kKeyB64}}) {
         INFO(name);
         auto path = dir.write(name, content);
         auto c = load("DkimSelectors pf1\nDkimPublicKeyFile " + path);
@@ -679,8 +715,7 @@ TEST_CASE("DKIM public key: inline base64, or a file in PEM, TXT record or base6
 // ---------------------------------------------------------------------------------------------
 // Checks across keys
 
-TEST_CASE("DkimPublicKey and DkimPublicKeyFile exclude each other; selectors and key need each other",
-          "[config]") {
+TEST_CASE("DkimPublicKey and DkimPublicKeyFile exclude each other; selectors and key need each other", "[config]") {
     TempDir dir;
     auto path = dir.write("pf1.pem", kKeyPem);
     CHECK(errors_of("DkimSelectors pf1\nDkimPublicKey " + kKeyB64 + "\nDkimPublicKeyFile " + path) ==
@@ -734,14 +769,15 @@ TEST_CASE("EgressAddresses is required whenever some AuthPolicy uses SPF", "[con
 // Domain overrides
 
 TEST_CASE("Domain overrides: exact, wildcard, precedence, case and trailing dot", "[config]") {
-    auto c = load("MaxRecipients 40\n"
-                  "Domain Example.ORG. MaxRecipients 200\n"
-                  "Domain example.org SizeMode off\n"
-                  "Domain *.example.net AuthPolicy off\n"
-                  "Domain *.eu.example.net MaxRecipients 70\n"
-                  "Domain a.eu.example.net MaxRecipients 90\n"
-                  "Domain example.net MaxMessageSize 1M\n"
-                  "MaxMessageSize 30M\n");  // after the Domain lines: still the base of every override
+    auto c = load(
+        "MaxRecipients 40\n"
+        "Domain Example.ORG. MaxRecipients 200\n"
+        "Domain example.org SizeMode off\n"
+        "Domain *.example.net AuthPolicy off\n"
+        "Domain *.eu.example.net MaxRecipients 70\n"
+        "Domain a.eu.example.net MaxRecipients 90\n"
+        "Domain example.net MaxMessageSize 1M\n"
+        "MaxMessageSize 30M\n");  // after the Domain lines: still the base of every override
 
     const Settings& org = c->for_sender_domain("example.org");
     CHECK(org.pattern == "example.org");
@@ -790,12 +826,13 @@ TEST_CASE("Domain overrides: exact, wildcard, precedence, case and trailing dot"
 }
 
 TEST_CASE("every per-domain key can be overridden", "[config]") {
-    auto c = load("Domain x.example Mode dry-run\nDomain x.example EnvelopeSyntaxMode tag\n"
-                  "Domain x.example SizeMode tempfail\nDomain x.example MaxMessageSize 512K\n"
-                  "Domain x.example SenderDomainMode off\nDomain x.example UnknownDomainCode 450\n"
-                  "Domain x.example RecipientLimitMode tag\nDomain x.example MaxRecipients 1000\n"
-                  "Domain x.example RecipientLimitReply reject\nDomain x.example AuthMode tempfail\n"
-                  "Domain x.example AuthPolicy dkim\n");
+    auto c = load(
+        "Domain x.example Mode dry-run\nDomain x.example EnvelopeSyntaxMode tag\n"
+        "Domain x.example SizeMode tempfail\nDomain x.example MaxMessageSize 512K\n"
+        "Domain x.example SenderDomainMode off\nDomain x.example UnknownDomainCode 450\n"
+        "Domain x.example RecipientLimitMode tag\nDomain x.example MaxRecipients 1000\n"
+        "Domain x.example RecipientLimitReply reject\nDomain x.example AuthMode tempfail\n"
+        "Domain x.example AuthPolicy dkim\n");
     const auto& s = c->for_sender_domain("x.example");
     CHECK(s.mode == RunMode::dry_run);
     CHECK(s.envelope_syntax_mode == CheckMode::tag);
@@ -812,9 +849,10 @@ TEST_CASE("every per-domain key can be overridden", "[config]") {
 }
 
 TEST_CASE("SpfEgressMatch: all (default) or any, per domain; a bad value is FILE:LINE", "[config][spf]") {
-    auto c = load("SpfEgressMatch any\n"
-                  "Domain strict.example SpfEgressMatch all\n"
-                  "Domain *.lenient.example AuthPolicy spf\n");
+    auto c = load(
+        "SpfEgressMatch any\n"
+        "Domain strict.example SpfEgressMatch all\n"
+        "Domain *.lenient.example AuthPolicy spf\n");
     CHECK(default_settings().spf_egress_match == SpfEgressMatch::all);
     CHECK(c->defaults().spf_egress_match == SpfEgressMatch::any);
     CHECK(c->for_sender_domain("strict.example").spf_egress_match == SpfEgressMatch::all);
@@ -822,8 +860,7 @@ TEST_CASE("SpfEgressMatch: all (default) or any, per domain; a bad value is FILE
     CHECK(load("SpfEgressMatch ANY\n")->defaults().spf_egress_match == SpfEgressMatch::any);
     CHECK(load("MaxRecipients 5\n")->defaults().spf_egress_match == SpfEgressMatch::all);
     CHECK(to_string(SpfEgressMatch::any) == "any");
-    CHECK(error_of("SpfEgressMatch most") ==
-          "/etc/preflight.conf:1: SpfEgressMatch: \"most\" is not one of all, any");
+    CHECK(error_of("SpfEgressMatch most") == "/etc/preflight.conf:1: SpfEgressMatch: \"most\" is not one of all, any");
     CHECK(error_of("MaxRecipients 5\nDomain example.org SpfEgressMatch every") ==
           "/etc/preflight.conf:2: SpfEgressMatch: \"every\" is not one of all, any");
     CHECK(error_of("SpfEgressMatch") == "/etc/preflight.conf:1: SpfEgressMatch: missing value");
@@ -836,8 +873,8 @@ TEST_CASE("Domain line errors", "[config]") {
               "MaxMessageSize, SenderDomainMode, UnknownDomainCode, RecipientLimitMode, MaxRecipients, "
               "RecipientLimitReply, AuthMode, AuthPolicy, SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, "
               "QuotaMode, QuotaCode)");
-    CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1").starts_with(
-        p + "EgressAddresses: cannot be set per domain"));
+    CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1")
+              .starts_with(p + "EgressAddresses: cannot be set per domain"));
     CHECK(error_of("Domain example.org Frobnicate 1") == p + "Frobnicate: unknown key");
     CHECK(error_of("Domain example.org MaxRecipients") == p + "MaxRecipients: missing value");
     CHECK(error_of("Domain example.org MaxRecipients lots") == p + "MaxRecipients: \"lots\" is not an integer");
@@ -859,8 +896,9 @@ TEST_CASE("Domain line errors", "[config]") {
     // The same key for different patterns, and globally, is no duplicate.
     CHECK(errors_of("MaxRecipients 5\nDomain a.example MaxRecipients 10\nDomain *.a.example MaxRecipients 20").empty());
     // IDNs in A-label form are ordinary domains.
-    CHECK(load("Domain xn--bcher-kva.example MaxRecipients 9")->for_sender_domain("XN--BCHER-KVA.example").max_recipients ==
-          9);
+    CHECK(load("Domain xn--bcher-kva.example MaxRecipients 9")
+              ->for_sender_domain("XN--BCHER-KVA.example")
+              .max_recipients == 9);
 }
 
 TEST_CASE("a loaded Config is immutable and shared", "[config]") {
@@ -919,10 +957,8 @@ TEST_CASE("man/preflight.conf.5 documents every key with its type, default, rang
         } else {
             CHECK(first_line == ".It Cm " + std::string(k.name) + " Ar " + std::string(to_string(k.type)));
         }
-        if (k.default_value.empty())
-            CHECK(e.find("\nDefault: none.\n") != std::string::npos);
-        else
-            CHECK(e.find("\nDefault:\n.Ql " + std::string(k.default_value) + " .\n") != std::string::npos);
+        if (k.default_value.empty()) CHECK(e.find("\nDefault: none.\n") != std::string::npos);
+        else CHECK(e.find("\nDefault:\n.Ql " + std::string(k.default_value) + " .\n") != std::string::npos);
         if (!bounds_text(k).empty()) CHECK(e.find("\nRange:\n.Ql " + bounds_text(k) + " .\n") != std::string::npos);
         CHECK((e.find("\nPer domain.\n") != std::string::npos) == k.per_domain);
     }
@@ -978,8 +1014,8 @@ TEST_CASE("conf/preflight.conf documents every key and loads without errors", "[
     std::string examples;
     std::istringstream ex(uncommented);
     while (std::getline(ex, line)) {
-        if (line.starts_with("DkimPublicKey ") || line.starts_with("EgressAddresses ") ||
-            line.starts_with("Mode ") || line.starts_with("ApplyToNetworks "))
+        if (line.starts_with("DkimPublicKey ") || line.starts_with("EgressAddresses ") || line.starts_with("Mode ") ||
+            line.starts_with("ApplyToNetworks "))
             continue;
         if (line.starts_with("DkimPublicKeyFile ")) line = "DkimPublicKeyFile " + txt;
         examples += line + "\n";

@@ -121,7 +121,7 @@ TEST_CASE("hostile: over-long domains and labels, invalid UTF-8, literals, sourc
     domain300 += "test";
     CHECK(mail("<a@" + domain300 + ">").rfind("501 5.1.7 ", 0) == 0);
     CHECK(mail("<a\xff\xfe@good.test>", {"SMTPUTF8"}).rfind("501 5.1.7 ", 0) == 0);  // not UTF-8 at all
-    CHECK(mail("<\xc3\xa9@good.test>").rfind("553 5.6.7 ", 0) == 0);                    // UTF-8 without SMTPUTF8
+    CHECK(mail("<\xc3\xa9@good.test>").rfind("553 5.6.7 ", 0) == 0);                 // UTF-8 without SMTPUTF8
     // An address literal has no domain to look up: no sender-domain verdict, SPF for the literal.
     CHECK(mail("<a@[127.0.0.1]>").rfind("5", 0) != 0);
     // A source route (RFC 5321 4.1.2: accepted, the route ignored) for a good domain passes.

@@ -45,7 +45,8 @@ TEST_CASE("a good sender passes every stage; recipient 51 is told to come back",
     MessageSession s(f.services);
     Verdict v = s.mail_from("<alice@good.test>", {"SIZE=1000"});
     CHECK(v.action == Verdict::Action::accept);
-    for (int i = 1; i <= 50; ++i) CHECK(s.rcpt_to("<r" + std::to_string(i) + "@example.org>").action == Verdict::Action::accept);
+    for (int i = 1; i <= 50; ++i)
+        CHECK(s.rcpt_to("<r" + std::to_string(i) + "@example.org>").action == Verdict::Action::accept);
     v = s.rcpt_to("<r51@example.org>");
     CHECK(v.action == Verdict::Action::tempfail);
     CHECK(reply_of(v).rfind("452 4.5.3 ", 0) == 0);
@@ -182,8 +183,9 @@ TEST_CASE("SpfEgressMatch at MAIL FROM: a dual-stack pool, the record authorizes
         dns.set(d, rrtype::MX, S::ok, {std::string("10 mx.") + d}, {{10, std::string("mx.") + d}});
         dns.set(d, rrtype::TXT, S::ok, {"v=spf1 ip4:192.0.2.7 -all"});
     }
-    auto parsed = parse_config_text("t.conf", "EgressAddresses 192.0.2.7, 2001:db8::7\nAuthPolicy spf\n"
-                                              "Domain lenient.test SpfEgressMatch any\n");
+    auto parsed = parse_config_text("t.conf",
+                                    "EgressAddresses 192.0.2.7, 2001:db8::7\nAuthPolicy spf\n"
+                                    "Domain lenient.test SpfEgressMatch any\n");
     REQUIRE(parsed.ok());
     MilterServices services;
     services.config = parsed.config;
@@ -194,9 +196,10 @@ TEST_CASE("SpfEgressMatch at MAIL FROM: a dual-stack pool, the record authorizes
         MessageSession s(services);  // SpfEgressMatch all (the default): refused, naming 2001:db8::7
         Verdict v = s.mail_from("<news@pool.test>", {});
         CHECK(v.action == Verdict::Action::reject);
-        CHECK(reply_of(v).starts_with("550 5.7.23 pool.test publishes no SPF record that allows 2001:db8::7 (SPF "
-                                      "must pass for every address this relay sends from: 192.0.2.7, 2001:db8::7); "
-                                      "add ip6:2001:db8::7 to its SPF record"));
+        CHECK(
+            reply_of(v).starts_with("550 5.7.23 pool.test publishes no SPF record that allows 2001:db8::7 (SPF "
+                                    "must pass for every address this relay sends from: 192.0.2.7, 2001:db8::7); "
+                                    "add ip6:2001:db8::7 to its SPF record"));
     }
     {
         MessageSession s(services);  // Domain lenient.test SpfEgressMatch any: accepted

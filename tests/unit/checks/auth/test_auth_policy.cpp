@@ -40,7 +40,9 @@ Want expected(AuthPolicy p, SR s, DR d) {
     const bool st = s == SR::temperror, dt = d == DR::temperror;
     const Want accept{A::accept};
     const Want temp{A::tempfail, ReplyId::dns_temp_failure};
-    auto spf_fail = [&] { return Want{A::reject, s == SR::permerror ? ReplyId::spf_record_invalid : ReplyId::spf_required_failed}; };
+    auto spf_fail = [&] {
+        return Want{A::reject, s == SR::permerror ? ReplyId::spf_record_invalid : ReplyId::spf_required_failed};
+    };
     auto dkim_fail = [&] {
         return Want{A::reject, d == DR::fail        ? ReplyId::dkim_signature_invalid
                                : d == DR::permerror ? ReplyId::dkim_key_invalid
@@ -76,7 +78,8 @@ TEST_CASE("auth: every policy x SPF x DKIM", "[checks][auth]") {
     for (AuthPolicy p : policies)
         for (SR s : spfs)
             for (DR d : dkims) {
-                INFO("policy=" << static_cast<int>(p) << " spf=" << static_cast<int>(s) << " dkim=" << static_cast<int>(d));
+                INFO("policy=" << static_cast<int>(p) << " spf=" << static_cast<int>(s)
+                               << " dkim=" << static_cast<int>(d));
                 SpfOutcome so = spf(s, "why spf");
                 DkimOutcome dk = dkim(d, "why dkim");
                 Verdict v = decide_auth(p, &so, &dk, ctx());
@@ -102,9 +105,9 @@ TEST_CASE("auth: every policy x SPF x DKIM", "[checks][auth]") {
                     // spf-and-dkim refused at MAIL FROM names SPF; at end of message, with DKIM
                     // failing too, it would say both failed.
                     if (v.reply == ReplyId::auth_failed_all)
-                        CHECK((early->reply == ReplyId::spf_required_failed || early->reply == ReplyId::spf_record_invalid));
-                    else
-                        CHECK(early->reply == v.reply);
+                        CHECK((early->reply == ReplyId::spf_required_failed ||
+                               early->reply == ReplyId::spf_record_invalid));
+                    else CHECK(early->reply == v.reply);
                 }
             }
 }
@@ -166,28 +169,39 @@ TEST_CASE("auth: reply texts", "[checks][auth]") {
     r = render(decide_auth(AuthPolicy::dkim, &pass, &broken, ctx()));
     CHECK(reply_text(r) ==
           "550 5.7.20 The DKIM signature of example.org does not verify (body hash did not verify); check that the "
-          "key published in DNS matches the signing key and that nothing alters the message after signing" + marked());
+          "key published in DNS matches the signing key and that nothing alters the message after signing" +
+              marked());
     r = render(decide_auth(AuthPolicy::dkim, &pass, &unsigned_, ctx()));
-    CHECK(reply_text(r) == "550 5.7.20 Mail from example.org is not DKIM-signed; publish the DKIM key at "
-                           "pf1._domainkey.example.org" + marked());
+    CHECK(reply_text(r) ==
+          "550 5.7.20 Mail from example.org is not DKIM-signed; publish the DKIM key at "
+          "pf1._domainkey.example.org" +
+              marked());
     DkimOutcome badkey{DR::permerror, "pf2", "key too short"};
     r = render(decide_auth(AuthPolicy::dkim, &pass, &badkey, ctx()));
-    CHECK(reply_text(r) == "550 5.7.20 The DKIM key record pf2._domainkey.example.org cannot be used (key too short); "
-                           "publish a valid DKIM key record" + marked());
+    CHECK(reply_text(r) ==
+          "550 5.7.20 The DKIM key record pf2._domainkey.example.org cannot be used (key too short); "
+          "publish a valid DKIM key record" +
+              marked());
 
     SpfOutcome perm = spf(SR::permerror, "too many DNS lookups");
     r = render(decide_auth(AuthPolicy::spf, &perm, nullptr, ctx()));
-    CHECK(reply_text(r) == "550 5.7.24 The SPF record of example.org cannot be evaluated (too many DNS lookups); "
-                           "correct the record and make sure it includes include:spf.relay.example" + marked());
+    CHECK(reply_text(r) ==
+          "550 5.7.24 The SPF record of example.org cannot be evaluated (too many DNS lookups); "
+          "correct the record and make sure it includes include:spf.relay.example" +
+              marked());
     SpfOutcome soft = spf(SR::softfail, "mechanism ~all matched");
     r = render(decide_auth(AuthPolicy::spf, &soft, nullptr, ctx()));
-    CHECK(reply_text(r) == "550 5.7.23 example.org publishes no SPF record that allows 192.0.2.10; add "
-                           "include:spf.relay.example to its SPF record SPF result: softfail (mechanism ~all matched)" + marked());
+    CHECK(reply_text(r) ==
+          "550 5.7.23 example.org publishes no SPF record that allows 192.0.2.10; add "
+          "include:spf.relay.example to its SPF record SPF result: softfail (mechanism ~all matched)" +
+              marked());
 
     SpfOutcome temp = spf(SR::temperror, "DNS timeout");
     r = render(decide_auth(AuthPolicy::spf_or_dkim, &temp, &unsigned_, ctx()));
-    CHECK(reply_text(r) == "451 4.4.3 DNS lookup of the SPF record of example.org failed temporarily (DNS timeout); "
-                           "please try again later; if this persists, check the nameservers of example.org" + marked());
+    CHECK(reply_text(r) ==
+          "451 4.4.3 DNS lookup of the SPF record of example.org failed temporarily (DNS timeout); "
+          "please try again later; if this persists, check the nameservers of example.org" +
+              marked());
 
     r = render(decide_auth(AuthPolicy::spf_and_dkim, &fail, &unsigned_, ctx()));
     CHECK(r.enhanced == "5.7.26");
@@ -225,20 +239,23 @@ TEST_CASE("auth: SpfEgressMatch all names the egress addresses SPF does not auth
     CHECK(reply_text(render(*early)) ==
           "550 5.7.23 example.com publishes no SPF record that allows 2001:db8::7 (SPF must pass for every address "
           "this relay sends from: 192.0.2.7, 2001:db8::7); add ip6:2001:db8::7 to its SPF record SPF result: fail "
-          "(the SPF record of example.com does not allow 2001:db8::7)" + marked());
+          "(the SPF record of example.com does not allow 2001:db8::7)" +
+              marked());
 
     // Both left out: both named, no "every address" aside (nothing passed).
     SpfOutcome both{SR::fail, "no", {"192.0.2.7", "2001:db8::7"}};
     DkimOutcome unsigned_ = dkim(DR::none);
     SmtpReply r = render(decide_auth(AuthPolicy::spf_or_dkim, &both, &unsigned_, c));
-    CHECK(r.lines[0].starts_with("example.com publishes no SPF record that allows 192.0.2.7, 2001:db8::7 and its "
-                                 "mail is not DKIM-signed; add ip4:192.0.2.7 ip6:2001:db8::7 to its SPF record"));
+    CHECK(
+        r.lines[0].starts_with("example.com publishes no SPF record that allows 192.0.2.7, 2001:db8::7 and its "
+                               "mail is not DKIM-signed; add ip4:192.0.2.7 ip6:2001:db8::7 to its SPF record"));
 
     // SpfEgressMatch any: a failure means no address passed, so the reply names the pool.
     c.spf_match = SpfEgressMatch::any;
     r = render(decide_auth(AuthPolicy::spf, &both, nullptr, c));
-    CHECK(r.lines[0] == "example.com publishes no SPF record that allows 192.0.2.7, 2001:db8::7; add "
-                        "ip4:192.0.2.7 ip6:2001:db8::7 to its SPF record");
+    CHECK(r.lines[0] ==
+          "example.com publishes no SPF record that allows 192.0.2.7, 2001:db8::7; add "
+          "ip4:192.0.2.7 ip6:2001:db8::7 to its SPF record");
     // A pass for one address under any is a pass.
     SpfOutcome pass{SR::pass, "the SPF record of example.com allows 192.0.2.7"};
     CHECK(decide_auth(AuthPolicy::spf, &pass, nullptr, c).action == A::accept);

@@ -18,8 +18,8 @@
 #include <thread>
 
 using namespace preflight;
-using preflight::testing::TestKey;
 using preflight::testing::test_dns;
+using preflight::testing::TestKey;
 using namespace std::chrono_literals;
 
 namespace {
@@ -34,18 +34,15 @@ struct DkimFree {
 };
 
 const Headers kHeaders = {
-    {"From", "Alice <alice@dkim.test>"},
-    {"To", "bob@example.org"},
+    {"From", "Alice <alice@dkim.test>"},        {"To", "bob@example.org"},
     {"Subject", "quarterly\r\n numbers"},  // folded
-    {"Date", "Mon, 1 Jan 2024 10:00:00 +0000"},
-    {"Message-ID", "<1@dkim.test>"},
+    {"Date", "Mon, 1 Jan 2024 10:00:00 +0000"}, {"Message-ID", "<1@dkim.test>"},
 };
 const std::string kBody = "Hello Bob,\r\n\r\nthe numbers are attached.\r\n";
 
 // The value of a DKIM-Signature header for the message (relaxed/relaxed, rsa-sha256).
-std::string sign(const Headers& headers, const std::string& body, const TestKey& key,
-                 const char* selector, const char* domain)
-{
+std::string sign(const Headers& headers, const std::string& body, const TestKey& key, const char* selector,
+                 const char* domain) {
     std::unique_ptr<DKIM_LIB, LibClose> lib(dkim_init(nullptr, nullptr));
     REQUIRE(lib);
     unsigned int min_bits = 512;  // let the test sign with a too-small key; verifiers refuse it
@@ -53,10 +50,9 @@ std::string sign(const Headers& headers, const std::string& body, const TestKey&
     DKIM_STAT st = DKIM_STAT_OK;
     std::string pem = key.private_pem;
     std::unique_ptr<DKIM, DkimFree> d(dkim_sign(
-        lib.get(), reinterpret_cast<const unsigned char*>("test"), nullptr,
-        reinterpret_cast<dkim_sigkey_t>(pem.data()), reinterpret_cast<const unsigned char*>(selector),
-        reinterpret_cast<const unsigned char*>(domain), DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
-        DKIM_SIGN_RSASHA256, -1, &st));
+        lib.get(), reinterpret_cast<const unsigned char*>("test"), nullptr, reinterpret_cast<dkim_sigkey_t>(pem.data()),
+        reinterpret_cast<const unsigned char*>(selector), reinterpret_cast<const unsigned char*>(domain),
+        DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st));
     REQUIRE(d);
     for (const auto& [n, v] : headers) {
         std::string h = n + ": " + v;
@@ -72,9 +68,8 @@ std::string sign(const Headers& headers, const std::string& body, const TestKey&
     return std::string(reinterpret_cast<char*>(buf), len);
 }
 
-DkimOutcome verify(Resolver& r, const std::string& signature, const Headers& headers,
-                   const std::string& body, const char* sender_domain, std::size_t chunk = 0)
-{
+DkimOutcome verify(Resolver& r, const std::string& signature, const Headers& headers, const std::string& body,
+                   const char* sender_domain, std::size_t chunk = 0) {
     DkimVerifier v(r, "test-qid");
     if (!signature.empty()) v.header("DKIM-Signature", signature);
     for (const auto& [n, val] : headers) v.header(n, val);
@@ -96,23 +91,20 @@ struct Dns {
 class TableResolver : public Resolver {
 public:
     std::map<std::string, DnsAnswer> table;
-    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t) override
-    {
+    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t) override {
         auto it = table.find(std::string(name));
         auto a = std::make_shared<DnsAnswer>();
         if (it == table.end()) a->status = DnsStatus::nxdomain;
         else *a = it->second;
         return a;
     }
-    void txt(const std::string& name, std::vector<std::string> records)
-    {
+    void txt(const std::string& name, std::vector<std::string> records) {
         DnsAnswer a;
         a.status = DnsStatus::ok;
         a.records = std::move(records);
         table[name] = a;
     }
-    void status(const std::string& name, DnsStatus st)
-    {
+    void status(const std::string& name, DnsStatus st) {
         DnsAnswer a;
         a.status = st;
         table[name] = a;
@@ -121,8 +113,7 @@ public:
 
 }  // namespace
 
-TEST_CASE("alignment of d= with the sender domain", "[dkim]")
-{
+TEST_CASE("alignment of d= with the sender domain", "[dkim]") {
     CHECK(dkim_domain_aligned("example.org", "example.org"));
     CHECK(dkim_domain_aligned("Example.ORG.", "example.org"));
     CHECK(dkim_domain_aligned("example.org", "mail.example.org"));
@@ -133,8 +124,7 @@ TEST_CASE("alignment of d= with the sender domain", "[dkim]")
     CHECK_FALSE(dkim_domain_aligned("", "example.org"));
 }
 
-TEST_CASE("a valid signature by the sender domain passes", "[dkim]")
-{
+TEST_CASE("a valid signature by the sender domain passes", "[dkim]") {
     Dns d;
     const auto& key = test_dns().key2048();
     const std::string sig = sign(kHeaders, kBody, key, "sel1", "dkim.test");
@@ -144,30 +134,25 @@ TEST_CASE("a valid signature by the sender domain passes", "[dkim]")
     CHECK(o.selector == "sel1");
     INFO(o.explanation);
 
-    SECTION("relaxed alignment: a subdomain sender")
-    {
+    SECTION("relaxed alignment: a subdomain sender") {
         CHECK(verify(d.cache, sig, kHeaders, kBody, "mail.dkim.test").result == DkimResult::pass);
     }
-    SECTION("another sender domain: none, naming the signer")
-    {
+    SECTION("another sender domain: none, naming the signer") {
         auto other = verify(d.cache, sig, kHeaders, kBody, "example.org");
         CHECK(other.result == DkimResult::none);
         CHECK_THAT(other.explanation, Catch::Contains("dkim.test"));
     }
-    SECTION("body in small pieces with bare LF line ends")
-    {
+    SECTION("body in small pieces with bare LF line ends") {
         std::string lf = kBody;
         for (std::size_t p; (p = lf.find("\r\n")) != std::string::npos;) lf.erase(p, 1);
         CHECK(verify(d.cache, sig, kHeaders, lf, "dkim.test", 7).result == DkimResult::pass);
     }
-    SECTION("header values with their leading blank kept")
-    {
+    SECTION("header values with their leading blank kept") {
         Headers spaced;
         for (const auto& [n, v] : kHeaders) spaced.emplace_back(n, " " + v);
         CHECK(verify(d.cache, " " + sig, spaced, kBody, "dkim.test").result == DkimResult::pass);
     }
-    SECTION("the key comes from the cache the second time")
-    {
+    SECTION("the key comes from the cache the second time") {
         auto& dns = test_dns();
         const int before = dns.count("sel1._domainkey.dkim.test", "TXT");
         CHECK(verify(d.cache, sig, kHeaders, kBody, "dkim.test").result == DkimResult::pass);
@@ -175,44 +160,37 @@ TEST_CASE("a valid signature by the sender domain passes", "[dkim]")
     }
 }
 
-TEST_CASE("a broken signature fails", "[dkim]")
-{
+TEST_CASE("a broken signature fails", "[dkim]") {
     Dns d;
     const auto& key = test_dns().key2048();
     const std::string sig = sign(kHeaders, kBody, key, "sel1", "dkim.test");
-    SECTION("altered body")
-    {
+    SECTION("altered body") {
         auto o = verify(d.cache, sig, kHeaders, kBody + "P.S. one more line\r\n", "dkim.test");
         CHECK(o.result == DkimResult::fail);
         CHECK_THAT(o.explanation, Catch::Contains("body"));
     }
-    SECTION("altered header")
-    {
+    SECTION("altered header") {
         Headers h = kHeaders;
         h[2].second = "different numbers";
         CHECK(verify(d.cache, sig, h, kBody, "dkim.test").result == DkimResult::fail);
     }
-    SECTION("no key at the selector")
-    {
+    SECTION("no key at the selector") {
         const std::string nokey = sign(kHeaders, kBody, key, "missing", "dkim.test");
         auto o = verify(d.cache, nokey, kHeaders, kBody, "dkim.test");
         CHECK(o.result == DkimResult::fail);
         CHECK_THAT(o.explanation, Catch::Contains("key"));
     }
-    SECTION("key too small")
-    {
+    SECTION("key too small") {
         const std::string small = sign(kHeaders, kBody, test_dns().key512(), "small", "dkim.test");
         auto o = verify(d.cache, small, kHeaders, kBody, "dkim.test");
         CHECK(o.result == DkimResult::fail);
         CHECK_THAT(o.explanation, Catch::Contains("small"));
     }
-    SECTION("signed with another key than the published one")
-    {
+    SECTION("signed with another key than the published one") {
         const std::string wrong = sign(kHeaders, kBody, test_dns().key1024(), "sel1", "dkim.test");
         CHECK(verify(d.cache, wrong, kHeaders, kBody, "dkim.test").result == DkimResult::fail);
     }
-    SECTION("a passing signature wins over a failing one")
-    {
+    SECTION("a passing signature wins over a failing one") {
         const std::string bad = sign(kHeaders, kBody + "x\r\n", key, "sel1", "dkim.test");
         DkimVerifier v(d.cache);
         v.header("DKIM-Signature", bad);
@@ -224,11 +202,9 @@ TEST_CASE("a broken signature fails", "[dkim]")
     }
 }
 
-TEST_CASE("DKIM without signature or with DNS trouble", "[dkim]")
-{
+TEST_CASE("DKIM without signature or with DNS trouble", "[dkim]") {
     Dns d;
-    SECTION("unsigned message: none, and the body is not needed")
-    {
+    SECTION("unsigned message: none, and the body is not needed") {
         DkimVerifier v(d.cache);
         for (const auto& [n, val] : kHeaders) v.header(n, val);
         v.end_of_headers();
@@ -237,28 +213,23 @@ TEST_CASE("DKIM without signature or with DNS trouble", "[dkim]")
         CHECK(o.result == DkimResult::none);
         CHECK(v.finish("dkim.test").result == DkimResult::none);  // repeatable
     }
-    SECTION("unparsable signature header")
-    {
-        CHECK(verify(d.cache, "this is not a signature", kHeaders, kBody, "dkim.test").result ==
-              DkimResult::none);
+    SECTION("unparsable signature header") {
+        CHECK(verify(d.cache, "this is not a signature", kHeaders, kBody, "dkim.test").result == DkimResult::none);
     }
-    SECTION("key lookup SERVFAIL: temperror")
-    {
+    SECTION("key lookup SERVFAIL: temperror") {
         const std::string sig = sign(kHeaders, kBody, test_dns().key2048(), "sel1", "servfail.test");
         auto o = verify(d.cache, sig, kHeaders, kBody, "servfail.test");
         CHECK(o.result == DkimResult::temperror);
         INFO(o.explanation);
     }
-    SECTION("key lookup timeout: temperror")
-    {
+    SECTION("key lookup timeout: temperror") {
         LdnsResolver slow({test_dns().nameserver()}, 300ms);
         const std::string sig = sign(kHeaders, kBody, test_dns().key2048(), "sel1", "slow.test");
         CHECK(verify(slow, sig, kHeaders, kBody, "slow.test").result == DkimResult::temperror);
     }
 }
 
-TEST_CASE("DKIM verifiers run in parallel", "[dkim]")
-{
+TEST_CASE("DKIM verifiers run in parallel", "[dkim]") {
     Dns d;
     const auto& key = test_dns().key2048();
     const std::string good = sign(kHeaders, kBody, key, "sel1", "dkim.test");
@@ -276,63 +247,53 @@ TEST_CASE("DKIM verifiers run in parallel", "[dkim]")
     CHECK(right == 40);
 }
 
-TEST_CASE("our DKIM key published at a selector", "[dkim]")
-{
+TEST_CASE("our DKIM key published at a selector", "[dkim]") {
     Dns d;
     const auto& dns = test_dns();
-    SECTION("found at the second selector")
-    {
+    SECTION("found at the second selector") {
         auto o = dkim_key_published(d.cache, "dkim.test", {"nope", "sel1"}, dns.key2048().public_b64);
         CHECK(o.result == DkimResult::key_published);
         CHECK(o.selector == "sel1");
     }
-    SECTION("PEM armour and line breaks in our key are ignored")
-    {
+    SECTION("PEM armour and line breaks in our key are ignored") {
         const std::string& b64 = dns.key2048().public_b64;
         std::string pem = "-----BEGIN PUBLIC KEY-----\n";
         for (std::size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";
         pem += "-----END PUBLIC KEY-----\n";
         CHECK(dkim_key_published(d.cache, "DKIM.test.", {"sel1"}, pem).result == DkimResult::key_published);
     }
-    SECTION("another key at the selector: none")
-    {
+    SECTION("another key at the selector: none") {
         auto o = dkim_key_published(d.cache, "dkim.test", {"other"}, dns.key2048().public_b64);
         CHECK(o.result == DkimResult::none);
         CHECK_THAT(o.explanation, Catch::Contains("other._domainkey.dkim.test"));
     }
-    SECTION("no selector exists: none")
-    {
+    SECTION("no selector exists: none") {
         CHECK(dkim_key_published(d.cache, "dkim.test", {"a", "b"}, dns.key2048().public_b64).result ==
               DkimResult::none);
     }
-    SECTION("our key, but only 512 bits: permerror")
-    {
+    SECTION("our key, but only 512 bits: permerror") {
         auto o = dkim_key_published(d.cache, "dkim.test", {"small"}, dns.key512().public_b64);
         CHECK(o.result == DkimResult::permerror);
         CHECK_THAT(o.explanation, Catch::Contains("512 bits"));
     }
-    SECTION("unusable records: permerror")
-    {
+    SECTION("unusable records: permerror") {
         for (const char* sel : {"bad", "junk", "revoked"}) {
             auto o = dkim_key_published(d.cache, "dkim.test", {sel}, dns.key2048().public_b64);
             INFO(sel << ": " << o.explanation);
             CHECK(o.result == DkimResult::permerror);
         }
     }
-    SECTION("DNS trouble: temperror")
-    {
+    SECTION("DNS trouble: temperror") {
         CHECK(dkim_key_published(d.cache, "servfail.test", {"sel1"}, dns.key2048().public_b64).result ==
               DkimResult::temperror);
     }
-    SECTION("nothing configured: none")
-    {
+    SECTION("nothing configured: none") {
         CHECK(dkim_key_published(d.cache, "dkim.test", {}, dns.key2048().public_b64).result == DkimResult::none);
         CHECK(dkim_key_published(d.cache, "dkim.test", {"sel1"}, "").result == DkimResult::none);
     }
 }
 
-TEST_CASE("key_published precedence and record rules", "[dkim]")
-{
+TEST_CASE("key_published precedence and record rules", "[dkim]") {
     const std::string ours = test_dns().key1024().public_b64;
     TableResolver r;
     r.status("down._domainkey.example.org", DnsStatus::timeout);
@@ -354,8 +315,7 @@ TEST_CASE("key_published precedence and record rules", "[dkim]")
           DkimResult::key_published);
 }
 
-TEST_CASE("DKIM result names", "[dkim]")
-{
+TEST_CASE("DKIM result names", "[dkim]") {
     CHECK(to_string(DkimResult::pass) == "pass");
     CHECK(to_string(DkimResult::fail) == "fail");
     CHECK(to_string(DkimResult::none) == "none");

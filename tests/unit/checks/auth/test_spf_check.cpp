@@ -20,15 +20,13 @@ struct Dns {
     CachingResolver cache{net, 1000};
 };
 
-SpfResult spf(Resolver& r, const char* domain, const char* ip)
-{
+SpfResult spf(Resolver& r, const char* domain, const char* ip) {
     return check_spf(r, domain, std::string("user@") + domain, ip, "client.example").result;
 }
 
 }  // namespace
 
-TEST_CASE("SPF results", "[spf]")
-{
+TEST_CASE("SPF results", "[spf]") {
     Dns d;
     auto& r = d.cache;
     CHECK(spf(r, "spf-pass.test", "192.0.2.10") == SpfResult::pass);
@@ -48,8 +46,7 @@ TEST_CASE("SPF results", "[spf]")
     CHECK(spf(r, "SPF-PASS.TEST.", "192.0.2.10") == SpfResult::pass);
 }
 
-TEST_CASE("SPF explanations say what happened", "[spf]")
-{
+TEST_CASE("SPF explanations say what happened", "[spf]") {
     Dns d;
     auto pass = check_spf(d.cache, "spf-pass.test", "", "192.0.2.10", "");
     CHECK(pass.explanation == "the SPF record of spf-pass.test allows 192.0.2.10");
@@ -59,69 +56,53 @@ TEST_CASE("SPF explanations say what happened", "[spf]")
     CHECK(none.explanation == "spf-none.test publishes no SPF record");
 }
 
-TEST_CASE("loopback clients get no free pass", "[spf]")
-{
+TEST_CASE("loopback clients get no free pass", "[spf]") {
     Dns d;
     // libspf2's own entry points pass 127.0.0.0/8 unconditionally; ours evaluate the record.
     CHECK(spf(d.cache, "spf-pass.test", "127.0.0.1") == SpfResult::fail);
     CHECK(spf(d.cache, "spf-pass.test", "::1") == SpfResult::fail);
 }
 
-TEST_CASE("SPF permanent errors", "[spf]")
-{
+TEST_CASE("SPF permanent errors", "[spf]") {
     Dns d;
     auto& r = d.cache;
-    SECTION("include loop ends, does not hang")
-    {
+    SECTION("include loop ends, does not hang") {
         auto o = check_spf(r, "spf-loop1.test", "", "192.0.2.10", "");
         CHECK(o.result == SpfResult::permerror);
         INFO(o.explanation);
     }
-    SECTION("more than 10 DNS-querying terms")
-    {
+    SECTION("more than 10 DNS-querying terms") {
         auto o = check_spf(r, "spf-many.test", "", "192.0.2.10", "");
         CHECK(o.result == SpfResult::permerror);
         CHECK_THAT(o.explanation, Catch::Contains("more than 10"));
     }
-    SECTION("exactly 10 terms are fine")
-    {
-        CHECK(spf(r, "spf-ten.test", "192.0.2.10") == SpfResult::pass);
-    }
-    SECTION("the limit holds across includes")
-    {
+    SECTION("exactly 10 terms are fine") { CHECK(spf(r, "spf-ten.test", "192.0.2.10") == SpfResult::pass); }
+    SECTION("the limit holds across includes") {
         auto o = check_spf(r, "spf-deep.test", "", "192.0.2.10", "");
         CHECK(o.result == SpfResult::permerror);
         CHECK_THAT(o.explanation, Catch::Contains("more than 10"));
     }
-    SECTION("more than 2 void lookups")
-    {
+    SECTION("more than 2 void lookups") {
         auto o = check_spf(r, "spf-void.test", "", "192.0.2.10", "");
         CHECK(o.result == SpfResult::permerror);
         CHECK_THAT(o.explanation, Catch::Contains("void"));
         CHECK(spf(r, "spf-void2.test", "192.0.2.10") == SpfResult::pass);
     }
-    SECTION("syntax error")
-    {
+    SECTION("syntax error") {
         auto o = check_spf(r, "spf-syntax.test", "", "192.0.2.10", "");
         CHECK(o.result == SpfResult::permerror);
         INFO(o.explanation);
     }
-    SECTION("two SPF records")
-    {
-        CHECK(spf(r, "spf-multi.test", "192.0.2.10") == SpfResult::permerror);
-    }
-    SECTION("include of a domain without SPF")
-    {
+    SECTION("two SPF records") { CHECK(spf(r, "spf-multi.test", "192.0.2.10") == SpfResult::permerror); }
+    SECTION("include of a domain without SPF") {
         CHECK(spf(r, "spf-incnone.test", "192.0.2.10") == SpfResult::permerror);
     }
-    SECTION("client address that is not an address")
-    {
+    SECTION("client address that is not an address") {
         CHECK(spf(r, "spf-pass.test", "not-an-ip") == SpfResult::permerror);
     }
 }
 
-TEST_CASE("SPF temporary errors", "[spf]")
-{
+TEST_CASE("SPF temporary errors", "[spf]") {
     Dns d;
     auto direct = check_spf(d.cache, "servfail.test", "", "192.0.2.10", "");
     CHECK(direct.result == SpfResult::temperror);
@@ -131,11 +112,9 @@ TEST_CASE("SPF temporary errors", "[spf]")
     CHECK(spf(slow, "slow.test", "192.0.2.10") == SpfResult::temperror);
 }
 
-TEST_CASE("SPF for every egress address", "[spf]")
-{
+TEST_CASE("SPF for every egress address", "[spf]") {
     Dns d;
-    auto all = check_spf_for_egress(d.cache, "spf-pass.test", "user@spf-pass.test",
-                                    {"192.0.2.10", "2001:db8::10"});
+    auto all = check_spf_for_egress(d.cache, "spf-pass.test", "user@spf-pass.test", {"192.0.2.10", "2001:db8::10"});
     CHECK(all.result == SpfResult::pass);
     CHECK(all.unauthorized.empty());
     CHECK(all.explanation == "the SPF record of spf-pass.test allows 192.0.2.10, 2001:db8::10");
@@ -144,8 +123,9 @@ TEST_CASE("SPF for every egress address", "[spf]")
                                         {"192.0.2.10", "192.0.2.11", "192.0.2.12"});
     CHECK(two_bad.result == SpfResult::fail);
     CHECK(two_bad.unauthorized == std::vector<std::string>{"192.0.2.11", "192.0.2.12"});
-    CHECK(two_bad.explanation == "the SPF record of spf-pass.test does not allow 192.0.2.11; "
-                                 "the SPF record of spf-pass.test does not allow 192.0.2.12");
+    CHECK(two_bad.explanation ==
+          "the SPF record of spf-pass.test does not allow 192.0.2.11; "
+          "the SPF record of spf-pass.test does not allow 192.0.2.12");
     auto none = check_spf_for_egress(d.cache, "spf-none.test", "", {"192.0.2.10", "2001:db8::10"});
     CHECK(none.result == SpfResult::none);
     CHECK(none.explanation == "spf-none.test publishes no SPF record");  // once, not per address
@@ -153,25 +133,21 @@ TEST_CASE("SPF for every egress address", "[spf]")
     CHECK(check_spf_for_egress(d.cache, "spf-pass.test", "", {}).result == SpfResult::none);
 }
 
-TEST_CASE("SpfEgressMatch over a dual-stack pool where the record authorizes one of two", "[spf]")
-{
+TEST_CASE("SpfEgressMatch over a dual-stack pool where the record authorizes one of two", "[spf]") {
     Dns d;
     const std::vector<std::string> pool{"192.0.2.7", "2001:db8::7"};
-    SECTION("all: the IPv6 address is not authorized, and named")
-    {
+    SECTION("all: the IPv6 address is not authorized, and named") {
         auto o = check_spf_for_egress(d.cache, "spf-pool4.test", "", pool, SpfEgressMatch::all);
         CHECK(o.result == SpfResult::fail);
         CHECK(o.unauthorized == std::vector<std::string>{"2001:db8::7"});
         CHECK(o.explanation == "the SPF record of spf-pool4.test does not allow 2001:db8::7");
     }
-    SECTION("all: the IPv4 address is not authorized (~all: softfail), and named")
-    {
+    SECTION("all: the IPv4 address is not authorized (~all: softfail), and named") {
         auto o = check_spf_for_egress(d.cache, "spf-pool6.test", "", pool, SpfEgressMatch::all);
         CHECK(o.result == SpfResult::softfail);
         CHECK(o.unauthorized == std::vector<std::string>{"192.0.2.7"});
     }
-    SECTION("any: one authorized address is enough, whichever it is")
-    {
+    SECTION("any: one authorized address is enough, whichever it is") {
         for (const char* domain : {"spf-pool4.test", "spf-pool6.test"}) {
             INFO(domain);
             auto o = check_spf_for_egress(d.cache, domain, "", pool, SpfEgressMatch::any);
@@ -181,21 +157,18 @@ TEST_CASE("SpfEgressMatch over a dual-stack pool where the record authorizes one
         CHECK(check_spf_for_egress(d.cache, "spf-pool6.test", "", pool, SpfEgressMatch::any).explanation ==
               "the SPF record of spf-pool6.test allows 2001:db8::7");
     }
-    SECTION("a record authorizing both passes either way")
-    {
+    SECTION("a record authorizing both passes either way") {
         CHECK(check_spf_for_egress(d.cache, "spf-poolboth.test", "", pool, SpfEgressMatch::all).result ==
               SpfResult::pass);
         CHECK(check_spf_for_egress(d.cache, "spf-poolboth.test", "", pool, SpfEgressMatch::any).result ==
               SpfResult::pass);
     }
-    SECTION("any: nothing authorized names every address")
-    {
+    SECTION("any: nothing authorized names every address") {
         auto o = check_spf_for_egress(d.cache, "spf-pass.test", "", pool, SpfEgressMatch::any);
         CHECK(o.result == SpfResult::fail);
         CHECK(o.unauthorized == pool);
     }
-    SECTION("DNS trouble for the address that is not authorized elsewhere: temperror")
-    {
+    SECTION("DNS trouble for the address that is not authorized elsewhere: temperror") {
         // 192.0.2.7 passes before the include; 2001:db8::7 reaches the SERVFAIL include.
         CHECK(check_spf_for_egress(d.cache, "spf-pooltemp.test", "", pool, SpfEgressMatch::all).result ==
               SpfResult::temperror);
@@ -204,8 +177,7 @@ TEST_CASE("SpfEgressMatch over a dual-stack pool where the record authorizes one
     }
 }
 
-TEST_CASE("combine_egress_spf: the decision over per-address outcomes", "[spf]")
-{
+TEST_CASE("combine_egress_spf: the decision over per-address outcomes", "[spf]") {
     using R = SpfResult;
     auto at = [](const char* ip, R r) { return EgressSpf{ip, {r, std::string("why ") + ip}}; };
     auto all = [](std::vector<EgressSpf> v) { return combine_egress_spf("Example.COM.", v, SpfEgressMatch::all); };
@@ -239,8 +211,7 @@ TEST_CASE("combine_egress_spf: the decision over per-address outcomes", "[spf]")
     CHECK(any({}).explanation == "no egress addresses configured");
 }
 
-TEST_CASE("SPF lookups go through the cache", "[spf]")
-{
+TEST_CASE("SPF lookups go through the cache", "[spf]") {
     Dns d;
     auto& dns = test_dns();
     REQUIRE(spf(d.cache, "spf-mx.test", "192.0.2.30") == SpfResult::pass);
@@ -255,8 +226,7 @@ TEST_CASE("SPF lookups go through the cache", "[spf]")
     CHECK(dns.count("spf-mx.test", "SPF") == 0);  // libspf2's type-99 lookups never leave us
 }
 
-TEST_CASE("SPF checks run in parallel", "[spf]")
-{
+TEST_CASE("SPF checks run in parallel", "[spf]") {
     Dns d;
     std::atomic<int> right{0};
     std::vector<std::thread> threads;
@@ -272,8 +242,7 @@ TEST_CASE("SPF checks run in parallel", "[spf]")
     CHECK(right == 120);
 }
 
-TEST_CASE("SPF result names", "[spf]")
-{
+TEST_CASE("SPF result names", "[spf]") {
     CHECK(to_string(SpfResult::pass) == "pass");
     CHECK(to_string(SpfResult::softfail) == "softfail");
     CHECK(to_string(SpfResult::temperror) == "temperror");

@@ -25,8 +25,7 @@ public:
     bool throws = false;
     std::atomic<int> calls{0};
 
-    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t) override
-    {
+    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t) override {
         ++calls;
         if (throws) throw std::runtime_error("boom");
         auto a = std::make_shared<DnsAnswer>();
@@ -40,13 +39,11 @@ public:
 
 }  // namespace
 
-TEST_CASE("cache rules with a fake upstream", "[dns]")
-{
+TEST_CASE("cache rules with a fake upstream", "[dns]") {
     FakeUpstream up;
     CachingResolver cache(up, 100);
 
-    SECTION("second query is a hit; key ignores case and trailing dot")
-    {
+    SECTION("second query is a hit; key ignores case and trailing dot") {
         auto a = cache.query("Example.ORG.", rrtype::A);
         CHECK_FALSE(a->from_cache);
         CHECK(a->records == std::vector<std::string>{"example.org"});  // asked normalised
@@ -63,15 +60,13 @@ TEST_CASE("cache rules with a fake upstream", "[dns]")
         CHECK(s.upstream_queries == 2);
         CHECK(s.entries == 2);
     }
-    SECTION("TTL 0 is not cached")
-    {
+    SECTION("TTL 0 is not cached") {
         up.ttl = 0;
         cache.query("a.example", rrtype::A);
         cache.query("a.example", rrtype::A);
         CHECK(up.calls == 2);
     }
-    SECTION("failures are cached for failure_ttl only")
-    {
+    SECTION("failures are cached for failure_ttl only") {
         up.status = DnsStatus::servfail;
         // 1 s: the second query must come within failure_ttl of the first to be a hit, and
         // 100 ms was a window a busy machine could miss. The sleep is longer than the TTL, so
@@ -89,13 +84,11 @@ TEST_CASE("cache rules with a fake upstream", "[dns]")
         never.query("g.example", rrtype::A);
         CHECK(up.calls == 4);
     }
-    SECTION("an upstream exception becomes bad_answer")
-    {
+    SECTION("an upstream exception becomes bad_answer") {
         up.throws = true;
         CHECK(cache.query("x.example", rrtype::A)->status == DnsStatus::bad_answer);
     }
-    SECTION("LRU eviction keeps at most max_entries")
-    {
+    SECTION("LRU eviction keeps at most max_entries") {
         CachingResolver small(up, 3);
         for (const char* n : {"e1", "e2", "e3"}) small.query(n, rrtype::A);
         small.query("e1", rrtype::A);  // e1 is now the most recent; e2 the coldest
@@ -111,15 +104,13 @@ TEST_CASE("cache rules with a fake upstream", "[dns]")
         CHECK_FALSE(small.query("e2", rrtype::A)->from_cache);
         CHECK(up.calls == calls + 1);
     }
-    SECTION("max_entries 0 disables caching")
-    {
+    SECTION("max_entries 0 disables caching") {
         CachingResolver none(up, 0);
         none.query("z.example", rrtype::A);
         none.query("z.example", rrtype::A);
         CHECK(up.calls == 2);
     }
-    SECTION("clear drops everything")
-    {
+    SECTION("clear drops everything") {
         cache.query("c.example", rrtype::A);
         cache.clear();
         CHECK(cache.stats().entries == 0);
@@ -127,8 +118,7 @@ TEST_CASE("cache rules with a fake upstream", "[dns]")
     }
 }
 
-TEST_CASE("second identical query causes no DNS traffic", "[dns]")
-{
+TEST_CASE("second identical query causes no DNS traffic", "[dns]") {
     auto& dns = test_dns();
     CachingResolver cache(std::make_unique<LdnsResolver>(std::vector{dns.nameserver()}, 1000ms), 1000);
     const int before = dns.count("a.test", "MX");
@@ -143,12 +133,10 @@ TEST_CASE("second identical query causes no DNS traffic", "[dns]")
     CHECK(dns.count("a.test", "MX") == before + 1);
 }
 
-TEST_CASE("negative answers are cached", "[dns]")
-{
+TEST_CASE("negative answers are cached", "[dns]") {
     auto& dns = test_dns();
     CachingResolver cache(std::make_unique<LdnsResolver>(std::vector{dns.nameserver()}, 1000ms), 1000);
-    SECTION("NXDOMAIN")
-    {
+    SECTION("NXDOMAIN") {
         const int before = dns.count("cached-nx.test", "A");
         CHECK(cache.query("cached-nx.test", rrtype::A)->status == DnsStatus::nxdomain);
         auto again = cache.query("cached-nx.test", rrtype::A);
@@ -156,8 +144,7 @@ TEST_CASE("negative answers are cached", "[dns]")
         CHECK(again->from_cache);
         CHECK(dns.count("cached-nx.test", "A") == before + 1);
     }
-    SECTION("NODATA")
-    {
+    SECTION("NODATA") {
         const int before = dns.count("a.test", "SOA");
         auto a = cache.query("a.test", rrtype::SOA);
         CHECK(a->status == DnsStatus::ok);
@@ -165,8 +152,7 @@ TEST_CASE("negative answers are cached", "[dns]")
         CHECK(cache.query("a.test", rrtype::SOA)->from_cache);
         CHECK(dns.count("a.test", "SOA") == before + 1);
     }
-    SECTION("SERVFAIL briefly")
-    {
+    SECTION("SERVFAIL briefly") {
         const int before = dns.count("x.servfail.test", "A");
         cache.query("x.servfail.test", rrtype::A);
         CHECK(cache.query("x.servfail.test", rrtype::A)->status == DnsStatus::servfail);
@@ -174,12 +160,10 @@ TEST_CASE("negative answers are cached", "[dns]")
     }
 }
 
-TEST_CASE("entries expire with their TTL", "[dns]")
-{
+TEST_CASE("entries expire with their TTL", "[dns]") {
     auto& dns = test_dns();
     CachingResolver cache(std::make_unique<LdnsResolver>(std::vector{dns.nameserver()}, 1000ms), 1000);
-    SECTION("positive, TTL 1")
-    {
+    SECTION("positive, TTL 1") {
         const int before = dns.count("short.test", "A");
         REQUIRE(cache.query("short.test", rrtype::A)->ttl == 1);
         CHECK(cache.query("short.test", rrtype::A)->from_cache);
@@ -188,8 +172,7 @@ TEST_CASE("entries expire with their TTL", "[dns]")
         CHECK_FALSE(cache.query("short.test", rrtype::A)->from_cache);
         CHECK(dns.count("short.test", "A") == before + 2);
     }
-    SECTION("negative, SOA MINIMUM 1")
-    {
+    SECTION("negative, SOA MINIMUM 1") {
         const int before = dns.count("gone.neg.test", "A");
         REQUIRE(cache.query("gone.neg.test", rrtype::A)->ttl == 1);
         CHECK(cache.query("gone.neg.test", rrtype::A)->from_cache);
@@ -199,8 +182,7 @@ TEST_CASE("entries expire with their TTL", "[dns]")
     }
 }
 
-TEST_CASE("identical queries in flight are coalesced", "[dns]")
-{
+TEST_CASE("identical queries in flight are coalesced", "[dns]") {
     auto& dns = test_dns();
     CachingResolver cache(std::make_unique<LdnsResolver>(std::vector{dns.nameserver()}, 2000ms), 1000);
     const int before = dns.count("delay.test", "A");
@@ -241,8 +223,7 @@ TEST_CASE("identical queries in flight are coalesced", "[dns]")
     CHECK(s.coalesced >= 1);
 }
 
-TEST_CASE("eviction bound against the server", "[dns]")
-{
+TEST_CASE("eviction bound against the server", "[dns]") {
     auto& dns = test_dns();
     CachingResolver cache(std::make_unique<LdnsResolver>(std::vector{dns.nameserver()}, 1000ms), 2);
     for (const char* n : {"ev1.test", "ev2.test", "ev3.test"}) cache.query(n, rrtype::A);

@@ -15,16 +15,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-LdnsResolver make(std::chrono::milliseconds timeout = 300ms)
-{
+LdnsResolver make(std::chrono::milliseconds timeout = 300ms) {
     return LdnsResolver({test_dns().nameserver()}, timeout);
 }
 
 // Waits (10 s at most, 10 ms steps) until the test server has counted at least want queries
 // for (name, type); false if it has not by then.
-bool wait_count(const preflight::testing::TestDns& dns, const std::string& name, const std::string& type,
-                int want)
-{
+bool wait_count(const preflight::testing::TestDns& dns, const std::string& name, const std::string& type, int want) {
     for (int i = 0; i < 1000; ++i) {
         if (dns.count(name, type) >= want) return true;
         std::this_thread::sleep_for(10ms);
@@ -34,8 +31,7 @@ bool wait_count(const preflight::testing::TestDns& dns, const std::string& name,
 
 }  // namespace
 
-TEST_CASE("nameserver strings parse", "[dns]")
-{
+TEST_CASE("nameserver strings parse", "[dns]") {
     auto a = parse_nameserver("192.0.2.53");
     CHECK(a.address == "192.0.2.53");
     CHECK(a.port == 53);
@@ -57,8 +53,7 @@ TEST_CASE("nameserver strings parse", "[dns]")
     CHECK_THROWS_AS(LdnsResolver({"bogus"}, 300ms), std::invalid_argument);
 }
 
-TEST_CASE("system resolver configuration is read once at construction", "[dns]")
-{
+TEST_CASE("system resolver configuration is read once at construction", "[dns]") {
     if (!std::filesystem::exists("/etc/resolv.conf")) return;
     // Only constructed, never asked: /etc/resolv.conf may point off loopback.
     try {
@@ -69,11 +64,9 @@ TEST_CASE("system resolver configuration is read once at construction", "[dns]")
     }
 }
 
-TEST_CASE("positive answers in presentation form", "[dns]")
-{
+TEST_CASE("positive answers in presentation form", "[dns]") {
     auto r = make();
-    SECTION("A")
-    {
+    SECTION("A") {
         auto a = r.query("a.test", rrtype::A);
         REQUIRE(a->status == DnsStatus::ok);
         CHECK(a->records == std::vector<std::string>{"192.0.2.1"});
@@ -82,14 +75,12 @@ TEST_CASE("positive answers in presentation form", "[dns]")
         CHECK_FALSE(a->from_cache);
         CHECK(a->elapsed_ms > 0);
     }
-    SECTION("AAAA")
-    {
+    SECTION("AAAA") {
         auto a = r.query("a.test", rrtype::AAAA);
         REQUIRE(a->status == DnsStatus::ok);
         CHECK(a->records == std::vector<std::string>{"2001:db8::1"});
     }
-    SECTION("MX lower-cased, no trailing dot")
-    {
+    SECTION("MX lower-cased, no trailing dot") {
         auto a = r.query("a.test", rrtype::MX);
         REQUIRE(a->status == DnsStatus::ok);
         REQUIRE(a->mx.size() == 1);
@@ -97,36 +88,31 @@ TEST_CASE("positive answers in presentation form", "[dns]")
         CHECK(a->mx[0].exchange == "mx.a.test");
         CHECK(a->records == std::vector<std::string>{"10 mx.a.test"});
     }
-    SECTION("null MX")
-    {
+    SECTION("null MX") {
         auto a = r.query("nullmx.test", rrtype::MX);
         REQUIRE(a->status == DnsStatus::ok);
         REQUIRE(a->mx.size() == 1);
         CHECK(a->mx[0].preference == 0);
         CHECK(a->mx[0].exchange.empty());
     }
-    SECTION("TXT strings are concatenated")
-    {
+    SECTION("TXT strings are concatenated") {
         auto a = r.query("multi.test", rrtype::TXT);
         REQUIRE(a->status == DnsStatus::ok);
         CHECK(a->records == std::vector<std::string>{"part one part two"});
     }
-    SECTION("CNAME is followed")
-    {
+    SECTION("CNAME is followed") {
         auto a = r.query("cname.test", rrtype::A);
         REQUIRE(a->status == DnsStatus::ok);
         CHECK(a->records == std::vector<std::string>{"192.0.2.1"});
     }
-    SECTION("case and trailing dot do not matter")
-    {
+    SECTION("case and trailing dot do not matter") {
         auto a = r.query("A.TEST.", rrtype::A);
         REQUIRE(a->status == DnsStatus::ok);
         CHECK(a->records == std::vector<std::string>{"192.0.2.1"});
     }
 }
 
-TEST_CASE("negative answers carry the RFC 2308 TTL", "[dns]")
-{
+TEST_CASE("negative answers carry the RFC 2308 TTL", "[dns]") {
     auto r = make();
     auto nx = r.query("does-not-exist.test", rrtype::A);
     CHECK(nx->status == DnsStatus::nxdomain);
@@ -149,12 +135,10 @@ TEST_CASE("negative answers carry the RFC 2308 TTL", "[dns]")
     CHECK(bad->ttl == 0);
 }
 
-TEST_CASE("DNS trouble maps to statuses", "[dns]")
-{
+TEST_CASE("DNS trouble maps to statuses", "[dns]") {
     auto r = make(300ms);
     auto& dns = test_dns();
-    SECTION("SERVFAIL")
-    {
+    SECTION("SERVFAIL") {
         // SERVFAIL is a definite answer: that server is not asked again in the second round
         // and the query does not wait for the deadline. A 20 s timeout makes "waited for the
         // deadline" unmistakable; the 10 s bound below only catches that (or a hang), it is
@@ -166,12 +150,10 @@ TEST_CASE("DNS trouble maps to statuses", "[dns]")
         CHECK(dns.count("x.servfail.test", "A") == before + 1);  // the server counts before it replies
         CHECK(a->elapsed_ms < 10000);
     }
-    SECTION("REFUSED (outside the served zones)")
-    {
+    SECTION("REFUSED (outside the served zones)") {
         CHECK(r.query("example.invalid", rrtype::A)->status == DnsStatus::servfail);
     }
-    SECTION("no answer within the timeout")
-    {
+    SECTION("no answer within the timeout") {
         // The outcome (timeout) and that the silent server got its second round within the
         // deadline; the query counts are the server's, which may see the last datagram a
         // little after the resolver gave up: wait for them (10 s at most). The 1 s timeout
@@ -179,27 +161,19 @@ TEST_CASE("DNS trouble maps to statuses", "[dns]")
         LdnsResolver one_second({dns.nameserver()}, 1000ms);
         const auto t0 = std::chrono::steady_clock::now();
         auto a = one_second.query("rounds.slow.test", rrtype::A);
-        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now() - t0).count();
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
         CHECK(a->status == DnsStatus::timeout);
         CHECK(wait_count(dns, "rounds.slow.test", "A", 2));
-        CHECK(ms >= 900);     // it waited for the deadline (a lower bound: load only adds to it)
-        CHECK(ms < 20000);    // only catches a query that ignores its deadline (hangs)
+        CHECK(ms >= 900);   // it waited for the deadline (a lower bound: load only adds to it)
+        CHECK(ms < 20000);  // only catches a query that ignores its deadline (hangs)
     }
-    SECTION("malformed reply")
-    {
-        CHECK(r.query("garbage.test", rrtype::A)->status == DnsStatus::bad_answer);
-    }
-    SECTION("reply with another message ID")
-    {
+    SECTION("malformed reply") { CHECK(r.query("garbage.test", rrtype::A)->status == DnsStatus::bad_answer); }
+    SECTION("reply with another message ID") {
         CHECK(r.query("wrongid.test", rrtype::A)->status == DnsStatus::bad_answer);
     }
-    SECTION("reply to another question")
-    {
-        CHECK(r.query("wrongq.test", rrtype::A)->status == DnsStatus::bad_answer);
-    }
-    SECTION("nothing listens")
-    {
+    SECTION("reply to another question") { CHECK(r.query("wrongq.test", rrtype::A)->status == DnsStatus::bad_answer); }
+    SECTION("nothing listens") {
         LdnsResolver dead({"127.0.0.1:1"}, 300ms);
         auto a = dead.query("a.test", rrtype::A);
         CHECK(a->status == DnsStatus::timeout);
@@ -207,20 +181,17 @@ TEST_CASE("DNS trouble maps to statuses", "[dns]")
     }
 }
 
-TEST_CASE("truncated UDP replies are retried over TCP", "[dns]")
-{
+TEST_CASE("truncated UDP replies are retried over TCP", "[dns]") {
     auto r = make(1000ms);
     auto& dns = test_dns();
-    SECTION("server truncates")
-    {
+    SECTION("server truncates") {
         const int before = dns.count("tc.test", "A");
         auto a = r.query("tc.test", rrtype::A);
         REQUIRE(a->status == DnsStatus::ok);
         CHECK(a->records == std::vector<std::string>{"192.0.2.4"});
         CHECK(dns.count("tc.test", "A") == before + 2);  // UDP, then TCP
     }
-    SECTION("EDNS0 carries 1000 octets over UDP, 3000 need TCP")
-    {
+    SECTION("EDNS0 carries 1000 octets over UDP, 3000 need TCP") {
         const int big_before = dns.count("big.test", "TXT");
         auto big = r.query("big.test", rrtype::TXT);
         REQUIRE(big->status == DnsStatus::ok);
@@ -235,8 +206,7 @@ TEST_CASE("truncated UDP replies are retried over TCP", "[dns]")
     }
 }
 
-TEST_CASE("the next nameserver is asked when one is dead", "[dns]")
-{
+TEST_CASE("the next nameserver is asked when one is dead", "[dns]") {
     LdnsResolver r({"127.0.0.1:1", test_dns().nameserver()}, 1000ms);
     const int before = test_dns().count("a.test", "A");
     auto a = r.query("a.test", rrtype::A);
@@ -245,8 +215,7 @@ TEST_CASE("the next nameserver is asked when one is dead", "[dns]")
     CHECK(test_dns().count("a.test", "A") == before + 1);  // the answer came from the second server
 }
 
-TEST_CASE("one resolver serves many threads", "[dns]")
-{
+TEST_CASE("one resolver serves many threads", "[dns]") {
     auto r = make(2000ms);
     std::atomic<int> ok{0};
     std::vector<std::thread> threads;
@@ -259,8 +228,7 @@ TEST_CASE("one resolver serves many threads", "[dns]")
     CHECK(ok == 80);
 }
 
-TEST_CASE("DnsStatus names", "[dns]")
-{
+TEST_CASE("DnsStatus names", "[dns]") {
     CHECK(to_string(DnsStatus::ok) == "ok");
     CHECK(to_string(DnsStatus::nxdomain) == "nxdomain");
     CHECK(to_string(DnsStatus::servfail) == "servfail");

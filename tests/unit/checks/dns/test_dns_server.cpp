@@ -22,8 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string slurp(const std::string& path)
-{
+std::string slurp(const std::string& path) {
     std::ifstream in(path);
     std::stringstream ss;
     ss << in.rdbuf();
@@ -31,12 +30,10 @@ std::string slurp(const std::string& path)
 }
 
 // A key pair made at test time; openssl is part of the build environment (libssl-dev).
-TestKey make_key(const std::string& dir, const std::string& name, int bits)
-{
+TestKey make_key(const std::string& dir, const std::string& name, int bits) {
     const std::string priv = dir + "/" + name + ".pem", pub = dir + "/" + name + ".pub";
     const std::string cmd = "openssl genrsa -out '" + priv + "' " + std::to_string(bits) +
-                            " 2>/dev/null && openssl pkey -in '" + priv + "' -pubout -out '" +
-                            pub + "' 2>/dev/null";
+                            " 2>/dev/null && openssl pkey -in '" + priv + "' -pubout -out '" + pub + "' 2>/dev/null";
     if (std::system(cmd.c_str()) != 0) throw std::runtime_error("openssl failed: " + cmd);
     TestKey k;
     k.private_pem = slurp(priv);
@@ -48,15 +45,13 @@ TestKey make_key(const std::string& dir, const std::string& name, int bits)
 }
 
 // TXT strings are at most 255 octets: split long record text into quoted 200-octet pieces.
-std::string txt_strings(const std::string& s)
-{
+std::string txt_strings(const std::string& s) {
     std::string out;
     for (std::size_t i = 0; i < s.size(); i += 200) out.append("\"").append(s, i, 200).append("\" ");
     return out;
 }
 
-std::string zone_text(const TestKey& k2048, const TestKey& k1024, const TestKey& k512)
-{
+std::string zone_text(const TestKey& k2048, const TestKey& k1024, const TestKey& k512) {
     std::string big(1000, 'b'), huge(3000, 'h');
     std::string z = R"($ORIGIN test.
 $TTL 300
@@ -137,16 +132,14 @@ revoked._domainkey.dkim.test. IN TXT "v=DKIM1; p="
     return z;
 }
 
-bool alive(pid_t pid)
-{
+bool alive(pid_t pid) {
     int status = 0;
     return waitpid(pid, &status, WNOHANG) == 0;
 }
 
 }  // namespace
 
-TestDns::TestDns()
-{
+TestDns::TestDns() {
     std::string tmpl = (fs::temp_directory_path() / "preflight-testdns-XXXXXX").string();
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
@@ -162,15 +155,15 @@ TestDns::TestDns()
     const std::string python = py_env && *py_env ? py_env : "/usr/bin/python3";
     const std::string script = std::string(PREFLIGHT_SOURCE_DIR) + "/tests/integration/testdns.py";
     const std::string port_file = dir_ + "/port";
-    std::vector<std::string> args = {python,         script,
-                                     "--zone",       dir_ + "/test.zone",
-                                     "--port",       "0",
-                                     "--port-file",  port_file,
-                                     "--pid-file",   dir_ + "/pid",
-                                     "--stats-file", dir_ + "/stats",
-                                     "--delay-ms",   "300",
+    std::vector<std::string> args = {python,          script,
+                                     "--zone",        dir_ + "/test.zone",
+                                     "--port",        "0",
+                                     "--port-file",   port_file,
+                                     "--pid-file",    dir_ + "/pid",
+                                     "--stats-file",  dir_ + "/stats",
+                                     "--delay-ms",    "300",
                                      "--max-seconds", "900",
-                                     "--parent-pid", std::to_string(getpid())};
+                                     "--parent-pid",  std::to_string(getpid())};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -194,8 +187,7 @@ TestDns::TestDns()
     throw std::runtime_error("testdns.py did not become ready within 15 s");
 }
 
-TestDns::~TestDns()
-{
+TestDns::~TestDns() {
     if (pid_ > 0) {
         kill(pid_, SIGTERM);
         bool gone = false;
@@ -216,8 +208,7 @@ TestDns::~TestDns()
 
 std::string TestDns::nameserver() const { return "127.0.0.1:" + std::to_string(port_); }
 
-int TestDns::count(const std::string& name, const std::string& type) const
-{
+int TestDns::count(const std::string& name, const std::string& type) const {
     std::istringstream in(slurp(dir_ + "/stats"));
     std::string n, t;
     int c = 0;
@@ -226,8 +217,7 @@ int TestDns::count(const std::string& name, const std::string& type) const
     return 0;
 }
 
-TestDns& test_dns()
-{
+TestDns& test_dns() {
     static TestDns instance;
     return instance;
 }

@@ -48,7 +48,7 @@ TEST_CASE("envelope: good addresses and their normal form", "[checks][envelope]"
         {"user@example.org", S, false, "user", "example.org"},  // bare form, as Postfix tolerates
         {"  <user@example.org>  ", R, false, "user", "example.org"},
         {"<User.Name+tag@Example.ORG>", R, false, "User.Name+tag", "example.org"},  // local case kept
-        {"<user@example.org.>", S, false, "user", "example.org"},                    // trailing dot
+        {"<user@example.org.>", S, false, "user", "example.org"},                   // trailing dot
         {"<!#$%&'*+-/=?^_`{|}~@example.org>", R, false, "!#$%&'*+-/=?^_`{|}~", "example.org"},
         {"<\"john.doe\"@example.org>", R, false, "john.doe", "example.org"},  // needless quotes dropped
         {"<\"john doe\"@example.org>", R, false, "\"john doe\"", "example.org"},
@@ -59,7 +59,9 @@ TEST_CASE("envelope: good addresses and their normal form", "[checks][envelope]"
         {"<@relay.example,@[192.0.2.1]:user@example.org>", R, false, "user", "example.org"},  // source route
         {"<user@xn--bcher-kva.example>", S, false, "user", "xn--bcher-kva.example"},
         {"<user@XN--BCHER-KVA.Example>", S, false, "user", "xn--bcher-kva.example"},
-        {"<user@b\xc3\xbc" "cher.example>", S, true, "user", "xn--bcher-kva.example"},  // U-label, SMTPUTF8
+        {"<user@b\xc3\xbc"
+         "cher.example>",
+         S, true, "user", "xn--bcher-kva.example"},  // U-label, SMTPUTF8
         {"<user@\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e.jp>", S, true, "user", "xn--wgv71a119e.jp"},
         {"<j\xc3\xb6rg@example.org>", S, true, "j\xc3\xb6rg", "example.org"},
         {"<user@[192.0.2.1]>", S, false, "user", "[192.0.2.1]"},
@@ -157,12 +159,16 @@ TEST_CASE("envelope: bad addresses name the bad part", "[checks][envelope]") {
         {"<@:user@example.org>", R, false, RX, "bad source route: empty domain"},
         // UTF-8: without SMTPUTF8 a 553 5.6.7, malformed always a syntax error.
         {"<j\xc3\xb6rg@example.org>", S, false, U8, "non-ASCII"},
-        {"<user@b\xc3\xbc" "cher.example>", R, false, U8, "non-ASCII"},
+        {"<user@b\xc3\xbc"
+         "cher.example>",
+         R, false, U8, "non-ASCII"},
         {"<j\xc3@example.org>", S, true, SX, "invalid UTF-8 in local part"},
-        {"<j\xc0\xafrg@example.org>", S, true, SX, "invalid UTF-8 in local part"},           // overlong '/'
-        {"<j\xed\xa0\x80@example.org>", S, true, SX, "invalid UTF-8 in local part"},         // surrogate
-        {"<user@b\xff" "cher.example>", S, true, SX, "invalid UTF-8 in label"},
-        {"<user@b\xf4\x90\x80\x80.example>", S, true, SX, "invalid UTF-8 in label"},          // > U+10FFFF
+        {"<j\xc0\xafrg@example.org>", S, true, SX, "invalid UTF-8 in local part"},    // overlong '/'
+        {"<j\xed\xa0\x80@example.org>", S, true, SX, "invalid UTF-8 in local part"},  // surrogate
+        {"<user@b\xff"
+         "cher.example>",
+         S, true, SX, "invalid UTF-8 in label"},
+        {"<user@b\xf4\x90\x80\x80.example>", S, true, SX, "invalid UTF-8 in label"},  // > U+10FFFF
         {cat("<user@", std::string(300, 'a'), ".example>"), S, false, SX, "domain longer than 255 octets"},
         {cat("<user@", std::string(1 << 20, 'a'), ">"), S, false, SX, "address longer than 1024 octets"},
         {std::string(1 << 20, '<'), S, false, SX, "address longer than 1024 octets"},
@@ -175,7 +181,7 @@ TEST_CASE("envelope: bad addresses name the bad part", "[checks][envelope]") {
         CHECK(r.verdict.check == "envelope");
         CHECK_FALSE(r.mailbox);
         CHECK(r.verdict.args.reason.find(b.reason) != std::string::npos);
-        CHECK(r.verdict.args.reason.size() < 200);   // reasons stay short for any input
+        CHECK(r.verdict.args.reason.size() < 200);    // reasons stay short for any input
         CHECK(r.verdict.args.address.size() <= 300);  // and so does the echoed address
         CHECK(missing_args(r.verdict).empty());
         SmtpReply rep = render(r.verdict);
@@ -187,7 +193,8 @@ TEST_CASE("envelope: rendered reply names the part", "[checks][envelope]") {
     auto r = check_envelope_address("<user@a-.example>", S, false);
     CHECK(reply_text(render(r.verdict)) ==
           "501 5.1.7 Bad sender address <user@a-.example>: label 'a-' ends with a hyphen; "
-          "fix the envelope sender (MAIL FROM) of this message" + marked());
+          "fix the envelope sender (MAIL FROM) of this message" +
+              marked());
     r = check_envelope_address("<a b@example.org>", R, false);
     CHECK(reply_text(render(r.verdict)).rfind("501 5.1.3 Bad recipient address <a b@example.org>: ", 0) == 0);
     r = check_envelope_address("<j\xc3\xb6rg@example.org>", S, false);
@@ -195,24 +202,35 @@ TEST_CASE("envelope: rendered reply names the part", "[checks][envelope]") {
 }
 
 TEST_CASE("envelope: UTF-8 mailbox keeps both forms of the domain", "[checks][envelope]") {
-    auto r = check_envelope_address("<J\xc3\xb6rg@B\xc3\xbc" "cher.Example.>", S, true);
+    auto r = check_envelope_address(
+        "<J\xc3\xb6rg@B\xc3\xbc"
+        "cher.Example.>",
+        S, true);
     REQUIRE(r.mailbox);
     CHECK(r.mailbox->utf8);
     CHECK(r.mailbox->domain == "xn--bcher-kva.example");
-    CHECK(r.mailbox->utf8_domain == "b\xc3\xbc" "cher.example");
+    CHECK(r.mailbox->utf8_domain ==
+          "b\xc3\xbc"
+          "cher.example");
     CHECK(r.mailbox->address() == "J\xc3\xb6rg@xn--bcher-kva.example");
 }
 
 TEST_CASE("normalise_domain and punycode", "[checks][envelope]") {
     std::string why;
     CHECK(normalise_domain("Example.ORG.", false, &why) == "example.org");
-    CHECK_FALSE(normalise_domain("b\xc3\xbc" "cher.example", false, &why));
+    CHECK_FALSE(
+        normalise_domain("b\xc3\xbc"
+                         "cher.example",
+                         false, &why));
     CHECK(why == "non-ASCII characters in the domain");
-    CHECK(normalise_domain("b\xc3\xbc" "cher.example", true, &why) == "xn--bcher-kva.example");
+    CHECK(normalise_domain("b\xc3\xbc"
+                           "cher.example",
+                           true, &why) == "xn--bcher-kva.example");
     CHECK_FALSE(normalise_domain("a-.example", true, &why));
     CHECK(why == "label 'a-' ends with a hyphen");
 
-    CHECK(punycode_encode("b\xc3\xbc" "cher") == "bcher-kva");
+    CHECK(punycode_encode("b\xc3\xbc"
+                          "cher") == "bcher-kva");
     CHECK(punycode_encode("m\xc3\xbcnchen") == "mnchen-3ya");
     CHECK(punycode_encode("\xc3\xbc") == "tda");
     CHECK(punycode_encode("a-\xc3\xbc-b") == "a--b-1ra");

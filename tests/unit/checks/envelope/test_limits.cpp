@@ -44,7 +44,8 @@ TEST_CASE("limits: announced SIZE=", "[checks][limits]") {
     Verdict v = check_announced_size(22020096, MB20);
     CHECK(reply_text(render(v)) ==
           "552 5.3.4 Message too large: 22020096 bytes, and this relay accepts at most 20971520 bytes; "
-          "send a smaller message, e.g. share large attachments as a link" + marked());
+          "send a smaller message, e.g. share large attachments as a link" +
+              marked());
 }
 
 TEST_CASE("limits: actual size, incrementally", "[checks][limits]") {
@@ -75,7 +76,8 @@ TEST_CASE("limits: recipients", "[checks][limits]") {
     CHECK(v.reply == ReplyId::too_many_recipients_temp);
     CHECK(v.check == "recipients");
     CHECK(reply_text(render(v)) ==
-          "452 4.5.3 Too many recipients: at most 50 per message; send the remaining recipients in another message" + marked());
+          "452 4.5.3 Too many recipients: at most 50 per message; send the remaining recipients in another message" +
+              marked());
     CHECK(check_recipient(1000, 50, RecipientLimitReply::tempfail).action == Verdict::Action::tempfail);
 
     Verdict p = check_recipient(51, 50, RecipientLimitReply::reject);

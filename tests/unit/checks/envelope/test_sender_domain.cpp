@@ -126,17 +126,20 @@ TEST_CASE("sender domain: reply texts", "[checks][sender-domain]") {
     FakeResolver r = zone();
     CHECK(reply_text(render(check_sender_domain(r, "nxdomain.test", {}))) ==
           "550 5.1.8 Sender address rejected: nxdomain.test does not exist in DNS (NXDOMAIN), so replies and "
-          "bounces could not be delivered; use a sender address at a domain with an MX or A record" + marked());
+          "bounces could not be delivered; use a sender address at a domain with an MX or A record" +
+              marked());
     CHECK(reply_text(render(check_sender_domain(r, "empty.test", {}))).find("empty.test has no MX, A or AAAA record") !=
           std::string::npos);
     CHECK(reply_text(render(check_sender_domain(r, "nullmx.test", {}))) ==
           "550 5.7.27 Sender address rejected: nullmx.test publishes a null MX (RFC 7505) and accepts no mail, so "
-          "replies and bounces could not be delivered; use a sender address at a domain that receives mail" + marked());
+          "replies and bounces could not be delivered; use a sender address at a domain that receives mail" +
+              marked());
     CHECK(reply_text(render(check_sender_domain(r, "timeout.test", {}))) ==
           "451 4.4.3 DNS lookup of timeout.test/MX failed temporarily (timeout); please try again later; if this "
-          "persists, check the nameservers of timeout.test" + marked());
-    CHECK(reply_text(render(check_sender_domain(r, "afail.test", {}))).find("afail.test/A failed temporarily (SERVFAIL)") !=
-          std::string::npos);
+          "persists, check the nameservers of timeout.test" +
+              marked());
+    CHECK(reply_text(render(check_sender_domain(r, "afail.test", {})))
+              .find("afail.test/A failed temporarily (SERVFAIL)") != std::string::npos);
 }
 
 TEST_CASE("sender domain: lookups made, and hostile resolvers", "[checks][sender-domain]") {

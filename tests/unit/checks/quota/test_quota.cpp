@@ -100,7 +100,8 @@ void store_contract(QuotaStore& store, const std::string& subject) {
     CHECK(forced.counted);
     // Release gives it back.
     REQUIRE(store.release(std::vector<QuotaHeld>{{key, forced.buckets[0], 1}}));
-    CHECK(store.reserve(std::vector<QuotaCounter>{counter(key, QuotaWindow::minute, 3, 0)}, false, kT0 + 10'000).used[0] == 3);
+    CHECK(store.reserve(std::vector<QuotaCounter>{counter(key, QuotaWindow::minute, 3, 0)}, false, kT0 + 10'000)
+              .used[0] == 3);
     // Window rollover: at +60 s the first bucket is gone, one more fits; at +62 s all three.
     QuotaResult later = store.reserve(c, false, kT0 + 60'000);
     CHECK(later.over == -1);
@@ -117,7 +118,8 @@ void store_contract(QuotaStore& store, const std::string& subject) {
     QuotaResult blocked = store.reserve(both, false, kT0 + 1000);
     CHECK(blocked.over == 1);
     CHECK(blocked.used[0] == 1);
-    CHECK(store.reserve(std::vector<QuotaCounter>{counter(rk, QuotaWindow::day, 100, 0)}, false, kT0 + 2000).used[0] == 1);
+    CHECK(store.reserve(std::vector<QuotaCounter>{counter(rk, QuotaWindow::day, 100, 0)}, false, kT0 + 2000).used[0] ==
+          1);
     std::string error;
     auto keys = store.keys(&error);
     REQUIRE(keys);
@@ -153,10 +155,11 @@ TEST_CASE("quota keys: rates, defaults, per-domain overrides, errors", "[quota][
     CHECK(none->global().quota_store.to_string() == "sqlite:/var/lib/preflight/quota.db");
     CHECK(none->global().on_quota_store_error == QuotaStoreErrorAction::tempfail);
 
-    auto c = load("QuotaRecipients 10000/day, 500/HOUR 100/minute\nQuotaMessages 50/minute\n"
-                  "Domain bulk.example QuotaRecipients 50000/day\nDomain bulk.example QuotaPer sender\n"
-                  "Domain strict.example QuotaCode 550\nDomain free.example QuotaMode off\n"
-                  "QuotaStore redis://[::1]:6380/2\nOnQuotaStoreError accept\nQuotaStoreTimeout 250ms\n");
+    auto c = load(
+        "QuotaRecipients 10000/day, 500/HOUR 100/minute\nQuotaMessages 50/minute\n"
+        "Domain bulk.example QuotaRecipients 50000/day\nDomain bulk.example QuotaPer sender\n"
+        "Domain strict.example QuotaCode 550\nDomain free.example QuotaMode off\n"
+        "QuotaStore redis://[::1]:6380/2\nOnQuotaStoreError accept\nQuotaStoreTimeout 250ms\n");
     CHECK(c->any_quota());
     const Settings& d = c->defaults();
     REQUIRE(d.quota_recipients.size() == 3);
@@ -184,7 +187,8 @@ TEST_CASE("quota keys: rates, defaults, per-domain overrides, errors", "[quota][
     CHECK(error_of("QuotaRecipients 10000") ==
           "q.conf:1: QuotaRecipients: \"10000\" is not a quota (a number, '/', and minute, hour or day: 10000/day)");
     CHECK(error_of("QuotaRecipients 10/week").find("is not a quota") != std::string::npos);
-    CHECK(error_of("QuotaRecipients 0/day") == "q.conf:1: QuotaRecipients: \"0/day\" is out of range (1..1000000000 per window)");
+    CHECK(error_of("QuotaRecipients 0/day") ==
+          "q.conf:1: QuotaRecipients: \"0/day\" is out of range (1..1000000000 per window)");
     CHECK(error_of("QuotaRecipients 10/day 20/day") ==
           "q.conf:1: QuotaRecipients: \"20/day\": a second quota per day; give each window once");
     CHECK(error_of("QuotaCode 451") == "q.conf:1: QuotaCode: \"451\" is not one of 452, 550");
@@ -195,7 +199,8 @@ TEST_CASE("quota keys: rates, defaults, per-domain overrides, errors", "[quota][
     CHECK(error_of("QuotaStore redis://127.0.0.1:99999").find("is not a port") != std::string::npos);
     CHECK(error_of("QuotaStore redis://127.0.0.1/16").find("0..15") != std::string::npos);
     CHECK(error_of("QuotaStore redis://bad_host!").find("is not a host") != std::string::npos);
-    CHECK(error_of("Domain x.example QuotaStore redis://h").starts_with("q.conf:1: QuotaStore: cannot be set per domain"));
+    CHECK(error_of("Domain x.example QuotaStore redis://h")
+              .starts_with("q.conf:1: QuotaStore: cannot be set per domain"));
     CHECK(parse_quota_store("redis://cache.example")->to_string() == "redis://cache.example:6379");
 }
 
@@ -238,7 +243,8 @@ TEST_CASE("quota helpers: subjects, counters, durations", "[quota]") {
     down.error = "connection refused";
     Verdict d = quota_verdict(down, c, "domain:example.org", 452, QuotaStoreErrorAction::tempfail);
     CHECK(reply_text(render(d)) ==
-          "451 4.3.0 Sending quota cannot be checked at the moment (connection refused); please try again later" + marked());
+          "451 4.3.0 Sending quota cannot be checked at the moment (connection refused); please try again later" +
+              marked());
     CHECK(quota_verdict(down, c, "domain:example.org", 452, QuotaStoreErrorAction::accept).accepted());
 }
 
@@ -330,7 +336,8 @@ struct QuotaFixture {
             dns.set(d, rrtype::MX, S::ok, {std::string("10 mx.") + d}, {{10, std::string("mx.") + d}});
             dns.set(d, rrtype::TXT, S::ok, {"v=spf1 ip4:127.0.0.0/8 -all"});
         }
-        services.config = load("EgressAddresses 127.0.0.1\nAuthPolicy spf\nQuotaStore sqlite:" + dir.path + "/q.db\n" + conf);
+        services.config =
+            load("EgressAddresses 127.0.0.1\nAuthPolicy spf\nQuotaStore sqlite:" + dir.path + "/q.db\n" + conf);
         store = open_quota_store(services.config->global().quota_store, std::chrono::milliseconds(1000));
         services.resolver = &dns;
         services.egress_ips = {"127.0.0.1"};
@@ -366,7 +373,8 @@ TEST_CASE("session: recipients beyond the quota get 452 at RCPT; accepted mail s
     Verdict v = s.rcpt_to("<d@example.org>");
     CHECK(v.action == Verdict::Action::tempfail);
     CHECK(v.check == "quota");
-    CHECK(reply_of(v).starts_with("452 4.7.1 Sending quota of 3 recipients per day for good.test reached; it resets in "));
+    CHECK(reply_of(v).starts_with(
+        "452 4.7.1 Sending quota of 3 recipients per day for good.test reached; it resets in "));
     CHECK(s.accepted_recipients() == 1);
     CHECK(s.end_of_message().accepted());
     CHECK(f.used("domain:good.test|recipients|day") == 3);
@@ -380,7 +388,7 @@ TEST_CASE("session: an aborted or refused transaction gives its reservation back
         CHECK(s.rcpt_to("<a@example.org>").accepted());
         CHECK(s.rcpt_to("<b@example.org>").accepted());
         CHECK(f.used("domain:good.test|recipients|day") == 2);  // reserved
-    }  // aborted: the session goes without end of message
+    }                                                           // aborted: the session goes without end of message
     CHECK(f.used("domain:good.test|recipients|day") == 0);
     CHECK(f.used("domain:good.test|messages|day") == 0);
     {
@@ -423,8 +431,9 @@ TEST_CASE("session: per sender and per login; bounces are not counted", "[quota]
 }
 
 TEST_CASE("session: dry-run and tag accept beyond the quota and count; off does nothing", "[quota][session]") {
-    QuotaFixture f("QuotaRecipients 1/day\nDomain dry.test Mode dry-run\nDomain tag.test QuotaMode tag\n"
-                   "Domain good.test QuotaMode off\nDomain *.good.test QuotaCode 550\n");
+    QuotaFixture f(
+        "QuotaRecipients 1/day\nDomain dry.test Mode dry-run\nDomain tag.test QuotaMode tag\n"
+        "Domain good.test QuotaMode off\nDomain *.good.test QuotaCode 550\n");
     MessageSession dry(f.services);
     REQUIRE(dry.mail_from("<a@dry.test>", {}).accepted());
     CHECK(dry.rcpt_to("<x@example.org>").accepted());
@@ -459,7 +468,8 @@ TEST_CASE("session: a store that fails tempfails, or accepts uncounted when so c
         services.config = load(std::string("AuthPolicy off\nQuotaRecipients 5/day\nQuotaStore redis://127.0.0.1:1\n"
                                            "QuotaStoreTimeout 100ms\n") +
                                (accept ? "OnQuotaStoreError accept\n" : ""));
-        auto store = open_quota_store(services.config->global().quota_store, services.config->global().quota_store_timeout);
+        auto store =
+            open_quota_store(services.config->global().quota_store, services.config->global().quota_store_timeout);
         services.resolver = &dns;
         services.quota_store = store.get();
         MessageSession s(services);

@@ -46,29 +46,29 @@ ReplyArgs full_args() {
 // with a rule that gives it its category.
 Category expected_category(ReplyId id) {
     switch (id) {
-        case ReplyId::none: break;
-        case ReplyId::sender_syntax: return Category::invalid_sender;
-        case ReplyId::recipient_syntax: return Category::bad_mailbox;
-        case ReplyId::address_needs_smtputf8: return Category::protocol_errors;
-        case ReplyId::size_announced_too_big:
-        case ReplyId::size_too_big: return Category::content_related;
-        case ReplyId::too_many_recipients_temp:
-        case ReplyId::too_many_recipients_perm: return Category::quota_issues;
-        case ReplyId::sender_domain_unknown:
-        case ReplyId::sender_domain_null_mx: return Category::invalid_sender;
-        case ReplyId::spf_required_failed:
-        case ReplyId::spf_record_invalid:
-        case ReplyId::dkim_required_failed:
-        case ReplyId::dkim_signature_invalid:
-        case ReplyId::dkim_key_invalid:
-        case ReplyId::auth_failed:
-        case ReplyId::auth_failed_all: return Category::policy_related;
-        case ReplyId::quota_exceeded_temp:
-        case ReplyId::quota_exceeded_perm: return Category::quota_issues;
-        case ReplyId::dns_temp_failure: return Category::bad_configuration;
-        case ReplyId::quota_store_failure:
-        case ReplyId::shutting_down:
-        case ReplyId::internal_temp_failure: return Category::other;
+    case ReplyId::none: break;
+    case ReplyId::sender_syntax: return Category::invalid_sender;
+    case ReplyId::recipient_syntax: return Category::bad_mailbox;
+    case ReplyId::address_needs_smtputf8: return Category::protocol_errors;
+    case ReplyId::size_announced_too_big:
+    case ReplyId::size_too_big: return Category::content_related;
+    case ReplyId::too_many_recipients_temp:
+    case ReplyId::too_many_recipients_perm: return Category::quota_issues;
+    case ReplyId::sender_domain_unknown:
+    case ReplyId::sender_domain_null_mx: return Category::invalid_sender;
+    case ReplyId::spf_required_failed:
+    case ReplyId::spf_record_invalid:
+    case ReplyId::dkim_required_failed:
+    case ReplyId::dkim_signature_invalid:
+    case ReplyId::dkim_key_invalid:
+    case ReplyId::auth_failed:
+    case ReplyId::auth_failed_all: return Category::policy_related;
+    case ReplyId::quota_exceeded_temp:
+    case ReplyId::quota_exceeded_perm: return Category::quota_issues;
+    case ReplyId::dns_temp_failure: return Category::bad_configuration;
+    case ReplyId::quota_store_failure:
+    case ReplyId::shutting_down:
+    case ReplyId::internal_temp_failure: return Category::other;
     }
     FAIL("no expected category for " << to_string(id));
     return Category::other;
@@ -167,8 +167,8 @@ std::vector<Case> every_refusal() {
         std::string name(to_string(row.id));
         if (row.code >= 500) {
             cases.push_back({name, Verdict::reject("test", row.id, full_args())});
-            cases.push_back({name + " (4xx twin)", apply_mode(Verdict::reject("test", row.id, full_args()),
-                                                              CheckMode::tempfail, false)});
+            cases.push_back({name + " (4xx twin)",
+                             apply_mode(Verdict::reject("test", row.id, full_args()), CheckMode::tempfail, false)});
         } else {
             cases.push_back({name, Verdict::tempfail("test", row.id, full_args())});
         }

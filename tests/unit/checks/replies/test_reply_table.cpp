@@ -40,8 +40,8 @@ ReplyArgs full_args() {
 ReplyArgs args_with_each(const std::string& value) {
     ReplyArgs a;
     for (std::string* f : {&a.address, &a.domain, &a.reason, &a.size, &a.limit, &a.ip, &a.egress, &a.spf_hint,
-                           &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name,
-                           &a.unit, &a.window, &a.subject, &a.retry})
+                           &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name, &a.unit,
+                           &a.window, &a.subject, &a.retry})
         *f = value;
     return a;
 }
@@ -98,9 +98,9 @@ TEST_CASE("reply table: one row per ReplyId, codes consistent", "[checks][reply]
             // 550 -> 450, 552 -> 452 (RFC 1870), 553 -> 450 (no 453), 501 -> 451; too many
             // recipients -> 452 (RFC 5321 4.5.3.1.10).
             int want = row.id == ReplyId::too_many_recipients_perm || row.id == ReplyId::quota_exceeded_perm ? 452
-                       : row.code == 552                           ? 452
-                       : row.code == 501                           ? 451
-                                                                   : 450;
+                       : row.code == 552                                                                     ? 452
+                       : row.code == 501                                                                     ? 451
+                                                                                                             : 450;
             CHECK(row.temp_code == want);
         } else {
             CHECK(row.temp_code == row.code);
@@ -164,7 +164,8 @@ TEST_CASE("reply table: the quota reply, as the quota issue words it", "[checks]
     SmtpReply perm = render(Verdict::reject("quota", ReplyId::quota_exceeded_perm, a));
     CHECK(perm.code == 550);
     CHECK(perm.enhanced == "5.7.1");
-    SmtpReply twin = render(apply_mode(Verdict::reject("quota", ReplyId::quota_exceeded_perm, a), CheckMode::tempfail, false));
+    SmtpReply twin =
+        render(apply_mode(Verdict::reject("quota", ReplyId::quota_exceeded_perm, a), CheckMode::tempfail, false));
     CHECK(twin.code == 452);
     CHECK(twin.enhanced == "4.7.1");
 }
@@ -179,7 +180,8 @@ TEST_CASE("reply table: the issue's example text, exactly", "[checks][reply]") {
     REQUIRE(r.lines.size() == 2);
     CHECK(reply_text(r) ==
           "550 5.7.26 example.org publishes no SPF record that allows 192.0.2.10 and its mail is not DKIM-signed; "
-          "add include:spf.relay.example to its SPF record or publish the DKIM key at pf1._domainkey.example.org" + marked());
+          "add include:spf.relay.example to its SPF record or publish the DKIM key at pf1._domainkey.example.org" +
+              marked());
 
     // With the SPF detail: a second line.
     a.spf_result = "fail";
@@ -240,8 +242,12 @@ TEST_CASE("reply table: sanitising details", "[checks][reply]") {
     a.reason = "r";
     SmtpReply r = render(Verdict::reject("envelope", ReplyId::sender_syntax, a));
     REQUIRE(r.lines.size() == 2);
-    CHECK(r.lines[0] == "Bad sender address <evil550 5.0.0 injected%%s>: r; fix the envelope sender (MAIL FROM) of this message");
-    CHECK(reply_text(r) == "501 5.1.7 Bad sender address <evil550 5.0.0 injected%s>: r; fix the envelope sender (MAIL FROM) of this message" + marked());
+    CHECK(r.lines[0] ==
+          "Bad sender address <evil550 5.0.0 injected%%s>: r; fix the envelope sender (MAIL FROM) of this message");
+    CHECK(
+        reply_text(r) ==
+        "501 5.1.7 Bad sender address <evil550 5.0.0 injected%s>: r; fix the envelope sender (MAIL FROM) of this message" +
+            marked());
 
     // Non-ASCII shown as '?'; values capped with "...".
     a.address = "j\xc3\xb6rg@example.org";
@@ -320,8 +326,9 @@ TEST_CASE("apply_mode: every mode, with and without dry-run", "[checks][mode]") 
     };
     for (const Row& r : rows) {
         INFO("decided=" << to_string(r.decided) << " mode=" << static_cast<int>(r.mode) << " dry_run=" << r.dry_run);
-        Verdict v = r.decided == A::reject ? Verdict::reject("sender-domain", ReplyId::sender_domain_unknown, full_args())
-                                           : Verdict::tempfail("sender-domain", ReplyId::sender_domain_unknown, full_args());
+        Verdict v = r.decided == A::reject
+                        ? Verdict::reject("sender-domain", ReplyId::sender_domain_unknown, full_args())
+                        : Verdict::tempfail("sender-domain", ReplyId::sender_domain_unknown, full_args());
         Verdict m = apply_mode(v, r.mode, r.dry_run);
         CHECK(m.action == r.action);
         CHECK(m.would == r.would);
@@ -351,7 +358,8 @@ TEST_CASE("apply_mode tempfail: every 5xx reply has a 4xx twin with the same sub
         CHECK(r.code / 100 == 4);
         CHECK(r.enhanced == "4" + std::string(row.enhanced.substr(1)));
     }
-    SmtpReply r = render(apply_mode(Verdict::reject("auth", ReplyId::auth_failed, full_args()), CheckMode::tempfail, false));
+    SmtpReply r =
+        render(apply_mode(Verdict::reject("auth", ReplyId::auth_failed, full_args()), CheckMode::tempfail, false));
     CHECK(r.code == 450);
     CHECK(r.enhanced == "4.7.26");
     r = render(apply_mode(Verdict::reject("size", ReplyId::size_too_big, full_args()), CheckMode::tempfail, false));

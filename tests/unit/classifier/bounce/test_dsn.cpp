@@ -90,7 +90,8 @@ TEST_CASE("free text: recipients in order, reasons, ignored addresses") {
 TEST_CASE("split_mbox") {
     auto one = split_mbox("From: a@b\n\nbody\n");
     REQUIRE(one.size() == 1);
-    auto two = split_mbox("From a@b Mon Jan  1 00:00:00 2024\nSubject: 1\n\nx\nFrom a@b Mon Jan  1 00:00:01 2024\nSubject: 2\n\ny\n");
+    auto two = split_mbox(
+        "From a@b Mon Jan  1 00:00:00 2024\nSubject: 1\n\nx\nFrom a@b Mon Jan  1 00:00:01 2024\nSubject: 2\n\ny\n");
     REQUIRE(two.size() == 2);
     CHECK(two[0] == "Subject: 1\n\nx\n");
     CHECK(two[1] == "Subject: 2\n\ny\n");
@@ -143,7 +144,8 @@ TEST_CASE("quoted-printable ISO-8859-1 bounce is decoded to UTF-8") {
     auto v = verdicts(r);
     REQUIRE(v.size() == 1);
     CHECK(v[0].recipient->recipient == "erik@example.de");
-    CHECK(v[0].diagnostic.find("\xC3\xBC" "ber") != std::string::npos);  // "über"
+    CHECK(v[0].diagnostic.find("\xC3\xBC"
+                               "ber") != std::string::npos);  // "über"
     CHECK(v[0].category == Category::quota_issues);
 }
 
@@ -165,7 +167,10 @@ TEST_CASE("vacation reply and ARF report are never hard bounces") {
 TEST_CASE("bad input: truncated, binary, empty, too many parts") {
     BounceReport t = parse_bounce_message(fixture("truncated.eml"));
     CHECK((t.truncated || !t.error.empty()));
-    CHECK(parse_bounce_message(std::string("\x7f" "ELF\x02\x01\x01\0\0\0binary", 17)).error.find("binary") != std::string::npos);
+    CHECK(parse_bounce_message(std::string("\x7f"
+                                           "ELF\x02\x01\x01\0\0\0binary",
+                                           17))
+              .error.find("binary") != std::string::npos);
     CHECK(!parse_bounce_message("").error.empty());
     CHECK(!parse_bounce_message("no header here\njust text\n").error.empty());
     std::string many = "From: a@b\nContent-Type: multipart/mixed; boundary=X\n\n";
@@ -181,7 +186,8 @@ TEST_CASE("bad input: a MIME nesting bomb is refused, not followed") {
     std::string bomb = "From: a@b\nContent-Type: multipart/mixed; boundary=B0\n\n";
     const int depth = 10000;
     for (int i = 0; i < depth; ++i)
-        bomb += "--B" + std::to_string(i) + "\nContent-Type: multipart/mixed; boundary=B" + std::to_string(i + 1) + "\n\n";
+        bomb +=
+            "--B" + std::to_string(i) + "\nContent-Type: multipart/mixed; boundary=B" + std::to_string(i + 1) + "\n\n";
     for (int i = depth; i >= 0; --i) bomb += "--B" + std::to_string(i) + "--\n";
     BounceReport r = parse_bounce_message(bomb);
     CHECK(!r.error.empty());
@@ -212,11 +218,14 @@ TEST_CASE("random bytes are binary data every time, 8-bit Latin-1 text is not") 
         INFO("seed " << seed);
         CHECK(parse_bounce_message(junk).error == "binary data, not a mail message");
     }
-    std::string latin1 =
-        "From: MAILER-DAEMON@example.de\nTo: sender@example.org\nSubject: Unzustellbar\n\n";
+    std::string latin1 = "From: MAILER-DAEMON@example.de\nTo: sender@example.org\nSubject: Unzustellbar\n\n";
     for (int i = 0; i < 60; ++i)
-        latin1 += "Die Nachricht an <j\xfcrgen@example.de> konnte nicht zugestellt werden: Postfach \xfc" "berf\xfc" "llt, "
-                  "gr\xf6\xdf" "er als erlaubt.\n";
+        latin1 +=
+            "Die Nachricht an <j\xfcrgen@example.de> konnte nicht zugestellt werden: Postfach \xfc"
+            "berf\xfc"
+            "llt, "
+            "gr\xf6\xdf"
+            "er als erlaubt.\n";
     BounceReport r = parse_bounce_message(latin1);
     CHECK(r.error != "binary data, not a mail message");
 }
@@ -253,35 +262,44 @@ TEST_CASE("feedback reports: report type only, fields as text, redacted complain
 
 TEST_CASE("expiry: the last attempt's error decides the category and code, expiry the status") {
     auto one = [](const std::string& text) {
-        std::string msg = "From: MAILER-DAEMON@mx.example.org\nTo: sender@example.org\nSubject: failure notice\n\n"
-                          "Hi. This is the qmail-send program at mx.example.org.\n"
-                          "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n" + text;
+        std::string msg =
+            "From: MAILER-DAEMON@mx.example.org\nTo: sender@example.org\nSubject: failure notice\n\n"
+            "Hi. This is the qmail-send program at mx.example.org.\n"
+            "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n" +
+            text;
         BounceReport r = parse_bounce_message(msg);
         std::string scratch;
         auto v = classify_bounce(r, classifier(), scratch);
         REQUIRE(v.size() == 1);
         return v[0];
     };
-    BounceVerdict full = one("<ann@example.com>:\nRemote host said: 452 4.2.2 Mailbox full\n"
-                             "I'm not going to try again; this message has been in the queue too long.\n");
+    BounceVerdict full =
+        one("<ann@example.com>:\nRemote host said: 452 4.2.2 Mailbox full\n"
+            "I'm not going to try again; this message has been in the queue too long.\n");
     CHECK(full.status == Status::expired);
     CHECK(full.category == Category::quota_issues);
     CHECK(full.enhanced == EnhancedCode{4, 2, 2});
-    BounceVerdict helo = one("<ann@example.com>:\nConnected to 192.0.2.1 but my name was rejected.\n"
-                             "I'm not going to try again; this message has been in the queue too long.\n");
+    BounceVerdict helo =
+        one("<ann@example.com>:\nConnected to 192.0.2.1 but my name was rejected.\n"
+            "I'm not going to try again; this message has been in the queue too long.\n");
     CHECK(helo.status == Status::expired);
     CHECK(helo.category == Category::policy_related);
     // Nothing but the expiry: it stays message-expired.
-    BounceVerdict bare = one("<ann@example.com>:\n"
-                             "I'm not going to try again; this message has been in the queue too long.\n");
+    BounceVerdict bare =
+        one("<ann@example.com>:\n"
+            "I'm not going to try again; this message has been in the queue too long.\n");
     CHECK(bare.status == Status::expired);
     CHECK(bare.category == Category::message_expired);
     // A DSN whose diagnostic quotes the last reply after the expiry: its code is the specific one.
     std::string scratch;
     BounceReport r;
     r.kind = ReportKind::dsn;
-    r.recipients.push_back({"bo@example.com", "failed", "4.4.7",
-                            "smtp; 554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>", {}});
+    r.recipients.push_back(
+        {"bo@example.com",
+         "failed",
+         "4.4.7",
+         "smtp; 554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>",
+         {}});
     auto v = classify_bounce(r, classifier(), scratch);
     REQUIRE(v.size() == 1);
     CHECK(v[0].status == Status::expired);
@@ -379,7 +397,8 @@ TEST_CASE("free text: the sender's address and the details below a lone address"
     REQUIRE(ft.recipients.size() == 1);
     CHECK(ft.recipients[0].reason.find("4.2.2") != std::string::npos);
     // A recipient whose own block quotes the reply keeps it alone.
-    ft = parse_free_text_bounce("<quinn@example.com>:\n550 5.1.1 unknown user\n\nPlease contact your administrator.\n", {});
+    ft = parse_free_text_bounce("<quinn@example.com>:\n550 5.1.1 unknown user\n\nPlease contact your administrator.\n",
+                                {});
     REQUIRE(ft.recipients.size() == 1);
     CHECK(ft.recipients[0].reason.find("administrator") == std::string::npos);
 }
@@ -392,8 +411,9 @@ TEST_CASE("iso-2022-jp and koi8-r bounces: the decoded reason is classified") {
     REQUIRE(v.size() == 1);
     CHECK(v[0].recipient->recipient == "taro@example.jp");
     // メールボックスの容量 ("the mailbox's capacity"), decoded from ISO-2022-JP to UTF-8.
-    CHECK(v[0].diagnostic.find("\xE3\x83\xA1\xE3\x83\xBC\xE3\x83\xAB\xE3\x83\x9C\xE3\x83\x83\xE3\x82\xAF\xE3\x82\xB9") !=
-          std::string::npos);
+    CHECK(
+        v[0].diagnostic.find("\xE3\x83\xA1\xE3\x83\xBC\xE3\x83\xAB\xE3\x83\x9C\xE3\x83\x83\xE3\x82\xAF\xE3\x82\xB9") !=
+        std::string::npos);
     CHECK(v[0].category == Category::quota_issues);
     CHECK(v[0].bounce == Bounce::soft);
 
@@ -412,11 +432,17 @@ TEST_CASE("a refusal in reply to MAIL FROM is about the sender, not the recipien
     std::string scratch;
     BounceReport r;
     r.kind = ReportKind::non_standard;
-    r.recipients.push_back({"rob@example.org", {}, {},
+    r.recipients.push_back({"rob@example.org",
+                            {},
+                            {},
                             "rob@example.org host mx.example.org [192.0.2.2] SMTP error from remote mail server after "
-                            "MAIL FROM:<news@sender.example> SIZE=1022: 553 5.1.8 sender.example does not exist", {}});
-    r.recipients.push_back({"sue@example.org", "failed", "5.1.1",
-                            "smtp; 550 5.1.1 <sue@example.org>: Recipient address rejected: User unknown", {}});
+                            "MAIL FROM:<news@sender.example> SIZE=1022: 553 5.1.8 sender.example does not exist",
+                            {}});
+    r.recipients.push_back({"sue@example.org",
+                            "failed",
+                            "5.1.1",
+                            "smtp; 550 5.1.1 <sue@example.org>: Recipient address rejected: User unknown",
+                            {}});
     auto v = classify_bounce(r, classifier(), scratch);
     REQUIRE(v.size() == 2);
     CHECK(v[0].category == Category::invalid_sender);
@@ -432,8 +458,8 @@ std::string dsn_with(const std::string& status, const std::string& diagnostic) {
            "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
            "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n"
            "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\n"
-           "Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: " + status +
-           "\r\nDiagnostic-Code: smtp; " + diagnostic + "\r\n\r\n--B--\r\n";
+           "Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: " +
+           status + "\r\nDiagnostic-Code: smtp; " + diagnostic + "\r\n\r\n--B--\r\n";
 }
 }  // namespace
 
@@ -553,7 +579,8 @@ TEST_CASE("whole bounces from public sources: every recipient as the source show
         if (line.empty() || line[0] == '#') continue;
         std::vector<std::string> f;
         std::size_t pos = 0;
-        for (std::size_t tab; (tab = line.find('\t', pos)) != std::string::npos; pos = tab + 1) f.push_back(line.substr(pos, tab - pos));
+        for (std::size_t tab; (tab = line.find('\t', pos)) != std::string::npos; pos = tab + 1)
+            f.push_back(line.substr(pos, tab - pos));
         f.push_back(line.substr(pos));
         INFO("expected.tsv:" << n << ": " << line);
         REQUIRE(f.size() == 6);

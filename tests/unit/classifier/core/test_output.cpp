@@ -26,19 +26,22 @@ TEST_CASE("JSON strings are always valid JSON", "[output]") {
 }
 
 TEST_CASE("JSON result has exactly the documented fields", "[output]") {
-    auto rs = RuleSetBuilder().add_text("t.rules", "action bad-mailbox Suppress.\nbad-mailbox enhanced 5.1.1\n").build();
+    auto rs =
+        RuleSetBuilder().add_text("t.rules", "action bad-mailbox Suppress.\nbad-mailbox enhanced 5.1.1\n").build();
     std::string scratch, out;
     ReplyClassifier cl(rs);
     ResultWriter w(Format::json);
     w.result(out, "550 5.1.1 gone", cl.classify("550 5.1.1 gone", Origin::remote, scratch));
-    CHECK(out ==
-          "{\"reply\": \"550 5.1.1 gone\", \"status\": \"bounce\", \"bounce\": \"hard\", \"category\": \"bad-mailbox\", "
-          "\"code\": 550, \"enhanced\": \"5.1.1\", \"enhanced_source\": \"reported\", \"retry\": false, \"action\": \"Suppress.\", \"rule\": \"t.rules:2\"}\n");
+    CHECK(
+        out ==
+        "{\"reply\": \"550 5.1.1 gone\", \"status\": \"bounce\", \"bounce\": \"hard\", \"category\": \"bad-mailbox\", "
+        "\"code\": 550, \"enhanced\": \"5.1.1\", \"enhanced_source\": \"reported\", \"retry\": false, \"action\": \"Suppress.\", \"rule\": \"t.rules:2\"}\n");
     out.clear();
     w.result(out, "451 later", cl.classify("451 later", Origin::remote, scratch));
-    CHECK(out ==
-          "{\"reply\": \"451 later\", \"status\": \"deferred\", \"bounce\": \"soft\", \"category\": \"other\", "
-          "\"code\": 451, \"enhanced\": \"4.0.0\", \"enhanced_source\": \"derived\", \"retry\": true, \"action\": \"\", \"rule\": null}\n");
+    CHECK(
+        out ==
+        "{\"reply\": \"451 later\", \"status\": \"deferred\", \"bounce\": \"soft\", \"category\": \"other\", "
+        "\"code\": 451, \"enhanced\": \"4.0.0\", \"enhanced_source\": \"derived\", \"retry\": true, \"action\": \"\", \"rule\": null}\n");
     out.clear();
     w.error(out, "junk", "no SMTP reply code and no rule matches the text", 7);
     CHECK(out == "{\"error\": \"no SMTP reply code and no rule matches the text\", \"line\": 7}\n");

@@ -119,19 +119,20 @@ TEST_CASE("sourced replies of every reason classify as their reason says", "[rea
                         (r.expect.status == "*" || r.expect.status == to_string(c.status));
         if (!ok) ++failed;
         INFO("  got " << (classified ? std::string(to_string(c.status)) : "error") << "/" << to_string(c.bounce) << "/"
-                      << category << " by " << (c.rule ? c.rule->location : std::string("no rule"))
-                      << "; want " << r.expect.status << "/" << r.expect.bounce << "/"
+                      << category << " by " << (c.rule ? c.rule->location : std::string("no rule")) << "; want "
+                      << r.expect.status << "/" << r.expect.bounce << "/"
                       << (r.expect.categories.empty() ? std::string("*") : *r.expect.categories.begin() + "..."));
         CHECK(ok);
     }
     // Every reason class of the corpus has sourced rows; those with fewer than ten are the ones
     // whose wordings few MTAs or providers publish (reasons.tsv's header says which).
-    for (const char* reason : {"userunknown", "hasmoved", "hostunknown", "notaccept", "suspend", "mailboxfull",
-                               "systemfull", "exceedlimit", "mesgtoobig", "expired", "filtered", "rejected",
-                               "blocked", "badreputation", "speeding", "toomanyconn", "authfailure", "requireptr",
-                               "securityerror", "policyviolation", "spamdetected", "contenterror", "virusdetected",
-                               "notcompliantrfc", "syntaxerror", "failedstarttls", "networkerror", "norelaying",
-                               "systemerror", "mailererror", "onhold", "undefined", "delivered"}) {
+    for (const char* reason :
+         {"userunknown",   "hasmoved",        "hostunknown",  "notaccept",    "suspend",       "mailboxfull",
+          "systemfull",    "exceedlimit",     "mesgtoobig",   "expired",      "filtered",      "rejected",
+          "blocked",       "badreputation",   "speeding",     "toomanyconn",  "authfailure",   "requireptr",
+          "securityerror", "policyviolation", "spamdetected", "contenterror", "virusdetected", "notcompliantrfc",
+          "syntaxerror",   "failedstarttls",  "networkerror", "norelaying",   "systemerror",   "mailererror",
+          "onhold",        "undefined",       "delivered"}) {
         INFO("rows of " << reason);
         CHECK(per_reason[reason] >= 3);
     }
@@ -141,7 +142,8 @@ TEST_CASE("sourced replies of every reason classify as their reason says", "[rea
 TEST_CASE("every rule engine built in classifies the sourced replies alike", "[reasons]") {
     auto rows = load_rows();
     std::vector<std::pair<std::string_view, ReplyClassifier>> classifiers;
-    for (std::string_view e : text_engines_built_in()) classifiers.emplace_back(e, ReplyClassifier(RuleSetBuilder().add_shipped().build(e)));
+    for (std::string_view e : text_engines_built_in())
+        classifiers.emplace_back(e, ReplyClassifier(RuleSetBuilder().add_shipped().build(e)));
     std::string scratch;
     for (const Row& r : rows) {
         auto ref = classifiers.front().second.classify(r.reply, Origin::remote, scratch);

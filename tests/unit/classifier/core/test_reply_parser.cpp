@@ -3,8 +3,8 @@
 #include "reply_parser.hpp"
 
 using preflight::EnhancedCode;
-using preflight::ParsedReply;
 using preflight::parse_reply;
+using preflight::ParsedReply;
 
 namespace {
 
@@ -41,7 +41,8 @@ TEST_CASE("reply parser splits code, enhanced code and text", "[parser]") {
         {"Diagnostic Code: smtp; 550 5.1.1. No such user", 550, "5.1.1", "No such user"},
         {"smtp;550 5.2.2 Over quota", 550, "5.2.2", "Over quota"},
         {"X-Postfix; Host or domain name not found", 0, "", "Host or domain name not found"},
-        {"#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##", 550, "5.1.1", "RESOLVER.ADR.RecipNotFound; not found ##"},
+        {"#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##", 550, "5.1.1",
+         "RESOLVER.ADR.RecipNotFound; not found ##"},
         {"5.1.1 Unknown user", 0, "5.1.1", "Unknown user"},
         {"Host not found (MX)", 0, "", "Host not found (MX)"},
         {"   \t550\t5.7.1   spaced    out  ", 550, "5.7.1", "spaced out"},
@@ -54,7 +55,8 @@ TEST_CASE("reply parser splits code, enhanced code and text", "[parser]") {
         {"550 5.7.708 Service unavailable. Access denied", 550, "5.7.708", "Service unavailable. Access denied"},
         // Postfix's own wording around the remote reply: codes found inside the text.
         {"host mx.example.org[192.0.2.1] said: 550 5.1.1 <a@example.org>: User unknown (in reply to RCPT TO command)",
-         550, "5.1.1", "host mx.example.org[192.0.2.1] said: 550 5.1.1 <a@example.org>: User unknown (in reply to RCPT TO command)"},
+         550, "5.1.1",
+         "host mx.example.org[192.0.2.1] said: 550 5.1.1 <a@example.org>: User unknown (in reply to RCPT TO command)"},
         {"", 0, "", ""},
         // A non-SMTP diagnostic type: "255" is an exit status, not a reply code.
         {"Diagnostic-Code: X-Unix; 255", 0, "", "255"},

@@ -94,8 +94,9 @@ TEST_CASE("precedence: text rule, then enhanced, then basic code", "[rules]") {
 
 TEST_CASE("an enhanced code whose detail no rule knows falls back to its subject's X.S.0", "[rules]") {
     auto rs = RuleSetBuilder()
-                  .add_text("t.rules", "policy-related enhanced *.7.0\nother enhanced *.2.0\n"
-                                       "quota-issues enhanced *.2.2\nbad-mailbox code 550\n")
+                  .add_text("t.rules",
+                            "policy-related enhanced *.7.0\nother enhanced *.2.0\n"
+                            "quota-issues enhanced *.2.2\nbad-mailbox code 550\n")
                   .build();
     // RFC 3463 3.1: the subject means something without the detail; it outranks the basic code.
     CHECK(classify(rs, "550 5.7.60 Client does not have permissions to send as this sender").category ==
@@ -108,10 +109,11 @@ TEST_CASE("an enhanced code whose detail no rule knows falls back to its subject
 
 TEST_CASE("vague=yes words yield to an enhanced code known at its own detail", "[rules]") {
     auto rs = RuleSetBuilder()
-                  .add_text("t.rules", "bad-mailbox bounce=soft vague=yes text address rejected\n"
-                                       "policy-related text access denied\n"
-                                       "bad-mailbox enhanced *.1.1\nother enhanced *.0.0\n"
-                                       "policy-related enhanced *.7.0\n")
+                  .add_text("t.rules",
+                            "bad-mailbox bounce=soft vague=yes text address rejected\n"
+                            "policy-related text access denied\n"
+                            "bad-mailbox enhanced *.1.1\nother enhanced *.0.0\n"
+                            "policy-related enhanced *.7.0\n")
                   .build();
     Classification proven = classify(rs, "550 5.1.1 Address rejected");
     CHECK(proven.category == Category::bad_mailbox);
@@ -139,7 +141,8 @@ TEST_CASE("only= and assume= follow the reply class", "[rules]") {
     auto rs = build(kSmall);
     CHECK(classify(rs, "554 blocked").category == Category::spam_related);
     CHECK(classify(rs, "421 blocked").category == Category::policy_related);
-    auto c = classify(rs, "Host or domain name not found. Name service error for name=x type=MX: Host not found, try again");
+    auto c =
+        classify(rs, "Host or domain name not found. Name service error for name=x type=MX: Host not found, try again");
     CHECK(c.category == Category::bad_domain);
     CHECK(c.status == Status::deferred);
     c = classify(rs, "Host not found (MX)");
@@ -194,18 +197,22 @@ TEST_CASE("earlier files win: site rules before shipped rules", "[rules]") {
 }
 
 TEST_CASE("broken rule files name file, line and reason", "[rules]") {
-    CHECK(build_error("bad-mailbox text (unclosed\n") .rfind("t.rules:1: bad regex: missing ): (unclosed", 0) == 0);
+    CHECK(build_error("bad-mailbox text (unclosed\n").rfind("t.rules:1: bad regex: missing ): (unclosed", 0) == 0);
     CHECK(build_error("\n\nnot-a-category text x\n") == "t.rules:3: unknown category or statement 'not-a-category'");
     CHECK(build_error("bad-mailbox bounce=maybe text x\n") == "t.rules:1: bounce=maybe: want hard, soft or none");
     CHECK(build_error("bad-mailbox text\n") == "t.rules:1: matcher has no pattern");
     CHECK(build_error("bad-mailbox frob=1 text x\n") ==
           "t.rules:1: unknown key 'frob' (want bounce, retry, status, assume, only, vague, action)");
     CHECK(build_error("bad-mailbox code 650\n") == "t.rules:1: bad basic code '650' (want NNN or Nxx, N in 1-5)");
-    CHECK(build_error("bad-mailbox enhanced 5.1\n") == "t.rules:1: bad enhanced code '5.1' (want C.S.D with C in 2,4,5,*)");
-    CHECK(build_error("bad-mailbox code 550\nother code 550\n") == "t.rules:2: duplicate rule for 550 (first at t.rules:1)");
+    CHECK(build_error("bad-mailbox enhanced 5.1\n") ==
+          "t.rules:1: bad enhanced code '5.1' (want C.S.D with C in 2,4,5,*)");
+    CHECK(build_error("bad-mailbox code 550\nother code 550\n") ==
+          "t.rules:2: duplicate rule for 550 (first at t.rules:1)");
     CHECK(build_error("bad-mailbox action=nope text x\n") == "t.rules:1: undefined action 'nope'");
-    CHECK(build_error("bad-mailbox only=4 code 550\n") == "t.rules:1: only=, assume= and vague= apply to text rules only");
-    CHECK(build_error("bad-mailbox vague=yes enhanced 5.1.1\n") == "t.rules:1: only=, assume= and vague= apply to text rules only");
+    CHECK(build_error("bad-mailbox only=4 code 550\n") ==
+          "t.rules:1: only=, assume= and vague= apply to text rules only");
+    CHECK(build_error("bad-mailbox vague=yes enhanced 5.1.1\n") ==
+          "t.rules:1: only=, assume= and vague= apply to text rules only");
     CHECK(build_error("bad-mailbox vague=1 text x\n") == "t.rules:1: vague=1: want yes or no");
     CHECK(build_error("action Bad text\n") == "t.rules:1: bad action name 'Bad' (want [a-z0-9-]+)");
     CHECK(build_error("bad-mailbox retry=maybe text x\n") == "t.rules:1: retry=maybe: want yes or no");
@@ -247,7 +254,8 @@ TEST_CASE("a compiled rule set is shared by threads", "[rules][threads]") {
         threads.emplace_back([&] {
             std::string scratch;
             for (int i = 0; i < 20000; ++i) {
-                auto c = cl.classify(i % 2 ? "552 5.2.2 over quota" : "550 5.1.1 user unknown", Origin::remote, scratch);
+                auto c =
+                    cl.classify(i % 2 ? "552 5.2.2 over quota" : "550 5.1.1 user unknown", Origin::remote, scratch);
                 if (c.category != (i % 2 ? Category::quota_issues : Category::bad_mailbox)) ++wrong;
             }
         });
@@ -262,21 +270,33 @@ TEST_CASE("a pattern the rule engine cannot compile is named by file and line", 
     CHECK(build_error("other text x\nbad-mailbox text (?=a)b\n").rfind("t.rules:2: bad regex: ", 0) == 0);
     // An empty match is legal for RE2 but has no meaning as a rule; Hyperscan refuses it.
     if (text_engines_built_in().front() == "hyperscan")
-        CHECK(build_error("other text x\nbad-mailbox text a?\n").rfind("t.rules:2: pattern the rule engine (Hyperscan) cannot compile: ", 0) == 0);
+        CHECK(build_error("other text x\nbad-mailbox text a?\n")
+                  .rfind("t.rules:2: pattern the rule engine (Hyperscan) cannot compile: ", 0) == 0);
 }
 
 TEST_CASE("every rule engine built in gives the same rule for the same text", "[rules]") {
     // Non-ASCII letters fold in both engines alike; a site file and the shipped files.
     auto make = [](std::string_view engine) {
         return RuleSetBuilder()
-            .add_text("site.rules", "inactive-mailbox text ящик заблокирован|boîte archivée\nspam-related text [а-я]+ спам\n")
+            .add_text("site.rules",
+                      "inactive-mailbox text ящик заблокирован|boîte archivée\nspam-related text [а-я]+ спам\n")
             .add_shipped()
             .build(engine);
     };
-    const char* texts[] = {"550 ЯЩИК ЗАБЛОКИРОВАН", "550 BOÎTE ARCHIVÉE", "550 Это СПАМ", "550 5.1.1 user unknown",
-                           "452 4.2.2 mailbox full", "421 try again later", "250 2.7.0 Ok, discarded, id=1 - spam",
-                           "hello", "", "550 \xff\xfe not utf-8", "550 Bo\xeete pleine", "550 bo\xc3\xaete pleine",
-                           "550 compte d\xe9sactiv\xe9", "550 \xed\xa0\x80 surrogate \xc0\xaf overlong user unknown",
+    const char* texts[] = {"550 ЯЩИК ЗАБЛОКИРОВАН",
+                           "550 BOÎTE ARCHIVÉE",
+                           "550 Это СПАМ",
+                           "550 5.1.1 user unknown",
+                           "452 4.2.2 mailbox full",
+                           "421 try again later",
+                           "250 2.7.0 Ok, discarded, id=1 - spam",
+                           "hello",
+                           "",
+                           "550 \xff\xfe not utf-8",
+                           "550 Bo\xeete pleine",
+                           "550 bo\xc3\xaete pleine",
+                           "550 compte d\xe9sactiv\xe9",
+                           "550 \xed\xa0\x80 surrogate \xc0\xaf overlong user unknown",
                            "550 \xe3\x81 cut \xf0\x9f\x98 mailbox full"};
     for (std::string_view engine : text_engines_built_in()) {
         auto rs = make(engine);

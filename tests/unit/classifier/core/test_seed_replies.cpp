@@ -67,9 +67,9 @@ TEST_CASE("every seed error line classifies as the seeds say", "[seeds]") {
         std::string got_status = c.error == Classification::Error::none ? std::string(to_string(c.status)) : "error";
         bool ok = got_status == r.status && to_string(c.bounce) == r.bounce && to_string(c.category) == r.category;
         if (!ok) ++failed;
-        INFO("seed-replies.tsv:" << r.line << " [" << r.source << "] " << r.reply << "\n  expected "
-                                 << r.status << "/" << r.bounce << "/" << r.category << ", got " << got_status
-                                 << "/" << to_string(c.bounce) << "/" << to_string(c.category) << " by "
+        INFO("seed-replies.tsv:" << r.line << " [" << r.source << "] " << r.reply << "\n  expected " << r.status << "/"
+                                 << r.bounce << "/" << r.category << ", got " << got_status << "/"
+                                 << to_string(c.bounce) << "/" << to_string(c.category) << " by "
                                  << (c.rule ? c.rule->location : std::string("no rule")));
         CHECK(ok);
     }

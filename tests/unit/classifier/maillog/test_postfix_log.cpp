@@ -48,8 +48,7 @@ struct Run {
     ReplyClassifier classifier{rules()};
     std::vector<DeliveryRow> rows;
     DeliveryTracker tracker;
-    explicit Run(TrackerOptions o = {})
-        : tracker(classifier, o, [this](DeliveryRow& r) { rows.push_back(r); }) {}
+    explicit Run(TrackerOptions o = {}) : tracker(classifier, o, [this](DeliveryRow& r) { rows.push_back(r); }) {}
     Run& feed(std::initializer_list<std::string_view> lines) {
         for (auto l : lines) {
             LogEvent ev;
@@ -89,16 +88,18 @@ TEST_CASE("log timestamps: syslog, RFC 3339, maillog_file; year inference", "[lo
     ev = parse_ok("2023-02-28T23:30:00Z mx postfix/qmgr[1]: ABCDEF1: removed");
     CHECK(ev.time.offset == 0);
     // Excel: 2023-02-28 is serial 44985.
-    CHECK(parse_ok("2023-02-28T12:00:00Z mx postfix/qmgr[1]: ABCDEF1: removed").time.excel_serial() ==
-          Approx(44985.5));
+    CHECK(parse_ok("2023-02-28T12:00:00Z mx postfix/qmgr[1]: ABCDEF1: removed").time.excel_serial() == Approx(44985.5));
 }
 
 TEST_CASE("log timestamps: journalctl short-iso, short-iso-precise, short; RFC 3339 high precision", "[log][journal]") {
-    constexpr std::string_view kLine = " host postfix/smtp[1234]: 3F2A1C0042: to=<a@example.com>, relay=mx[192.0.2.1]:25, "
-                                       "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
+    constexpr std::string_view kLine =
+        " host postfix/smtp[1234]: 3F2A1C0042: to=<a@example.com>, relay=mx[192.0.2.1]:25, "
+        "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok)";
     // A LogEvent's fields view its line: each line is kept alive to the end of the case.
     std::deque<std::string> lines;
-    auto at = [&](std::string_view stamp) { return parse_ok(lines.emplace_back(std::string(stamp) + std::string(kLine))); };
+    auto at = [&](std::string_view stamp) {
+        return parse_ok(lines.emplace_back(std::string(stamp) + std::string(kLine)));
+    };
     // journalctl -o short-iso (systemd up to 253 writes the zone as +HHMM)
     LogEvent ev = at("2026-12-06T10:15:01+0000");
     CHECK(date_of(ev.time) == "2026-12-06 10:15:01");
@@ -159,10 +160,10 @@ TEST_CASE("journalctl's own lines are skipped, not bad lines", "[log][journal]")
     LogEvent ev;
     std::string_view why;
     auto ref = ref_2024();
-    for (std::string_view l : {"-- No entries --", "-- Reboot --",
-                               "-- Boot 3f2a1c00421b4c5d8e9f0a1b2c3d4e5f --",
-                               "-- Logs begin at Sun 2026-12-06 10:00:00 UTC, end at Sun 2026-12-06 11:00:00 UTC. --",
-                               "-- Journal begins at Sun 2026-12-06 10:00:00 UTC, ends at Sun 2026-12-06 11:00:00 UTC. --"}) {
+    for (std::string_view l :
+         {"-- No entries --", "-- Reboot --", "-- Boot 3f2a1c00421b4c5d8e9f0a1b2c3d4e5f --",
+          "-- Logs begin at Sun 2026-12-06 10:00:00 UTC, end at Sun 2026-12-06 11:00:00 UTC. --",
+          "-- Journal begins at Sun 2026-12-06 10:00:00 UTC, ends at Sun 2026-12-06 11:00:00 UTC. --"}) {
         INFO(l);
         CHECK(parse_log_line(l, ref, ev, why) == LineResult::ignored);
     }
@@ -188,8 +189,8 @@ TEST_CASE("log lines that are not ours or not log lines", "[log]") {
           LineResult::ignored);
     CHECK(parse_log_line("Jun  3 10:00:01 mx postfix/smtpd[1]: ABCDEF1: client=x[1.2.3.4]", ref, ev, why) ==
           LineResult::ignored);
-    CHECK(parse_log_line("Jun  3 10:00:01 mx postfix/smtpd[1]: warning: hostname x does not resolve", ref, ev,
-                         why) == LineResult::ignored);
+    CHECK(parse_log_line("Jun  3 10:00:01 mx postfix/smtpd[1]: warning: hostname x does not resolve", ref, ev, why) ==
+          LineResult::ignored);
     CHECK(parse_log_line("Jun  3 10:00:01 mx postfix/smtpd[1]: NOQUEUE: reject_warning: RCPT from x[1.2.3.4]: 450 "
                          "nope; from=<a> to=<b> proto=ESMTP helo=<h>",
                          ref, ev, why) == LineResult::ignored);
@@ -199,8 +200,8 @@ TEST_CASE("log lines that are not ours or not log lines", "[log]") {
     // Broken Postfix lines are malformed, with a reason.
     CHECK(parse_log_line("Jun  3 10:00:01 mx postfix/smtp[1]: ABCDEF1: to=<a@b, relay=none", ref, ev, why) ==
           LineResult::malformed);
-    CHECK(parse_log_line("Jun  3 10:00:01 mx postfix/smtp[1]: ABCDEF1: to=<a@b>, relay=none, delay=1", ref, ev,
-                         why) == LineResult::malformed);
+    CHECK(parse_log_line("Jun  3 10:00:01 mx postfix/smtp[1]: ABCDEF1: to=<a@b>, relay=none, delay=1", ref, ev, why) ==
+          LineResult::malformed);
     CHECK(why == "delivery line without status=");
 }
 
@@ -228,34 +229,39 @@ TEST_CASE("log delivery, queue and reject lines", "[log]") {
     CHECK(ev.kind == EventKind::message_id);
     CHECK(ev.message_id == "a.b@c");
 
-    ev = parse_ok("Jun  3 10:05:00 mx postfix/smtpd[123]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 "
-                  "<x@y.example>: Relay access denied; from=<spam@bad.example> to=<x@y.example> proto=ESMTP helo=<bad>");
+    ev = parse_ok(
+        "Jun  3 10:05:00 mx postfix/smtpd[123]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 "
+        "<x@y.example>: Relay access denied; from=<spam@bad.example> to=<x@y.example> proto=ESMTP helo=<bad>");
     CHECK(ev.kind == EventKind::reject);
     CHECK(ev.queue_id.empty());
     CHECK(ev.text == "554 5.7.1 <x@y.example>: Relay access denied");
     CHECK(ev.sender == "spam@bad.example");
     CHECK(ev.recipient == "x@y.example");
     // postscreen: the client has a port after the brackets.
-    ev = parse_ok("Jun  3 10:05:00 mx postfix/postscreen[9]: NOQUEUE: reject: RCPT from [192.0.2.9]:41234: 550 5.7.1 "
-                  "Service unavailable; client [192.0.2.9] blocked using zen.example; from=<a@b> to=<c@d> "
-                  "proto=ESMTP helo=<x>");
+    ev = parse_ok(
+        "Jun  3 10:05:00 mx postfix/postscreen[9]: NOQUEUE: reject: RCPT from [192.0.2.9]:41234: 550 5.7.1 "
+        "Service unavailable; client [192.0.2.9] blocked using zen.example; from=<a@b> to=<c@d> "
+        "proto=ESMTP helo=<x>");
     CHECK(ev.text == "550 5.7.1 Service unavailable; client [192.0.2.9] blocked using zen.example");
     CHECK(ev.recipient == "c@d");
     // milter, with a queue id, at end of message.
-    ev = parse_ok("Jun  3 10:06:00 mx postfix/cleanup[124]: 5BC1234: milter-reject: END-OF-MESSAGE from "
-                  "localhost[127.0.0.1]: 5.7.1 Refused by preflight: SPF fail; from=<a@b.example> to=<c@d.example> "
-                  "proto=ESMTP helo=<h>");
+    ev = parse_ok(
+        "Jun  3 10:06:00 mx postfix/cleanup[124]: 5BC1234: milter-reject: END-OF-MESSAGE from "
+        "localhost[127.0.0.1]: 5.7.1 Refused by preflight: SPF fail; from=<a@b.example> to=<c@d.example> "
+        "proto=ESMTP helo=<h>");
     CHECK(ev.milter);
     CHECK(ev.queue_id == "5BC1234");
     CHECK(ev.text == "5.7.1 Refused by preflight: SPF fail");
     // milter at connect: no envelope at all.
-    ev = parse_ok("Jun  3 10:06:00 mx postfix/smtpd[1]: NOQUEUE: milter-reject: CONNECT from x[192.0.2.1]: 554 5.7.1 "
-                  "go away; proto=SMTP");
+    ev = parse_ok(
+        "Jun  3 10:06:00 mx postfix/smtpd[1]: NOQUEUE: milter-reject: CONNECT from x[192.0.2.1]: 554 5.7.1 "
+        "go away; proto=SMTP");
     CHECK(ev.text == "554 5.7.1 go away");
     CHECK(ev.recipient.empty());
     // header_checks in cleanup: the reply comes last, the header text may hold ': ' and ' from '.
-    ev = parse_ok("Jun  3 10:07:00 mx postfix/cleanup[124]: 6CD1234: reject: header Subject: mail from bob: hi from "
-                  "localhost[127.0.0.1]; from=<a@b> to=<c@d> proto=ESMTP helo=<h>: 5.7.1 Spammy subject");
+    ev = parse_ok(
+        "Jun  3 10:07:00 mx postfix/cleanup[124]: 6CD1234: reject: header Subject: mail from bob: hi from "
+        "localhost[127.0.0.1]; from=<a@b> to=<c@d> proto=ESMTP helo=<h>: 5.7.1 Spammy subject");
     CHECK(ev.text == "5.7.1 Spammy subject");
     CHECK(ev.sender == "a@b");
     CHECK(ev.recipient == "c@d");
@@ -417,7 +423,8 @@ TEST_CASE("DSN join: a Sent row becomes a Bounce", "[log]") {
         d.message_id = std::move(m);
         d.recipient = std::move(r);
         d.time.civil = t;
-        d.reason = "smtp; 550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown in virtual mailbox table";
+        d.reason =
+            "smtp; 550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown in virtual mailbox table";
         return d;
     };
     SECTION("by our queue id") {
@@ -530,7 +537,7 @@ TEST_CASE("CSV cells: values that start like a formula are neutralised (OWASP), 
     // Raw: the values as they came, with RFC 4180 quoting only.
     CHECK(csv_cell("=cmd|'/Ccalc'!A0@gmail.example", CsvCells::raw) == "=cmd|'/Ccalc'!A0@gmail.example");
     CHECK(csv_cell("=a,\"b\"", CsvCells::raw) == "\"=a,\"\"b\"\"\"");
-    CHECK(starts_like_formula("=") );
+    CHECK(starts_like_formula("="));
     CHECK_FALSE(starts_like_formula(" =1"));
     CHECK_FALSE(starts_like_formula(""));
 }
@@ -548,12 +555,14 @@ TEST_CASE("writers: every text cell of a CSV row is neutralised; --raw leaves th
     r.delay = "-1";
     std::string out;
     TextRowWriter(RowFormat::csv, true).row(out, r);
-    CHECK(out == "2024-06-03 00:00:00,'-2+3@example.com,'=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
-                 "'@SUM(1+1)*cmd|' /C calc'!A0,Q1,other,none,5.1.1,'+relay,'-1\r\n");
+    CHECK(out ==
+          "2024-06-03 00:00:00,'-2+3@example.com,'=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
+          "'@SUM(1+1)*cmd|' /C calc'!A0,Q1,other,none,5.1.1,'+relay,'-1\r\n");
     out.clear();
     TextRowWriter(RowFormat::csv, false, CsvCells::raw).row(out, r);
-    CHECK(out == "2024-06-03 00:00:00,-2+3@example.com,=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
-                 "@SUM(1+1)*cmd|' /C calc'!A0\r\n");
+    CHECK(out ==
+          "2024-06-03 00:00:00,-2+3@example.com,=cmd|'/Ccalc'!A0@gmail.example,Bounce,"
+          "@SUM(1+1)*cmd|' /C calc'!A0\r\n");
     out.clear();
     TextRowWriter(RowFormat::json, false).row(out, r);  // JSON is for programs: as it came
     CHECK(out.find("\"recipient\": \"=cmd|'/Ccalc'!A0@gmail.example\"") != std::string::npos);

@@ -42,9 +42,9 @@ TEST_CASE("netstring: every prefix of a valid one is incomplete", "[netstring]")
 }
 
 TEST_CASE("netstring: over the limit is known from the digits alone", "[netstring]") {
-    CHECK(parse_netstring("100:", 100).status == S::incomplete);     // exactly the limit: fine
+    CHECK(parse_netstring("100:", 100).status == S::incomplete);  // exactly the limit: fine
     CHECK(parse_netstring("101:", 100).status == S::too_long);
-    CHECK(parse_netstring("101", 100).status == S::too_long);        // before the ':' arrives
+    CHECK(parse_netstring("101", 100).status == S::too_long);                         // before the ':' arrives
     CHECK(parse_netstring("99999999999999999999999999", 100).status == S::too_long);  // no overflow
     CHECK(parse_netstring("18446744073709551617:", 1 << 20).status == S::too_long);
     std::string at_limit = "5:abcde,";
@@ -53,13 +53,13 @@ TEST_CASE("netstring: over the limit is known from the digits alone", "[netstrin
 }
 
 TEST_CASE("netstring: garbage is malformed", "[netstring]") {
-    CHECK(parse_netstring(":abc,", 100).status == S::malformed);       // no length
+    CHECK(parse_netstring(":abc,", 100).status == S::malformed);  // no length
     CHECK(parse_netstring("abc", 100).status == S::malformed);
     CHECK(parse_netstring("GET / HTTP/1.0\r\n", 100).status == S::malformed);
-    CHECK(parse_netstring("3x:abc,", 100).status == S::malformed);     // junk after the digits
-    CHECK(parse_netstring("3:abcd", 100).status == S::malformed);      // no ',' after 3 bytes
+    CHECK(parse_netstring("3x:abc,", 100).status == S::malformed);  // junk after the digits
+    CHECK(parse_netstring("3:abcd", 100).status == S::malformed);   // no ',' after 3 bytes
     CHECK(parse_netstring("3:abc;", 100).status == S::malformed);
-    CHECK(parse_netstring("03:abc,", 100).status == S::malformed);     // leading zero
+    CHECK(parse_netstring("03:abc,", 100).status == S::malformed);  // leading zero
     CHECK(parse_netstring("00:,", 100).status == S::malformed);
     CHECK(parse_netstring("-1:,", 100).status == S::malformed);
     CHECK(parse_netstring(" 3:abc,", 100).status == S::malformed);

@@ -51,8 +51,7 @@ TEST_CASE("status filter: the built-in policy on Postfix's keys", "[status_filte
         {"5.4.4 Host or domain name not found. Name service error for name=nx.example type=A: Host not found",
          "NOTFOUND"},
         {"4.4.1 connect to mx.example[192.0.2.1]:25: Connection refused", "NOTFOUND"},
-        {"4.4.2 conversation with mx[1.2.3.4] timed out while receiving the initial server greeting",
-         "NOTFOUND"},
+        {"4.4.2 conversation with mx[1.2.3.4] timed out while receiving the initial server greeting", "NOTFOUND"},
         // A temporary DNS failure is bad-domain but soft: never bounced.
         {"4.4.3 Host or domain name not found. Name service error for name=x.example type=MX: Host not "
          "found, try again",
@@ -64,8 +63,7 @@ TEST_CASE("status filter: the built-in policy on Postfix's keys", "[status_filte
         {"5.7.1 host mx[1.2.3.4] said: 550 5.7.1 Message rejected as spam (in reply to end of DATA command)",
          "NOTFOUND"},
         // Not a 4.X.X or 5.X.X delivery status: left alone.
-        {"2.0.0 host mx[1.2.3.4] said: 250 2.0.0 Ok: queued as ABC (in reply to end of DATA command)",
-         "NOTFOUND"},
+        {"2.0.0 host mx[1.2.3.4] said: 250 2.0.0 Ok: queued as ABC (in reply to end of DATA command)", "NOTFOUND"},
         {"", "NOTFOUND"},
         {"hello", "NOTFOUND"},
         {"5.1.1", "NOTFOUND"},  // no text: bad-mailbox by code, already 5
@@ -81,9 +79,8 @@ TEST_CASE("status filter: the built-in policy on Postfix's keys", "[status_filte
 
 TEST_CASE("status filter: a remote reply inside the text wins over Postfix's status", "[status_filter]") {
     std::string scratch;
-    FilterResult r = filter_status(
-        "4.0.0 host mx[1.2.3.4] said: 452 4.2.2 Mailbox full (in reply to RCPT TO command)", classifier(),
-        StatusPolicy(), scratch);
+    FilterResult r = filter_status("4.0.0 host mx[1.2.3.4] said: 452 4.2.2 Mailbox full (in reply to RCPT TO command)",
+                                   classifier(), StatusPolicy(), scratch);
     CHECK(r.kind == FilterResult::Kind::decided);
     CHECK(r.category == Category::quota_issues);
     CHECK(r.decision == Decision::defer);
@@ -97,8 +94,8 @@ TEST_CASE("status policy: built-in decisions", "[status_filter]") {
     CHECK(p.decide(Category::bad_domain) == Decision::bounce);
     CHECK(p.decide(Category::inactive_mailbox) == Decision::bounce);
     CHECK(p.decide(Category::message_expired) == Decision::bounce);
-    for (Category c : {Category::spam_related, Category::policy_related, Category::other,
-                       Category::bad_connection, Category::success})
+    for (Category c : {Category::spam_related, Category::policy_related, Category::other, Category::bad_connection,
+                       Category::success})
         CHECK(p.decide(c) == Decision::keep);
 }
 
