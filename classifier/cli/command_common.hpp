@@ -14,11 +14,6 @@
 
 namespace preflight {
 
-// The value of the option args[i] (i advances past it), or nullptr after writing
-// "preflight-classify COMMAND: OPTION needs a value" and the usage to stderr.
-const std::string* option_value(const std::vector<std::string>& args, std::size_t& i, std::string_view command,
-                                std::string_view usage);
-
 // The site rule files (in order) then the shipped ones, compiled. On a broken file prints
 // "preflight-classify: FILE:LINE: reason" to stderr and returns nullptr (the caller exits 2).
 std::shared_ptr<const RuleSet> load_rules(const std::vector<std::string>& site_files);

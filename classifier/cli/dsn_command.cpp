@@ -1,5 +1,7 @@
 #include "dsn_command.hpp"
 
+#include "arg_parser.hpp"
+
 #include "unique_fd.hpp"
 
 #include <fcntl.h>
@@ -373,50 +375,30 @@ int run_dsn_command(const std::vector<std::string>& args) {
     Options opt;
     opt.format = ::isatty(STDOUT_FILENO) ? Format::text : Format::json;
     std::vector<std::string> rule_files, paths;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = [&](const char* name) -> const std::string* {
-            if (i + 1 >= args.size()) {
-                std::cerr << "preflight-classify dsn: " << name << " needs a value\n" << kUsage;
-                return nullptr;
-            }
-            return &args[++i];
+    auto count = [](std::size_t& out) {
+        return [&out](const std::string& v) -> std::optional<std::string> {
+            if (!parse_size(v, out)) return "want a positive whole number";
+            return std::nullopt;
         };
-        if (a == "-h" || a == "--help") {
-            std::cout << kUsage;
-            return 0;
-        } else if (a == "--format") {
-            const std::string* v = value("--format");
-            if (!v) return 2;
-            auto f = parse_format(*v);
-            if (!f) {
-                std::cerr << "preflight-classify dsn: --format " << *v << ": want json, text or tsv\n";
-                return 2;
-            }
-            opt.format = *f;
-        } else if (a == "--rules") {
-            const std::string* v = value("--rules");
-            if (!v) return 2;
-            rule_files.push_back(*v);
-        } else if (a == "--max-size" || a == "--max-parts") {
-            const std::string* v = value(a.c_str());
-            if (!v) return 2;
-            std::size_t n = 0;
-            if (!parse_size(*v, n)) {
-                std::cerr << "preflight-classify dsn: " << a << " " << *v << ": want a positive whole number\n";
-                return 2;
-            }
-            (a == "--max-size" ? opt.max_bytes : opt.limits.max_parts) = n;
-        } else if (a == "--") {
-            paths.insert(paths.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
-            break;
-        } else if (a.size() > 1 && a[0] == '-') {
-            std::cerr << "preflight-classify dsn: unknown option " << a << "\n" << kUsage;
-            return 2;
-        } else {
-            paths.push_back(a);
-        }
-    }
+    };
+    ArgParser parser("dsn", kUsage);
+    parser
+        .option({"--format"},
+                [&](const std::string& v) -> std::optional<std::string> {
+                    auto f = parse_format(v);
+                    if (!f) return "want json, text or tsv";
+                    opt.format = *f;
+                    return std::nullopt;
+                })
+        .option({"--rules"},
+                [&](const std::string& v) -> std::optional<std::string> {
+                    rule_files.push_back(v);
+                    return std::nullopt;
+                })
+        .option({"--max-size"}, count(opt.max_bytes))
+        .option({"--max-parts"}, count(opt.limits.max_parts))
+        .positional([&](const std::string& p) { paths.push_back(p); });
+    if (auto status = parser.parse(args)) return *status;
     if (paths.empty()) paths.push_back("-");
 
     // Compiling the rules takes tens of milliseconds: start now, overlap with reading inputs.

@@ -1,5 +1,7 @@
 #include "log_command.hpp"
 
+#include "arg_parser.hpp"
+
 #include "duration.hpp"
 #include "unique_fd.hpp"
 
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -227,59 +230,56 @@ bool follow(const std::string& path, std::unique_ptr<LogInput> in, LineSplitter&
 
 int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_dsn) {
     Options o;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = [&](const char*) -> const std::string* { return i + 1 < args.size() ? &args[++i] : nullptr; };
-        if (a == "-h" || a == "--help") {
-            std::cout << kUsage;
-            return 0;
-        } else if (a == "--format") {
-            const std::string* v = value("--format");
-            if (!v) return usage_error("--format needs a value");
-            if (*v == "csv") o.format = RowFormat::csv;
-            else if (*v == "json") o.format = RowFormat::json;
-            else if (*v == "xlsx") o.format = RowFormat::xlsx;
-            else return usage_error("--format " + *v + ": want csv, json or xlsx");
-        } else if (a == "--output" || a == "-o") {
-            const std::string* v = value("--output");
-            if (!v || v->empty()) return usage_error("--output needs a file name");
-            o.output = *v;
-        } else if (a == "--wide") {
-            o.wide = true;
-        } else if (a == "--raw") {
-            o.raw = true;
-        } else if (a == "--follow" || a == "-f") {
-            o.follow = true;
-        } else if (a == "--dsn") {
-            const std::string* v = value("--dsn");
-            if (!v) return usage_error("--dsn needs a directory");
-            if (!load_dsn) return usage_error("--dsn: this build cannot read bounce reports yet");
-            o.dsn_dirs.push_back(*v);
-        } else if (a == "--rules") {
-            const std::string* v = value("--rules");
-            if (!v) return usage_error("--rules needs a file");
-            o.rules.push_back(*v);
-        } else if (a == "--queue-lifetime") {
-            const std::string* v = value("--queue-lifetime");
-            // A bare number is days, as in Postfix's maximal_queue_lifetime.
-            auto d = v ? parse_duration(*v, BareNumber::days) : std::nullopt;
-            if (!d || d->count() < 1000) return usage_error("--queue-lifetime wants a time such as 5d, 12h or 3600s");
-            o.tracker.queue_lifetime = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
-        } else if (a == "--max-open") {
-            const std::string* v = value("--max-open");
-            char* end = nullptr;
-            unsigned long long n = v ? std::strtoull(v->c_str(), &end, 10) : 0;
-            if (!v || !end || *end || n < 1) return usage_error("--max-open wants a positive number");
-            o.tracker.max_open = static_cast<std::size_t>(n);
-        } else if (a == "--") {
-            o.files.insert(o.files.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
-            break;
-        } else if (a.size() > 1 && a[0] == '-') {
-            return usage_error("unknown option " + a);
-        } else {
-            o.files.push_back(a);
-        }
-    }
+    using Why = std::optional<std::string>;
+    ArgParser parser("log", kUsage);
+    parser
+        .option({"--format"},
+                [&](const std::string& v) -> Why {
+                    if (v == "csv") o.format = RowFormat::csv;
+                    else if (v == "json") o.format = RowFormat::json;
+                    else if (v == "xlsx") o.format = RowFormat::xlsx;
+                    else return "want csv, json or xlsx";
+                    return std::nullopt;
+                })
+        .option({"--output", "-o"},
+                [&](const std::string& v) -> Why {
+                    if (v.empty()) return "want a file name";
+                    o.output = v;
+                    return std::nullopt;
+                })
+        .flag({"--wide"}, [&] { o.wide = true; })
+        .flag({"--raw"}, [&] { o.raw = true; })
+        .flag({"--follow", "-f"}, [&] { o.follow = true; })
+        .option({"--dsn"},
+                [&](const std::string& v) -> Why {
+                    if (!load_dsn) return "this build reads no bounce reports";
+                    o.dsn_dirs.push_back(v);
+                    return std::nullopt;
+                })
+        .option({"--rules"},
+                [&](const std::string& v) -> Why {
+                    o.rules.push_back(v);
+                    return std::nullopt;
+                })
+        .option({"--queue-lifetime"},
+                [&](const std::string& v) -> Why {
+                    // A bare number is days, as in Postfix's maximal_queue_lifetime.
+                    auto d = parse_duration(v, BareNumber::days);
+                    if (!d || d->count() < 1000) return "want a time such as 5d, 12h or 3600s";
+                    o.tracker.queue_lifetime = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
+                    return std::nullopt;
+                })
+        .option({"--max-open"},
+                [&](const std::string& v) -> Why {
+                    std::size_t n = 0;
+                    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+                    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < 1)
+                        return "want a positive number";
+                    o.tracker.max_open = n;
+                    return std::nullopt;
+                })
+        .positional([&](const std::string& f) { o.files.push_back(f); });
+    if (auto status = parser.parse(args)) return *status;
     if (o.files.empty()) o.files.push_back("-");
     if (o.raw && o.format != RowFormat::csv)
         return usage_error(

@@ -1,5 +1,7 @@
 #include "reply_command.hpp"
 
+#include "arg_parser.hpp"
+
 #include <poll.h>
 #include <unistd.h>
 
@@ -300,44 +302,29 @@ int run_reply_command(const std::vector<std::string>& args) {
     Format format = ::isatty(STDOUT_FILENO) ? Format::text : Format::json;
     Origin origin = Origin::remote;
     std::vector<std::string> rule_files, words;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = [&] { return option_value(args, i, "reply", kUsage); };
-        if (a == "-h" || a == "--help") {
-            std::cout << kUsage;
-            return 0;
-        } else if (a == "--format") {
-            const std::string* v = value();
-            if (!v) return 2;
-            auto f = parse_format(*v);
-            if (!f) {
-                std::cerr << "preflight-classify reply: --format " << *v << ": want json, text or tsv\n";
-                return 2;
-            }
-            format = *f;
-        } else if (a == "--rules") {
-            const std::string* v = value();
-            if (!v) return 2;
-            rule_files.push_back(*v);
-        } else if (a == "--origin") {
-            const std::string* v = value();
-            if (!v) return 2;
-            if (*v == "remote") origin = Origin::remote;
-            else if (*v == "edge") origin = Origin::edge;
-            else {
-                std::cerr << "preflight-classify reply: --origin " << *v << ": want remote or edge\n";
-                return 2;
-            }
-        } else if (a == "--") {
-            words.insert(words.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
-            break;
-        } else if (a.size() > 1 && a[0] == '-' && a[1] == '-') {
-            std::cerr << "preflight-classify reply: unknown option " << a << "\n" << kUsage;
-            return 2;
-        } else {
-            words.push_back(a);
-        }
-    }
+    ArgParser parser("reply", kUsage);
+    parser
+        .option({"--format"},
+                [&](const std::string& v) -> std::optional<std::string> {
+                    auto f = parse_format(v);
+                    if (!f) return "want json, text or tsv";
+                    format = *f;
+                    return std::nullopt;
+                })
+        .option({"--rules"},
+                [&](const std::string& v) -> std::optional<std::string> {
+                    rule_files.push_back(v);
+                    return std::nullopt;
+                })
+        .option({"--origin"},
+                [&](const std::string& v) -> std::optional<std::string> {
+                    if (v == "remote") origin = Origin::remote;
+                    else if (v == "edge") origin = Origin::edge;
+                    else return "want remote or edge";
+                    return std::nullopt;
+                })
+        .positional([&](const std::string& w) { words.push_back(w); });
+    if (auto status = parser.parse(args)) return *status;
 
     std::shared_ptr<const RuleSet> rules = load_rules(rule_files);
     if (!rules) return 2;

@@ -28,6 +28,7 @@
 // live one, or a path that is not a socket, is an error.
 #include "serve_command.hpp"
 
+#include "arg_parser.hpp"
 #include "unique_fd.hpp"
 
 #include <arpa/inet.h>
@@ -654,64 +655,55 @@ int run_serve_command(const std::vector<std::string>& args) {
     bool check = false;
     bool run_as_root = false;
     std::optional<UserGroup> user;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = [&] { return option_value(args, i, "serve", kUsage); };
-        auto bad = [&](const std::string& v, const char* want) {
-            std::cerr << "preflight-classify serve: " << a << " " << v << ": want " << want << "\n";
-            return 2;
+    using Why = std::optional<std::string>;
+    // A whole number in [lo, hi] (base 8 for a mode) into out, or why not.
+    auto number = [](auto& out, unsigned long lo, unsigned long hi, const char* want, int base = 10) {
+        return [&out, lo, hi, want, base](const std::string& v) -> Why {
+            unsigned long n = 0;
+            if (!parse_number(v, n, lo, hi, base)) return std::string("want ") + want;
+            out = static_cast<std::remove_reference_t<decltype(out)>>(n);
+            return std::nullopt;
         };
-        unsigned long n = 0;
-        const std::string* v = nullptr;
-        if (a == "-h" || a == "--help") {
-            std::cout << kUsage;
-            return 0;
-        } else if (a == "--check") {
-            check = true;
-        } else if (a == "--verbose" || a == "-v") {
-            settings.verbose = true;
-        } else if (a == "--run-as-root") {
-            run_as_root = true;
-        } else if (!(a == "--listen" || a == "--policy" || a == "--rules" || a == "--threads" ||
-                     a == "--idle-timeout" || a == "--max-connections" || a == "--max-request" ||
-                     a == "--socket-mode" || a == "--metrics-listen" || a == "--user")) {
-            std::cerr << "preflight-classify serve: unknown argument " << a << "\n" << kUsage;
-            return 2;
-        } else if (!(v = value())) {
-            return 2;
-        } else if (a == "--listen") {
-            std::string why;
-            if (!(listen = parse_socket_address(*v, &why, NameUse::literal))) {
-                std::cerr << "preflight-classify serve: --listen " << *v << ": " << why << "\n";
-                return 2;
-            }
-        } else if (a == "--metrics-listen") {
-            if (!(metrics_listen = parse_listen_address(*v)))
-                return bad(*v, "ADDR:PORT or [IPV6]:PORT, an address literal");
-        } else if (a == "--policy") {
-            policy_file = *v;
-        } else if (a == "--rules") {
-            rule_files.push_back(*v);
-        } else if (a == "--threads") {
-            if (!parse_number(*v, n, 1, 256)) return bad(*v, "1-256");
-            threads = static_cast<unsigned>(n);
-        } else if (a == "--idle-timeout") {
-            if (!parse_number(*v, n, 1, 86400)) return bad(*v, "1-86400 seconds");
-            settings.idle_timeout = std::chrono::seconds(n);
-        } else if (a == "--max-connections") {
-            if (!parse_number(*v, n, 1, 1000000)) return bad(*v, "1-1000000");
-            settings.max_connections = static_cast<int>(n);
-        } else if (a == "--max-request") {
-            // An answer is as long as its request; Postfix takes answers of up to 100000 bytes.
-            if (!parse_number(*v, n, 64, 99000)) return bad(*v, "64-99000 bytes");
-            settings.max_request = n;
-        } else if (a == "--user") {
-            if (!(user = parse_user_group(*v))) return bad(*v, "USER or USER:GROUP");
-        } else if (a == "--socket-mode") {
-            if (!parse_number(*v, n, 0, 0777, 8)) return bad(*v, "an octal mode such as 0660");
-            socket_mode = static_cast<mode_t>(n);
-        }
-    }
+    };
+    unsigned long idle_seconds = static_cast<unsigned long>(settings.idle_timeout.count());
+    ArgParser parser("serve", kUsage);
+    parser.flag({"--check"}, [&] { check = true; })
+        .flag({"--verbose", "-v"}, [&] { settings.verbose = true; })
+        .flag({"--run-as-root"}, [&] { run_as_root = true; })
+        .option({"--listen"},
+                [&](const std::string& v) -> Why {
+                    std::string why;
+                    if (!(listen = parse_socket_address(v, &why, NameUse::literal))) return why;
+                    return std::nullopt;
+                })
+        .option({"--metrics-listen"},
+                [&](const std::string& v) -> Why {
+                    if (!(metrics_listen = parse_listen_address(v)))
+                        return "want ADDR:PORT or [IPV6]:PORT, an address literal";
+                    return std::nullopt;
+                })
+        .option({"--policy"},
+                [&](const std::string& v) -> Why {
+                    policy_file = v;
+                    return std::nullopt;
+                })
+        .option({"--rules"},
+                [&](const std::string& v) -> Why {
+                    rule_files.push_back(v);
+                    return std::nullopt;
+                })
+        .option({"--threads"}, number(threads, 1, 256, "1-256"))
+        .option({"--idle-timeout"}, number(idle_seconds, 1, 86400, "1-86400 seconds"))
+        .option({"--max-connections"}, number(settings.max_connections, 1, 1000000, "1-1000000"))
+        // An answer is as long as its request; Postfix takes answers of up to 100000 bytes.
+        .option({"--max-request"}, number(settings.max_request, 64, 99000, "64-99000 bytes"))
+        .option({"--socket-mode"}, number(socket_mode, 0, 0777, "an octal mode such as 0660", 8))
+        .option({"--user"}, [&](const std::string& v) -> Why {
+            if (!(user = parse_user_group(v))) return "want USER or USER:GROUP";
+            return std::nullopt;
+        });
+    if (auto status = parser.parse(args)) return *status;
+    settings.idle_timeout = std::chrono::seconds(idle_seconds);
     if (!listen && !check) {
         std::cerr << "preflight-classify serve: --listen is required\n" << kUsage;
         return 2;
