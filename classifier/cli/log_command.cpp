@@ -3,7 +3,7 @@
 #include "arg_parser.hpp"
 
 #include "duration.hpp"
-#include "unique_fd.hpp"
+#include "staged_output.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -26,12 +26,6 @@
 
 namespace preflight {
 namespace {
-
-mode_t current_umask() {
-    mode_t m = ::umask(0);
-    ::umask(m);
-    return m;
-}
 
 const char kUsage[] =
     "usage: preflight-classify log [--format csv|json|xlsx] [--raw] [--output FILE] [--wide] [--follow]\n"
@@ -226,10 +220,9 @@ bool follow(const std::string& path, std::unique_ptr<LogInput> in, LineSplitter&
     return true;
 }
 
-}  // namespace
-
-int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_dsn) {
-    Options o;
+// The options of args into o, checked against each other. Nothing to go on, else the exit
+// status (0 after --help, 2 for a usage error, written to stderr).
+std::optional<int> parse_options(const std::vector<std::string>& args, bool can_read_dsn, Options& o) {
     using Why = std::optional<std::string>;
     ArgParser parser("log", kUsage);
     parser
@@ -252,7 +245,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
         .flag({"--follow", "-f"}, [&] { o.follow = true; })
         .option({"--dsn"},
                 [&](const std::string& v) -> Why {
-                    if (!load_dsn) return "this build reads no bounce reports";
+                    if (!can_read_dsn) return "this build reads no bounce reports";
                     o.dsn_dirs.push_back(v);
                     return std::nullopt;
                 })
@@ -292,84 +285,28 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     if (o.format == RowFormat::xlsx && o.output.empty() && ::isatty(STDOUT_FILENO))
         return usage_error("--format xlsx writes a binary file: give --output FILE or redirect stdout");
 
+    return std::nullopt;
+}
+
+}  // namespace
+
+int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_dsn) {
+    Options o;
+    if (auto status = parse_options(args, static_cast<bool>(load_dsn), o)) return *status;
+
     std::shared_ptr<const RuleSet> rules = load_rules(o.rules);
     if (!rules) return 2;
     ReplyClassifier classifier(rules);
 
-    // Output: a file, stdout, or for xlsx on stdout a temporary file copied out at the end.
-    int fd = STDOUT_FILENO;
-    std::string xlsx_path = o.output, temp_path;
-    UniqueFd out_guard;
-    struct TempGuard {
-        std::string path;
-        ~TempGuard() {
-            if (!path.empty()) ::unlink(path.c_str());
-        }
-    } temp_guard;
-    // --output FILE (without --follow) is written to a temporary file beside it and renamed over
-    // FILE only when everything was written: a full disk or a failed write leaves no partial
-    // file under the name the user asked for (and an older FILE stays as it was).
-    struct StagedOutput {
-        std::string final_path, temp_path;
-        bool commit(std::string& error) {
-            if (::rename(temp_path.c_str(), final_path.c_str()) != 0) {
-                error = final_path + ": " + std::strerror(errno);
-                return false;
-            }
-            temp_path.clear();
-            return true;
-        }
-        ~StagedOutput() {
-            if (!temp_path.empty()) ::unlink(temp_path.c_str());
-        }
-    } staged;
-    if (!o.output.empty() && !o.follow) {
-        std::string tmpl = o.output + ".tmp-XXXXXX";
-        std::vector<char> name(tmpl.begin(), tmpl.end());
-        name.push_back('\0');
-        int tfd = ::mkostemp(name.data(), O_CLOEXEC);
-        if (tfd < 0) {
-            std::cerr << "preflight-classify: " << o.output
-                      << ": cannot create a file beside it: " << std::strerror(errno) << "\n";
-            return 1;
-        }
-        ::fchmod(tfd, 0666 & ~current_umask());
-        staged.final_path = o.output;
-        staged.temp_path = name.data();
-        if (o.format == RowFormat::xlsx) {
-            ::close(tfd);
-            xlsx_path = staged.temp_path;
-        } else {
-            out_guard.reset(tfd);
-            fd = tfd;
-        }
-    } else if (o.format == RowFormat::xlsx) {
-        if (xlsx_path.empty()) {
-            const char* tmpdir = std::getenv("TMPDIR");
-            std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/preflight-log-XXXXXX";
-            std::vector<char> name(tmpl.begin(), tmpl.end());
-            name.push_back('\0');
-            int tfd = ::mkstemp(name.data());
-            if (tfd < 0) {
-                std::cerr << "preflight-classify: cannot create a temporary file in " << tmpl << ": "
-                          << std::strerror(errno) << "\n";
-                return 1;
-            }
-            ::close(tfd);
-            xlsx_path = temp_guard.path = name.data();
-        }
-    } else if (!o.output.empty()) {  // --follow: rows appear in FILE as they become final
-        out_guard.reset(::open(o.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
-        if (!out_guard) {
-            std::cerr << "preflight-classify: " << o.output << ": " << std::strerror(errno) << "\n";
-            return 1;
-        }
-        fd = out_guard.get();
+    StagedOutput destination;
+    if (std::string error; !destination.open(o.output, o.follow, o.format == RowFormat::xlsx, error)) {
+        std::cerr << "preflight-classify: " << error << "\n";
+        return 1;
     }
-    Output out(o, fd);
+    Output out(o, destination.fd());
     if (o.format == RowFormat::xlsx) {
         try {
-            out.open_xlsx(xlsx_path, o.wide);
+            out.open_xlsx(destination.xlsx_path(), o.wide);
         } catch (const std::exception& e) {
             std::cerr << "preflight-classify: " << e.what() << "\n";
             return 1;
@@ -434,43 +371,9 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     }
     if (!o.follow) tracker.finish();  // what is still deferred at the end of the log
     reader.summary();
-    bool out_ok = out.close();
-    if (out_ok && out_guard && !staged.temp_path.empty() && ::fsync(out_guard.get()) != 0) {
-        std::cerr << "preflight-classify: " << o.output << ": " << std::strerror(errno) << "\n";
-        out_ok = false;
-    }
-    if (out_ok && !staged.temp_path.empty()) {
-        std::string error;
-        if (!staged.commit(error)) {
-            std::cerr << "preflight-classify: " << error << "\n";
-            out_ok = false;
-        }
-    } else if (!out_ok && !staged.final_path.empty()) {
-        std::cerr << "preflight-classify: " << staged.final_path
-                  << ": not written (the rows could not all be written)\n";
-    }
-    if (out_ok && !temp_guard.path.empty()) {  // xlsx to stdout
-        int tfd = ::open(temp_guard.path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (tfd < 0) {
-            std::cerr << "preflight-classify: " << temp_guard.path << ": " << std::strerror(errno) << "\n";
-            return 1;
-        }
-        UniqueFd owned(tfd);
-        std::string chunk(1 << 16, '\0');
-        for (;;) {
-            ssize_t n = ::read(tfd, chunk.data(), chunk.size());
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                out_ok = n == 0;
-                break;
-            }
-            std::string piece(chunk.data(), static_cast<std::size_t>(n));
-            if (!write_all(STDOUT_FILENO, piece)) {
-                out_ok = false;
-                break;
-            }
-        }
-    }
+    std::string error;
+    const bool out_ok = destination.finish(out.close(), error);
+    if (!error.empty()) std::cerr << "preflight-classify: " << error << "\n";
     return out_ok && input_ok && reader.bad_lines() == 0 ? 0 : 1;
 }
 
