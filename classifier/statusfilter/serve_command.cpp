@@ -642,9 +642,8 @@ void print_policy(const StatusPolicy& policy) {
     }
 }
 
-}  // namespace
-
-int run_serve_command(const std::vector<std::string>& args) {
+// serve's command line.
+struct ServeOptions {
     std::optional<SocketAddress> listen;
     std::optional<ListenAddress> metrics_listen;
     std::string policy_file;
@@ -655,6 +654,12 @@ int run_serve_command(const std::vector<std::string>& args) {
     bool check = false;
     bool run_as_root = false;
     std::optional<UserGroup> user;
+};
+
+// args into o. Nothing to go on, else the exit status (0 after --help, 2 for a usage error).
+std::optional<int> parse_serve_options(const std::vector<std::string>& args, ServeOptions& o) {
+    auto& [listen, metrics_listen, policy_file, rule_files, settings, threads, socket_mode, check, run_as_root, user] =
+        o;
     using Why = std::optional<std::string>;
     // A whole number in [lo, hi] (base 8 for a mode) into out, or why not.
     auto number = [](auto& out, unsigned long lo, unsigned long hi, const char* want, int base = 10) {
@@ -708,6 +713,16 @@ int run_serve_command(const std::vector<std::string>& args) {
         std::cerr << "preflight-classify serve: --listen is required\n" << kUsage;
         return 2;
     }
+    return std::nullopt;
+}
+
+}  // namespace
+
+int run_serve_command(const std::vector<std::string>& args) {
+    ServeOptions o;
+    if (auto status = parse_serve_options(args, o)) return *status;
+    auto& [listen, metrics_listen, policy_file, rule_files, settings, threads, socket_mode, check, run_as_root, user] =
+        o;
 
     std::string why;
     std::shared_ptr<const Engine> engine = load_engine(policy_file, rule_files, why);
