@@ -294,10 +294,16 @@ struct Walk {
     }
 };
 
+// What GMime warned about while parsing, of what matters to a report.
+struct ParseWarnings {
+    bool truncated = false;  // the input ends inside a part
+    bool too_deep = false;   // MIME parts nested beyond GMime's limit
+};
+
 void on_warning(gint64, GMimeParserWarning code, const gchar*, gpointer user) {
-    auto* flags = static_cast<unsigned*>(user);
-    if (code == GMIME_WARN_TRUNCATED_MESSAGE) *flags |= 1;
-    if (code == GMIME_CRIT_NESTING_OVERFLOW) *flags |= 2;
+    auto* w = static_cast<ParseWarnings*>(user);
+    if (code == GMIME_WARN_TRUNCATED_MESSAGE) w->truncated = true;
+    if (code == GMIME_CRIT_NESTING_OVERFLOW) w->too_deep = true;
 }
 
 // Binary data is no mail: NUL bytes (more than the odd stray one that old MTAs leave at the
@@ -450,67 +456,85 @@ BounceReport parse_bounce_message(std::string_view data, const BounceLimits& lim
 
 namespace {
 
-BounceReport parse_report(std::string_view data, const BounceLimits& limits, int depth) {
-    BounceReport out;
-    if (ascii::trim(data).empty()) {
-        out.error = "empty file";
-        return out;
+// What every detector reads, computed once per message: the parsed tree, the walk over its
+// parts, the human-readable text with the returned message cut off, the free-text recipients.
+struct ReportFacts {
+    const BounceLimits& limits;
+    int depth;
+    GPtr<GMimeMessage> msg;
+    GMimeObject* top = nullptr;
+    ParseWarnings warnings;
+    Walk walk;
+    std::string text;                 // the human-readable parts (or the prologue of a broken multipart)
+    std::string_view human;           // text without the returned message pasted after it
+    std::vector<std::string> ignore;  // the bounce's own From and To: not recipients
+    FreeTextBounce free_text;
+
+    ReportFacts(const BounceLimits& l, int d) : limits(l), depth(d), walk(l) {}
+    std::string reason_for(std::string_view addr) const {
+        for (const auto& r : free_text.recipients)
+            if (ascii::iequals(r.recipient, addr)) return r.reason;
+        return {};
     }
-    if (looks_binary(data)) {
-        out.error = "binary data, not a mail message";
-        return out;
-    }
+};
+
+// The checks before any parsing: empty, binary, no header fields. Empty when none applies.
+std::string refusal(std::string_view data) {
+    if (ascii::trim(data).empty()) return "empty file";
+    if (looks_binary(data)) return "binary data, not a mail message";
     if (!starts_like_message(ascii::trim(data.substr(0, 200)).empty() ? data
-                                                                      : data.substr(data.find_first_not_of("\r\n")))) {
-        out.error = "not a mail message: no header fields at the start";
-        return out;
-    }
+                                                                      : data.substr(data.find_first_not_of("\r\n"))))
+        return "not a mail message: no header fields at the start";
+    return {};
+}
+
+// Parses data into f and fills out's header facts; false after setting out.error.
+bool read_facts(std::string_view data, ReportFacts& f, BounceReport& out) {
     init_gmime();
     GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(data.data(), data.size()));
     GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
     g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
     std::unique_ptr<GMimeParserOptions, OptionsFree> opts(g_mime_parser_options_new());
-    unsigned flags = 0;
-    g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &flags);
-    GPtr<GMimeMessage> msg(g_mime_parser_construct_message(parser.get(), opts.get()));
-    if (!msg) {
+    g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &f.warnings);
+    f.msg.reset(g_mime_parser_construct_message(parser.get(), opts.get()));
+    if (!f.msg) {
         out.error = "not a mail message: GMime could not parse it";
-        return out;
+        return false;
     }
-    if (flags & 2) {
+    if (f.warnings.too_deep) {
         out.error = "MIME parts nested too deeply";
-        return out;
+        return false;
     }
-    GMimeObject* top = GMIME_OBJECT(msg.get());
-    if (const char* s = g_mime_message_get_subject(msg.get())) out.subject = s;
-    if (GDateTime* d = g_mime_message_get_date(msg.get())) {  // owned by the message
+    f.top = GMIME_OBJECT(f.msg.get());
+    if (const char* s = g_mime_message_get_subject(f.msg.get())) out.subject = s;
+    if (GDateTime* d = g_mime_message_get_date(f.msg.get())) {  // owned by the message
         out.has_date = true;
         out.date = g_date_time_to_unix(d);
         out.date_offset = static_cast<std::int32_t>(g_date_time_get_utc_offset(d) / G_TIME_SPAN_SECOND);
     }
-
-    Walk w(limits);
-    if (GMimeObject* body = g_mime_message_get_mime_part(msg.get())) w.visit(body, 0);
+    Walk& w = f.walk;
+    if (GMimeObject* body = g_mime_message_get_mime_part(f.msg.get())) w.visit(body, 0);
     if (w.too_many) {
-        out.error = "more than " + std::to_string(limits.max_parts) + " MIME parts";
-        return out;
+        out.error = "more than " + std::to_string(f.limits.max_parts) + " MIME parts";
+        return false;
     }
-    std::string text = w.text.empty() && !w.html.empty() ? html_to_text(w.html) : std::move(w.text);
+    f.text = w.text.empty() && !w.html.empty() ? html_to_text(w.html) : std::move(w.text);
     // A boundary that matches no delimiter line leaves every part in the multipart's prologue:
     // read that as text, DSN fields and all.
-    if (text.empty() && !w.have_dsn) {
-        GMimeObject* body = g_mime_message_get_mime_part(msg.get());
+    if (f.text.empty() && !w.have_dsn) {
+        GMimeObject* body = g_mime_message_get_mime_part(f.msg.get());
         if (body && GMIME_IS_MULTIPART(body)) {
             if (const char* pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(body)))
-                text.assign(pro, strnlen(pro, kMaxText));
+                f.text.assign(pro, strnlen(pro, kMaxText));
         }
     }
     // A single-part bounce pastes the returned message after its own words.
-    std::string_view human = cut_returned_message(text);
-    if (w.message_id.empty() && human.size() < text.size())
-        w.message_id = find_message_id(std::string_view(text).substr(human.size()));
-    if (w.original_to.empty() && human.size() < text.size()) {
-        std::string_view rest = std::string_view(text).substr(human.size());
+    f.human = cut_returned_message(f.text);
+    const std::string_view text = f.text;
+    if (w.message_id.empty() && f.human.size() < text.size())
+        w.message_id = find_message_id(text.substr(f.human.size()));
+    if (w.original_to.empty() && f.human.size() < text.size()) {
+        std::string_view rest = text.substr(f.human.size());
         std::size_t to = ascii::to_lower(rest).find("\nto:");
         if (to != std::string_view::npos) {
             std::size_t end = rest.find('\n', to + 4);
@@ -523,149 +547,185 @@ BounceReport parse_report(std::string_view data, const BounceLimits& limits, int
         }
     }
     out.message_id = w.message_id;
+    f.ignore = find_addresses(header(f.top, "From"));
+    for (auto& a : find_addresses(header(f.top, "To"))) f.ignore.push_back(a);
+    f.free_text = parse_free_text_bounce(f.human, f.ignore);
+    out.intro = f.free_text.intro;
+    out.delay_notice = delay_wording(out.subject) || delay_wording(f.human.substr(0, 4096));
+    return true;
+}
 
-    // Addresses in the text that are not recipients: the bounce's own From and To.
-    std::vector<std::string> ignore = find_addresses(header(top, "From"));
-    for (auto& a : find_addresses(header(top, "To"))) ignore.push_back(a);
-    FreeTextBounce ft = parse_free_text_bounce(human, ignore);
-    out.intro = ft.intro;
-    out.delay_notice = delay_wording(out.subject) || delay_wording(human.substr(0, 4096));
-    auto reason_for = [&](std::string_view addr) -> std::string {
-        for (const auto& r : ft.recipients)
-            if (ascii::iequals(r.recipient, addr)) return r.reason;
-        return {};
-    };
+// The detectors, in the order a report is recognised: each fills out and returns true when the
+// message is its kind of report.
 
-    if (w.have_dsn && !w.dsn.recipients.empty()) {
-        out.kind = ReportKind::dsn;
-        out.reporting_mta = w.dsn.reporting_mta;
-        out.queue_id = w.dsn.queue_id;
-        // The block the input ended in lacks its Action and Status: its address may be cut too.
-        // (A returned message cut short is common and harmless: only a cut report counts.)
-        if ((flags & 1) && w.dsn.recipients.back().action.empty() && w.dsn.recipients.back().status.empty()) {
-            w.dsn.recipients.pop_back();
-            out.truncated = true;
-        }
-        for (auto& f : w.dsn.recipients) {
-            BounceRecipient r{f.recipient(), f.action, f.status, f.diagnostic, f.remote_mta};
-            // No Diagnostic-Code: what the human-readable part says below the final or the
-            // original address (Sun and PMDF list both, the reason under the second), else the
-            // Status field's comment ("Status: 5.0.0 (recipient reached disk quota)").
-            if (r.diagnostic.empty()) {
-                r.diagnostic = reason_for(r.recipient);
-                if (!f.original_recipient.empty() && !ascii::iequals(f.original_recipient, r.recipient)) {
-                    std::string more = reason_for(f.original_recipient);
-                    if (!more.empty() && more != r.diagnostic)
-                        r.diagnostic.append(r.diagnostic.empty() ? "" : " ").append(more);
-                }
-            }
-            if (r.diagnostic.empty()) r.diagnostic = f.status_comment;
-            out.recipients.push_back(std::move(r));
-        }
-        return out;
+// An RFC 3464 delivery-status part.
+bool dsn_part(ReportFacts& f, BounceReport& out) {
+    Walk& w = f.walk;
+    if (!w.have_dsn || w.dsn.recipients.empty()) return false;
+    out.kind = ReportKind::dsn;
+    out.reporting_mta = w.dsn.reporting_mta;
+    out.queue_id = w.dsn.queue_id;
+    // The block the input ended in lacks its Action and Status: its address may be cut too.
+    // (A returned message cut short is common and harmless: only a cut report counts.)
+    if (f.warnings.truncated && w.dsn.recipients.back().action.empty() && w.dsn.recipients.back().status.empty()) {
+        w.dsn.recipients.pop_back();
+        out.truncated = true;
     }
-    // A complaint report: a feedback-report part, its fields as text, or only the report type
-    // of the top multipart/report (RFC 6522) when the part carries another content type.
-    GMimeObject* top_body = g_mime_message_get_mime_part(msg.get());
+    for (auto& d : w.dsn.recipients) {
+        BounceRecipient r{d.recipient(), d.action, d.status, d.diagnostic, d.remote_mta};
+        // No Diagnostic-Code: what the human-readable part says below the final or the
+        // original address (Sun and PMDF list both, the reason under the second), else the
+        // Status field's comment ("Status: 5.0.0 (recipient reached disk quota)").
+        if (r.diagnostic.empty()) {
+            r.diagnostic = f.reason_for(r.recipient);
+            if (!d.original_recipient.empty() && !ascii::iequals(d.original_recipient, r.recipient)) {
+                std::string more = f.reason_for(d.original_recipient);
+                if (!more.empty() && more != r.diagnostic)
+                    r.diagnostic.append(r.diagnostic.empty() ? "" : " ").append(more);
+            }
+        }
+        if (r.diagnostic.empty()) r.diagnostic = d.status_comment;
+        out.recipients.push_back(std::move(r));
+    }
+    return true;
+}
+
+// A complaint report: a feedback-report part, its fields as text, or only the report type of
+// the top multipart/report (RFC 6522) when the part carries another content type.
+bool feedback_report(ReportFacts& f, BounceReport& out) {
+    Walk& w = f.walk;
+    GMimeObject* top_body = g_mime_message_get_mime_part(f.msg.get());
     GMimeContentType* top_ct = top_body ? g_mime_object_get_content_type(top_body) : nullptr;
     if (!w.have_arf && !w.have_dsn && top_ct && g_mime_content_type_is_type(top_ct, "multipart", "report")) {
         const char* rt = g_mime_content_type_get_parameter(top_ct, "report-type");
         if (rt && ascii::to_lower(ascii::trim(rt)) == "feedback-report") w.have_arf = true;
     }
-    if (w.have_arf) {
-        out.kind = ReportKind::feedback_report;
-        out.reporting_mta = w.arf_reporting_mta;
-        std::vector<std::string> rcpts = w.arf_recipients;
-        if (rcpts.empty() && !w.jmrp_recipient.empty()) rcpts.push_back(w.jmrp_recipient);
-        if (rcpts.empty()) rcpts = w.original_to;
-        // Most reports redact the complainant: the report still stands, for an unknown recipient.
-        if (rcpts.empty()) rcpts.emplace_back();
-        for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, {}, {}});
-        return out;
+    if (!w.have_arf) return false;
+    out.kind = ReportKind::feedback_report;
+    out.reporting_mta = w.arf_reporting_mta;
+    std::vector<std::string> rcpts = w.arf_recipients;
+    if (rcpts.empty() && !w.jmrp_recipient.empty()) rcpts.push_back(w.jmrp_recipient);
+    if (rcpts.empty()) rcpts = w.original_to;
+    // Most reports redact the complainant: the report still stands, for an unknown recipient.
+    if (rcpts.empty()) rcpts.emplace_back();
+    for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, {}, {}});
+    return true;
+}
+
+// Amazon SES notifications: JSON in a text part (or the SNS envelope around it).
+bool ses_notification(ReportFacts& f, BounceReport& out) {
+    SesNotification ses;
+    if (f.walk.have_dsn || !parse_ses_notification(std::string_view(f.text).substr(0, kMaxText), ses) ||
+        ses.recipients.empty())
+        return false;
+    out.kind = ses.type == SesNotification::Type::complaint ? ReportKind::feedback_report : ReportKind::dsn;
+    out.reporting_mta = ses.reporting_mta;
+    if (!ses.message_id.empty()) out.message_id = ses.message_id;
+    for (auto& r : ses.recipients) out.recipients.push_back({r.recipient(), r.action, r.status, r.diagnostic, {}});
+    return true;
+}
+
+// A bounce that forwards another one, attached (message/rfc822) or pasted into its text: the
+// inner report names the failed recipients and why.
+bool forwarded_report(ReportFacts& f, BounceReport& out) {
+    if (f.depth >= kMaxNesting) return false;
+    auto use = [&](BounceReport inner) {
+        if (!inner.error.empty() || inner.recipients.empty() ||
+            (inner.kind != ReportKind::dsn && inner.kind != ReportKind::feedback_report))
+            return false;
+        out = std::move(inner);
+        return true;
+    };
+    for (GMimeMessage* m : f.walk.embedded) {
+        if (!report_message(m)) continue;
+        GString_ str(g_mime_object_to_string(GMIME_OBJECT(m), nullptr));
+        if (str && use(parse_report(str.get(), f.limits, f.depth + 1))) return true;
     }
-    // Amazon SES notifications are JSON in a text part (or the SNS envelope around it).
-    if (SesNotification ses; !w.have_dsn && parse_ses_notification(std::string_view(text).substr(0, kMaxText), ses) &&
-                             !ses.recipients.empty()) {
-        out.kind = ses.type == SesNotification::Type::complaint ? ReportKind::feedback_report : ReportKind::dsn;
-        out.reporting_mta = ses.reporting_mta;
-        if (!ses.message_id.empty()) out.message_id = ses.message_id;
-        for (auto& f : ses.recipients) out.recipients.push_back({f.recipient(), f.action, f.status, f.diagnostic, {}});
-        return out;
+    if (f.human.size() < f.text.size()) {
+        std::string_view pasted = pasted_report(std::string_view(f.text).substr(f.human.size()));
+        if (!pasted.empty() && use(parse_report(pasted, f.limits, f.depth + 1))) return true;
     }
-    // A bounce that forwards another one, attached (message/rfc822) or pasted into its text:
-    // the inner report names the failed recipients and why.
-    if (depth < kMaxNesting) {
-        auto use = [&](BounceReport inner) {
-            if (!inner.error.empty() || inner.recipients.empty() ||
-                (inner.kind != ReportKind::dsn && inner.kind != ReportKind::feedback_report))
-                return false;
-            out = std::move(inner);
-            return true;
-        };
-        for (GMimeMessage* m : w.embedded) {
-            if (!report_message(m)) continue;
-            GString_ str(g_mime_object_to_string(GMIME_OBJECT(m), nullptr));
-            if (str && use(parse_report(str.get(), limits, depth + 1))) return out;
-        }
-        if (human.size() < text.size()) {
-            std::string_view pasted = pasted_report(std::string_view(text).substr(human.size()));
-            if (!pasted.empty() && use(parse_report(pasted, limits, depth + 1))) return out;
-        }
+    return false;
+}
+
+// DSN fields written into the text itself, as some MTAs do.
+bool dsn_in_text(ReportFacts& f, BounceReport& out) {
+    DsnFields d = parse_delivery_status(f.human);
+    if (d.recipients.empty() || std::none_of(d.recipients.begin(), d.recipients.end(),
+                                             [](auto& r) { return !r.action.empty() || !r.status.empty(); }))
+        return false;
+    out.kind = ReportKind::dsn;
+    out.reporting_mta = d.reporting_mta;
+    out.queue_id = d.queue_id;
+    for (auto& r : d.recipients) {
+        BounceRecipient b{r.recipient(), r.action, r.status, r.diagnostic, r.remote_mta};
+        if (b.diagnostic.empty()) b.diagnostic = f.reason_for(b.recipient);
+        out.recipients.push_back(std::move(b));
     }
-    // Some MTAs write DSN fields into the text itself.
-    if (DsnFields f = parse_delivery_status(human);
-        !f.recipients.empty() && std::any_of(f.recipients.begin(), f.recipients.end(),
-                                             [](auto& r) { return !r.action.empty() || !r.status.empty(); })) {
-        out.kind = ReportKind::dsn;
-        out.reporting_mta = f.reporting_mta;
-        out.queue_id = f.queue_id;
-        for (auto& r : f.recipients) {
-            BounceRecipient b{r.recipient(), r.action, r.status, r.diagnostic, r.remote_mta};
-            if (b.diagnostic.empty()) b.diagnostic = reason_for(b.recipient);
-            out.recipients.push_back(std::move(b));
-        }
-        return out;
-    }
-    // MTAs mark their bounces Auto-Submitted: auto-replied too: a message from the mail system,
-    // or one that names failed recipients, is a bounce whatever its headers say.
-    std::string auto_submitted = ascii::to_lower(header(top, "Auto-Submitted"));
-    bool auto_reply = auto_submitted.starts_with("auto-replied") || !header(top, "X-Autoreply").empty() ||
-                      !header(top, "X-Autorespond").empty() ||
-                      ascii::to_lower(header(top, "Precedence")) == "auto_reply" || auto_reply_subject(out.subject);
-    if (auto_reply && ft.recipients.empty() && header(top, "X-Failed-Recipients").empty() &&
-        !from_mail_system(header(top, "From")) && !bounce_subject(out.subject)) {
-        out.kind = ReportKind::auto_reply;
-        std::vector<std::string> from = find_addresses(header(top, "From"));
-        if (!from.empty()) out.recipients.push_back({from.front(), {}, {}, {}, {}});
-        return out;
-    }
+    return true;
+}
+
+// An auto-reply. MTAs mark their bounces Auto-Submitted: auto-replied too: a message from the
+// mail system, or one that names failed recipients, is a bounce whatever its headers say.
+bool auto_reply(ReportFacts& f, BounceReport& out) {
+    std::string auto_submitted = ascii::to_lower(header(f.top, "Auto-Submitted"));
+    bool marked = auto_submitted.starts_with("auto-replied") || !header(f.top, "X-Autoreply").empty() ||
+                  !header(f.top, "X-Autorespond").empty() ||
+                  ascii::to_lower(header(f.top, "Precedence")) == "auto_reply" || auto_reply_subject(out.subject);
+    if (!marked || !f.free_text.recipients.empty() || !header(f.top, "X-Failed-Recipients").empty() ||
+        from_mail_system(header(f.top, "From")) || bounce_subject(out.subject))
+        return false;
+    out.kind = ReportKind::auto_reply;
+    std::vector<std::string> from = find_addresses(header(f.top, "From"));
+    if (!from.empty()) out.recipients.push_back({from.front(), {}, {}, {}, {}});
+    return true;
+}
+
+// The rest: a free-text bounce, its recipients from the text, Exim's X-Failed-Recipients, the
+// returned message's To, or the first address the text names.
+void free_text_report(ReportFacts& f, BounceReport& out) {
     out.kind = ReportKind::non_standard;
-    out.list_notice = !from_mail_system(header(top, "From")) && list_manager_notice(top);
+    out.list_notice = !from_mail_system(header(f.top, "From")) && list_manager_notice(f.top);
     // Exim names the failed recipients in a header: other addresses its text shows (the
     // original sender, an alias it came from) are no recipients.
-    std::vector<std::string> failed_header = find_addresses(header(top, "X-Failed-Recipients"));
+    std::vector<std::string> failed_header = find_addresses(header(f.top, "X-Failed-Recipients"));
     auto listed = [&](const std::string& a) {
-        return std::any_of(failed_header.begin(), failed_header.end(), [&](auto& f) { return ascii::iequals(f, a); });
+        return std::any_of(failed_header.begin(), failed_header.end(), [&](auto& h) { return ascii::iequals(h, a); });
     };
-    if (std::any_of(ft.recipients.begin(), ft.recipients.end(), [&](auto& r) { return listed(r.recipient); }))
-        std::erase_if(ft.recipients, [&](auto& r) { return !listed(r.recipient); });
-    for (auto& r : ft.recipients) out.recipients.push_back({r.recipient, {}, {}, r.reason, {}});
+    auto& ft = f.free_text.recipients;
+    if (std::any_of(ft.begin(), ft.end(), [&](auto& r) { return listed(r.recipient); }))
+        std::erase_if(ft, [&](auto& r) { return !listed(r.recipient); });
+    for (auto& r : ft) out.recipients.push_back({r.recipient, {}, {}, r.reason, {}});
     if (out.recipients.empty()) {
         // Exim names them in a header even when its text gives only local parts.
-        std::vector<std::string> rcpts = find_addresses(header(top, "X-Failed-Recipients"));
-        if (rcpts.empty()) rcpts = w.original_to;
+        std::vector<std::string> rcpts = failed_header;
+        if (rcpts.empty()) rcpts = f.walk.original_to;
         if (rcpts.empty()) {
-            for (auto& a : find_addresses(human)) {
-                bool skip = std::any_of(ignore.begin(), ignore.end(), [&](auto& i) { return ascii::iequals(i, a); });
+            for (auto& a : find_addresses(f.human)) {
+                bool skip =
+                    std::any_of(f.ignore.begin(), f.ignore.end(), [&](auto& i) { return ascii::iequals(i, a); });
                 if (!skip) {
                     rcpts.push_back(a);
                     break;
                 }
             }
         }
-        for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, ft.intro, {}});
+        for (auto& a : rcpts) out.recipients.push_back({a, {}, {}, f.free_text.intro, {}});
     }
-    if (out.recipients.empty() && (flags & 1)) out.truncated = true;
+    if (out.recipients.empty() && f.warnings.truncated) out.truncated = true;
+}
+
+BounceReport parse_report(std::string_view data, const BounceLimits& limits, int depth) {
+    BounceReport out;
+    if (out.error = refusal(data); !out.error.empty()) return out;
+    ReportFacts facts(limits, depth);
+    if (!read_facts(data, facts, out)) return out;
+    using Detector = bool (*)(ReportFacts&, BounceReport&);
+    static constexpr Detector kDetectors[] = {dsn_part,         feedback_report, ses_notification,
+                                              forwarded_report, dsn_in_text,     auto_reply};
+    for (Detector detect : kDetectors)
+        if (detect(facts, out)) return out;
+    free_text_report(facts, out);
     return out;
 }
 
