@@ -34,6 +34,7 @@
 #include "metrics_server.hpp"
 #include "milter_metrics.hpp"
 #include "quota.hpp"
+#include "quota_status.hpp"
 #include "reply_table.hpp"
 #include "run_as.hpp"
 #include "unique_fd.hpp"
@@ -384,93 +385,6 @@ sfsistat on_close(SMFICTX* ctx) {
     return SMFIS_CONTINUE;
 }
 
-// --quota-status [DOMAIN|SENDER|login:NAME]: usage per counter from the store, with the limit
-// the conf sets for it. Without an argument every counter in the store; with one, the counters
-// of that subject (a domain also lists its senders'), and its configured quotas even when unused.
-int quota_status(const Config& cfg, const std::string& arg) {
-    const GlobalSettings& g = cfg.global();
-    std::unique_ptr<QuotaStore> store;
-    try {
-        store = open_quota_store(g.quota_store, g.quota_store_timeout);
-    } catch (const std::exception& e) {
-        std::cerr << "preflight-milter: QuotaStore: " << e.what() << "\n";
-        return 1;
-    }
-    std::string error;
-    std::optional<std::vector<std::string>> keys = store->keys(&error);
-    if (!keys) {
-        std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << error << "\n";
-        return 1;
-    }
-    auto lower = [](std::string s) {
-        for (char& ch : s)
-            if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-        return s;
-    };
-    auto settings_of = [&](std::string_view subject) -> const Settings& {
-        if (subject.starts_with("domain:")) return cfg.for_sender_domain(subject.substr(7));
-        if (subject.starts_with("sender:")) {
-            auto at = subject.rfind('@');
-            if (at != std::string_view::npos) return cfg.for_sender_domain(subject.substr(at + 1));
-        }
-        return cfg.defaults();
-    };
-    std::vector<std::string> wanted;  // counter keys to show
-    if (arg.empty()) {
-        wanted = *keys;
-    } else {
-        bool login = arg.starts_with("login:");
-        bool sender = !login && arg.find('@') != std::string::npos;
-        std::string who = login ? arg : lower(arg);
-        std::string domain = sender ? who.substr(who.rfind('@') + 1) : who;
-        std::string subject = login ? who
-                                    : quota_subject(settings_of((sender ? "sender:" : "domain:") + who).quota_per,
-                                                    sender ? who : "postmaster@" + domain, domain, {});
-        if (!login && !sender && settings_of("domain:" + domain).quota_per != QuotaPer::domain) subject.clear();
-        std::string sender_suffix = "@" + domain + "|";
-        for (const std::string& k : *keys) {
-            std::string_view s = std::string_view(k).substr(0, k.find('|'));
-            bool match = s == "domain:" + who || s == "sender:" + who || s == who ||
-                         (!login && !sender && s.starts_with("sender:") && k.find(sender_suffix) != std::string::npos);
-            if (match) wanted.push_back(k);
-        }
-        if (!subject.empty()) {
-            const Settings& s = settings_of(subject);
-            for (const QuotaCounter& c : quota_counters(s, subject, true))
-                if (std::find(wanted.begin(), wanted.end(), c.key) == wanted.end()) wanted.push_back(c.key);
-        }
-        std::sort(wanted.begin(), wanted.end());
-    }
-    std::cout << "QuotaStore " << store->describe() << "\n";
-    const auto now =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-            .count();
-    for (const std::string& k : wanted) {
-        auto bar1 = k.find('|'), bar2 = k.rfind('|');
-        if (bar1 == std::string::npos || bar2 == bar1) continue;
-        std::string subject = k.substr(0, bar1), unit = k.substr(bar1 + 1, bar2 - bar1 - 1),
-                    window = k.substr(bar2 + 1);
-        std::optional<QuotaWindow> w;
-        for (QuotaWindow x : {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day})
-            if (to_string(x) == window) w = x;
-        if (!w) continue;
-        const Settings& s = settings_of(subject);
-        std::optional<std::uint32_t> limit;
-        for (const QuotaRate& r : unit == "messages" ? s.quota_messages : s.quota_recipients)
-            if (r.window == *w) limit = r.limit;
-        QuotaCounter c{k, *w, limit.value_or(0), 0};  // amount 0: read only
-        QuotaResult r = store->reserve({&c, 1}, false, now);
-        if (!r.ok) {
-            std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << r.error << "\n";
-            return 1;
-        }
-        std::cout << subject << " " << unit << " per " << window << ": " << r.used[0] << " of "
-                  << (limit ? std::to_string(*limit) : std::string("no limit configured"))
-                  << (limit && r.used[0] >= *limit ? " (reached)" : "") << "\n";
-    }
-    return 0;
-}
-
 const char kUsage[] =
     "usage: preflight-milter [-f] [-c FILE]     run the milter (-f: foreground, log to stderr)\n"
     "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
@@ -692,7 +606,7 @@ int main(int argc, char** argv) {
         std::cout << conf_path << ": ok\n";
         return 0;
     }
-    if (show_quota) return quota_status(*parsed.config, quota_arg);
+    if (show_quota) return quota_status(*parsed.config, quota_arg, std::cout);
     const GlobalSettings& g = parsed.config->global();
     Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
     if (g.user.empty() && geteuid() == 0 && !g.run_as_root) {

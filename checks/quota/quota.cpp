@@ -39,13 +39,32 @@ std::string quota_subject_text(std::string_view subject) {
     return std::string(rest);
 }
 
+std::string quota_key(std::string_view subject, std::string_view unit, QuotaWindow window) {
+    std::string key;
+    key.reserve(subject.size() + 20);
+    key.append(subject).append("|").append(unit).append("|").append(to_string(window));
+    return key;
+}
+
+std::optional<QuotaKey> parse_quota_key(std::string_view key) {
+    const std::size_t bar1 = key.find('|'), bar2 = key.rfind('|');
+    if (bar1 == std::string_view::npos || bar2 == bar1) return std::nullopt;
+    QuotaKey k{std::string(key.substr(0, bar1)), std::string(key.substr(bar1 + 1, bar2 - bar1 - 1))};
+    const std::string_view window = key.substr(bar2 + 1);
+    for (QuotaWindow w : {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day})
+        if (to_string(w) == window) {
+            k.window = w;
+            return k;
+        }
+    return std::nullopt;
+}
+
 std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view subject, bool first_recipient) {
     std::vector<QuotaCounter> out;
     auto add = [&](const std::vector<QuotaRate>& rates, std::string_view unit) {
         for (const QuotaRate& r : rates) {
             QuotaCounter c;
-            c.key.reserve(subject.size() + 20);
-            c.key.append(subject).append("|").append(unit).append("|").append(to_string(r.window));
+            c.key = quota_key(subject, unit, r.window);
             c.window = r.window;
             c.limit = r.limit;
             c.amount = 1;

@@ -92,6 +92,16 @@ std::string quota_subject(QuotaPer per, std::string_view sender, std::string_vie
 // As a reply names it: "example.org", "user@example.org", "login alice".
 std::string quota_subject_text(std::string_view subject);
 
+// A counter's key: "SUBJECT|UNIT|WINDOW", e.g. "domain:example.org|recipients|day"; UNIT is
+// "recipients" or "messages". quota_key() writes it, parse_quota_key() reads it back (nothing for
+// a key of another shape).
+struct QuotaKey {
+    std::string subject, unit;
+    QuotaWindow window = QuotaWindow::day;
+};
+std::string quota_key(std::string_view subject, std::string_view unit, QuotaWindow window);
+std::optional<QuotaKey> parse_quota_key(std::string_view key);
+
 // The counters of one accepted recipient: every QuotaRecipients rate with amount 1, and every
 // QuotaMessages rate with amount 1 when first_recipient (a message counts once).
 std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view subject, bool first_recipient);

@@ -486,3 +486,27 @@ TEST_CASE("session: a store that fails tempfails, or accepts uncounted when so c
         }
     }
 }
+
+TEST_CASE("quota keys: written and read back in one format", "[quota]") {
+    CHECK(quota_key("domain:example.org", "recipients", QuotaWindow::day) == "domain:example.org|recipients|day");
+    auto k = parse_quota_key("sender:a@example.org|messages|hour");
+    REQUIRE(k);
+    CHECK(k->subject == "sender:a@example.org");
+    CHECK(k->unit == "messages");
+    CHECK(k->window == QuotaWindow::hour);
+    // The counters a recipient makes are keys of that format.
+    Settings with_rates;
+    with_rates.quota_recipients = {QuotaRate{100, QuotaWindow::hour}};
+    with_rates.quota_messages = {QuotaRate{10, QuotaWindow::minute}};
+    auto counters = quota_counters(with_rates, "login:Alice", true);
+    REQUIRE(counters.size() == 2);
+    for (const QuotaCounter& c : counters) {
+        auto parsed = parse_quota_key(c.key);
+        REQUIRE(parsed);
+        CHECK(parsed->subject == "login:Alice");
+        CHECK(parsed->window == c.window);
+    }
+    CHECK_FALSE(parse_quota_key("domain:example.org|recipients"));
+    CHECK_FALSE(parse_quota_key("domain:example.org|recipients|fortnight"));
+    CHECK_FALSE(parse_quota_key("no bars"));
+}
