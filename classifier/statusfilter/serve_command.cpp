@@ -29,6 +29,7 @@
 #include "serve_command.hpp"
 
 #include "arg_parser.hpp"
+#include "logger.hpp"
 #include "unique_fd.hpp"
 
 #include <arpa/inet.h>
@@ -343,15 +344,14 @@ struct Conn {
 
 // One line per request on stderr: "request -> reply", both as netstring payloads. One write(2)
 // per line, so that lines of different threads do not interleave.
+// request="status 5.1.1 host mx said: ..." answer="OK 4.1.1 ...": both written by strangers
+// (the remote server's words), so quoted and stripped of control characters.
 void log_answer(std::string_view req, std::string_view reply_netstring) {
     Netstring ns = parse_netstring(reply_netstring, reply_netstring.size());
-    std::string line = "preflight-classify serve: ";
-    line.append(req.substr(0, 1000));
-    line.append(" -> ");
-    line.append(ns.payload.substr(0, 1000));
-    line.push_back('\n');
-    if (::write(STDERR_FILENO, line.data(), line.size()) < 0) { /* nowhere to report it */
-    }
+    std::string line;
+    append_quoted(line, "request", req.substr(0, 1000));
+    append_quoted(line, "answer", ns.payload.substr(0, 1000));
+    Logger::log(Logger::Level::info, line);
 }
 
 // Answers one request payload "NAME KEY" into out.
@@ -445,7 +445,7 @@ private:
         return listening_;
     }
     void fail(const std::string& what) {
-        std::cerr << "preflight-classify serve: " << what << "\n";
+        Logger::log(Logger::Level::error, what);
         shared_.failed = true;
         ::kill(::getpid(), SIGTERM);  // the main thread's sigwait stops the others
     }
@@ -453,7 +453,7 @@ private:
     void warn(const std::string& what) {
         if (now_ - last_warning_ < std::chrono::seconds(1)) return;
         last_warning_ = now_;
-        std::cerr << "preflight-classify serve: " << what << "\n";
+        Logger::log(Logger::Level::warning, what);
     }
 
     void accept_some() {
@@ -721,6 +721,8 @@ std::optional<int> parse_serve_options(const std::vector<std::string>& args, Ser
 int run_serve_command(const std::vector<std::string>& args) {
     ServeOptions o;
     if (auto status = parse_serve_options(args, o)) return *status;
+    // Its lines go to stderr (systemd's journal under the unit), whole lines, strangers' words quoted.
+    Logger::init("preflight-classify serve", true, 0);
     auto& [listen, metrics_listen, policy_file, rule_files, settings, threads, socket_mode, check, run_as_root, user] =
         o;
 
@@ -817,10 +819,10 @@ int run_serve_command(const std::vector<std::string>& args) {
         stop_loops();
         return 1;
     }
-    std::cerr << "preflight-classify serve: listening on " << listen->postfix() << ", " << threads
-              << " threads, policy " << (policy_file.empty() ? "built-in" : policy_file);
-    if (metrics_server) std::cerr << ", metrics on http://" << metrics_server->where() << "/metrics";
-    std::cerr << "\n";
+    std::string started = "listening on " + listen->postfix() + ", " + std::to_string(threads) + " threads, policy " +
+                          (policy_file.empty() ? std::string("built-in") : policy_file);
+    if (metrics_server) started += ", metrics on http://" + metrics_server->where() + "/metrics";
+    Logger::log(Logger::Level::info, started);
 
     int sig = 0;
     for (;;) {
@@ -829,20 +831,22 @@ int run_serve_command(const std::vector<std::string>& args) {
         // Loading takes tens of ms and the loops go on answering with the running engine.
         std::shared_ptr<const Engine> next = load_engine(policy_file, rule_files, why);
         if (!next) {
-            std::cerr << why << "preflight-classify serve: reload failed; keeping the running rules and policy\n";
+            std::cerr << why;
+            Logger::log(Logger::Level::error, "reload failed; keeping the running rules and policy");
             continue;
         }
         shared.engine.store(std::move(next));
-        std::cerr << "preflight-classify serve: reloaded rules and policy "
-                  << (policy_file.empty() ? "(built-in)" : policy_file) << "\n";
+        Logger::log(Logger::Level::info,
+                    "reloaded rules and policy " + (policy_file.empty() ? std::string("(built-in)") : policy_file));
     }
     stop_loops();
     if (metrics_server) metrics_server->stop();
     std::uint64_t requests = 0, changed = 0, accepted = 0;
     for (auto& l : loops) requests += l->requests(), changed += l->changed(), accepted += l->accepted();
     loops.clear();
-    std::cerr << "preflight-classify serve: stopped (" << (shared.failed ? "error" : strsignal(sig))
-              << "): " << accepted << " connections, " << requests << " requests, " << changed << " statuses changed\n";
+    Logger::log(Logger::Level::info, std::string("stopped (") + (shared.failed ? "error" : strsignal(sig)) +
+                                         "): " + std::to_string(accepted) + " connections, " + std::to_string(requests) +
+                                         " requests, " + std::to_string(changed) + " statuses changed");
     return shared.failed ? 1 : 0;
 }
 

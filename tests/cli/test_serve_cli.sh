@@ -289,6 +289,23 @@ done
 r=$?; check "inet answer: $got" $r
 kill -TERM "$PID"; wait "$PID"; PID=''
 
+# --verbose: one line per request; the remote server's words are quoted, a line break in them
+# cannot start a forged log line.
+"$BIN" serve --verbose --listen "unix:$TMP/v.sock" "${ROOT[@]}" 2>"$TMP/verbose.log" &
+PID=$!
+if wait_for 100 grep -q "listening on unix:$TMP/v.sock" "$TMP/verbose.log"; then
+  "$PY" - "$TMP/v.sock" <<'EOF' >/dev/null 2>&1
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
+k = b'status 5.1.1 host mx said: 550 5.1.1 "no" such user\nFORGED: preflight-classify serve: fake'
+s.sendall(b"%d:%s," % (len(k), k)); s.recv(1000)
+EOF
+fi
+kill -TERM "$PID"; wait "$PID"; PID=''
+grep -q 'request="status 5.1.1 host mx said: 550 5.1.1 \\"no\\" such userFORGED: preflight-classify serve: fake" answer="' "$TMP/verbose.log" &&
+  ! grep -q "^FORGED" "$TMP/verbose.log"
+r=$?; check "--verbose logs the request quoted on one line: $(grep request= "$TMP/verbose.log" | head -c 300)" $r
+
 # inet6, in Postfix's spelling: answers on ::1 (where the host has IPv6 loopback).
 if "$PY" -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null; then
   PORT=$("$PY" -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)); print(s.getsockname()[1])')

@@ -1,6 +1,7 @@
-// Decision log of preflight-milter: one key=value line per decision, to syslog or, in the
-// foreground (-f), to stderr. Lines are written whole with one write(2) so that concurrent
-// sessions never interleave inside a line.
+// The one logger of both daemons: a line per event (preflight-milter: one key=value line per
+// decision), to syslog or, in the foreground, to stderr. Lines are written whole with one
+// write(2) so that concurrent sessions never interleave inside a line; anything a stranger wrote
+// goes through append_quoted, so that it cannot forge or split a log line.
 #pragma once
 
 #include <string>
