@@ -1,12 +1,16 @@
 #include "run_as.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "unique_fd.hpp"
 
 namespace preflight {
 
@@ -57,6 +61,33 @@ bool drop_privileges(const RunAs& who, std::string& err) {
         return false;
     }
     return true;
+}
+
+bool give_to(const std::string& path, const RunAs& who, std::string& err, bool missing_ok) {
+    if (::lchown(path.c_str(), who.uid, who.gid) == 0 || (missing_ok && errno == ENOENT)) return true;
+    err = "cannot give " + path + " to " + who.user + ": " + std::strerror(errno);
+    return false;
+}
+
+bool write_pid_file(const std::string& path, std::string& err) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
+    std::string text = std::to_string(::getpid()) + "\n";
+    if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        err = "cannot write " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+sigset_t block_daemon_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    return set;
 }
 
 }  // namespace preflight

@@ -37,7 +37,6 @@
 #include "quota_status.hpp"
 #include "reply_table.hpp"
 #include "run_as.hpp"
-#include "unique_fd.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"
@@ -458,12 +457,7 @@ void reload(const std::string& conf_path) {
 // instructions: a reload runs on a helper thread. SIGTERM/SIGINT: new transactions get 451 4.3.2,
 // those in flight finish (at most DrainTimeout), then libmilter is stopped.
 int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server* metrics_server) {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGHUP);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started below
+    const sigset_t signals = block_daemon_signals();  // inherited by every thread started below
 
     Logger::log(Logger::Level::info, "starting: socket " + g.socket.postfix() + ", conf " + conf_path);
     if (metrics_server) {
@@ -674,36 +668,26 @@ int main(int argc, char** argv) {
     }
     // A unix socket is made while we are still root: hand it to UserID, or with the default
     // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
-    if (run_as && g.socket.kind == SocketAddress::Kind::unix_socket &&
-        ::lchown(g.socket.path.c_str(), run_as->uid, run_as->gid) != 0) {
-        std::cerr << "preflight-milter: cannot give " << g.socket.path << " to " << run_as->user << ": "
-                  << std::strerror(errno) << "\n";
+    std::string err;
+    if (run_as && g.socket.kind == SocketAddress::Kind::unix_socket && !give_to(g.socket.path, *run_as, err)) {
+        std::cerr << "preflight-milter: " << err << "\n";
         return 1;
     }
     // The SQLite quota store was opened as root: its files go to UserID too, or the milter
     // could not write them after a restart as that user. lchown, as for the socket: a link
     // planted in the directory gives away the link, never what it points to.
     if (run_as && g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
-        for (const char* suffix : {"", "-wal", "-shm"}) {
-            std::string f = g.quota_store.path + suffix;
-            if (::lchown(f.c_str(), run_as->uid, run_as->gid) != 0 && errno != ENOENT) {
-                std::cerr << "preflight-milter: cannot give " << f << " to " << run_as->user << ": "
-                          << std::strerror(errno) << "\n";
+        for (const char* suffix : {"", "-wal", "-shm"})
+            if (!give_to(g.quota_store.path + suffix, *run_as, err, true)) {
+                std::cerr << "preflight-milter: " << err << "\n";
                 return 1;
             }
-        }
     if (!foreground && daemon(0, 0) != 0) {
         std::cerr << "preflight-milter: cannot detach: " << std::strerror(errno) << "\n";
         return 1;
     }
-    if (!g.pid_file.empty()) {
-        // O_NOFOLLOW: written as root, so a symlink planted at the path must not be followed
-        // to truncate whatever it points at.
-        UniqueFd fd(::open(g.pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644));
-        std::string text = std::to_string(getpid()) + "\n";
-        if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-            Logger::log(Logger::Level::warning, "cannot write PidFile " + g.pid_file + ": " + std::strerror(errno));
-    }
+    if (!g.pid_file.empty() && !write_pid_file(g.pid_file, err))
+        Logger::log(Logger::Level::warning, "PidFile: " + err);  // "PidFile: cannot write PATH: why"
     if (run_as && !drop_privileges(*run_as)) return 1;
     return serve(conf_path, g, metrics_server.get());
 }

@@ -755,13 +755,7 @@ int run_serve_command(const std::vector<std::string>& args) {
     }
 
     // Before any thread exists, so that every thread inherits the mask.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGHUP);
-    ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
+    const sigset_t stop_signals = block_daemon_signals();
 
     std::string err;
     std::unique_ptr<Listener> listener = Listener::open(*listen, socket_mode, err);
@@ -770,9 +764,8 @@ int run_serve_command(const std::vector<std::string>& args) {
         return 1;
     }
     if (run_as) {
-        if (!listener->unix_path().empty() && ::lchown(listener->unix_path().c_str(), run_as->uid, run_as->gid) != 0) {
-            std::cerr << "preflight-classify serve: cannot give " << listener->unix_path() << " to " << run_as->user
-                      << ": " << errno_text() << "\n";
+        if (!listener->unix_path().empty() && !give_to(listener->unix_path(), *run_as, err)) {
+            std::cerr << "preflight-classify serve: " << err << "\n";
             return 1;
         }
         if (!drop_privileges(*run_as, err)) {
@@ -844,8 +837,8 @@ int run_serve_command(const std::vector<std::string>& args) {
     std::uint64_t requests = 0, changed = 0, accepted = 0;
     for (auto& l : loops) requests += l->requests(), changed += l->changed(), accepted += l->accepted();
     loops.clear();
-    Logger::log(Logger::Level::info, std::string("stopped (") + (shared.failed ? "error" : strsignal(sig)) +
-                                         "): " + std::to_string(accepted) + " connections, " + std::to_string(requests) +
+    Logger::log(Logger::Level::info, std::string("stopped (") + (shared.failed ? "error" : strsignal(sig)) + "): " +
+                                         std::to_string(accepted) + " connections, " + std::to_string(requests) +
                                          " requests, " + std::to_string(changed) + " statuses changed");
     return shared.failed ? 1 : 0;
 }

@@ -63,7 +63,7 @@ if [ "$(id -u)" -eq 0 ]; then
   run; check "a planted PidFile symlink: the milter still runs and stops" $?
   [ ! -e "$TMP/m.sock" ]; check "the unix socket is removed at exit" $?
   [ "$(cat "$TMP/victim")" = precious ]; check "a planted PidFile symlink is not followed" $?
-  grep -q "cannot write PidFile $TMP/planted.pid" "$TMP/m.log"; check "the refusal is logged" $?
+  grep -q "PidFile: cannot write $TMP/planted.pid" "$TMP/m.log"; check "the refusal is logged" $?
 fi
 
 echo "$passes passed, $fails failed"
