@@ -57,4 +57,13 @@ std::optional<Format> parse_format(std::string_view s) {
     return std::nullopt;
 }
 
+std::function<std::optional<std::string>(const std::string&)> format_option(Format& out) {
+    return [&out](const std::string& v) -> std::optional<std::string> {
+        auto f = parse_format(v);
+        if (!f) return "want json, text or tsv";
+        out = *f;
+        return std::nullopt;
+    };
+}
+
 }  // namespace preflight

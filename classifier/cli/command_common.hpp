@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,5 +28,7 @@ unsigned worker_count();
 
 // "json", "text", "tsv".
 std::optional<Format> parse_format(std::string_view s);
+// The ArgParser handler of --format for reply and dsn: sets out, or says what it wants.
+std::function<std::optional<std::string>(const std::string&)> format_option(Format& out);
 
 }  // namespace preflight

@@ -382,14 +382,7 @@ int run_dsn_command(const std::vector<std::string>& args) {
         };
     };
     ArgParser parser("dsn", kUsage);
-    parser
-        .option({"--format"},
-                [&](const std::string& v) -> std::optional<std::string> {
-                    auto f = parse_format(v);
-                    if (!f) return "want json, text or tsv";
-                    opt.format = *f;
-                    return std::nullopt;
-                })
+    parser.option({"--format"}, format_option(opt.format))
         .option({"--rules"},
                 [&](const std::string& v) -> std::optional<std::string> {
                     rule_files.push_back(v);

@@ -303,14 +303,7 @@ int run_reply_command(const std::vector<std::string>& args) {
     Origin origin = Origin::remote;
     std::vector<std::string> rule_files, words;
     ArgParser parser("reply", kUsage);
-    parser
-        .option({"--format"},
-                [&](const std::string& v) -> std::optional<std::string> {
-                    auto f = parse_format(v);
-                    if (!f) return "want json, text or tsv";
-                    format = *f;
-                    return std::nullopt;
-                })
+    parser.option({"--format"}, format_option(format))
         .option({"--rules"},
                 [&](const std::string& v) -> std::optional<std::string> {
                     rule_files.push_back(v);
