@@ -31,8 +31,8 @@ echo "one reply as an argument, JSON for scripts:"
 "$BIN/preflight-classify" reply --format json "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown"
 
 sample_bounces() {
-  title "4. preflight-classify dsn --format text tests/data/dsn (hand-made sample bounces)"
-  "$BIN/preflight-classify" dsn --format text tests/data/dsn || true
+  title "4. preflight-classify dsn --format text tests/data/dsn/*.eml (hand-made sample bounces)"
+  "$BIN/preflight-classify" dsn --format text tests/data/dsn/*.eml || true
 }
 
 if [[ $(id -u) -ne 0 ]]; then
