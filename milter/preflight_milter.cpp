@@ -567,18 +567,25 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
 }  // namespace
 }  // namespace preflight
 
-int main(int argc, char** argv) {
-    using namespace preflight;
+namespace preflight {
+namespace {
+
+// preflight-milter's command line.
+struct MilterOptions {
     std::string conf_path = "/etc/preflight/preflight.conf";
     bool foreground = false, check_only = false, show_quota = false;
     std::string quota_arg;
+};
+
+// argv into o. Nothing to go on, else the exit status (0 after -V or -h, 2 for a bad argument).
+std::optional<int> parse_milter_args(int argc, char** argv, MilterOptions& o) {
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "-f") foreground = true;
-        else if (a == "--quota-status") show_quota = true;
-        else if (show_quota && quota_arg.empty() && !a.empty() && a[0] != '-') quota_arg = a;
-        else if (a == "-n") check_only = true;
-        else if (a == "-c" && i + 1 < argc) conf_path = argv[++i];
+        if (a == "-f") o.foreground = true;
+        else if (a == "--quota-status") o.show_quota = true;
+        else if (o.show_quota && o.quota_arg.empty() && !a.empty() && a[0] != '-') o.quota_arg = a;
+        else if (a == "-n") o.check_only = true;
+        else if (a == "-c" && i + 1 < argc) o.conf_path = argv[++i];
         else if (a == "-V" || a == "--version") {
             std::cout << "preflight-milter " PREFLIGHT_VERSION "\n";
             return 0;
@@ -590,32 +597,11 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
+    return std::nullopt;
+}
 
-    ParseResult parsed = parse_config_file(conf_path);
-    if (!parsed.ok()) {
-        for (const ConfigError& e : parsed.errors) std::cerr << e.to_string() << "\n";
-        return 2;
-    }
-    if (check_only) {
-        std::cout << conf_path << ": ok\n";
-        return 0;
-    }
-    if (show_quota) return quota_status(*parsed.config, quota_arg, std::cout);
-    const GlobalSettings& g = parsed.config->global();
-    Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
-    if (g.user.empty() && geteuid() == 0 && !g.run_as_root) {
-        std::cerr << conf_path << ": UserID: not set, and preflight-milter does not run as root; set "
-                  << "UserID (e.g. preflight:postfix) or RunAsRoot yes\n";
-        return 2;
-    }
-
-    try {
-        g_generation = make_generation(parsed.config, nullptr);
-    } catch (const std::exception& e) {  // e.g. an unreadable /etc/resolv.conf
-        std::cerr << "preflight-milter: " << e.what() << "\n";
-        return 1;
-    }
-
+// The callbacks, the flags and the socket, told to libmilter.
+bool register_with_libmilter(const GlobalSettings& g) {
     smfiDesc desc{};
     desc.xxfi_name = const_cast<char*>("preflight");
     desc.xxfi_version = SMFI_VERSION;
@@ -634,8 +620,77 @@ int main(int argc, char** argv) {
     std::string conn = g.socket.libmilter();
     if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {
         std::cerr << "preflight-milter: cannot set up libmilter for " << conn << "\n";
+        return false;
+    }
+    return true;
+}
+
+// The milter's socket, made with the conf's umask (a stale unix socket is replaced) while still
+// root; then it and the SQLite store's files are handed to UserID.
+bool open_socket(const GlobalSettings& g, const std::optional<RunAs>& run_as) {
+    // The socket is created with the conf's umask, replacing a stale unix socket.
+    mode_t old_umask = ::umask(static_cast<mode_t>(g.umask));
+    int opened = smfi_opensocket(true);
+    ::umask(old_umask);
+    if (opened != MI_SUCCESS) {
+        std::cerr << "preflight-milter: cannot open socket " << g.socket.postfix() << "\n";
+        return false;
+    }
+    // A unix socket is made while we are still root: hand it to UserID, or with the default
+    // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
+    std::string err;
+    if (run_as && g.socket.kind == SocketAddress::Kind::unix_socket && !give_to(g.socket.path, *run_as, err)) {
+        std::cerr << "preflight-milter: " << err << "\n";
+        return false;
+    }
+    // The SQLite quota store was opened as root: its files go to UserID too, or the milter
+    // could not write them after a restart as that user. lchown, as for the socket: a link
+    // planted in the directory gives away the link, never what it points to.
+    if (run_as && g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
+        for (const char* suffix : {"", "-wal", "-shm"})
+            if (!give_to(g.quota_store.path + suffix, *run_as, err, true)) {
+                std::cerr << "preflight-milter: " << err << "\n";
+                return false;
+            }
+    return true;
+}
+
+}  // namespace
+}  // namespace preflight
+
+int main(int argc, char** argv) {
+    using namespace preflight;
+    MilterOptions o;
+    if (auto status = parse_milter_args(argc, argv, o)) return *status;
+    const std::string& conf_path = o.conf_path;
+    const bool foreground = o.foreground;
+
+    ParseResult parsed = parse_config_file(conf_path);
+    if (!parsed.ok()) {
+        for (const ConfigError& e : parsed.errors) std::cerr << e.to_string() << "\n";
+        return 2;
+    }
+    if (o.check_only) {
+        std::cout << conf_path << ": ok\n";
+        return 0;
+    }
+    if (o.show_quota) return quota_status(*parsed.config, o.quota_arg, std::cout);
+    const GlobalSettings& g = parsed.config->global();
+    Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
+    if (g.user.empty() && geteuid() == 0 && !g.run_as_root) {
+        std::cerr << conf_path << ": UserID: not set, and preflight-milter does not run as root; set "
+                  << "UserID (e.g. preflight:postfix) or RunAsRoot yes\n";
+        return 2;
+    }
+
+    try {
+        g_generation = make_generation(parsed.config, nullptr);
+    } catch (const std::exception& e) {  // e.g. an unreadable /etc/resolv.conf
+        std::cerr << "preflight-milter: " << e.what() << "\n";
         return 1;
     }
+
+    if (!register_with_libmilter(g)) return 1;
     std::optional<RunAs> run_as;
     if (!g.user.empty() && !(run_as = resolve_user(g))) return 2;
     // Bound now, while a busy port can still be told on stderr; served from serve() on.
@@ -658,30 +713,8 @@ int main(int argc, char** argv) {
             Logger::log(Logger::Level::warning, "MetricsListen " + where->to_string() +
                                                     " is not a loopback address; /metrics has no authentication");
     }
-    // The socket is created with the conf's umask, replacing a stale unix socket.
-    mode_t old_umask = ::umask(static_cast<mode_t>(g.umask));
-    int opened = smfi_opensocket(true);
-    ::umask(old_umask);
-    if (opened != MI_SUCCESS) {
-        std::cerr << "preflight-milter: cannot open socket " << g.socket.postfix() << "\n";
-        return 1;
-    }
-    // A unix socket is made while we are still root: hand it to UserID, or with the default
-    // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
+    if (!open_socket(g, run_as)) return 1;
     std::string err;
-    if (run_as && g.socket.kind == SocketAddress::Kind::unix_socket && !give_to(g.socket.path, *run_as, err)) {
-        std::cerr << "preflight-milter: " << err << "\n";
-        return 1;
-    }
-    // The SQLite quota store was opened as root: its files go to UserID too, or the milter
-    // could not write them after a restart as that user. lchown, as for the socket: a link
-    // planted in the directory gives away the link, never what it points to.
-    if (run_as && g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
-        for (const char* suffix : {"", "-wal", "-shm"})
-            if (!give_to(g.quota_store.path + suffix, *run_as, err, true)) {
-                std::cerr << "preflight-milter: " << err << "\n";
-                return 1;
-            }
     if (!foreground && daemon(0, 0) != 0) {
         std::cerr << "preflight-milter: cannot detach: " << std::strerror(errno) << "\n";
         return 1;
