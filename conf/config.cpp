@@ -655,25 +655,15 @@ std::optional<std::int64_t> parse_int64(std::string_view s) {
 }
 
 // The type's parser. On failure, why is the text after "KEY: " and starts with the value.
-std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::string& why) {
+// The numeric types: integer, octal, size, duration, each within the key's bounds. Digits that
+// do not fit are a range problem, not a syntax one.
+std::optional<Value> parse_number_value(const KeyInfo& k, std::string_view text, std::string& why) {
     auto out_of_range = [&](std::string_view v) -> std::optional<Value> {
         why = quote(v) + " is out of range (" + bounds_text(k) + ")";
         return std::nullopt;
     };
     auto check_bounds = [&](std::int64_t n) { return !bounded(k) || (n >= k.min && n <= k.max); };
-
     switch (k.type) {
-    case KeyType::string: return Value(std::string(text));
-    case KeyType::path:
-        if (!text.empty() && text.front() != '/') {
-            why = quote(text) + " is not an absolute path";
-            return std::nullopt;
-        }
-        return Value(std::string(text));
-    case KeyType::boolean:
-        if (auto b = parse_bool(text)) return Value(*b);
-        why = quote(text) + " is not a boolean (yes, no, true, false, 1, 0)";
-        return std::nullopt;
     case KeyType::integer: {
         auto n = parse_int64(text);
         if (!n) {
@@ -724,23 +714,15 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
         if (!check_bounds(d->count())) return out_of_range(text);
         return Value(static_cast<std::int64_t>(d->count()));
     }
-    case KeyType::enumeration:
-        for (std::size_t i = 0; i < k.allowed.size(); ++i)
-            if (ascii::iequals(text, k.allowed[i])) return Value(static_cast<std::int64_t>(i));
-        why = quote(text) + " is not one of " + join(k.allowed, ", ");
-        return std::nullopt;
-    case KeyType::socket: {
-        std::string detail;
-        if (auto s = parse_socket_address(text, &detail)) return Value(std::move(*s));
-        why = quote(text) + " " + detail;
-        return std::nullopt;
+    default: break;
     }
-    case KeyType::user: {
-        if (text.empty()) return Value(UserGroup{});
-        if (auto ug = parse_user_group(text)) return Value(std::move(*ug));
-        why = quote(text) + " is not user or user:group";
-        return std::nullopt;
-    }
+    why = "not a number type";
+    return std::nullopt;
+}
+
+// The lists of addresses: single IP addresses, networks, nameservers.
+std::optional<Value> parse_address_list(KeyType type, std::string_view text, std::string& why) {
+    switch (type) {
     case KeyType::address_list: {
         std::vector<IpAddress> list;
         for (auto item : split_list(text)) {
@@ -781,6 +763,49 @@ std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::s
         }
         return Value(std::move(list));
     }
+    default: break;
+    }
+    why = "not an address list type";
+    return std::nullopt;
+}
+
+std::optional<Value> parse_value(const KeyInfo& k, std::string_view text, std::string& why) {
+    switch (k.type) {
+    case KeyType::string: return Value(std::string(text));
+    case KeyType::path:
+        if (!text.empty() && text.front() != '/') {
+            why = quote(text) + " is not an absolute path";
+            return std::nullopt;
+        }
+        return Value(std::string(text));
+    case KeyType::boolean:
+        if (auto b = parse_bool(text)) return Value(*b);
+        why = quote(text) + " is not a boolean (yes, no, true, false, 1, 0)";
+        return std::nullopt;
+    case KeyType::integer:
+    case KeyType::octal:
+    case KeyType::size:
+    case KeyType::duration: return parse_number_value(k, text, why);
+    case KeyType::enumeration:
+        for (std::size_t i = 0; i < k.allowed.size(); ++i)
+            if (ascii::iequals(text, k.allowed[i])) return Value(static_cast<std::int64_t>(i));
+        why = quote(text) + " is not one of " + join(k.allowed, ", ");
+        return std::nullopt;
+    case KeyType::socket: {
+        std::string detail;
+        if (auto s = parse_socket_address(text, &detail)) return Value(std::move(*s));
+        why = quote(text) + " " + detail;
+        return std::nullopt;
+    }
+    case KeyType::user: {
+        if (text.empty()) return Value(UserGroup{});
+        if (auto ug = parse_user_group(text)) return Value(std::move(*ug));
+        why = quote(text) + " is not user or user:group";
+        return std::nullopt;
+    }
+    case KeyType::address_list:
+    case KeyType::network_list:
+    case KeyType::nameserver_list: return parse_address_list(k.type, text, why);
     case KeyType::string_list: {
         std::vector<std::string> list;
         for (auto item : split_list(text)) list.emplace_back(item);
