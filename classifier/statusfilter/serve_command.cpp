@@ -658,8 +658,17 @@ struct ServeOptions {
 
 // args into o. Nothing to go on, else the exit status (0 after --help, 2 for a usage error).
 std::optional<int> parse_serve_options(const std::vector<std::string>& args, ServeOptions& o) {
-    auto& [listen, metrics_listen, policy_file, rule_files, settings, threads, socket_mode, check, run_as_root, user] =
-        o;
+    // Plain references, not a structured binding: clang 14 lets no lambda capture a binding.
+    auto& listen = o.listen;
+    auto& metrics_listen = o.metrics_listen;
+    auto& policy_file = o.policy_file;
+    auto& rule_files = o.rule_files;
+    auto& settings = o.settings;
+    auto& threads = o.threads;
+    auto& socket_mode = o.socket_mode;
+    auto& check = o.check;
+    auto& run_as_root = o.run_as_root;
+    auto& user = o.user;
     using Why = std::optional<std::string>;
     // A whole number in [lo, hi] (base 8 for a mode) into out, or why not.
     auto number = [](auto& out, unsigned long lo, unsigned long hi, const char* want, int base = 10) {
@@ -723,8 +732,17 @@ int run_serve_command(const std::vector<std::string>& args) {
     if (auto status = parse_serve_options(args, o)) return *status;
     // Its lines go to stderr (systemd's journal under the unit), whole lines, strangers' words quoted.
     Logger::init("preflight-classify serve", true, 0);
-    auto& [listen, metrics_listen, policy_file, rule_files, settings, threads, socket_mode, check, run_as_root, user] =
-        o;
+    // Plain references, not a structured binding: clang 14 lets no lambda capture a binding.
+    auto& listen = o.listen;
+    auto& metrics_listen = o.metrics_listen;
+    auto& policy_file = o.policy_file;
+    auto& rule_files = o.rule_files;
+    auto& settings = o.settings;
+    auto& threads = o.threads;
+    auto& socket_mode = o.socket_mode;
+    auto& check = o.check;
+    auto& run_as_root = o.run_as_root;
+    auto& user = o.user;
 
     std::string why;
     std::shared_ptr<const Engine> engine = load_engine(policy_file, rule_files, why);
