@@ -2,6 +2,7 @@
 #include "envelope_check.hpp"
 
 #include "ascii.hpp"
+#include "utf8.hpp"
 #include <arpa/inet.h>
 
 #include <cstdint>
@@ -47,33 +48,6 @@ bool is_atext(unsigned char c) {
     }
 }
 
-// Length of the well-formed UTF-8 sequence of a non-ASCII code point at s[i], and the code point;
-// 0 if malformed (overlong, surrogate, above U+10FFFF, truncated).
-std::size_t utf8_seq(std::string_view s, std::size_t i, char32_t* cp) {
-    auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
-    unsigned char c = b(0);
-    std::size_t n;
-    char32_t v;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        v = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        v = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        v = c & 0x07;
-    } else return 0;
-    if (i + n > s.size()) return 0;
-    for (std::size_t k = 1; k < n; ++k) {
-        if ((b(k) & 0xc0) != 0x80) return 0;
-        v = (v << 6) | (b(k) & 0x3f);
-    }
-    if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) || (v >= 0xd800 && v <= 0xdfff)) return 0;
-    if (cp) *cp = v;
-    return n;
-}
-
 // A character for a reason text: printable ASCII as is, anything else as 0xNN.
 std::string show_char(unsigned char c) {
     if (c > 0x20 && c < 0x7f) return std::string("'") + static_cast<char>(c) + "'";
@@ -104,7 +78,7 @@ std::optional<std::vector<char32_t>> decode_utf8(std::string_view s) {
             continue;
         }
         char32_t cp = 0;
-        std::size_t n = utf8_seq(s, i, &cp);
+        std::size_t n = utf8_sequence(s, i, &cp);
         if (n == 0) return std::nullopt;
         out.push_back(cp);
         i += n;
@@ -119,7 +93,7 @@ std::optional<std::string> check_label(std::string_view label, bool* utf8, std::
     for (std::size_t i = 0; i < label.size();) {
         unsigned char c = static_cast<unsigned char>(label[i]);
         if (c >= 0x80) {
-            std::size_t n = utf8_seq(label, i, nullptr);
+            std::size_t n = utf8_sequence(label, i, nullptr);
             if (n == 0) return "invalid UTF-8 in label " + show(label);
             non_ascii = true;
             i += n;
@@ -230,7 +204,7 @@ std::optional<std::string> check_dot_string(std::string_view s, bool* utf8) {
     for (std::size_t i = 0; i < s.size();) {
         unsigned char c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            std::size_t n = utf8_seq(s, i, nullptr);
+            std::size_t n = utf8_sequence(s, i, nullptr);
             if (n == 0) return std::string("invalid UTF-8 in local part");
             *utf8 = true;
             i += n;
@@ -272,7 +246,7 @@ std::optional<std::string> parse_local(std::string_view s, std::size_t& pos, Loc
                 continue;
             }
             if (c >= 0x80) {
-                std::size_t n = utf8_seq(s, i, nullptr);
+                std::size_t n = utf8_sequence(s, i, nullptr);
                 if (n == 0) return std::string("invalid UTF-8 in local part");
                 *utf8 = true;
                 content.append(s.substr(i, n));

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "output.hpp"  // utf8_len
+#include "utf8.hpp"
 
 namespace preflight {
 namespace {
@@ -320,7 +320,7 @@ bool looks_binary(std::string_view data) {
         else if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f' && c != 0x1b) ++bad;
         if (c < 0x80) {
             ++i;
-        } else if (std::size_t len = utf8_len(head, i)) {
+        } else if (std::size_t len = utf8_sequence(head, i)) {
             i += len;
         } else {
             ++bad;

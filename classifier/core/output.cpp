@@ -1,5 +1,7 @@
 #include "output.hpp"
 
+#include "utf8.hpp"
+
 #include <array>
 #include <charconv>
 
@@ -28,18 +30,6 @@ void pad(std::string& out, std::size_t written, std::size_t width) {
 
 }  // namespace
 
-std::size_t utf8_len(std::string_view s, std::size_t i) {
-    auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-    unsigned char c = b(i);
-    std::size_t n = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return 0;
-    for (std::size_t k = 1; k < n; ++k)
-        if ((b(i + k) & 0xC0) != 0x80) return 0;
-    if (n == 3 && ((c == 0xE0 && b(i + 1) < 0xA0) || (c == 0xED && b(i + 1) >= 0xA0))) return 0;
-    if (n == 4 && ((c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) >= 0x90))) return 0;
-    return n;
-}
-
 void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
     std::size_t i = 0;
@@ -52,7 +42,7 @@ void append_json_string(std::string& out, std::string_view s) {
         if (i >= s.size()) break;
         unsigned char c = static_cast<unsigned char>(s[i]);
         if (c >= 0x80) {
-            std::size_t n = utf8_len(s, i);
+            std::size_t n = utf8_sequence(s, i);
             if (n) out.append(s.data() + i, n), i += n;
             else out.append("\xEF\xBF\xBD"), ++i;
             continue;

@@ -14,9 +14,6 @@ enum class Format { json, tsv, text };
 // Appends s as a JSON string (quotes included). Control characters are escaped and invalid
 // UTF-8 is replaced by U+FFFD, so the output is always valid JSON whatever the input bytes.
 void append_json_string(std::string& out, std::string_view s);
-// Length of the valid UTF-8 sequence at s[i], 0 if invalid (RFC 3629: no overlongs, no
-// surrogates, nothing above U+10FFFF).
-std::size_t utf8_len(std::string_view s, std::size_t i);
 // Appends s with tab, newline, CR and backslash escaped as \t \n \r \\ (one TSV field).
 void append_tsv_field(std::string& out, std::string_view s);
 

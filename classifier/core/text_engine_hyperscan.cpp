@@ -12,41 +12,10 @@
 #include <locale.h>
 
 #include "rule_set.hpp"
+#include "utf8.hpp"
 
 namespace preflight {
 namespace {
-
-// Decodes the UTF-8 sequence at s[i]; returns its length, 0 when it is not valid UTF-8.
-std::size_t decode_utf8(std::string_view s, std::size_t i, char32_t& cp) {
-    auto b = static_cast<unsigned char>(s[i]);
-    std::size_t n = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
-    if (n == 0 || i + n > s.size()) return 0;
-    cp = b & (0x7F >> n);
-    for (std::size_t k = 1; k < n; ++k) {
-        auto c = static_cast<unsigned char>(s[i + k]);
-        if ((c & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (c & 0x3F);
-    }
-    return n;
-}
-
-void encode_utf8(char32_t cp, std::string& out) {
-    if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-}
 
 // The other case of a letter outside ASCII (0 when it has none), by the C.UTF-8 locale's tables.
 char32_t other_case(char32_t cp) {
@@ -81,7 +50,7 @@ std::string fold_non_ascii(std::string_view p) {
             continue;
         }
         char32_t cp = 0;
-        std::size_t n = decode_utf8(p, i, cp);
+        std::size_t n = utf8_sequence(p, i, &cp);
         if (n == 0) {  // not UTF-8: left for the compiler to reject
             out.push_back(c);
             ++i;
@@ -93,29 +62,29 @@ std::string fold_non_ascii(std::string_view p) {
             // the range contiguous (Cyrillic, Greek, Latin-1).
             char32_t hi = 0;
             std::size_t m = 0;
-            if (i + n + 1 < p.size() && p[i + n] == '-') m = decode_utf8(p, i + n + 1, hi);
+            if (i + n + 1 < p.size() && p[i + n] == '-') m = utf8_sequence(p, i + n + 1, &hi);
             if (m) {
                 char32_t ohi = other_case(hi);
-                encode_utf8(cp, out);
+                append_utf8(out, cp);
                 out.push_back('-');
-                encode_utf8(hi, out);
+                append_utf8(out, hi);
                 if (o && ohi && ohi > o && ohi - o == hi - cp) {
-                    encode_utf8(o, out);
+                    append_utf8(out, o);
                     out.push_back('-');
-                    encode_utf8(ohi, out);
+                    append_utf8(out, ohi);
                 }
                 i += n + 1 + m;
                 continue;
             }
-            encode_utf8(cp, out);
-            if (o) encode_utf8(o, out);
+            append_utf8(out, cp);
+            if (o) append_utf8(out, o);
         } else if (o) {
             out.push_back('[');
-            encode_utf8(cp, out);
-            encode_utf8(o, out);
+            append_utf8(out, cp);
+            append_utf8(out, o);
             out.push_back(']');
         } else {
-            encode_utf8(cp, out);
+            append_utf8(out, cp);
         }
         i += n;
     }
@@ -136,29 +105,11 @@ std::atomic<std::uint64_t> next_engine_serial{1};
 std::string_view valid_utf8(std::string_view text) {
     std::size_t i = 0;
     const std::size_t n = text.size();
-    auto valid_at = [&](std::size_t k) -> std::size_t {  // length of a valid sequence at k, 0 if none
-        auto b = static_cast<unsigned char>(text[k]);
-        if (b < 0x80) return 1;
-        std::size_t len = b >= 0xF0 && b <= 0xF4 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 && b < 0xE0 ? 2 : 0;
-        if (len == 0 || k + len > n) return 0;
-        auto b1 = static_cast<unsigned char>(text[k + 1]);
-        // No overlong forms, surrogates or code points above U+10FFFF (as RE2 decodes).
-        if ((b == 0xE0 && b1 < 0xA0) || (b == 0xED && b1 > 0x9F) || (b == 0xF0 && b1 < 0x90) ||
-            (b == 0xF4 && b1 > 0x8F))
-            return 0;
-        for (std::size_t j = 1; j < len; ++j)
-            if ((static_cast<unsigned char>(text[k + j]) & 0xC0) != 0x80) return 0;
-        return len;
+    // ASCII, or a well-formed sequence (its length), or 0.
+    auto valid_at = [&](std::size_t k) -> std::size_t {
+        return static_cast<unsigned char>(text[k]) < 0x80 ? 1 : utf8_sequence(text, k);
     };
-    while (i < n) {
-        if (static_cast<unsigned char>(text[i]) < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len = valid_at(i);
-        if (len == 0) break;
-        i += len;
-    }
+    for (std::size_t len; i < n && (len = valid_at(i)) != 0;) i += len;
     if (i == n) return text;
     thread_local std::string repaired;
     repaired.assign(text.substr(0, i));

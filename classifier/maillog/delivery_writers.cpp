@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "output.hpp"
+#include "utf8.hpp"
 
 namespace preflight {
 namespace {
@@ -69,7 +70,7 @@ std::string clean_utf8(std::string_view s, std::size_t max_bytes) {
             bool bad = (c < 0x20 && c != '\t' && c != '\n') || c == 0x7F;
             piece = bad ? std::string_view("\xEF\xBF\xBD") : s.substr(i, 1);
             ++i;
-        } else if (std::size_t n = utf8_len(s, i)) {
+        } else if (std::size_t n = utf8_sequence(s, i)) {
             piece = s.substr(i, n);
             i += n;
         } else {

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "output.hpp"
+#include "utf8.hpp"
 
 namespace preflight::fuzz {
 
@@ -30,7 +31,7 @@ inline std::string_view as_view(const std::uint8_t* data, std::size_t size) {
 // True when s is valid UTF-8 (RFC 3629).
 inline bool valid_utf8(std::string_view s) {
     for (std::size_t i = 0; i < s.size();) {
-        std::size_t n = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : utf8_len(s, i);  // multi-byte only
+        std::size_t n = static_cast<unsigned char>(s[i]) < 0x80 ? 1 : utf8_sequence(s, i);  // multi-byte only
         if (n == 0) return false;
         i += n;
     }
