@@ -204,25 +204,17 @@ std::vector<BounceVerdict> classify_bounce(const BounceReport& report, const Rep
         // by its own policy; the list address exists, so never a hard bounce either.
         const bool list_policy = report.list_notice && !text_rule(c);
         // A delay notice whose words name no cause: the message is late, and that is all it says.
-        if (action == "delayed" && (failed(c) || c.category == Category::other)) {
-            v.status = Status::deferred;
-            v.bounce = Bounce::soft;
-            v.category = Category::message_expired;
-            if (!failed(c)) v.code = c.code;
-            v.rule = failed(c) ? nullptr : c.rule;
-            if (!status_code(r.status, v.enhanced) || v.enhanced.cls != 4) {
-                v.enhanced = derived_enhanced_code(v.category, 4);
-                v.enhanced_derived = true;
-            }
-            out.push_back(std::move(v));
-            continue;
-        }
-        if (failed(c) || list_policy) {
+        const bool late_only = action == "delayed" && (failed(c) || c.category == Category::other);
+        if (failed(c) || list_policy || late_only) {
             v.status = action == "delayed" ? Status::deferred : Status::bounce;
             v.bounce = Bounce::soft;
-            v.category = list_policy ? Category::policy_related : Category::other;
+            v.category = late_only     ? Category::message_expired
+                         : list_policy ? Category::policy_related
+                                       : Category::other;
             if (!failed(c)) v.code = c.code;
-            if (!status_code(r.status, v.enhanced)) {
+            if (late_only && !failed(c)) v.rule = c.rule;
+            // A delay keeps a reported code only of class 4.
+            if (!status_code(r.status, v.enhanced) || (late_only && v.enhanced.cls != 4)) {
                 v.enhanced = derived_enhanced_code(v.category, v.status == Status::deferred ? 4 : 5);
                 v.enhanced_derived = true;
             }
