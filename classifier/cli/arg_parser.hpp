@@ -4,6 +4,7 @@
 // error reads "preflight-classify COMMAND: OPTION VALUE: why" with exit status 2.
 #pragma once
 
+#include <charconv>
 #include <functional>
 #include <optional>
 #include <string>
@@ -46,5 +47,33 @@ private:
     std::vector<Entry> entries_;
     std::function<void(const std::string&)> on_positional_;
 };
+
+// Handlers for the common cases: a value kept, a value added to a list, a whole number within
+// [lo, hi] (base 8 for a file mode); want is what the error says is wanted.
+inline ArgParser::ValueHandler store_in(std::string& out) {
+    return [&out](const std::string& v) -> std::optional<std::string> {
+        out = v;
+        return std::nullopt;
+    };
+}
+
+inline ArgParser::ValueHandler append_to(std::vector<std::string>& out) {
+    return [&out](const std::string& v) -> std::optional<std::string> {
+        out.push_back(v);
+        return std::nullopt;
+    };
+}
+
+template <class T>
+ArgParser::ValueHandler whole_number(T& out, unsigned long long lo, unsigned long long hi, std::string want,
+                                     int base = 10) {
+    return [&out, lo, hi, want = std::move(want), base](const std::string& v) -> std::optional<std::string> {
+        unsigned long long n = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n, base);
+        if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) return "want " + want;
+        out = static_cast<T>(n);
+        return std::nullopt;
+    };
+}
 
 }  // namespace preflight

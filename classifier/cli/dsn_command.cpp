@@ -286,13 +286,6 @@ private:
     bool stopping_ = false;
 };
 
-bool parse_size(const std::string& s, std::size_t& out) {
-    if (s.empty() || s.size() > 18 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return false;
-    out = std::stoull(s);
-    return out > 0;
-}
-
 }  // namespace
 
 std::vector<std::string_view> split_mbox(std::string_view data) {
@@ -375,21 +368,12 @@ int run_dsn_command(const std::vector<std::string>& args) {
     Options opt;
     opt.format = ::isatty(STDOUT_FILENO) ? Format::text : Format::json;
     std::vector<std::string> rule_files, paths;
-    auto count = [](std::size_t& out) {
-        return [&out](const std::string& v) -> std::optional<std::string> {
-            if (!parse_size(v, out)) return "want a positive whole number";
-            return std::nullopt;
-        };
-    };
     ArgParser parser("dsn", kUsage);
     parser.option({"--format"}, format_option(opt.format))
-        .option({"--rules"},
-                [&](const std::string& v) -> std::optional<std::string> {
-                    rule_files.push_back(v);
-                    return std::nullopt;
-                })
-        .option({"--max-size"}, count(opt.max_bytes))
-        .option({"--max-parts"}, count(opt.limits.max_parts))
+        .option({"--rules"}, append_to(rule_files))
+        .option({"--max-size"}, whole_number(opt.max_bytes, 1, 999999999999999999ULL, "a positive whole number"))
+        .option({"--max-parts"},
+                whole_number(opt.limits.max_parts, 1, 999999999999999999ULL, "a positive whole number"))
         .positional([&](const std::string& p) { paths.push_back(p); });
     if (auto status = parser.parse(args)) return *status;
     if (paths.empty()) paths.push_back("-");

@@ -249,11 +249,7 @@ std::optional<int> parse_options(const std::vector<std::string>& args, bool can_
                     o.dsn_dirs.push_back(v);
                     return std::nullopt;
                 })
-        .option({"--rules"},
-                [&](const std::string& v) -> Why {
-                    o.rules.push_back(v);
-                    return std::nullopt;
-                })
+        .option({"--rules"}, append_to(o.rules))
         .option({"--queue-lifetime"},
                 [&](const std::string& v) -> Why {
                     // A bare number is days, as in Postfix's maximal_queue_lifetime.
@@ -262,15 +258,7 @@ std::optional<int> parse_options(const std::vector<std::string>& args, bool can_
                     o.tracker.queue_lifetime = std::chrono::duration_cast<std::chrono::seconds>(*d).count();
                     return std::nullopt;
                 })
-        .option({"--max-open"},
-                [&](const std::string& v) -> Why {
-                    std::size_t n = 0;
-                    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-                    if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < 1)
-                        return "want a positive number";
-                    o.tracker.max_open = n;
-                    return std::nullopt;
-                })
+        .option({"--max-open"}, whole_number(o.tracker.max_open, 1, SIZE_MAX, "a positive number"))
         .positional([&](const std::string& f) { o.files.push_back(f); });
     if (auto status = parser.parse(args)) return *status;
     if (o.files.empty()) o.files.push_back("-");

@@ -304,11 +304,7 @@ int run_reply_command(const std::vector<std::string>& args) {
     std::vector<std::string> rule_files, words;
     ArgParser parser("reply", kUsage);
     parser.option({"--format"}, format_option(format))
-        .option({"--rules"},
-                [&](const std::string& v) -> std::optional<std::string> {
-                    rule_files.push_back(v);
-                    return std::nullopt;
-                })
+        .option({"--rules"}, append_to(rule_files))
         .option({"--origin"},
                 [&](const std::string& v) -> std::optional<std::string> {
                     if (v == "remote") origin = Origin::remote;

@@ -104,14 +104,6 @@ const char kUsage[] =
 
 std::string errno_text() { return std::strerror(errno); }
 
-bool parse_number(std::string_view s, unsigned long& out, unsigned long lo, unsigned long hi, int base = 10) {
-    unsigned long v = 0;
-    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
-    if (ec != std::errc() || end != s.data() + s.size() || s.empty() || v < lo || v > hi) return false;
-    out = v;
-    return true;
-}
-
 // The listening socket; a unix socket's path is removed on destruction if it is still ours.
 class Listener {
 public:
@@ -658,67 +650,39 @@ struct ServeOptions {
 
 // args into o. Nothing to go on, else the exit status (0 after --help, 2 for a usage error).
 std::optional<int> parse_serve_options(const std::vector<std::string>& args, ServeOptions& o) {
-    // Plain references, not a structured binding: clang 14 lets no lambda capture a binding.
-    auto& listen = o.listen;
-    auto& metrics_listen = o.metrics_listen;
-    auto& policy_file = o.policy_file;
-    auto& rule_files = o.rule_files;
-    auto& settings = o.settings;
-    auto& threads = o.threads;
-    auto& socket_mode = o.socket_mode;
-    auto& check = o.check;
-    auto& run_as_root = o.run_as_root;
-    auto& user = o.user;
     using Why = std::optional<std::string>;
-    // A whole number in [lo, hi] (base 8 for a mode) into out, or why not.
-    auto number = [](auto& out, unsigned long lo, unsigned long hi, const char* want, int base = 10) {
-        return [&out, lo, hi, want, base](const std::string& v) -> Why {
-            unsigned long n = 0;
-            if (!parse_number(v, n, lo, hi, base)) return std::string("want ") + want;
-            out = static_cast<std::remove_reference_t<decltype(out)>>(n);
-            return std::nullopt;
-        };
-    };
-    unsigned long idle_seconds = static_cast<unsigned long>(settings.idle_timeout.count());
+    unsigned long idle_seconds = static_cast<unsigned long>(o.settings.idle_timeout.count());
     ArgParser parser("serve", kUsage);
-    parser.flag({"--check"}, [&] { check = true; })
-        .flag({"--verbose", "-v"}, [&] { settings.verbose = true; })
-        .flag({"--run-as-root"}, [&] { run_as_root = true; })
+    parser.flag({"--check"}, [&] { o.check = true; })
+        .flag({"--verbose", "-v"}, [&] { o.settings.verbose = true; })
+        .flag({"--run-as-root"}, [&] { o.run_as_root = true; })
         .option({"--listen"},
                 [&](const std::string& v) -> Why {
                     std::string why;
-                    if (!(listen = parse_socket_address(v, &why, NameUse::literal))) return why;
+                    if (!(o.listen = parse_socket_address(v, &why, NameUse::literal))) return why;
                     return std::nullopt;
                 })
         .option({"--metrics-listen"},
                 [&](const std::string& v) -> Why {
-                    if (!(metrics_listen = parse_listen_address(v)))
+                    if (!(o.metrics_listen = parse_listen_address(v)))
                         return "want ADDR:PORT or [IPV6]:PORT, an address literal";
                     return std::nullopt;
                 })
-        .option({"--policy"},
-                [&](const std::string& v) -> Why {
-                    policy_file = v;
-                    return std::nullopt;
-                })
-        .option({"--rules"},
-                [&](const std::string& v) -> Why {
-                    rule_files.push_back(v);
-                    return std::nullopt;
-                })
-        .option({"--threads"}, number(threads, 1, 256, "1-256"))
-        .option({"--idle-timeout"}, number(idle_seconds, 1, 86400, "1-86400 seconds"))
-        .option({"--max-connections"}, number(settings.max_connections, 1, 1000000, "1-1000000"))
+        .option({"--policy"}, store_in(o.policy_file))
+        .option({"--rules"}, append_to(o.rule_files))
+        .option({"--threads"}, whole_number(o.threads, 1, 256, "1-256"))
+        .option({"--idle-timeout"}, whole_number(idle_seconds, 1, 86400, "1-86400 seconds"))
+        .option({"--max-connections"}, whole_number(o.settings.max_connections, 1, 1000000, "1-1000000"))
         // An answer is as long as its request; Postfix takes answers of up to 100000 bytes.
-        .option({"--max-request"}, number(settings.max_request, 64, 99000, "64-99000 bytes"))
-        .option({"--socket-mode"}, number(socket_mode, 0, 0777, "an octal mode such as 0660", 8))
+        .option({"--max-request"}, whole_number(o.settings.max_request, 64, 99000, "64-99000 bytes"))
+        .option({"--socket-mode"}, whole_number(o.socket_mode, 0, 0777, "an octal mode such as 0660", 8))
         .option({"--user"}, [&](const std::string& v) -> Why {
-            if (!(user = parse_user_group(v))) return "want USER or USER:GROUP";
+            if (!(o.user = parse_user_group(v))) return "want USER or USER:GROUP";
             return std::nullopt;
         });
     if (auto status = parser.parse(args)) return *status;
-    settings.idle_timeout = std::chrono::seconds(idle_seconds);
-    if (!listen && !check) {
+    o.settings.idle_timeout = std::chrono::seconds(idle_seconds);
+    if (!o.listen && !o.check) {
         std::cerr << "preflight-classify serve: --listen is required\n" << kUsage;
         return 2;
     }
@@ -732,41 +696,30 @@ int run_serve_command(const std::vector<std::string>& args) {
     if (auto status = parse_serve_options(args, o)) return *status;
     // Its lines go to stderr (systemd's journal under the unit), whole lines, strangers' words quoted.
     Logger::init("preflight-classify serve", true, 0);
-    // Plain references, not a structured binding: clang 14 lets no lambda capture a binding.
-    auto& listen = o.listen;
-    auto& metrics_listen = o.metrics_listen;
-    auto& policy_file = o.policy_file;
-    auto& rule_files = o.rule_files;
-    auto& settings = o.settings;
-    auto& threads = o.threads;
-    auto& socket_mode = o.socket_mode;
-    auto& check = o.check;
-    auto& run_as_root = o.run_as_root;
-    auto& user = o.user;
 
     std::string why;
-    std::shared_ptr<const Engine> engine = load_engine(policy_file, rule_files, why);
+    std::shared_ptr<const Engine> engine = load_engine(o.policy_file, o.rule_files, why);
     if (!engine) {
         std::cerr << why;
         return 2;
     }
-    if (check) {
+    if (o.check) {
         print_policy(engine->policy);
         return 0;
     }
     // Root only to open the socket: a status filter reads its files and answers Postfix, it
     // needs no privilege, so running on as root takes an explicit --run-as-root.
     std::optional<RunAs> run_as;
-    if (user) {
+    if (o.user) {
         if (::geteuid() != 0) {
-            std::cerr << "preflight-classify serve: --user " << user->user << " needs to be started as root\n";
+            std::cerr << "preflight-classify serve: --user " << o.user->user << " needs to be started as root\n";
             return 2;
         }
-        if (!(run_as = resolve_run_as(user->user, user->group, why))) {
+        if (!(run_as = resolve_run_as(o.user->user, o.user->group, why))) {
             std::cerr << "preflight-classify serve: --user: " << why << "\n";
             return 2;
         }
-    } else if (::geteuid() == 0 && !run_as_root) {
+    } else if (::geteuid() == 0 && !o.run_as_root) {
         std::cerr << "preflight-classify serve: refusing to run as root: give --user USER[:GROUP] (the socket is "
                      "handed to them, e.g. --user preflight:postfix) or --run-as-root\n";
         return 2;
@@ -776,7 +729,7 @@ int run_serve_command(const std::vector<std::string>& args) {
     const sigset_t stop_signals = block_daemon_signals();
 
     std::string err;
-    std::unique_ptr<Listener> listener = Listener::open(*listen, socket_mode, err);
+    std::unique_ptr<Listener> listener = Listener::open(*o.listen, o.socket_mode, err);
     if (!listener) {
         std::cerr << "preflight-classify serve: " << err << "\n";
         return 1;
@@ -796,15 +749,15 @@ int run_serve_command(const std::vector<std::string>& args) {
         std::cerr << "preflight-classify serve: eventfd: " << errno_text() << "\n";
         return 1;
     }
-    Shared shared{engine, settings, listener->fd(), stop.get()};
+    Shared shared{engine, o.settings, listener->fd(), stop.get()};
     // Declared before the server that renders them, so that they outlive it.
     ServeMetrics serve_metrics;
     metrics::Registry registry;
     std::unique_ptr<metrics::Server> metrics_server;
-    if (metrics_listen) {
+    if (o.metrics_listen) {
         serve_metrics.register_with(registry, shared.connections);
         try {
-            metrics_server = std::make_unique<metrics::Server>(registry, *metrics_listen);
+            metrics_server = std::make_unique<metrics::Server>(registry, *o.metrics_listen);
         } catch (const std::exception& e) {
             std::cerr << "preflight-classify serve: --metrics-listen: " << e.what() << "\n";
             return 1;
@@ -821,7 +774,7 @@ int run_serve_command(const std::vector<std::string>& args) {
         for (auto& t : workers) t.join();
     };
     try {
-        for (unsigned i = 0; i < threads; ++i) {
+        for (unsigned i = 0; i < o.threads; ++i) {
             loops.push_back(std::make_unique<Loop>(shared));
             workers.emplace_back([l = loops.back().get()] { l->run(); });
         }
@@ -830,8 +783,8 @@ int run_serve_command(const std::vector<std::string>& args) {
         stop_loops();
         return 1;
     }
-    std::string started = "listening on " + listen->postfix() + ", " + std::to_string(threads) + " threads, policy " +
-                          (policy_file.empty() ? std::string("built-in") : policy_file);
+    std::string started = "listening on " + o.listen->postfix() + ", " + std::to_string(o.threads) +
+                          " threads, policy " + (o.policy_file.empty() ? std::string("built-in") : o.policy_file);
     if (metrics_server) started += ", metrics on http://" + metrics_server->where() + "/metrics";
     Logger::log(Logger::Level::info, started);
 
@@ -840,7 +793,7 @@ int run_serve_command(const std::vector<std::string>& args) {
         if (::sigwait(&stop_signals, &sig) != 0) continue;
         if (sig != SIGHUP) break;
         // Loading takes tens of ms and the loops go on answering with the running engine.
-        std::shared_ptr<const Engine> next = load_engine(policy_file, rule_files, why);
+        std::shared_ptr<const Engine> next = load_engine(o.policy_file, o.rule_files, why);
         if (!next) {
             std::cerr << why;
             Logger::log(Logger::Level::error, "reload failed; keeping the running rules and policy");
@@ -848,7 +801,7 @@ int run_serve_command(const std::vector<std::string>& args) {
         }
         shared.engine.store(std::move(next));
         Logger::log(Logger::Level::info,
-                    "reloaded rules and policy " + (policy_file.empty() ? std::string("(built-in)") : policy_file));
+                    "reloaded rules and policy " + (o.policy_file.empty() ? std::string("(built-in)") : o.policy_file));
     }
     stop_loops();
     if (metrics_server) metrics_server->stop();
