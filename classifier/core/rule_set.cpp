@@ -3,6 +3,7 @@
 #include "ascii.hpp"
 
 #include "output.hpp"
+#include "text_engine_impl.hpp"
 
 #include <re2/re2.h>
 #include <re2/set.h>
@@ -265,10 +266,10 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build_with(std::string_view engin
     // Actions are long and the same for many results: escape each once, not once per line.
     for (const auto& [name, text] : rs->actions_) append_json_string(rs->actions_json_[name], text);
 
-    RE2::Options opts;
-    opts.set_case_sensitive(false);
-    opts.set_log_errors(false);
-    opts.set_max_mem(256 << 20);  // the lazy DFA of a few hundred patterns needs room
+    const RE2::Options opts = rule_re2_options();
+    // The engine that will compile the patterns: RE2 reports a bad site pattern itself, so only
+    // another engine needs each site pattern checked with RE2 first.
+    const std::string_view effective = engine.empty() ? text_engines_built_in().front() : engine;
 
     std::vector<TextPattern> patterns;
     for (std::size_t i = 0; i < rs->rules_.size(); ++i) {
@@ -276,13 +277,12 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build_with(std::string_view engin
         if (r.kind == Rule::Kind::text) {
             // Site patterns must also compile with RE2, the other engine: a site file that
             // works on this host works on one without Hyperscan too, and expiry_text() is RE2.
-            if (!r.shipped) {
+            if (!r.shipped && effective != "re2") {
                 RE2 check(r.pattern, opts);
                 if (!check.ok()) fail(r.location, "bad regex: " + check.error());
             }
             patterns.push_back(TextPattern{r.pattern, r.location, r.shipped});
             rs->text_rules_.push_back(i);
-            ++rs->text_rule_count_;
         } else {
             std::uint32_t key = code_key(r.kind, r.pattern, r.location);
             // emplace keeps the first rule for a code: site files override shipped ones.

@@ -67,7 +67,7 @@ public:
 
     std::string_view category_action(Category c) const;
     std::string_view category_action_json(Category c) const;
-    std::size_t text_rule_count() const { return text_rule_count_; }
+    std::size_t text_rule_count() const { return text_rules_.size(); }
     std::size_t rule_count() const { return rules_.size(); }
     const std::vector<Rule>& rules() const { return rules_; }
     // Every text rule that forces status=expired, as one regex (null when there is none): the
@@ -81,7 +81,6 @@ private:
     std::vector<Rule> rules_;
     std::unique_ptr<TextEngine> engine_;
     std::vector<std::size_t> text_rules_;  // engine pattern index -> rules_ index
-    std::size_t text_rule_count_ = 0;
     std::unique_ptr<RE2> expiry_;
     std::unordered_map<std::uint32_t, std::size_t> enhanced_;  // key(cls, s, d) -> rules_ index
     std::unordered_map<int, std::size_t> codes_;               // 550 or 5 (for 5xx) -> index

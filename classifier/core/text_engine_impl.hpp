@@ -1,9 +1,15 @@
 // The engines behind text_engine.hpp; only text_engine.cpp chooses between them.
 #pragma once
 
+#include <re2/re2.h>
+
 #include "text_engine.hpp"
 
 namespace preflight {
+
+// How every rule pattern is read by RE2 (the RE2 engine, the site patterns' check, the expiry
+// wording): case-insensitive, errors returned, not logged.
+RE2::Options rule_re2_options();
 
 std::unique_ptr<TextEngine> compile_re2_engine(const std::vector<TextPattern>& patterns);
 #ifdef PREFLIGHT_HAVE_HYPERSCAN

@@ -14,10 +14,7 @@ namespace {
 class Re2Engine final : public TextEngine {
 public:
     explicit Re2Engine(const std::vector<TextPattern>& patterns) {
-        RE2::Options opts;
-        opts.set_case_sensitive(false);
-        opts.set_log_errors(false);
-        opts.set_max_mem(256 << 20);  // the lazy DFA of a few hundred patterns needs room
+        const RE2::Options opts = rule_re2_options();
         std::string_view file;
         for (std::size_t i = 0; i < patterns.size(); ++i) {
             const TextPattern& p = patterns[i];
@@ -54,6 +51,14 @@ private:
 };
 
 }  // namespace
+
+RE2::Options rule_re2_options() {
+    RE2::Options opts;
+    opts.set_case_sensitive(false);
+    opts.set_log_errors(false);
+    opts.set_max_mem(256 << 20);  // the lazy DFA of a few hundred patterns needs room
+    return opts;
+}
 
 std::unique_ptr<TextEngine> compile_re2_engine(const std::vector<TextPattern>& patterns) {
     return std::make_unique<Re2Engine>(patterns);
