@@ -11,6 +11,7 @@
 #include "bounce_classifier.hpp"
 #include "bounce_message.hpp"
 #include "reply_classifier.hpp"
+#include "full_reply_args.hpp"
 #include "reply_table.hpp"
 #include "rule_set.hpp"
 #include "verdict.hpp"
@@ -19,28 +20,7 @@ using namespace preflight;
 
 namespace {
 
-ReplyArgs full_args() {
-    ReplyArgs a;
-    a.address = "user@example.org";
-    a.domain = "example.org";
-    a.reason = "does not exist";
-    a.size = "22020096";
-    a.limit = "20971520";
-    a.ip = "192.0.2.10";
-    a.egress = "192.0.2.10, 192.0.2.11";
-    a.spf_hint = "include:spf.relay.example";
-    a.spf_result = "fail";
-    a.spf_reason = "mechanism -all matched";
-    a.selector = "pf1";
-    a.dkim_result = "fail";
-    a.dkim_reason = "body hash mismatch";
-    a.name = "example.org/MX";
-    a.unit = "recipients";
-    a.window = "day";
-    a.subject = "example.org";
-    a.retry = "3 h 12 min";
-    return a;
-}
+ReplyArgs full_args() { return full_reply_args("does not exist"); }
 
 // The category each refusal must get. No default: a row added to the table must be added here,
 // with a rule that gives it its category.

@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 
+#include "full_reply_args.hpp"
 #include "reply_table.hpp"
 #include "verdict.hpp"
 
@@ -14,28 +15,7 @@ static std::string marked() { return " " + std::string(refusal_marker); }
 
 namespace {
 
-ReplyArgs full_args() {
-    ReplyArgs a;
-    a.address = "user@example.org";
-    a.domain = "example.org";
-    a.reason = "a reason";
-    a.size = "22020096";
-    a.limit = "20971520";
-    a.ip = "192.0.2.10";
-    a.egress = "192.0.2.10, 192.0.2.11";
-    a.spf_hint = "include:spf.relay.example";
-    a.spf_result = "fail";
-    a.spf_reason = "mechanism -all matched";
-    a.selector = "pf1";
-    a.dkim_result = "fail";
-    a.dkim_reason = "body hash mismatch";
-    a.name = "example.org/MX";
-    a.unit = "recipients";
-    a.window = "day";
-    a.subject = "example.org";
-    a.retry = "3 h 12 min";
-    return a;
-}
+ReplyArgs full_args() { return full_reply_args("a reason"); }
 
 ReplyArgs args_with_each(const std::string& value) {
     ReplyArgs a;
