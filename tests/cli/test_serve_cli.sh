@@ -269,25 +269,31 @@ ln -s "$TMP/link-target" "$TMP/link"
 [ $rc -eq 1 ] && grep -q "is not a socket" "$TMP/err" && [ -L "$TMP/link" ] && [ ! -e "$TMP/link-target" ]
 r=$?; check "symlink at the path: exit 1, link kept, nothing made at its target (got $rc)" $r
 
-# inet: answers on 127.0.0.1 too.
-PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" serve --listen "inet:127.0.0.1:$PORT" "${ROOT[@]}" 2>>"$TMP/serve.log" &
-PID=$!
-got=''
-for ((i = 0; i < 100; i++)); do  # until the server answers, 10 s at most
-  got=$("$PY" - "$PORT" <<'EOF' 2>/dev/null
+# answers_on NAME HOST LISTEN-FORM: serve on a free port of HOST (127.0.0.1 or ::1), LISTEN-FORM
+# with PORT in it ("inet:127.0.0.1:PORT"), and check one answer over TCP.
+answers_on() {
+  local name=$1 host=$2 port got='' i
+  port=$("$PY" -c 'import socket,sys; h=sys.argv[1]; s=socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET); s.bind((h,0)); print(s.getsockname()[1])' "$host")
+  "$BIN" serve --listen "${3//PORT/$port}" "${ROOT[@]}" 2>>"$TMP/serve.log" &
+  PID=$!
+  for ((i = 0; i < 100; i++)); do  # until the server answers, 10 s at most
+    got=$("$PY" - "$host" "$port" <<'EOF' 2>/dev/null
 import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
 k = b"status 4.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)"
 s.sendall(b"%d:%s," % (len(k), k))
 print(s.recv(1000).decode())
 EOF
 ) && break
-  sleep 0.1
-done
-[ "$got" = "75:OK 5.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)," ]
-r=$?; check "inet answer: $got" $r
-kill -TERM "$PID"; wait "$PID"; PID=''
+    sleep 0.1
+  done
+  [ "$got" = "75:OK 5.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)," ]
+  check "$name answer: $got" $?
+  kill -TERM "$PID"; wait "$PID"; PID=''
+}
+
+# inet: answers on 127.0.0.1 too.
+answers_on inet 127.0.0.1 "inet:127.0.0.1:PORT"
 
 # --verbose: one line per request; the remote server's words are quoted, a line break in them
 # cannot start a forged log line.
@@ -308,24 +314,7 @@ r=$?; check "--verbose logs the request quoted on one line: $(grep request= "$TM
 
 # inet6, in Postfix's spelling: answers on ::1 (where the host has IPv6 loopback).
 if "$PY" -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0))' 2>/dev/null; then
-  PORT=$("$PY" -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)); print(s.getsockname()[1])')
-  "$BIN" serve --listen "inet:[::1]:$PORT" "${ROOT[@]}" 2>>"$TMP/serve.log" &
-  PID=$!
-  got=''
-  for ((i = 0; i < 100; i++)); do  # until the server answers, 10 s at most
-    got=$("$PY" - "$PORT" <<'EOF' 2>/dev/null
-import socket, sys
-s = socket.create_connection(("::1", int(sys.argv[1])), timeout=2)
-k = b"status 4.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)"
-s.sendall(b"%d:%s," % (len(k), k))
-print(s.recv(1000).decode())
-EOF
-) && break
-    sleep 0.1
-  done
-  [ "$got" = "75:OK 5.1.1 host mx said: 450 4.1.1 user unknown (in reply to RCPT TO command)," ]
-  r=$?; check "inet6 answer on [::1]: $got" $r
-  kill -TERM "$PID"; wait "$PID"; PID=''
+  answers_on "inet6 on [::1]" ::1 "inet:[::1]:PORT"
 else
   echo "# no IPv6 loopback here: inet6 --listen not served"
 fi
