@@ -250,15 +250,9 @@ std::vector<TextPattern> RuleSetBuilder::text_patterns() const {
     return out;
 }
 
-std::shared_ptr<const RuleSet> RuleSetBuilder::build() { return build_with({}); }
+std::shared_ptr<const RuleSet> RuleSetBuilder::build() { return build({}); }
 
 std::shared_ptr<const RuleSet> RuleSetBuilder::build(std::string_view engine) {
-    bool built_in = false;
-    for (std::string_view e : text_engines_built_in()) built_in = built_in || e == engine;
-    return built_in ? build_with(engine) : nullptr;
-}
-
-std::shared_ptr<const RuleSet> RuleSetBuilder::build_with(std::string_view engine) {
     // make_shared cannot reach the private constructor.
     std::shared_ptr<RuleSet> rs(new RuleSet());  // NOLINT: private constructor
     rs->rules_ = rules_;
@@ -307,6 +301,7 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build_with(std::string_view engin
         if (!rs->expiry_->ok()) rs->expiry_.reset();
     }
     rs->engine_ = engine.empty() ? compile_text_engine(patterns) : compile_text_engine(patterns, engine);
+    if (!rs->engine_) return nullptr;  // a named engine not built in
 
     rs->category_actions_.resize(kCategoryCount);
     for (int c = 0; c < kCategoryCount; ++c) {

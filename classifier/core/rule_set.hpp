@@ -107,7 +107,6 @@ public:
     std::shared_ptr<const RuleSet> build(std::string_view engine);
 
 private:
-    std::shared_ptr<const RuleSet> build_with(std::string_view engine);
     std::vector<Rule> rules_;
     std::unordered_map<std::string, std::string> actions_;
     std::unordered_map<std::string, std::string> action_locations_;
