@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <clocale>
 #include <cwctype>
 #include <locale.h>
 
