@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -36,7 +35,7 @@
 #include "quota.hpp"
 #include "quota_status.hpp"
 #include "reply_table.hpp"
-#include "run_as.hpp"
+#include "daemon.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"
@@ -391,21 +390,6 @@ const char kUsage[] =
     "                                           sending quota usage from QuotaStore\n"
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
 
-// The identity UserID names, looked up while we can still read every database.
-std::optional<RunAs> resolve_user(const GlobalSettings& g) {
-    std::string err;
-    std::optional<RunAs> who = resolve_run_as(g.user, g.group, err);
-    if (!who) std::cerr << "preflight-milter: UserID: " << err << "\n";
-    return who;
-}
-
-bool drop_privileges(const RunAs& who) {
-    std::string err;
-    if (preflight::drop_privileges(who, err)) return true;
-    std::cerr << "preflight-milter: " << err << "\n";
-    return false;
-}
-
 // SIGHUP: read the conf again; a broken one is logged with FILE:LINE and the running one stays.
 void reload(const std::string& conf_path) {
     ParseResult parsed = parse_config_file(conf_path);
@@ -448,6 +432,38 @@ void reload(const std::string& conf_path) {
     }
 }
 
+// SIGTERM/SIGINT: new transactions get 451 4.3.2, those in flight finish (DrainTimeout at
+// most), then libmilter is stopped. stop_requests counts the stop signals (a second one is logged).
+void stop_libmilter(const std::atomic<int>& stop_requests, const std::atomic<bool>& milter_done) {
+    g_draining = true;
+    const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+    int left = g_transactions.load();
+    Logger::log(Logger::Level::info, "stopping: " + std::to_string(left) + " transaction(s) in flight");
+    int seen = stop_requests.load();
+    while ((left = g_transactions.load()) > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (int now = stop_requests.load(); now != seen) {
+            seen = now;
+            Logger::log(Logger::Level::info, "already stopping; waiting for transactions in flight");
+        }
+    }
+    if (left > 0)
+        Logger::log(Logger::Level::warning,
+                    "stopping with " + std::to_string(left) + " transaction(s) unfinished; the MTA tempfails them");
+    // libmilter may still be starting (a SIGTERM right after start) and then forget a stop
+    // request made too early: repeat it until smfi_main() returns. Its listener looks at the
+    // request every few seconds; 30 s is a generous bound.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!milter_done && std::chrono::steady_clock::now() < give_up) {
+        smfi_stop();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    if (!milter_done) {
+        Logger::log(Logger::Level::error, "libmilter did not stop within 30 s; exiting");
+        std::_Exit(1);
+    }
+}
+
 // Runs libmilter on its own thread; this (the main) thread waits for signals.
 //
 // libmilter's own signal thread sigwait()s for SIGHUP, SIGTERM and SIGINT and stops the milter at
@@ -457,7 +473,7 @@ void reload(const std::string& conf_path) {
 // instructions: a reload runs on a helper thread. SIGTERM/SIGINT: new transactions get 451 4.3.2,
 // those in flight finish (at most DrainTimeout), then libmilter is stopped.
 int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server* metrics_server) {
-    const sigset_t signals = block_daemon_signals();  // inherited by every thread started below
+    const DaemonSignals signals;  // blocks them in every thread started below
 
     Logger::log(Logger::Level::info, "starting: socket " + g.socket.postfix() + ", conf " + conf_path);
     if (metrics_server) {
@@ -471,96 +487,34 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
         milter_done = true;
     });
 
-    std::mutex reload_mutex;
-    std::condition_variable reload_wanted;
-    bool reload_pending = false, stopping = false;
-    std::thread reloader([&] {
-        std::unique_lock lock(reload_mutex);
-        for (;;) {
-            reload_wanted.wait(lock, [&] { return reload_pending || stopping; });
-            if (stopping) return;
-            reload_pending = false;
-            lock.unlock();
-            reload(conf_path);
-            lock.lock();
-        }
-    });
-
-    // The stop: new transactions 451 4.3.2, those in flight finish (DrainTimeout at most), then
-    // libmilter is stopped. It runs on its own thread so that this (main) thread never leaves
-    // sigtimedwait() for longer than a few instructions: a signal that arrived while the main
-    // thread was busy would go to libmilter's signal thread, which drops what is in flight.
+    // The stop runs on its own thread so that the main thread stays in DaemonSignals::run: a
+    // signal arriving while it was busy would go to libmilter's signal thread, which drops what
+    // is in flight.
     std::atomic<int> stop_requests{0};
     std::atomic<bool> stopper_done{false};
     std::thread stopper([&] {
         while (stop_requests.load() == 0 && !milter_done) stop_requests.wait(0);
-        if (!milter_done) {
-            g_draining = true;
-            const auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
-            int left = g_transactions.load();
-            Logger::log(Logger::Level::info, "stopping: " + std::to_string(left) + " transaction(s) in flight");
-            int seen = stop_requests.load();
-            while ((left = g_transactions.load()) > 0 && std::chrono::steady_clock::now() < deadline) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
-                if (int now = stop_requests.load(); now != seen) {
-                    seen = now;
-                    Logger::log(Logger::Level::info, "already stopping; waiting for transactions in flight");
-                }
-            }
-            if (left > 0)
-                Logger::log(Logger::Level::warning, "stopping with " + std::to_string(left) +
-                                                        " transaction(s) unfinished; the MTA tempfails them");
-            // libmilter may still be starting (a SIGTERM right after start) and then forget a
-            // stop request made too early: repeat it until smfi_main() returns. Its listener looks
-            // at the request every few seconds; 30 s is a generous bound.
-            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-            while (!milter_done && std::chrono::steady_clock::now() < give_up) {
-                smfi_stop();
-                std::this_thread::sleep_for(std::chrono::milliseconds(200));
-            }
-            if (!milter_done) {
-                Logger::log(Logger::Level::error, "libmilter did not stop within 30 s; exiting");
-                std::_Exit(1);
-            }
-        }
+        if (!milter_done) stop_libmilter(stop_requests, milter_done);
         stopper_done = true;
     });
-
-    // This thread only takes signals, until the stop is done (or libmilter ended on its own).
-    const timespec tick{0, 100'000'000};
-    while (!stopper_done) {
-        int sig = sigtimedwait(&signals, nullptr, &tick);
-        if (sig == SIGHUP) {
-            {
-                std::lock_guard lock(reload_mutex);
-                reload_pending = true;  // several SIGHUPs during one reload make one more reload
-            }
-            reload_wanted.notify_one();
-        } else if (sig == SIGTERM || sig == SIGINT) {
-            stop_requests.fetch_add(1);
-            stop_requests.notify_one();
-        } else if (milter_done && stop_requests.load() == 0) {
-            stop_requests.fetch_add(1);  // libmilter ended by itself: let the stopper finish
-            stop_requests.notify_one();
-        }
-    }
+    auto request_stop = [&] {
+        stop_requests.fetch_add(1);
+        stop_requests.notify_one();
+    };
+    signals.run({
+        .reload = [&] { reload(conf_path); },
+        .stop = [&](int) { request_stop(); },
+        .finished =
+            [&] {
+                if (milter_done && stop_requests.load() == 0)
+                    request_stop();  // ended by itself: let the stopper finish
+                return stopper_done.load();
+            },
+    });
     stopper.join();
     milter.join();
-    {
-        std::lock_guard lock(reload_mutex);
-        stopping = true;
-        reload_wanted.notify_one();
-    }
-    reloader.join();
     if (metrics_server) metrics_server->stop();
     Logger::log(Logger::Level::info, "stopped");
-    if (!g.pid_file.empty()) ::unlink(g.pid_file.c_str());
-    // Our unix socket, if it is still a socket (libmilter leaves it; the next start would replace
-    // it anyway). Best effort: after dropping root the directory may not be ours to change.
-    struct stat st {};
-    if (g.socket.kind == SocketAddress::Kind::unix_socket && ::lstat(g.socket.path.c_str(), &st) == 0 &&
-        S_ISSOCK(st.st_mode))
-        ::unlink(g.socket.path.c_str());
     return milter_rc == MI_SUCCESS ? 0 : 1;
 }
 
@@ -627,8 +581,7 @@ bool register_with_libmilter(const GlobalSettings& g) {
 
 // The milter's socket, made with the conf's umask (a stale unix socket is replaced) while still
 // root; then it and the SQLite store's files are handed to UserID.
-bool open_socket(const GlobalSettings& g, const std::optional<RunAs>& run_as) {
-    // The socket is created with the conf's umask, replacing a stale unix socket.
+bool open_socket(const GlobalSettings& g, const DaemonIdentity& identity, RemoveAtExit& socket_file) {
     mode_t old_umask = ::umask(static_cast<mode_t>(g.umask));
     int opened = smfi_opensocket(true);
     ::umask(old_umask);
@@ -636,24 +589,49 @@ bool open_socket(const GlobalSettings& g, const std::optional<RunAs>& run_as) {
         std::cerr << "preflight-milter: cannot open socket " << g.socket.postfix() << "\n";
         return false;
     }
+    const bool unix_socket = g.socket.kind == SocketAddress::Kind::unix_socket;
+    if (unix_socket) socket_file.remember(g.socket.path);  // libmilter leaves it behind
     // A unix socket is made while we are still root: hand it to UserID, or with the default
     // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
     std::string err;
-    if (run_as && g.socket.kind == SocketAddress::Kind::unix_socket && !give_to(g.socket.path, *run_as, err)) {
+    if (unix_socket && !identity.hand_over(g.socket.path, err)) {
         std::cerr << "preflight-milter: " << err << "\n";
         return false;
     }
     // The SQLite quota store was opened as root: its files go to UserID too, or the milter
-    // could not write them after a restart as that user. lchown, as for the socket: a link
-    // planted in the directory gives away the link, never what it points to.
-    if (run_as && g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
+    // could not write them after a restart as that user.
+    if (g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
         for (const char* suffix : {"", "-wal", "-shm"})
-            if (!give_to(g.quota_store.path + suffix, *run_as, err, true)) {
+            if (!identity.hand_over(g.quota_store.path + suffix, err, true)) {
                 std::cerr << "preflight-milter: " << err << "\n";
                 return false;
             }
     return true;
 }
+
+// MetricsListen's server, bound now while a busy port can still be told on stderr. nullptr and
+// false when it cannot be; nullptr and true when none is configured.
+bool open_metrics(const GlobalSettings& g, metrics::Registry& registry, std::unique_ptr<metrics::Server>& server) {
+    if (g.metrics_listen.empty()) return true;
+    std::optional<ListenAddress> where = parse_listen_address(g.metrics_listen);  // checked by the conf
+    if (!where) return false;
+    g_metrics.register_with(registry, [] {
+        std::shared_ptr<const ServiceGeneration> gen = current_generation();
+        return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
+    });
+    try {
+        server = std::make_unique<metrics::Server>(registry, *where);
+    } catch (const std::exception& e) {
+        std::cerr << "preflight-milter: MetricsListen: " << e.what() << "\n";
+        return false;
+    }
+    if (!where->is_loopback())
+        Logger::log(Logger::Level::warning, "MetricsListen " + where->to_string() +
+                                                " is not a loopback address; /metrics has no authentication");
+    return true;
+}
+
+constexpr IdentityKnobs kMilterKnobs{"preflight-milter", "UserID", "RunAsRoot yes"};
 
 }  // namespace
 }  // namespace preflight
@@ -663,7 +641,6 @@ int main(int argc, char** argv) {
     MilterOptions o;
     if (auto status = parse_milter_args(argc, argv, o)) return *status;
     const std::string& conf_path = o.conf_path;
-    const bool foreground = o.foreground;
 
     ParseResult parsed = parse_config_file(conf_path);
     if (!parsed.ok()) {
@@ -676,10 +653,13 @@ int main(int argc, char** argv) {
     }
     if (o.show_quota) return quota_status(*parsed.config, o.quota_arg, std::cout);
     const GlobalSettings& g = parsed.config->global();
-    Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
-    if (g.user.empty() && geteuid() == 0 && !g.run_as_root) {
-        std::cerr << conf_path << ": UserID: not set, and preflight-milter does not run as root; set "
-                  << "UserID (e.g. preflight:postfix) or RunAsRoot yes\n";
+    Logger::init("preflight-milter", o.foreground || !g.syslog, to_syslog_facility(g.log_facility));
+    std::string err;
+    std::optional<UserGroup> user;
+    if (!g.user.empty()) user = UserGroup{g.user, g.group};
+    std::optional<DaemonIdentity> identity = DaemonIdentity::decide(user, g.run_as_root, kMilterKnobs, err);
+    if (!identity) {
+        std::cerr << conf_path << ": " << err << "\n";
         return 2;
     }
 
@@ -689,38 +669,23 @@ int main(int argc, char** argv) {
         std::cerr << "preflight-milter: " << e.what() << "\n";
         return 1;
     }
-
     if (!register_with_libmilter(g)) return 1;
-    std::optional<RunAs> run_as;
-    if (!g.user.empty() && !(run_as = resolve_user(g))) return 2;
-    // Bound now, while a busy port can still be told on stderr; served from serve() on.
     metrics::Registry registry;
     std::unique_ptr<metrics::Server> metrics_server;
-    if (!g.metrics_listen.empty()) {
-        std::optional<ListenAddress> where = parse_listen_address(g.metrics_listen);  // checked by the conf
-        if (!where) return 2;
-        g_metrics.register_with(registry, [] {
-            std::shared_ptr<const ServiceGeneration> gen = current_generation();
-            return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
-        });
-        try {
-            metrics_server = std::make_unique<metrics::Server>(registry, *where);
-        } catch (const std::exception& e) {
-            std::cerr << "preflight-milter: MetricsListen: " << e.what() << "\n";
-            return 1;
-        }
-        if (!where->is_loopback())
-            Logger::log(Logger::Level::warning, "MetricsListen " + where->to_string() +
-                                                    " is not a loopback address; /metrics has no authentication");
-    }
-    if (!open_socket(g, run_as)) return 1;
-    std::string err;
-    if (!foreground && daemon(0, 0) != 0) {
+    if (!open_metrics(g, registry, metrics_server)) return 1;
+    RemoveAtExit socket_file, pid_file;
+    if (!open_socket(g, *identity, socket_file)) return 1;
+    if (!o.foreground && daemon(0, 0) != 0) {
         std::cerr << "preflight-milter: cannot detach: " << std::strerror(errno) << "\n";
         return 1;
     }
-    if (!g.pid_file.empty() && !write_pid_file(g.pid_file, err))
-        Logger::log(Logger::Level::warning, "PidFile: " + err);  // "PidFile: cannot write PATH: why"
-    if (run_as && !drop_privileges(*run_as)) return 1;
+    if (!g.pid_file.empty()) {
+        if (write_pid_file(g.pid_file, err)) pid_file.remember(g.pid_file);
+        else Logger::log(Logger::Level::warning, "PidFile: " + err);  // "PidFile: cannot write PATH: why"
+    }
+    if (!identity->drop_privileges(err)) {
+        std::cerr << "preflight-milter: " << err << "\n";
+        return 1;
+    }
     return serve(conf_path, g, metrics_server.get());
 }

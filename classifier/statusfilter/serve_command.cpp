@@ -62,6 +62,7 @@
 #include <vector>
 
 #include "command_common.hpp"
+#include "daemon.hpp"
 #include "socket_address.hpp"
 #include "metrics.hpp"
 #include "metrics_server.hpp"
@@ -82,7 +83,8 @@ const char kUsage[] =
     "usage: preflight-classify serve --listen SOCKET [--policy FILE] [--rules FILE]...\n"
     "                                [--threads N] [--idle-timeout SECONDS] [--max-connections N]\n"
     "                                [--max-request BYTES] [--socket-mode OCTAL] [--metrics-listen ADDR:PORT]\n"
-    "                                [--user USER[:GROUP] | --run-as-root] [--verbose] [--check]\n"
+    "                                [--user USER[:GROUP] | --run-as-root] [--pid-file FILE] [--verbose]\n"
+    "                                [--check]\n"
     "  Postfix socketmap server for smtp_/lmtp_/local_delivery_status_filter (map name 'status').\n"
     "  --listen           unix:/PATH (a stale socket is replaced), inet:ADDR:PORT, inet:[IPV6]:PORT,\n"
     "                     inet:PORT@ADDR or inet6:PORT@ADDR: the milter's Socket grammar, address literals only\n"
@@ -96,6 +98,7 @@ const char kUsage[] =
     "  --user             started as root: after opening the socket, give a unix socket to USER\n"
     "                     and GROUP (default: USER's group) and run as them (e.g. preflight:postfix)\n"
     "  --run-as-root      started as root without --user: stay root (refused otherwise)\n"
+    "  --pid-file         write the process id to FILE (as root, before switching user); removed at exit\n"
     "  --metrics-listen   serve Prometheus metrics at http://ADDR:PORT/metrics (an address literal,\n"
     "                     [v6] in brackets; loopback advised: no authentication)\n"
     "  --verbose          log every request and its answer to stderr\n"
@@ -110,11 +113,6 @@ public:
     Listener() = default;
     Listener(const Listener&) = delete;
     Listener& operator=(const Listener&) = delete;
-    ~Listener() {
-        struct stat st;
-        if (!path_.empty() && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
-            ::unlink(path_.c_str());
-    }
     int fd() const { return fd_.get(); }
     const std::string& unix_path() const { return path_; }  // empty for inet
 
@@ -209,19 +207,14 @@ private:
                 return false;
             }
         }
-        struct stat st;
-        if (::lstat(path.c_str(), &st) == 0) {
-            path_ = path;
-            dev_ = st.st_dev;
-            ino_ = st.st_ino;
-        }
+        path_ = path;
+        remove_at_exit_.remember(path);
         return true;
     }
 
     UniqueFd fd_;
     std::string path_;
-    dev_t dev_ = 0;
-    ino_t ino_ = 0;
+    RemoveAtExit remove_at_exit_;  // our socket file, unless another server replaced it
 };
 
 // What /metrics shows (--metrics-listen): requests by answer, decisions by category, connections,
@@ -646,6 +639,7 @@ struct ServeOptions {
     bool check = false;
     bool run_as_root = false;
     std::optional<UserGroup> user;
+    std::string pid_file;
 };
 
 // args into o. Nothing to go on, else the exit status (0 after --help, 2 for a usage error).
@@ -669,6 +663,7 @@ std::optional<int> parse_serve_options(const std::vector<std::string>& args, Ser
                     return std::nullopt;
                 })
         .option({"--policy"}, store_in(o.policy_file))
+        .option({"--pid-file"}, store_in(o.pid_file))
         .option({"--rules"}, append_to(o.rule_files))
         .option({"--threads"}, whole_number(o.threads, 1, 256, "1-256"))
         .option({"--idle-timeout"}, whole_number(idle_seconds, 1, 86400, "1-86400 seconds"))
@@ -689,6 +684,68 @@ std::optional<int> parse_serve_options(const std::vector<std::string>& args, Ser
     return std::nullopt;
 }
 
+// The metrics endpoint --metrics-listen asks for, bound now so that a busy port is told on
+// stderr; nullptr with err set when it cannot be, or (err empty) when none was asked for.
+std::unique_ptr<metrics::Server> open_metrics(const ServeOptions& o, ServeMetrics& serve_metrics,
+                                              metrics::Registry& registry, Shared& shared, std::string& err) {
+    err.clear();
+    if (!o.metrics_listen) return nullptr;
+    serve_metrics.register_with(registry, shared.connections);
+    try {
+        auto server = std::make_unique<metrics::Server>(registry, *o.metrics_listen);
+        shared.metrics = &serve_metrics;
+        return server;
+    } catch (const std::exception& e) {
+        err = std::string("--metrics-listen: ") + e.what();
+        return nullptr;
+    }
+}
+
+// The answering threads, one Loop each, stopped together through the stop eventfd.
+class Workers {
+public:
+    explicit Workers(int stop_fd) : stop_fd_(stop_fd) {}
+    Workers(const Workers&) = delete;
+    Workers& operator=(const Workers&) = delete;
+    ~Workers() { stop(); }
+
+    // false with err set when a thread cannot be started (those started are stopped).
+    bool start(unsigned count, Shared& shared, std::string& err) {
+        try {
+            for (unsigned i = 0; i < count; ++i) {
+                loops_.push_back(std::make_unique<Loop>(shared));
+                threads_.emplace_back([l = loops_.back().get()] { l->run(); });
+            }
+        } catch (const std::system_error& e) {
+            err = std::string("cannot start threads: ") + e.what();
+            stop();
+            return false;
+        }
+        return true;
+    }
+    void stop() {
+        std::uint64_t one = 1;
+        if (!threads_.empty() && ::write(stop_fd_, &one, sizeof one) < 0) { /* an eventfd write of 1 cannot fail */
+        }
+        for (auto& t : threads_) t.join();
+        threads_.clear();
+    }
+    // "N connections, N requests, N statuses changed", once stopped.
+    std::string totals() const {
+        std::uint64_t requests = 0, changed = 0, accepted = 0;
+        for (auto& l : loops_) requests += l->requests(), changed += l->changed(), accepted += l->accepted();
+        return std::to_string(accepted) + " connections, " + std::to_string(requests) + " requests, " +
+               std::to_string(changed) + " statuses changed";
+    }
+
+private:
+    int stop_fd_;
+    std::vector<std::unique_ptr<Loop>> loops_;
+    std::vector<std::thread> threads_;
+};
+
+constexpr IdentityKnobs kServeKnobs{"preflight-classify serve", "--user", "--run-as-root"};
+
 }  // namespace
 
 int run_serve_command(const std::vector<std::string>& args) {
@@ -696,6 +753,10 @@ int run_serve_command(const std::vector<std::string>& args) {
     if (auto status = parse_serve_options(args, o)) return *status;
     // Its lines go to stderr (systemd's journal under the unit), whole lines, strangers' words quoted.
     Logger::init("preflight-classify serve", true, 0);
+    auto failed = [](const std::string& why, int status) {
+        std::cerr << "preflight-classify serve: " << why << "\n";
+        return status;
+    };
 
     std::string why;
     std::shared_ptr<const Engine> engine = load_engine(o.policy_file, o.rule_files, why);
@@ -709,108 +770,59 @@ int run_serve_command(const std::vector<std::string>& args) {
     }
     // Root only to open the socket: a status filter reads its files and answers Postfix, it
     // needs no privilege, so running on as root takes an explicit --run-as-root.
-    std::optional<RunAs> run_as;
-    if (o.user) {
-        if (::geteuid() != 0) {
-            std::cerr << "preflight-classify serve: --user " << o.user->user << " needs to be started as root\n";
-            return 2;
-        }
-        if (!(run_as = resolve_run_as(o.user->user, o.user->group, why))) {
-            std::cerr << "preflight-classify serve: --user: " << why << "\n";
-            return 2;
-        }
-    } else if (::geteuid() == 0 && !o.run_as_root) {
-        std::cerr << "preflight-classify serve: refusing to run as root: give --user USER[:GROUP] (the socket is "
-                     "handed to them, e.g. --user preflight:postfix) or --run-as-root\n";
-        return 2;
-    }
+    std::optional<DaemonIdentity> identity = DaemonIdentity::decide(o.user, o.run_as_root, kServeKnobs, why);
+    if (!identity) return failed(why, 2);
+    const DaemonSignals signals;  // before any thread exists
 
-    // Before any thread exists, so that every thread inherits the mask.
-    const sigset_t stop_signals = block_daemon_signals();
-
-    std::string err;
-    std::unique_ptr<Listener> listener = Listener::open(*o.listen, o.socket_mode, err);
-    if (!listener) {
-        std::cerr << "preflight-classify serve: " << err << "\n";
-        return 1;
+    std::unique_ptr<Listener> listener = Listener::open(*o.listen, o.socket_mode, why);
+    if (!listener) return failed(why, 1);
+    RemoveAtExit pid_file;
+    if (!listener->unix_path().empty() && !identity->hand_over(listener->unix_path(), why)) return failed(why, 1);
+    if (!o.pid_file.empty()) {
+        if (!write_pid_file(o.pid_file, why)) return failed("--pid-file: " + why, 1);
+        pid_file.remember(o.pid_file);
     }
-    if (run_as) {
-        if (!listener->unix_path().empty() && !give_to(listener->unix_path(), *run_as, err)) {
-            std::cerr << "preflight-classify serve: " << err << "\n";
-            return 1;
-        }
-        if (!drop_privileges(*run_as, err)) {
-            std::cerr << "preflight-classify serve: " << err << "\n";
-            return 1;
-        }
-    }
+    if (!identity->drop_privileges(why)) return failed(why, 1);
     UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!stop) {
-        std::cerr << "preflight-classify serve: eventfd: " << errno_text() << "\n";
-        return 1;
-    }
+    if (!stop) return failed("eventfd: " + errno_text(), 1);
     Shared shared{engine, o.settings, listener->fd(), stop.get()};
     // Declared before the server that renders them, so that they outlive it.
     ServeMetrics serve_metrics;
     metrics::Registry registry;
-    std::unique_ptr<metrics::Server> metrics_server;
-    if (o.metrics_listen) {
-        serve_metrics.register_with(registry, shared.connections);
-        try {
-            metrics_server = std::make_unique<metrics::Server>(registry, *o.metrics_listen);
-        } catch (const std::exception& e) {
-            std::cerr << "preflight-classify serve: --metrics-listen: " << e.what() << "\n";
-            return 1;
-        }
-        shared.metrics = &serve_metrics;
-        metrics_server->start();  // after the signal mask: SIGTERM stays with the main thread
-    }
-    std::vector<std::unique_ptr<Loop>> loops;
-    std::vector<std::thread> workers;
-    auto stop_loops = [&] {
-        std::uint64_t one = 1;
-        if (::write(stop.get(), &one, sizeof one) < 0) { /* an eventfd write of 1 cannot fail here */
-        }
-        for (auto& t : workers) t.join();
-    };
-    try {
-        for (unsigned i = 0; i < o.threads; ++i) {
-            loops.push_back(std::make_unique<Loop>(shared));
-            workers.emplace_back([l = loops.back().get()] { l->run(); });
-        }
-    } catch (const std::system_error& e) {
-        std::cerr << "preflight-classify serve: cannot start threads: " << e.what() << "\n";
-        stop_loops();
-        return 1;
-    }
+    std::unique_ptr<metrics::Server> metrics_server = open_metrics(o, serve_metrics, registry, shared, why);
+    if (!metrics_server && !why.empty()) return failed(why, 1);
+    if (metrics_server) metrics_server->start();  // after the signal mask: SIGTERM stays with the main thread
+    Workers workers(stop.get());
+    if (!workers.start(o.threads, shared, why)) return failed(why, 1);
     std::string started = "listening on " + o.listen->postfix() + ", " + std::to_string(o.threads) +
                           " threads, policy " + (o.policy_file.empty() ? std::string("built-in") : o.policy_file);
     if (metrics_server) started += ", metrics on http://" + metrics_server->where() + "/metrics";
     Logger::log(Logger::Level::info, started);
 
-    int sig = 0;
-    for (;;) {
-        if (::sigwait(&stop_signals, &sig) != 0) continue;
-        if (sig != SIGHUP) break;
-        // Loading takes tens of ms and the loops go on answering with the running engine.
-        std::shared_ptr<const Engine> next = load_engine(o.policy_file, o.rule_files, why);
-        if (!next) {
-            std::cerr << why;
-            Logger::log(Logger::Level::error, "reload failed; keeping the running rules and policy");
-            continue;
-        }
-        shared.engine.store(std::move(next));
-        Logger::log(Logger::Level::info,
+    std::atomic<bool> stop_requested{false};
+    const int sig = signals.run({
+        .reload =
+            [&] {
+                // Loading takes tens of ms and the loops go on answering with the running engine.
+                std::string reload_why;
+                std::shared_ptr<const Engine> next = load_engine(o.policy_file, o.rule_files, reload_why);
+                if (!next) {
+                    std::cerr << reload_why;
+                    Logger::log(Logger::Level::error, "reload failed; keeping the running rules and policy");
+                    return;
+                }
+                shared.engine.store(std::move(next));
+                Logger::log(
+                    Logger::Level::info,
                     "reloaded rules and policy " + (o.policy_file.empty() ? std::string("(built-in)") : o.policy_file));
-    }
-    stop_loops();
+            },
+        .stop = [&](int) { stop_requested = true; },
+        .finished = [&] { return stop_requested.load(); },
+    });
+    workers.stop();
     if (metrics_server) metrics_server->stop();
-    std::uint64_t requests = 0, changed = 0, accepted = 0;
-    for (auto& l : loops) requests += l->requests(), changed += l->changed(), accepted += l->accepted();
-    loops.clear();
-    Logger::log(Logger::Level::info, std::string("stopped (") + (shared.failed ? "error" : strsignal(sig)) + "): " +
-                                         std::to_string(accepted) + " connections, " + std::to_string(requests) +
-                                         " requests, " + std::to_string(changed) + " statuses changed");
+    Logger::log(Logger::Level::info,
+                std::string("stopped (") + (shared.failed ? "error" : strsignal(sig)) + "): " + workers.totals());
     return shared.failed ? 1 : 0;
 }
 

@@ -323,7 +323,7 @@ fi
 # that user and group and the server runs as them. Not root: --user is refused.
 if [ "$(id -u)" -eq 0 ]; then
   "$BIN" serve --listen "unix:$TMP/r.sock" >/dev/null 2>"$TMP/err"; rc=$?
-  [ $rc -eq 2 ] && grep -q "refusing to run as root: give --user" "$TMP/err" && [ ! -e "$TMP/r.sock" ]
+  [ $rc -eq 2 ] && grep -q "refusing to run as root: set --user" "$TMP/err" && [ ! -e "$TMP/r.sock" ]
   r=$?; check "root without --user: exit 2, no socket (got $rc): $(cat "$TMP/err")" $r
   "$BIN" serve --listen "unix:$TMP/r.sock" --user 'bad name:' >/dev/null 2>"$TMP/err"; rc=$?
   [ $rc -eq 2 ] && grep -q "want USER or USER:GROUP" "$TMP/err"; r=$?; check "--user not a name: exit 2 (got $rc)" $r
@@ -331,6 +331,18 @@ if [ "$(id -u)" -eq 0 ]; then
   [ $rc -eq 2 ] && grep -q "no user 'no-such-user-pf'" "$TMP/err"; r=$?; check "--user unknown: exit 2 (got $rc)" $r
   "$BIN" serve --listen "unix:$TMP/r.sock" --user nobody:no-such-group-pf >/dev/null 2>"$TMP/err"; rc=$?
   [ $rc -eq 2 ] && grep -q "no group 'no-such-group-pf'" "$TMP/err"; r=$?; check "--user bad group: exit 2 (got $rc)" $r
+  # --run-as-root with --pid-file: the file holds the server's pid and is gone after SIGTERM.
+  : >"$TMP/root.log"
+  "$BIN" serve --listen "unix:$TMP/p.sock" --run-as-root --pid-file "$TMP/serve.pid" 2>>"$TMP/root.log" &
+  PID=$!
+  if wait_for 100 grep -q "listening on unix:$TMP/p.sock" "$TMP/root.log"; then
+    [ "$(cat "$TMP/serve.pid")" = "$PID" ]; r=$?; check "--pid-file holds the pid (got $(cat "$TMP/serve.pid"), want $PID)" $r
+    kill -TERM "$PID"; wait "$PID"; rc=$?; PID=''
+    [ $rc -eq 0 ] && [ ! -e "$TMP/serve.pid" ] && [ ! -e "$TMP/p.sock" ]
+    r=$?; check "--pid-file: SIGTERM, exit 0, pid file and socket removed (got $rc)" $r
+  else
+    check "--run-as-root --pid-file: started: $(cat "$TMP/root.log")" 1
+  fi
   : >"$TMP/user.log"
   "$BIN" serve --listen "unix:$TMP/r.sock" --user nobody:nogroup 2>>"$TMP/user.log" &
   PID=$!

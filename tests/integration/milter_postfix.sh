@@ -260,7 +260,7 @@ grep -v '^RunAsRoot' "$CONF" >"$IT_DIR/milter/root.conf"
 out=$(timeout 10 "$MILTER" -f -c "$IT_DIR/milter/root.conf" 2>&1 </dev/null)
 rc=$?
 [[ $rc -eq 2 ]] || bad "expected exit 2, got $rc"
-[[ $out == *"root.conf: UserID: not set"*"RunAsRoot yes"* ]] || bad "expected 'root.conf: UserID: not set ... RunAsRoot yes', got '${out//$'\n'/ | }'"
+[[ $out == *"root.conf: refusing to run as root: set UserID"*"RunAsRoot yes"* ]] || bad "expected 'root.conf: refusing to run as root: set UserID ... RunAsRoot yes', got '${out//$'\n'/ | }'"
 sc_end
 
 start_milter "$CONF" "$MLOG" MILTER_PID
