@@ -67,32 +67,34 @@ bool answers_mail_from(std::string_view text) {
     return l.find("in reply to mail from") != std::string::npos || l.find("after mail from") != std::string::npos;
 }
 
-// The verdict's reply: the diagnostic as an SMTP reply, else the codes found in free text put
-// in front of it. Falls back on the DSN Status and on the bounce's general wording.
-Classification classify_reason(const ReplyClassifier& cl, std::string_view diagnostic, std::string_view status,
-                               std::string_view intro, std::string& scratch) {
+// The diagnostic read as an SMTP reply; else as free text with the codes it quotes put in front
+// ("... said: 550 5.1.1 ..."). An enhanced code further into a reply that leads with a bare
+// one ("550 #5.1.0 Address rejected") is taken too.
+Classification read_diagnostic(const ReplyClassifier& cl, std::string_view diagnostic, std::string& scratch) {
     Classification c;
     c.error = Classification::Error::empty;
-    const Rule* intro_rule = nullptr;  // the rule the bounce's general wording matched, if read
-    if (!diagnostic.empty()) {
-        c = cl.classify(diagnostic, Origin::remote, scratch);
-        if (failed(c) || (!c.code && !c.enhanced)) {
-            Classification c2 = cl.classify(reply_from_text(diagnostic), Origin::remote, scratch);
-            if (!failed(c2) && (failed(c) || c2.code || c2.enhanced)) c = c2;
-        } else if (!c.enhanced) {
-            // "550 #5.1.0 Address rejected": an enhanced code further into the text.
-            EnhancedCode e;
-            const std::string head = reply_from_text(diagnostic.substr(0, 300));
-            std::string_view r = std::string_view(head).substr(0, 12);
-            std::size_t sp = r.find(' ');
-            if (sp != std::string_view::npos && sp == 3) r.remove_prefix(4);
-            r = r.substr(0, r.find(' '));
-            if (status_code(r, e) && e.cls == c.code / 100) c.enhanced = e;
-        }
+    if (diagnostic.empty()) return c;
+    c = cl.classify(diagnostic, Origin::remote, scratch);
+    if (failed(c) || (!c.code && !c.enhanced)) {
+        Classification as_text = cl.classify(reply_from_text(diagnostic), Origin::remote, scratch);
+        if (!failed(as_text) && (failed(c) || as_text.code || as_text.enhanced)) c = as_text;
+    } else if (!c.enhanced) {
+        EnhancedCode e;
+        const std::string head = reply_from_text(diagnostic.substr(0, 300));
+        std::string_view r = std::string_view(head).substr(0, 12);
+        std::size_t sp = r.find(' ');
+        if (sp != std::string_view::npos && sp == 3) r.remove_prefix(4);
+        r = r.substr(0, r.find(' '));
+        if (status_code(r, e) && e.cls == c.code / 100) c.enhanced = e;
     }
-    EnhancedCode st;
-    bool have_status = status_code(status, st);
-    // The diagnostic read as if the DSN's Status code stood in front of it.
+    return c;
+}
+
+// The DSN's Status code read in front of the diagnostic: instead of a diagnostic that said
+// nothing readable, or ("Status: 5.1.1" beside "Diagnostic-Code: smtp; 550 Address rejected")
+// in place of words that only a vague or a code rule matched, as that code would inside the reply.
+void read_with_status(const ReplyClassifier& cl, std::string_view diagnostic, std::string_view status,
+                      const EnhancedCode& st, Classification& c, std::string& scratch) {
     auto with_status = [&] {
         std::string r(status);
         r.push_back(' ');
@@ -100,41 +102,55 @@ Classification classify_reason(const ReplyClassifier& cl, std::string_view diagn
         return cl.classify(r, Origin::remote, scratch);
     };
     if (failed(c)) {
-        if (have_status) c = with_status();
-    } else if (!c.enhanced && have_status && (st.subject || st.detail) && (!c.code || st.cls == c.code / 100) &&
+        c = with_status();
+    } else if (!c.enhanced && (st.subject || st.detail) && (!c.code || st.cls == c.code / 100) &&
                (!c.rule || c.rule->vague || c.rule->kind != Rule::Kind::text)) {
-        // The diagnostic carries no enhanced code but the DSN's Status does ("Status: 5.1.1"
-        // beside "Diagnostic-Code: smtp; 550 Address rejected"): words that only a vague or a
-        // code rule matched yield to that code, as they would inside the reply.
         Classification by_status = with_status();
         if (!failed(by_status) && by_status.rule && by_status.rule->kind == Rule::Kind::enhanced) {
             by_status.code = c.code;
             c = by_status;
         }
     }
-    // Only a code rule (or nothing) decided: the bounce's own words may say more.
-    if (!text_rule(c) && !intro.empty()) {
-        std::string r;
-        if (!failed(c) && c.code) r.append(std::to_string(c.code)).push_back(' ');
-        if (!failed(c) && c.enhanced) {
-            char buf[12];
-            r.append(buf, c.enhanced.format(buf)).push_back(' ');
-        } else if (have_status) {
-            r.append(status).push_back(' ');
-        }
-        if (r.empty()) r = reply_from_text(intro);
-        else r.append(intro);
-        Classification c3 = cl.classify(r, Origin::remote, scratch);
-        intro_rule = c3.rule;
-        if (failed(c)) {
-            if (!failed(c3)) c = c3;
-        } else if (text_rule(c3) && c3.category != Category::other) {
-            c.category = c3.category;
-            c.bounce = c3.bounce;
-            c.rule = c3.rule;
-            if (c3.status == Status::expired) c.status = Status::expired;
-        }
+}
+
+// Only a code rule (or nothing) decided: the bounce's own words (its introduction) may say more,
+// read behind the codes found so far. Returns the rule they matched, if any.
+const Rule* read_intro(const ReplyClassifier& cl, std::string_view intro, std::string_view status, bool have_status,
+                       Classification& c, std::string& scratch) {
+    std::string r;
+    if (!failed(c) && c.code) r.append(std::to_string(c.code)).push_back(' ');
+    if (!failed(c) && c.enhanced) {
+        char buf[12];
+        r.append(buf, c.enhanced.format(buf)).push_back(' ');
+    } else if (have_status) {
+        r.append(status).push_back(' ');
     }
+    if (r.empty()) r = reply_from_text(intro);
+    else r.append(intro);
+    Classification by_intro = cl.classify(r, Origin::remote, scratch);
+    if (failed(c)) {
+        if (!failed(by_intro)) c = by_intro;
+    } else if (text_rule(by_intro) && by_intro.category != Category::other) {
+        c.category = by_intro.category;
+        c.bounce = by_intro.bounce;
+        c.rule = by_intro.rule;
+        if (by_intro.status == Status::expired) c.status = Status::expired;
+    }
+    return by_intro.rule;
+}
+
+// A recipient's verdict from what the bounce says of it. Each step classifies a different text:
+// the diagnostic (as a reply, then as free text), the DSN Status in front of it, the bounce's
+// introduction, the last error quoted inside an expiry; a step runs only when the ones before
+// left the answer open, so most recipients take one or two classifier calls, five at most.
+Classification classify_reason(const ReplyClassifier& cl, std::string_view diagnostic, std::string_view status,
+                               std::string_view intro, std::string& scratch) {
+    Classification c = read_diagnostic(cl, diagnostic, scratch);
+    EnhancedCode st;
+    const bool have_status = status_code(status, st);
+    if (have_status) read_with_status(cl, diagnostic, status, st, c, scratch);
+    const Rule* intro_rule = nullptr;  // the rule the bounce's introduction matched, if read
+    if (!text_rule(c) && !intro.empty()) intro_rule = read_intro(cl, intro, status, have_status, c, scratch);
     if (!failed(c) &&
         (c.category == Category::bad_mailbox || c.category == Category::bad_domain ||
          c.category == Category::inactive_mailbox) &&
