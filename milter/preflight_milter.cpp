@@ -378,7 +378,7 @@ sfsistat on_abort(SMFICTX* ctx) {
 }
 
 sfsistat on_close(SMFICTX* ctx) {
-    std::unique_ptr<Connection> c(connection(ctx));  // takes back ownership from on_connect
+    std::unique_ptr<Connection> c(connection(ctx));  // takes back what on_negotiate (or on_connect) gave libmilter
     smfi_setpriv(ctx, nullptr);
     return SMFIS_CONTINUE;
 }
@@ -592,7 +592,7 @@ bool open_socket(const GlobalSettings& g, const DaemonIdentity& identity, Remove
     const bool unix_socket = g.socket.kind == SocketAddress::Kind::unix_socket;
     if (unix_socket) socket_file.remember(g.socket.path);  // libmilter leaves it behind
     // A unix socket is made while we are still root: hand it to UserID, or with the default
-    // Umask 007 only root could connect, and the MTA (user postfix, group UserID's) could not.
+    // Umask 0117 (socket 0660) only root could connect, not the MTA in UserID's group.
     std::string err;
     if (unix_socket && !identity.hand_over(g.socket.path, err)) {
         std::cerr << "preflight-milter: " << err << "\n";
