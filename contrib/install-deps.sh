@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   # libraries preflight links against
   libmilter-dev libspf2-dev libopendkim-dev libldns-dev libre2-dev
-  libgmime-3.0-dev libxlsxwriter-dev zlib1g-dev
+  libgmime-3.0-dev libxlsxwriter-dev zlib1g-dev nlohmann-json3-dev
   # quota stores: SQLite (embedded) and Redis through hiredis (cluster; the test starts its own
   # redis-server on a loopback port and never uses the system service)
   libsqlite3-dev libhiredis-dev redis-server

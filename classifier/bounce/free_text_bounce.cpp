@@ -2,6 +2,8 @@
 
 #include "ascii.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <array>
 
@@ -162,142 +164,64 @@ bool ignored(std::string_view a, const std::vector<std::string>& ignore) {
     return std::any_of(ignore.begin(), ignore.end(), [&](const std::string& i) { return ascii::iequals(i, a); });
 }
 
-// A small JSON reader for the SES notifications: objects, arrays, strings (escapes decoded,
-// \u to UTF-8), and the other scalars kept as their text. Lenient where mail systems are
-// careless: raw control characters in strings pass. Bounded depth; no exceptions.
-struct Json {
-    enum class Kind { null, scalar, string, array, object } kind = Kind::null;
-    std::string text;  // string value, or the scalar's literal text
-    std::vector<Json> items;
-    std::vector<std::string> keys;  // object: keys[i] names items[i]
+using Json = nlohmann::json;
 
-    const Json* get(std::string_view key) const {
-        if (kind != Kind::object) return nullptr;
-        for (std::size_t i = 0; i < keys.size(); ++i)
-            if (keys[i] == key) return &items[i];
-        return nullptr;
-    }
-    std::string_view str(std::string_view key) const {
-        const Json* v = get(key);
-        return v && (v->kind == Kind::string || v->kind == Kind::scalar) ? std::string_view(v->text)
-                                                                         : std::string_view();
-    }
-};
-
-class JsonReader {
-public:
-    explicit JsonReader(std::string_view s) : s_(s) {}
-    bool value(Json& out, int depth = 0) {
-        if (depth > 32) return false;
-        ws();
-        if (i_ >= s_.size()) return false;
-        char c = s_[i_];
-        if (c == '{') {
-            out.kind = Json::Kind::object;
-            ++i_;
-            ws();
-            if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
-            while (true) {
-                ws();
-                std::string key;
-                if (i_ >= s_.size() || s_[i_] != '"' || !string(key)) return false;
-                ws();
-                if (i_ >= s_.size() || s_[i_] != ':') return false;
-                ++i_;
-                out.keys.push_back(std::move(key));
-                out.items.emplace_back();
-                if (!value(out.items.back(), depth + 1)) return false;
-                ws();
-                if (i_ < s_.size() && s_[i_] == ',') {
-                    ++i_;
-                    continue;
-                }
-                if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
-                return false;
-            }
-        }
-        if (c == '[') {
-            out.kind = Json::Kind::array;
-            ++i_;
-            ws();
-            if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
-            while (true) {
-                out.items.emplace_back();
-                if (!value(out.items.back(), depth + 1)) return false;
-                ws();
-                if (i_ < s_.size() && s_[i_] == ',') {
-                    ++i_;
-                    continue;
-                }
-                if (i_ < s_.size() && s_[i_] == ']') return ++i_, true;
-                return false;
-            }
-        }
-        if (c == '"') {
-            out.kind = Json::Kind::string;
-            return string(out.text);
-        }
-        std::size_t b = i_;
-        while (i_ < s_.size() && s_[i_] != ',' && s_[i_] != '}' && s_[i_] != ']' && !ascii::is_space(s_[i_])) ++i_;
-        if (i_ == b) return false;
-        out.kind = Json::Kind::scalar;
-        out.text = s_.substr(b, i_ - b);
-        return true;
-    }
-
-private:
-    void ws() {
-        while (i_ < s_.size() && ascii::is_space(s_[i_])) ++i_;
-    }
-    static void utf8(std::string& out, unsigned cp) {
-        if (cp < 0x80) out.push_back(static_cast<char>(cp));
-        else if (cp < 0x800) {
-            out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else {
-            out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        }
-    }
-    bool string(std::string& out) {
-        ++i_;  // opening quote
-        while (i_ < s_.size()) {
-            char c = s_[i_++];
-            if (c == '"') return true;
-            if (c != '\\') {
-                out.push_back(c);
+// The first JSON object in text, made fit for a strict parser: cut where it closes (a mail
+// system may add a footer after it), raw control characters inside strings escaped (mail
+// systems wrap long lines; JSON forbids them there), and nesting bounded (the parser recurses).
+// Empty when there is no whole object within the bound.
+std::string first_json_object(std::string_view text) {
+    constexpr int kMaxDepth = 32;
+    std::string out;
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+            if (static_cast<unsigned char>(c) < 0x20) {
+                static const char hex[] = "0123456789abcdef";
+                out.append("\\u00").push_back(hex[(c >> 4) & 0xF]);
+                out.push_back(hex[c & 0xF]);
+                escaped = false;
                 continue;
             }
-            if (i_ >= s_.size()) return false;
-            char e = s_[i_++];
-            switch (e) {
-            case 'n': out.push_back('\n'); break;
-            case 't': out.push_back('\t'); break;
-            case 'r': out.push_back('\r'); break;
-            case 'b':
-            case 'f': out.push_back(' '); break;
-            case 'u': {
-                unsigned cp = 0;
-                for (int k = 0; k < 4; ++k, ++i_) {
-                    if (i_ >= s_.size()) return false;
-                    char h = s_[i_];
-                    cp = cp * 16 + static_cast<unsigned>(ascii::is_digit(h) ? h - '0'
-                                                         : (ascii::lower(h) >= 'a' && ascii::lower(h) <= 'f')
-                                                             ? ascii::lower(h) - 'a' + 10
-                                                             : 0);
-                }
-                utf8(out, cp);
-                break;
-            }
-            default: out.push_back(e);  // \" \\ \/
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > kMaxDepth) return {};
+        } else if (c == '}' || c == ']') {
+            if (--depth < 0) return {};
+            if (depth == 0) {
+                out.push_back(c);
+                return out;
             }
         }
-        return false;
+        out.push_back(c);
     }
-    std::string_view s_;
-    std::size_t i_ = 0;
-};
+    return {};
+}
+
+// The object in text, or a discarded value when it is not one.
+Json parse_object(std::string_view text) {
+    std::string object = first_json_object(text);
+    Json j = object.empty() ? Json(Json::value_t::discarded) : Json::parse(object, nullptr, false);
+    return j.is_object() ? j : Json(Json::value_t::discarded);
+}
+
+const Json* member(const Json& j, const char* key) {
+    if (!j.is_object()) return nullptr;
+    auto it = j.find(key);
+    return it == j.end() ? nullptr : &*it;
+}
+
+// A string member's value; a number or other scalar as its JSON text; empty otherwise.
+std::string str(const Json& j, const char* key) {
+    const Json* v = member(j, key);
+    if (!v || v->is_structured() || v->is_null()) return {};
+    return v->is_string() ? v->get<std::string>() : v->dump();
+}
 
 // SES's bounceSubType in words the rules know, for a recipient without a diagnostic code.
 std::string_view ses_subtype_words(std::string_view sub) {
@@ -327,70 +251,68 @@ std::string first_enhanced(std::string_view s) {
 bool parse_ses_notification(std::string_view text, SesNotification& out) {
     std::size_t brace = text.find('{');
     if (brace == std::string_view::npos || text.find("Type\"") == std::string_view::npos) return false;
-    Json root;
-    if (!JsonReader(text.substr(brace)).value(root) || root.kind != Json::Kind::object) return false;
+    const Json root = parse_object(text.substr(brace));
+    if (root.is_discarded()) return false;
     // The SNS envelope carries the notification as a JSON string.
-    Json inner;
-    if (root.str("Type") == "Notification" && !root.str("Message").empty()) {
-        std::string_view m = root.str("Message");
-        if (!JsonReader(m).value(inner) || inner.kind != Json::Kind::object) return false;
+    Json inner(Json::value_t::discarded);
+    if (str(root, "Type") == "Notification" && !str(root, "Message").empty()) {
+        inner = parse_object(str(root, "Message"));
+        if (inner.is_discarded()) return false;
     }
-    const Json& n = inner.kind == Json::Kind::object ? inner : root;
-    std::string_view type = n.str("notificationType");
-    if (type.empty()) type = n.str("eventType");
+    const Json& n = inner.is_object() ? inner : root;
+    std::string type = str(n, "notificationType");
+    if (type.empty()) type = str(n, "eventType");
     out = SesNotification{};
-    if (const Json* mail = n.get("mail")) {
-        const Json* common = mail->get("commonHeaders");
-        out.message_id = common ? std::string(common->str("messageId")) : std::string();
-        if (out.message_id.empty()) out.message_id = mail->str("messageId");
+    if (const Json* mail = member(n, "mail")) {
+        const Json* common = member(*mail, "commonHeaders");
+        out.message_id = common ? str(*common, "messageId") : std::string();
+        if (out.message_id.empty()) out.message_id = str(*mail, "messageId");
         if (out.message_id.size() >= 2 && out.message_id.front() == '<' && out.message_id.back() == '>')
             out.message_id = out.message_id.substr(1, out.message_id.size() - 2);
     }
+    auto items = [](const Json* list) { return list && list->is_array() ? *list : Json::array(); };
     if (type == "Bounce") {
-        const Json* b = n.get("bounce");
+        const Json* b = member(n, "bounce");
         if (!b) return false;
         out.type = SesNotification::Type::bounce;
-        out.reporting_mta = strip_type(b->str("reportingMTA"));
-        bool transient = b->str("bounceType") == "Transient";
-        std::string_view words = ses_subtype_words(b->str("bounceSubType"));
-        if (const Json* list = b->get("bouncedRecipients"))
-            for (const Json& r : list->items) {
-                DsnRecipientFields f;
-                f.final_recipient = strip_type(r.str("emailAddress"));
-                f.action = ascii::to_lower(r.str("action"));
-                if (f.action.empty()) f.action = "failed";
-                f.status = std::string(r.str("status"));
-                f.diagnostic = std::string(r.str("diagnosticCode"));
-                if (f.diagnostic.empty()) f.diagnostic = std::string(words);
-                if (f.status.empty() && f.diagnostic.empty()) f.status = transient ? "4.0.0" : "5.0.0";
-                if (!f.final_recipient.empty()) out.recipients.push_back(std::move(f));
-            }
+        out.reporting_mta = strip_type(str(*b, "reportingMTA"));
+        bool transient = str(*b, "bounceType") == "Transient";
+        std::string_view words = ses_subtype_words(str(*b, "bounceSubType"));
+        for (const Json& r : items(member(*b, "bouncedRecipients"))) {
+            DsnRecipientFields f;
+            f.final_recipient = strip_type(str(r, "emailAddress"));
+            f.action = ascii::to_lower(str(r, "action"));
+            if (f.action.empty()) f.action = "failed";
+            f.status = str(r, "status");
+            f.diagnostic = str(r, "diagnosticCode");
+            if (f.diagnostic.empty()) f.diagnostic = std::string(words);
+            if (f.status.empty() && f.diagnostic.empty()) f.status = transient ? "4.0.0" : "5.0.0";
+            if (!f.final_recipient.empty()) out.recipients.push_back(std::move(f));
+        }
     } else if (type == "Complaint") {
-        const Json* c = n.get("complaint");
+        const Json* c = member(n, "complaint");
         if (!c) return false;
         out.type = SesNotification::Type::complaint;
-        if (const Json* list = c->get("complainedRecipients"))
-            for (const Json& r : list->items) {
-                DsnRecipientFields f;
-                f.final_recipient = strip_type(r.str("emailAddress"));
-                out.recipients.push_back(std::move(f));
-            }
+        for (const Json& r : items(member(*c, "complainedRecipients"))) {
+            DsnRecipientFields f;
+            f.final_recipient = strip_type(str(r, "emailAddress"));
+            out.recipients.push_back(std::move(f));
+        }
     } else if (type == "Delivery") {
-        const Json* d = n.get("delivery");
+        const Json* d = member(n, "delivery");
         if (!d) return false;
         out.type = SesNotification::Type::delivery;
-        out.reporting_mta = strip_type(d->str("reportingMTA"));
-        std::string_view reply = d->str("smtpResponse");
-        if (const Json* list = d->get("recipients"))
-            for (const Json& r : list->items) {
-                if (r.kind != Json::Kind::string) continue;
-                DsnRecipientFields f;
-                f.final_recipient = strip_type(r.text);
-                f.action = "delivered";
-                f.status = first_enhanced(reply);
-                f.diagnostic = std::string(reply);
-                out.recipients.push_back(std::move(f));
-            }
+        out.reporting_mta = strip_type(str(*d, "reportingMTA"));
+        const std::string reply = str(*d, "smtpResponse");
+        for (const Json& r : items(member(*d, "recipients"))) {
+            if (!r.is_string()) continue;
+            DsnRecipientFields f;
+            f.final_recipient = strip_type(r.get<std::string>());
+            f.action = "delivered";
+            f.status = first_enhanced(reply);
+            f.diagnostic = reply;
+            out.recipients.push_back(std::move(f));
+        }
     } else {
         return false;
     }

@@ -374,6 +374,23 @@ TEST_CASE("Amazon SES notifications: bounce in the SNS envelope, delivery, compl
     CHECK_FALSE(parse_ses_notification("no json here", n));
 }
 
+TEST_CASE("Amazon SES notifications as mail systems pass them on: wrapped lines, a footer, deep nesting") {
+    SesNotification n;
+    // A line break inside a string (a mail system wrapped the line) and a footer after the object.
+    REQUIRE(
+        parse_ses_notification("{\"notificationType\":\"Bounce\",\"bounce\":{\"bounceType\":\"Permanent\","
+                               "\"bouncedRecipients\":[{\"emailAddress\":\"kim@example.com\",\"diagnosticCode\":"
+                               "\"smtp; 550 5.1.1 user\n unknown\"}]}}\n--\nUnsubscribe: https://x.example/u {x}\n",
+                               n));
+    REQUIRE(n.recipients.size() == 1);
+    CHECK(n.recipients[0].recipient() == "kim@example.com");
+    CHECK(n.recipients[0].diagnostic == "smtp; 550 5.1.1 user\n unknown");
+    // Nesting far beyond any notification is refused, not recursed into.
+    std::string deep =
+        "{\"notificationType\":\"Bounce\",\"bounce\":" + std::string(5000, '[') + std::string(5000, ']') + "}";
+    CHECK_FALSE(parse_ses_notification(deep, n));
+}
+
 TEST_CASE("free text: the sender's address and the details below a lone address") {
     // Exim: "A message sent by <sender>" names the sender, X-Failed-Recipients the recipient.
     std::string exim =
