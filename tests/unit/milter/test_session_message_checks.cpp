@@ -9,6 +9,7 @@
 
 #include "fake_resolver.hpp"
 #include "message_session.hpp"
+#include "milter_metrics.hpp"
 #include "test_message.hpp"
 
 using namespace preflight;
@@ -192,4 +193,15 @@ TEST_CASE("--test-message: every verdict printed, exit 0 accepted, 1 refused, 2 
     CHECK(run_test_message(req, f.services.config, f.dns, out, err) == 2);
     CHECK(err.str().find("cannot read") != std::string::npos);
     std::filesystem::remove(file);
+}
+
+TEST_CASE("metrics: the message checks are labels of their own", "[message][metrics]") {
+    MilterMetrics m;
+    for (std::string_view c : {check_name::headers, check_name::dmarc, check_name::alignment, check_name::unsubscribe})
+        m.count_decision(Verdict::reject(c, ReplyId::dmarc_record_missing, {}));
+    CHECK(m.decisions("dmarc", "reject", 550) == 1);
+    CHECK(m.decisions("alignment", "reject", 550) == 1);
+    CHECK(m.decisions("unsubscribe", "reject", 550) == 1);
+    CHECK(m.decisions("headers", "reject", 550) == 1);
+    CHECK(m.decisions("other", "reject", 550) == 0);
 }
