@@ -272,6 +272,14 @@ rc=$?
   bad "expected accepted JSON with the alignment check, got: $out"
 sc_end
 
+# The milter's lookups go through its one caching resolver: acme.test's record was needed for
+# seven messages (news.acme.test's among them, by the fall-back to the organisational domain) but
+# asked for once. --test-message has a resolver of its own and asked once more.
+sc "DMARC lookups are cached: _dmarc.acme.test asked once by the milter (twice with --test-message)"
+n=$(dns_count _dmarc.acme.test TXT)
+((n == 2)) || bad "expected 2 queries for _dmarc.acme.test/TXT, got $n"
+sc_end
+
 sc "sink holds exactly the delivered messages; milter log has no internal errors"
 n=$(find "$SINK_DIR" -name 'msg.*' -type f | wc -l)
 ((n == 7)) || bad "expected 7 messages at the sink (good sub pnone aligned fullsigned dry tagged), got $n"
