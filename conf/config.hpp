@@ -205,6 +205,18 @@ struct Settings {
     std::vector<QuotaRate> quota_messages;
     CheckMode quota_mode = CheckMode::reject;
     int quota_code = 452;  // 452 (4.7.1) or 550 (5.7.1)
+    // Message checks at end of message (checks/message/): the bulk-sender requirements. Off by
+    // default: turning one on changes which messages a running relay refuses.
+    CheckMode dmarc_mode = CheckMode::off;          // the From domain publishes a DMARC record
+    CheckMode alignment_mode = CheckMode::off;      // From aligns with SPF's or a DKIM signature's domain
+    CheckMode unsubscribe_mode = CheckMode::off;    // bulk mail has RFC 8058 one-click unsubscribe
+    CheckMode header_sanity_mode = CheckMode::off;  // RFC 5322 header sanity
+    bool bulk = false;                              // every message of the domain is bulk mail
+
+    bool any_message_check() const {
+        return dmarc_mode != CheckMode::off || alignment_mode != CheckMode::off || unsubscribe_mode != CheckMode::off ||
+               header_sanity_mode != CheckMode::off;
+    }
 
     bool has_quota() const {
         return quota_mode != CheckMode::off && (!quota_recipients.empty() || !quota_messages.empty());

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, on this machine alone (loopback only, nothing from outside):
 #   1. preflight-classify reply: real-world downstream replies -> status, bounce type, category,
-#      the action to take
+#      the action to take; preflight-milter --test-message on an unaligned and an
+#      unsubscribe-less campaign (refused, with their fixes)
 #   2. (root) a sandboxed relay: our own DNS for test zones, a throwaway Postfix with
 #      preflight-milter in smtpd_milters and preflight-classify serve as its delivery status
 #      filter, relaying to a scripted next hop. Mail that passes and mail that fails each check,
@@ -29,6 +30,39 @@ title "1. preflight-classify reply --format text < tests/data/sample-replies.txt
 echo
 echo "one reply as an argument, JSON for scripts:"
 "$BIN/preflight-classify" reply --format json "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown"
+
+title "1b. preflight-milter --test-message: two campaigns checked before they are sent"
+# The bulk-sender requirements (issue 19) against our own test DNS (tests/integration/zones/
+# bulk.zone.in: acme.test publishes DMARC p=reject); no MTA, no root, nothing sent.
+demo_campaigns() {
+  local d py=/usr/bin/python3 dns_pid rc=0 i
+  d=$(mktemp -d /tmp/preflight-demo-campaign.XXXXXX)
+  sed -e 's|@ACME_DKIM_TXT@|"v=DKIM1; k=rsa; p="|' tests/integration/zones/bulk.zone.in >"$d/bulk.zone"
+  "$py" tests/integration/testdns.py --zone "$d/bulk.zone" --addr 127.0.0.1 --port 0 --port-file "$d/port" \
+    --max-seconds 120 --parent-pid $$ >"$d/dns.log" 2>&1 </dev/null &
+  dns_pid=$!
+  for ((i = 0; i < 100; i++)); do [[ -s $d/port ]] && break; sleep 0.1; done
+  if [[ -s $d/port ]]; then
+    printf 'Syslog no\nNameservers 127.0.0.1:%s\nEgressAddresses 127.0.0.1\nDmarcMode reject\n' "$(<"$d/port")" >"$d/p.conf"
+    printf 'AlignmentMode reject\nUnsubscribeMode reject\nHeaderSanityMode reject\n' >>"$d/p.conf"
+    printf 'From: Acme <news@acme.test>\nTo: reader@example.net\nSubject: December offers\nDate: %s\n' \
+      "$(date -R)" >"$d/campaign.eml"
+    printf 'Message-ID: <dec.1@acme.test>\nList-Id: <news.acme.test>\n\nOffers.\n' >>"$d/campaign.eml"
+    echo "campaign.eml sent through an ESP's bounce domain (MAIL FROM bounce@esp.test), not DKIM-signed:"
+    "$BIN/preflight-milter" --test-message "$d/campaign.eml" --from bounce@esp.test --rcpt reader@example.net \
+      -c "$d/p.conf" | grep -E '^(end of message|result)' | sed 's/^/    /'
+    echo "the same campaign from news@acme.test (aligned), still without one-click unsubscribe:"
+    "$BIN/preflight-milter" --test-message "$d/campaign.eml" --from news@acme.test --rcpt reader@example.net \
+      -c "$d/p.conf" | grep -E '^(end of message|result)' | sed 's/^/    /'
+  else
+    echo "demo: the test DNS did not start: $(tail -2 "$d/dns.log")"
+    rc=1
+  fi
+  kill -TERM "$dns_pid" 2>/dev/null && wait "$dns_pid" 2>/dev/null
+  rm -rf "$d"
+  return "$rc"
+}
+demo_campaigns
 
 sample_bounces() {
   title "4. preflight-classify dsn --format text tests/data/dsn/*.eml (hand-made sample bounces)"

@@ -9,6 +9,9 @@ PACKAGES=(
   # libraries preflight links against
   libmilter-dev libspf2-dev libopendkim-dev libldns-dev libre2-dev
   libgmime-3.0-dev libxlsxwriter-dev zlib1g-dev nlohmann-json3-dev
+  # organisational domains for DMARC (the Public Suffix List: libpsl, and the list's own package,
+  # newer than libpsl's built-in copy)
+  libpsl-dev publicsuffix
   # quota stores: SQLite (embedded) and Redis through hiredis (cluster; the test starts its own
   # redis-server on a loopback port and never uses the system service)
   libsqlite3-dev libhiredis-dev redis-server

@@ -2,13 +2,17 @@
 
 #include "ascii.hpp"
 
+#include "alignment.hpp"
 #include "auth_policy.hpp"
+#include "dmarc.hpp"
 #include "dns_name.hpp"
 #include "envelope_check.hpp"
+#include "header_sanity.hpp"
 #include "limits_check.hpp"
 #include "logger.hpp"
 #include "sender_domain_check.hpp"
 #include "spf_check.hpp"
+#include "unsubscribe_check.hpp"
 
 #include <chrono>
 
@@ -63,6 +67,7 @@ Verdict MessageSession::finish(Verdict v, CheckMode mode) {
     v = apply_mode(std::move(v), mode, settings_->mode == RunMode::dry_run);
     if (v.action == Verdict::Action::tag) tag_headers_.push_back(tag_header(v));
     if (v.accepted() && (v.action == Verdict::Action::tag || v.dry_run)) notes_.push_back(v);
+    if (services_.record_decisions) decisions_.push_back(v);
     return v;
 }
 
@@ -104,6 +109,11 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
         return Verdict::accept(check_name::envelope);
     }
 
+    // The message checks read the headers; alignment and unsubscribe the message's signatures.
+    message_checks_ = s.any_message_check();
+    if (s.alignment_mode != CheckMode::off || s.unsubscribe_mode != CheckMode::off)
+        dkim_ = std::make_unique<DkimVerifier>(*services_.resolver);
+
     if (s.sender_domain_mode != CheckMode::off) {
         SenderDomainOptions opts{s.unknown_domain_code, services_.config->global().on_dns_error};
         Verdict v = check_sender_domain(*services_.resolver, domain_, opts);
@@ -124,7 +134,8 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
             if (!v.accepted()) return v;
         }
     }
-    if (!auth_decided_ && uses_dkim(s.auth_policy)) dkim_ = std::make_unique<DkimVerifier>(*services_.resolver);
+    if (!auth_decided_ && uses_dkim(s.auth_policy) && !dkim_)
+        dkim_ = std::make_unique<DkimVerifier>(*services_.resolver);
     return Verdict::accept(check_name::envelope);
 }
 
@@ -154,6 +165,7 @@ Verdict MessageSession::rcpt_to(std::string_view path) {
 void MessageSession::header(std::string_view name, std::string_view value) {
     size_ += name.size() + value.size() + 4;  // "Name: value\r\n"
     if (dkim_) dkim_->header(name, value);
+    if (message_checks_) headers_.add(name, value);
 }
 
 void MessageSession::end_of_headers() {
@@ -201,6 +213,85 @@ Verdict MessageSession::decide_auth_now() {
     return decide_auth(s.auth_policy, spf_ ? &*spf_ : nullptr, dkim ? &*dkim : nullptr, auth_context());
 }
 
+const std::vector<DkimSignatureInfo>& MessageSession::message_signatures() {
+    static const std::vector<DkimSignatureInfo> none;
+    if (!dkim_) return none;
+    dkim_->finish(domain_);  // verifies once; a second call returns the first result
+    return dkim_->signatures();
+}
+
+Verdict MessageSession::decide_alignment(const std::string& from_domain, const DmarcRecord& record) {
+    const GlobalSettings& g = services_.config->global();
+    AlignmentInputs in;
+    in.from_domain = from_domain;
+    in.record = record;
+    in.envelope_domain = domain_;
+    in.signatures = message_signatures();
+    // SPF helps only when the envelope domain aligns; the SPF check's own outcome when it ran.
+    std::optional<SpfOutcome> spf = spf_;
+    if (!spf && domains_aligned(domain_, from_domain, record.strict_spf))
+        spf = check_spf_for_egress(*services_.resolver, domain_, sender_, services_.egress_ips,
+                                   settings_->spf_egress_match);
+    in.spf = spf ? &*spf : nullptr;
+    // The relay's key published under the From domain (strict) or its organisational domain.
+    std::optional<DkimOutcome> published;
+    if (!g.dkim_selectors.empty() && !g.dkim_public_key_base64.empty()) {
+        in.published_domain = from_domain;
+        published = dkim_key_published(*services_.resolver, from_domain, g.dkim_selectors, g.dkim_public_key_base64);
+        const std::string org = organizational_domain(from_domain);
+        if (published->result != DkimResult::key_published && !record.strict_dkim && org != from_domain) {
+            DkimOutcome at_org =
+                dkim_key_published(*services_.resolver, org, g.dkim_selectors, g.dkim_public_key_base64);
+            if (at_org.result == DkimResult::key_published || published->result == DkimResult::none) {
+                published = std::move(at_org);
+                in.published_domain = org;
+            }
+        }
+        in.selector = g.dkim_selectors.front();
+    }
+    in.published = published ? &*published : nullptr;
+    return check_alignment(in);
+}
+
+Verdict MessageSession::check_message() {
+    const Settings& s = *settings_;
+    auto refused = [](const Verdict& v) { return !v.accepted(); };
+    if (s.header_sanity_mode != CheckMode::off) {
+        Verdict v = finish(check_header_sanity(headers_), s.header_sanity_mode);
+        if (refused(v)) return v;
+    }
+    // DMARC and alignment need one From domain; a message without one is the sanity check's.
+    std::string from_domain;
+    if (headers_.count(Field::from) == 1) {
+        MailboxList from = parse_mailbox_list(*headers_.first(Field::from));
+        if (from.error.empty() && from.domains.size() == 1 && from.domains.front().front() != '[')
+            from_domain = from.domains.front();
+    }
+    if (!from_domain.empty() && (s.dmarc_mode != CheckMode::off || s.alignment_mode != CheckMode::off)) {
+        DmarcLookup dmarc = lookup_dmarc(*services_.resolver, from_domain);
+        dns_ms_ += dmarc.dns_ms;
+        if (s.dmarc_mode != CheckMode::off) {
+            Verdict v = finish(check_dmarc_record(dmarc, services_.config->global().on_dns_error), s.dmarc_mode);
+            if (refused(v)) return v;
+        }
+        if (s.alignment_mode != CheckMode::off) {
+            // Without a usable record, receivers' defaults: relaxed for both.
+            const DmarcRecord record = dmarc.status == DmarcLookup::Status::found ? dmarc.record : DmarcRecord{};
+            Verdict v = decide_alignment(from_domain, record);
+            if (v.reply == ReplyId::dns_temp_failure &&
+                services_.config->global().on_dns_error == DnsErrorAction::accept)
+                v.action = v.decided = v.would = Verdict::Action::accept;
+            v = finish(std::move(v), s.alignment_mode);
+            if (refused(v)) return v;
+        }
+    }
+    if (s.unsubscribe_mode != CheckMode::off) {
+        Verdict v = finish(check_one_click_unsubscribe(headers_, s.bulk, message_signatures()), s.unsubscribe_mode);
+        if (refused(v)) return v;
+    }
+    return Verdict::accept(check_name::auth);
+}
+
 Verdict MessageSession::end_of_message() {
     Verdict v = Verdict::accept(check_name::auth);
     if (size_refusal_) {
@@ -209,6 +300,7 @@ Verdict MessageSession::end_of_message() {
         auth_decided_ = true;
         v = finish(decide_auth_now(), settings_->auth_mode);
     }
+    if (v.accepted() && message_checks_) v = check_message();
     if (v.accepted()) {
         quota_held_.clear();  // the message goes: its recipients stay counted
         quota_message_counted_ = false;

@@ -19,6 +19,8 @@
 #include "config.hpp"
 #include "dkim_check.hpp"
 #include "dns.hpp"
+#include "dmarc.hpp"
+#include "message_headers.hpp"
 #include "quota.hpp"
 #include "reply_table.hpp"
 #include "verdict.hpp"
@@ -32,6 +34,9 @@ struct MilterServices {
     std::vector<std::string> egress_ips;   // EgressAddresses as text, for SPF and replies
     QuotaStore* quota_store = nullptr;     // null: no Domain or default sets a quota
     std::function<std::int64_t()> now_ms;  // quota clock (unix ms); empty: the system clock
+    // Keep every verdict a check returns, accepts included (decisions()): for --test-message,
+    // which prints each one; the milter leaves it off.
+    bool record_decisions = false;
 };
 
 class MessageSession {
@@ -69,6 +74,8 @@ public:
     double dns_ms() const { return dns_ms_; }
     // What this transaction holds of the quota store (for tests and the log).
     const std::vector<QuotaHeld>& quota_held() const { return quota_held_; }
+    // Every verdict of a check that ran, in order, after its mode (MilterServices::record_decisions).
+    const std::vector<Verdict>& decisions() const { return decisions_; }
 
 private:
     Verdict finish(Verdict v, CheckMode mode);  // apply mode and dry-run, collect tag headers
@@ -76,6 +83,11 @@ private:
     AuthContext auth_context() const;  // what the AuthPolicy replies name
     Verdict check_quota(const Settings& s);
     void release_quota() noexcept;
+    // The message checks at end of message (checks/message/): header sanity, DMARC record,
+    // alignment, one-click unsubscribe, each under its own mode; the first refusal is returned.
+    Verdict check_message();
+    Verdict decide_alignment(const std::string& from_domain, const DmarcRecord& record);
+    const std::vector<DkimSignatureInfo>& message_signatures();
 
     const MilterServices& services_;
     const Settings* settings_ = nullptr;  // effective settings for the sender domain
@@ -96,6 +108,9 @@ private:
     std::string quota_subject_;
     bool quota_message_counted_ = false;
     std::vector<QuotaHeld> quota_held_;
+    bool message_checks_ = false;  // some message check is on for this sender: headers are kept
+    MessageHeaders headers_;
+    std::vector<Verdict> decisions_;
 };
 
 }  // namespace preflight

@@ -19,12 +19,16 @@ namespace preflight {
 class MilterMetrics {
 public:
     // check= of the log; a name not listed counts as "other".
-    static constexpr std::array<std::string_view, 10> kChecks = {check_name::envelope,
+    static constexpr std::array<std::string_view, 14> kChecks = {check_name::envelope,
                                                                  check_name::size,
                                                                  check_name::recipients,
                                                                  check_name::sender_domain,
                                                                  check_name::auth,
                                                                  check_name::quota,
+                                                                 check_name::headers,
+                                                                 check_name::dmarc,
+                                                                 check_name::alignment,
+                                                                 check_name::unsubscribe,
                                                                  "all",
                                                                  "internal",
                                                                  "shutdown",

@@ -36,6 +36,7 @@
 #include "quota_status.hpp"
 #include "reply_table.hpp"
 #include "daemon.hpp"
+#include "test_message.hpp"
 
 #ifndef PREFLIGHT_VERSION
 #define PREFLIGHT_VERSION "0"
@@ -246,6 +247,7 @@ unsigned long wanted_protocol_steps(const Config& cfg) {
     auto scan = [&](const Settings& s) {
         size = size || s.size_mode != CheckMode::off;
         dkim = dkim || (s.auth_mode != CheckMode::off && uses_dkim(s.auth_policy));
+        dkim = dkim || s.any_message_check();  // the message checks read headers (and signatures)
     };
     scan(cfg.defaults());
     for (const Settings& s : cfg.overrides()) scan(s);
@@ -388,6 +390,8 @@ const char kUsage[] =
     "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
     "       preflight-milter --quota-status [-c FILE] [DOMAIN|SENDER|login:NAME]\n"
     "                                           sending quota usage from QuotaStore\n"
+    "       preflight-milter --test-message FILE --from ADDR [--rcpt ADDR]... [--format text|json] [-c FILE]\n"
+    "                                           run every check on a message as the milter would\n"
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
 
 // SIGHUP: read the conf again; a broken one is logged with FILE:LINE and the running one stays.
@@ -529,7 +533,30 @@ struct MilterOptions {
     std::string conf_path = "/etc/preflight/preflight.conf";
     bool foreground = false, check_only = false, show_quota = false;
     std::string quota_arg;
+    std::optional<TestMessageRequest> test;  // --test-message
+    bool from_given = false;
 };
+
+// The options of --test-message; false on a bad one (told on stderr).
+bool parse_test_message_arg(const std::string& a, int argc, char** argv, int& i, MilterOptions& o) {
+    if (i + 1 >= argc) {
+        std::cerr << "preflight-milter: " << a << " needs a value\n";
+        return false;
+    }
+    if (!o.test) o.test.emplace();
+    std::string v = argv[++i];
+    if (a == "--test-message") o.test->file = v;
+    else if (a == "--from") {
+        o.test->from = v;
+        o.from_given = true;
+    } else if (a == "--rcpt") o.test->rcpts.push_back(v);
+    else if (v == "json" || v == "text") o.test->json = v == "json";
+    else {
+        std::cerr << "preflight-milter: --format " << v << ": not text or json\n";
+        return false;
+    }
+    return true;
+}
 
 // argv into o. Nothing to go on, else the exit status (0 after -V or -h, 2 for a bad argument).
 std::optional<int> parse_milter_args(int argc, char** argv, MilterOptions& o) {
@@ -538,7 +565,12 @@ std::optional<int> parse_milter_args(int argc, char** argv, MilterOptions& o) {
         if (a == "-f") o.foreground = true;
         else if (a == "--quota-status") o.show_quota = true;
         else if (o.show_quota && o.quota_arg.empty() && !a.empty() && a[0] != '-') o.quota_arg = a;
-        else if (a == "-n") o.check_only = true;
+        else if (a == "--test-message" || a == "--from" || a == "--rcpt" || a == "--format") {
+            if (!parse_test_message_arg(a, argc, argv, i, o)) {
+                std::cerr << kUsage;
+                return 2;
+            }
+        } else if (a == "-n") o.check_only = true;
         else if (a == "-c" && i + 1 < argc) o.conf_path = argv[++i];
         else if (a == "-V" || a == "--version") {
             std::cout << "preflight-milter " PREFLIGHT_VERSION "\n";
@@ -551,7 +583,25 @@ std::optional<int> parse_milter_args(int argc, char** argv, MilterOptions& o) {
             return 2;
         }
     }
+    if (o.test && (o.test->file.empty() || !o.from_given)) {
+        std::cerr << "preflight-milter: --test-message FILE and --from ADDR go together\n" << kUsage;
+        return 2;
+    }
     return std::nullopt;
+}
+
+// --test-message: the conf's resolver (its nameservers, timeout and cache), then the message.
+int test_message_command(const TestMessageRequest& req, std::shared_ptr<const Config> cfg) {
+    const GlobalSettings& g = cfg->global();
+    std::unique_ptr<CachingResolver> resolver;
+    try {
+        resolver = std::make_unique<CachingResolver>(std::make_unique<LdnsResolver>(g.nameservers, g.dns_timeout),
+                                                     g.dns_cache_size);
+    } catch (const std::exception& e) {
+        std::cerr << "preflight-milter: DNS: " << e.what() << "\n";
+        return 2;
+    }
+    return run_test_message(req, std::move(cfg), *resolver, std::cout, std::cerr);
 }
 
 // The callbacks, the flags and the socket, told to libmilter.
@@ -652,6 +702,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (o.show_quota) return quota_status(*parsed.config, o.quota_arg, std::cout);
+    if (o.test) return test_message_command(*o.test, parsed.config);
     const GlobalSettings& g = parsed.config->global();
     Logger::init("preflight-milter", o.foreground || !g.syslog, to_syslog_facility(g.log_facility));
     std::string err;

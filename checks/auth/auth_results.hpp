@@ -37,6 +37,15 @@ struct DkimOutcome {
     std::string explanation;
 };
 
+// One DKIM-Signature of a message, whatever its d= (DkimVerifier::signatures()): what DMARC
+// alignment and the one-click unsubscribe check read.
+struct DkimSignatureInfo {
+    std::string domain;    // d=, lower case
+    std::string selector;  // s=
+    bool verified = false;
+    std::vector<std::string> signed_headers;  // h=, lower case, in order
+};
+
 std::string_view to_string(SpfResult r);
 std::string_view to_string(DkimResult r);
 

@@ -260,6 +260,21 @@ int rank(DkimResult r) {
     return 0;
 }
 
+// What DMARC alignment and the unsubscribe check need of one signature: d=, s=, verified, h=.
+DkimSignatureInfo signature_info(DKIM_SIGINFO* sig, const std::string& domain, const std::string& selector) {
+    DkimSignatureInfo info{domain, selector, DKIM_SIG_CHECK(sig), {}};
+    const unsigned char* h = dkim_sig_gettagvalue(sig, false, reinterpret_cast<u_char*>(const_cast<char*>("h")));
+    std::string_view list = h ? reinterpret_cast<const char*>(h) : "";
+    while (!list.empty()) {
+        std::size_t colon = list.find(':');
+        std::string_view name = ascii::trim(list.substr(0, colon));
+        if (!name.empty()) info.signed_headers.push_back(ascii::to_lower(name));
+        if (colon == std::string_view::npos) break;
+        list.remove_prefix(colon + 1);
+    }
+    return info;
+}
+
 }  // namespace
 
 bool dkim_domain_aligned(std::string_view d_domain, std::string_view sender_domain) {
@@ -283,6 +298,7 @@ struct DkimVerifier::State {
     bool lib_error = false;
     DkimPtr dkim;  // only while there is a signature to verify
     std::optional<DkimOutcome> result;
+    std::vector<DkimSignatureInfo> signatures;  // filled by finish()
 };
 
 DkimVerifier::DkimVerifier(Resolver& resolver, std::string_view id) : s_(std::make_unique<State>()) {
@@ -370,6 +386,7 @@ DkimOutcome DkimVerifier::finish(std::string_view sender_domain) {
             const char* sel = reinterpret_cast<const char*>(dkim_sig_getselector(sig));
             const std::string dd = d ? normal_domain(d) : std::string();
             const std::string ss = sel ? std::string(sel) : std::string();
+            s_->signatures.push_back(signature_info(sig, dd, ss));
             if (!dkim_domain_aligned(dd, domain)) {
                 if (!dd.empty()) others += (others.empty() ? "" : ", ") + dd;
                 continue;
@@ -403,6 +420,8 @@ DkimOutcome DkimVerifier::finish(std::string_view sender_domain) {
     s_->result = out;
     return out;
 }
+
+const std::vector<DkimSignatureInfo>& DkimVerifier::signatures() const { return s_->signatures; }
 
 DkimOutcome dkim_key_published(Resolver& resolver, std::string_view domain_in,
                                const std::vector<std::string>& selectors, std::string_view our_public_key_base64) {

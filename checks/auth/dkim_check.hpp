@@ -53,6 +53,9 @@ public:
     // Verify (key lookups happen here) and judge for sender_domain. Call once; later calls
     // return the first result.
     DkimOutcome finish(std::string_view sender_domain);
+    // Every signature libopendkim parsed, in the message's order, once finish() has run
+    // (empty before, and for a message without a usable signature).
+    const std::vector<DkimSignatureInfo>& signatures() const;
 
     struct State;
 

@@ -75,6 +75,29 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "send the message again to the refused recipients after that"},
     {quota_store_failure, 451, "4.3.0", 451,
      "Sending quota cannot be checked at the moment{reason? ({reason})}; please try again later"},
+    {dmarc_record_missing, 550, "5.7.26", 450,
+     "The From domain {from_domain} publishes no DMARC record (none at {name}); Gmail, Yahoo and Microsoft "
+     "refuse bulk mail without one; publish one at the organisational domain, e.g. "
+     "_dmarc.{domain} TXT \"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}\""},
+    {dmarc_record_invalid, 550, "5.7.26", 450,
+     "The DMARC record at {name} is not valid ({reason}), so receivers treat {from_domain} as having none; "
+     "correct it, e.g. {name} TXT \"v=DMARC1; p=none; rua=mailto:dmarc-reports@{domain}\""},
+    {from_domain_unaligned, 550, "5.7.26", 450,
+     "The From domain {from_domain} is aligned ({alignment}, per its DMARC record) neither with the envelope "
+     "sender domain {domain}{spf_result? (SPF {spf_result})} nor with a verified DKIM signature"
+     "{signers? (signed by {signers})}, so DMARC fails at the receiver; send with an envelope sender at "
+     "{from_domain} whose SPF allows this relay, or sign with d={from_domain}"
+     "{selector? (publish this relay's DKIM key at {selector}._domainkey.{from_domain})}"},
+    {unsubscribe_missing, 550, "5.7.1", 450,
+     "Bulk mail ({reason}) must offer one-click unsubscribe (RFC 8058), which Gmail, Yahoo and Microsoft "
+     "require, but {problem}; add List-Unsubscribe: <https://...> with an https URI and "
+     "List-Unsubscribe-Post: List-Unsubscribe=One-Click"},
+    {unsubscribe_unsigned, 550, "5.7.1", 450,
+     "Bulk mail must have its one-click unsubscribe headers DKIM-signed (RFC 8058), but the DKIM signature "
+     "{signers?of {signers} }does not cover {problem}; add {problem} to the signed headers (h=) of the signature"},
+    {header_invalid, 550, "5.6.0", 450,
+     "The message headers are not valid (RFC 5322): {problem}; receivers such as Gmail refuse such messages; "
+     "fix the headers the sending program writes"},
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},
@@ -112,6 +135,10 @@ const std::string* arg_value(const ReplyArgs& a, std::string_view name) {
     if (name == "window") return &a.window;
     if (name == "subject") return &a.subject;
     if (name == "retry") return &a.retry;
+    if (name == "from_domain") return &a.from_domain;
+    if (name == "signers") return &a.signers;
+    if (name == "alignment") return &a.alignment;
+    if (name == "problem") return &a.problem;
     return nullptr;
 }
 

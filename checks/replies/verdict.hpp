@@ -45,6 +45,12 @@ enum class ReplyId : std::uint8_t {
     quota_exceeded_temp,       // 452 4.7.1: a sending quota is used up (QuotaCode 452)
     quota_exceeded_perm,       // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
     quota_store_failure,       // 451 4.3.0: the quota store cannot be reached (OnQuotaStoreError tempfail)
+    dmarc_record_missing,      // 550 5.7.26: no DMARC record at the From domain or its organisational domain
+    dmarc_record_invalid,      // 550 5.7.26: a DMARC record that receivers ignore (bad v=, p=, adkim, aspf)
+    from_domain_unaligned,     // 550 5.7.26: From aligns with neither SPF's domain nor a DKIM d=
+    unsubscribe_missing,       // 550 5.7.1: bulk mail without RFC 8058 one-click unsubscribe
+    unsubscribe_unsigned,      // 550 5.7.1: the unsubscribe headers are not in the DKIM signature's h=
+    header_invalid,            // 550 5.6.0: headers receivers refuse (two From, no Date, bad From address...)
     dns_temp_failure,          // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
     shutting_down,             // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,     // 451 4.3.0: preflight itself could not decide
@@ -73,6 +79,11 @@ struct ReplyArgs {
     std::string window;       // a quota's window: "minute", "hour", "day"
     std::string subject;      // whose quota: "example.org", "user@example.org", "login alice"
     std::string retry;        // when a quota allows the next one: "3 h 12 min"
+    // Message checks (checks/message/).
+    std::string from_domain;  // the domain of the From header
+    std::string signers;      // d= of the message's DKIM signatures ("a.example, b.example")
+    std::string alignment;    // "relaxed" or "strict" (the DMARC record's adkim/aspf)
+    std::string problem;      // what exactly is missing or wrong in the headers
 };
 
 // The check names: the log's check= field, and the X-Preflight-<Name> header in tag mode.
@@ -83,6 +94,10 @@ inline constexpr std::string_view recipients = "recipients";
 inline constexpr std::string_view sender_domain = "sender-domain";
 inline constexpr std::string_view auth = "auth";
 inline constexpr std::string_view quota = "quota";
+inline constexpr std::string_view dmarc = "dmarc";
+inline constexpr std::string_view alignment = "alignment";
+inline constexpr std::string_view unsubscribe = "unsubscribe";
+inline constexpr std::string_view headers = "headers";
 }  // namespace check_name
 
 struct Verdict {

@@ -72,6 +72,9 @@ struct World {
         const std::string key = "v=DKIM1; k=rsa; p=" + std::string(kDkimPublicKey);
         dns.set("fz._domainkey.good.test", rrtype::TXT, S::ok, {key});
         dns.answers[{"fz._domainkey.good.test", rrtype::TXT}].wire = txt_wire("fz._domainkey.good.test", key);
+        dns.set("_dmarc.good.test", rrtype::TXT, S::ok, {"v=DMARC1; p=reject; adkim=s"});
+        dns.set("_dmarc.nospf.test", rrtype::TXT, S::ok, {"v=DMARC1; p=quarantine", "v=DMARC1; p=none"});
+        dns.set("_dmarc.servfail.test", rrtype::TXT, S::servfail);
         dns.set("fz._domainkey.nospf.test", rrtype::TXT, S::ok, {key});
         dns.answers[{"fz._domainkey.nospf.test", rrtype::TXT}].wire = txt_wire("fz._domainkey.nospf.test", key);
 
@@ -85,8 +88,10 @@ struct World {
             common + dkim + "AuthPolicy dkim\nSizeMode tag\nMaxMessageSize 1K\nRecipientLimitReply reject\n",
             common + dkim +
                 "AuthPolicy spf-and-dkim\nAuthMode tempfail\nSenderDomainMode tag\n"
-                "EnvelopeSyntaxMode tag\nRecipientLimitMode tag\nUnknownDomainCode 450\n",
-            common + "Mode dry-run\nAuthPolicy spf-or-dkim\nOnDnsError accept\nSizeMode tempfail\nMaxMessageSize 1K\n",
+                "EnvelopeSyntaxMode tag\nRecipientLimitMode tag\nUnknownDomainCode 450\n"
+                "HeaderSanityMode tag\nDmarcMode tag\nAlignmentMode tag\nUnsubscribeMode tag\nBulk yes\n",
+            common + "Mode dry-run\nAuthPolicy spf-or-dkim\nOnDnsError accept\nSizeMode tempfail\nMaxMessageSize 1K\n"
+                     "HeaderSanityMode reject\nDmarcMode reject\nAlignmentMode reject\nUnsubscribeMode reject\n",
         };
         for (const std::string& text : confs) {
             ParseResult r = parse_config_text("fuzz.conf", text);

@@ -186,11 +186,28 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
         CHECK(find_config_key(n) != nullptr);
     }
     // Limits, per-check modes, AuthPolicy, UnknownDomainCode, Mode (and the recipient reply).
-    CHECK(per_domain == std::set<std::string>{"Mode", "EnvelopeSyntaxMode", "SizeMode", "SenderDomainMode",
-                                              "RecipientLimitMode", "AuthMode", "MaxRecipients", "RecipientLimitReply",
-                                              "MaxMessageSize", "UnknownDomainCode", "AuthPolicy", "SpfEgressMatch",
-                                              "QuotaRecipients", "QuotaMessages", "QuotaPer", "QuotaMode",
-                                              "QuotaCode"});
+    CHECK(per_domain == std::set<std::string>{"Mode",
+                                              "EnvelopeSyntaxMode",
+                                              "SizeMode",
+                                              "SenderDomainMode",
+                                              "RecipientLimitMode",
+                                              "AuthMode",
+                                              "MaxRecipients",
+                                              "RecipientLimitReply",
+                                              "MaxMessageSize",
+                                              "UnknownDomainCode",
+                                              "AuthPolicy",
+                                              "SpfEgressMatch",
+                                              "QuotaRecipients",
+                                              "QuotaMessages",
+                                              "QuotaPer",
+                                              "QuotaMode",
+                                              "QuotaCode",
+                                              "DmarcMode",
+                                              "AlignmentMode",
+                                              "UnsubscribeMode",
+                                              "HeaderSanityMode",
+                                              "Bulk"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
     CHECK(find_config_key("Frobnicate") == nullptr);
@@ -274,7 +291,8 @@ TEST_CASE("every error of a file is reported, in line order", "[config]") {
                       "/etc/preflight.conf:6: Socket: cannot be set per domain (per-domain keys: Mode, "
                       "EnvelopeSyntaxMode, SizeMode, MaxMessageSize, SenderDomainMode, UnknownDomainCode, "
                       "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy, "
-                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode)",
+                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode, DmarcMode, "
+                      "AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk)",
                   });
 }
 
@@ -872,7 +890,7 @@ TEST_CASE("Domain line errors", "[config]") {
           p + "Socket: cannot be set per domain (per-domain keys: Mode, EnvelopeSyntaxMode, SizeMode, "
               "MaxMessageSize, SenderDomainMode, UnknownDomainCode, RecipientLimitMode, MaxRecipients, "
               "RecipientLimitReply, AuthMode, AuthPolicy, SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, "
-              "QuotaMode, QuotaCode)");
+              "QuotaMode, QuotaCode, DmarcMode, AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk)");
     CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1")
               .starts_with(p + "EgressAddresses: cannot be set per domain"));
     CHECK(error_of("Domain example.org Frobnicate 1") == p + "Frobnicate: unknown key");
@@ -1023,4 +1041,29 @@ TEST_CASE("conf/preflight.conf documents every key and loads without errors", "[
     auto re = parse_config_text("examples", examples + "EgressAddresses 192.0.2.10\n");
     for (const auto& e : re.errors) UNSCOPED_INFO(e.to_string());
     CHECK(re.ok());
+}
+
+TEST_CASE("message check keys: off by default, per domain, Bulk a boolean", "[config]") {
+    auto c = load(
+        "DmarcMode reject\nDomain news.example AlignmentMode tag\nDomain news.example Bulk yes\n"
+        "Domain *.example UnsubscribeMode tempfail\nDomain *.example HeaderSanityMode reject\n");
+    const Settings& d = c->defaults();
+    CHECK(d.dmarc_mode == CheckMode::reject);
+    CHECK(d.alignment_mode == CheckMode::off);
+    CHECK(d.unsubscribe_mode == CheckMode::off);
+    CHECK(d.header_sanity_mode == CheckMode::off);
+    CHECK_FALSE(d.bulk);
+    const Settings& n = c->for_sender_domain("news.example");
+    CHECK(n.dmarc_mode == CheckMode::reject);
+    CHECK(n.alignment_mode == CheckMode::tag);
+    CHECK(n.bulk);
+    CHECK(n.any_message_check());
+    const Settings& w = c->for_sender_domain("a.example");
+    CHECK(w.unsubscribe_mode == CheckMode::tempfail);
+    CHECK(w.header_sanity_mode == CheckMode::reject);
+    CHECK_FALSE(load("MaxRecipients 5")->defaults().any_message_check());
+    CHECK(error_of("Domain news.example Bulk maybe") ==
+          "/etc/preflight.conf:1: Bulk: \"maybe\" is not a boolean (yes, no, true, false, 1, 0)");
+    CHECK(error_of("DmarcMode strict") ==
+          "/etc/preflight.conf:1: DmarcMode: \"strict\" is not one of reject, tempfail, tag, off");
 }

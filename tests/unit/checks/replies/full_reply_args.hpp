@@ -27,6 +27,10 @@ inline ReplyArgs full_reply_args(std::string reason) {
     a.window = "day";
     a.subject = "example.org";
     a.retry = "3 h 12 min";
+    a.from_domain = "news.example.org";
+    a.signers = "esp.example";
+    a.alignment = "relaxed";
+    a.problem = "List-Unsubscribe-Post";
     return a;
 }
 

@@ -42,7 +42,13 @@ Category expected_category(ReplyId id) {
     case ReplyId::dkim_signature_invalid:
     case ReplyId::dkim_key_invalid:
     case ReplyId::auth_failed:
-    case ReplyId::auth_failed_all: return Category::policy_related;
+    case ReplyId::auth_failed_all:
+    case ReplyId::dmarc_record_missing:
+    case ReplyId::dmarc_record_invalid:
+    case ReplyId::from_domain_unaligned:
+    case ReplyId::unsubscribe_missing:
+    case ReplyId::unsubscribe_unsigned: return Category::policy_related;
+    case ReplyId::header_invalid: return Category::content_related;
     case ReplyId::quota_exceeded_temp:
     case ReplyId::quota_exceeded_perm: return Category::quota_issues;
     case ReplyId::dns_temp_failure: return Category::bad_configuration;

@@ -19,9 +19,10 @@ ReplyArgs full_args() { return full_reply_args("a reason"); }
 
 ReplyArgs args_with_each(const std::string& value) {
     ReplyArgs a;
-    for (std::string* f : {&a.address, &a.domain, &a.reason, &a.size, &a.limit, &a.ip, &a.egress, &a.spf_hint,
-                           &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name, &a.unit,
-                           &a.window, &a.subject, &a.retry})
+    for (std::string* f : {&a.address,     &a.domain,   &a.reason,     &a.size,       &a.limit,    &a.ip,
+                           &a.egress,      &a.spf_hint, &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result,
+                           &a.dkim_reason, &a.name,     &a.unit,       &a.window,     &a.subject,  &a.retry,
+                           &a.from_domain, &a.signers,  &a.alignment,  &a.problem})
         *f = value;
     return a;
 }
@@ -113,6 +114,12 @@ TEST_CASE("reply table: the codes the product promises", "[checks][reply]") {
         {ReplyId::dkim_key_invalid, 550, "5.7.20"},
         {ReplyId::auth_failed, 550, "5.7.26"},
         {ReplyId::auth_failed_all, 550, "5.7.26"},
+        {ReplyId::dmarc_record_missing, 550, "5.7.26"},
+        {ReplyId::dmarc_record_invalid, 550, "5.7.26"},
+        {ReplyId::from_domain_unaligned, 550, "5.7.26"},
+        {ReplyId::unsubscribe_missing, 550, "5.7.1"},
+        {ReplyId::unsubscribe_unsigned, 550, "5.7.1"},
+        {ReplyId::header_invalid, 550, "5.6.0"},
         {ReplyId::dns_temp_failure, 451, "4.4.3"},
         {ReplyId::internal_temp_failure, 451, "4.3.0"},
     };
