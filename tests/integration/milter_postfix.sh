@@ -550,7 +550,9 @@ sc_end
 # ---- scenario: SIGTERM lets the transaction in flight finish -------------------------------------
 
 # slow_client PORT FROM OUT: MAIL, RCPT, DATA and the headers, then waits for the file OUT.go
-# (at most 20 s) before the body and the final dot; every reply into OUT, one per line.
+# (at most 120 s: on a loaded machine the steps before the go, swaks among them, can take tens
+# of seconds, and a body sent early would end the drain before they are done) before the body
+# and the final dot; every reply into OUT, one per line.
 slow_client() {
   /usr/bin/python3 - "$@" <<'PY'
 import os, socket, sys, time
@@ -578,7 +580,7 @@ cmd("RCPT TO:<rcpt@example.test>", "RCPT")
 cmd("DATA", "DATA")
 s.sendall(b"From: <%s>\r\nTo: <rcpt@example.test>\r\nSubject: in flight\r\n\r\n" % sender.encode())
 log.write("HEADERS\tsent\n")
-for _ in range(200):
+for _ in range(1200):
     if os.path.exists(out + ".go"):
         break
     time.sleep(0.1)
