@@ -34,13 +34,14 @@ void MessageSession::release_quota() noexcept {
 
 Verdict MessageSession::check_quota(const Settings& s) {
     if (quota_subject_.empty()) return Verdict::accept(check_name::quota);
-    std::vector<QuotaCounter> counters = quota_counters(s, quota_subject_, !quota_message_counted_);
-    if (counters.empty()) return Verdict::accept(check_name::quota);
     std::int64_t now =
         services_.now_ms
             ? services_.now_ms()
             : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                   .count();
+    std::vector<QuotaCounter> counters =
+        quota_counters(s, quota_subject_, !quota_message_counted_, now, services_.plan_zone.get());
+    if (counters.empty()) return Verdict::accept(check_name::quota);
     // Dry-run and tag let the recipient through: count it even beyond the quota, so the
     // store shows what is really sent.
     bool force = s.mode == RunMode::dry_run || s.quota_mode == CheckMode::tag;
@@ -50,8 +51,8 @@ Verdict MessageSession::check_quota(const Settings& s) {
             quota_held_.push_back({counters[i].key, r.buckets[i], counters[i].amount});
         quota_message_counted_ = true;
     }
-    Verdict v =
-        quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error);
+    Verdict v = quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error,
+                              services_.plan_zone.get());
     if (!r.ok && v.accepted()) {  // OnQuotaStoreError accept: logged, not counted
         notes_.push_back(v);
         return Verdict::accept(check_name::quota);

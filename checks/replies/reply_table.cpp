@@ -75,6 +75,12 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "send the message again to the refused recipients after that"},
     {quota_store_failure, 451, "4.3.0", 451,
      "Sending quota cannot be checked at the moment{reason? ({reason})}; please try again later"},
+    {plan_exceeded_temp, 452, "4.7.1", 452,
+     "{period} plan limit of {limit} {unit} reached for {subject} ({used} used); it renews on {renews}; "
+     "upgrade the plan or wait"},
+    {plan_exceeded_perm, 550, "5.7.1", 452,
+     "{period} plan limit of {limit} {unit} reached for {subject} ({used} used); it renews on {renews}; "
+     "upgrade the plan or send the message again to the refused recipients after that"},
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},
@@ -112,6 +118,9 @@ const std::string* arg_value(const ReplyArgs& a, std::string_view name) {
     if (name == "window") return &a.window;
     if (name == "subject") return &a.subject;
     if (name == "retry") return &a.retry;
+    if (name == "period") return &a.period;
+    if (name == "used") return &a.used;
+    if (name == "renews") return &a.renews;
     return nullptr;
 }
 

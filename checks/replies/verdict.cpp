@@ -61,6 +61,8 @@ std::string_view to_string(ReplyId r) {
         "quota_exceeded_temp",
         "quota_exceeded_perm",
         "quota_store_failure",
+        "plan_exceeded_temp",
+        "plan_exceeded_perm",
         "dns_temp_failure",
         "shutting_down",
         "internal_temp_failure",

@@ -45,6 +45,8 @@ enum class ReplyId : std::uint8_t {
     quota_exceeded_temp,       // 452 4.7.1: a sending quota is used up (QuotaCode 452)
     quota_exceeded_perm,       // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
     quota_store_failure,       // 451 4.3.0: the quota store cannot be reached (OnQuotaStoreError tempfail)
+    plan_exceeded_temp,        // 452 4.7.1: a plan period's quota (week, month) is used up (QuotaCode 452)
+    plan_exceeded_perm,        // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
     dns_temp_failure,          // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
     shutting_down,             // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,     // 451 4.3.0: preflight itself could not decide
@@ -73,6 +75,9 @@ struct ReplyArgs {
     std::string window;       // a quota's window: "minute", "hour", "day"
     std::string subject;      // whose quota: "example.org", "user@example.org", "login alice"
     std::string retry;        // when a quota allows the next one: "3 h 12 min"
+    std::string period;       // a plan period, as a reply's first word: "Monthly", "Weekly"
+    std::string used;         // what a plan period has used: "50,000"
+    std::string renews;       // when a plan period renews: "2027-01-15 00:00 UTC"
 };
 
 // The check names: the log's check= field, and the X-Preflight-<Name> header in tag mode.

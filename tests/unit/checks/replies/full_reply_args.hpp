@@ -27,6 +27,9 @@ inline ReplyArgs full_reply_args(std::string reason) {
     a.window = "day";
     a.subject = "example.org";
     a.retry = "3 h 12 min";
+    a.period = "Monthly";
+    a.used = "50,000";
+    a.renews = "2027-01-15 00:00 UTC";
     return a;
 }
 
