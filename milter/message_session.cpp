@@ -50,6 +50,7 @@ Verdict MessageSession::check_quota(const Settings& s) {
         for (std::size_t i = 0; i < counters.size(); ++i)
             quota_held_.push_back({counters[i].key, r.buckets[i], counters[i].amount});
         quota_message_counted_ = true;
+        notice_crossings(counters, r);
     }
     Verdict v = quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error,
                               services_.plan_zone.get());
@@ -58,6 +59,21 @@ Verdict MessageSession::check_quota(const Settings& s) {
         return Verdict::accept(check_name::quota);
     }
     return finish(std::move(v), s.quota_mode);
+}
+
+void MessageSession::notice_crossings(std::span<const QuotaCounter> counters, const QuotaResult& r) {
+    const auto& shares = services_.config->global().quota_notice_percent;
+    if (shares[0] == 0) return;
+    for (const QuotaCrossing& x : quota_crossings(counters, r, shares)) {
+        const QuotaCounter& c = counters[x.counter];
+        if (services_.quota_notices) services_.quota_notices->count(x.share, c.window);
+        std::optional<QuotaKey> k = parse_quota_key(c.key);
+        Logger::log(Logger::Level::info, "quota: " + quota_subject_text(quota_subject_) + " reached " +
+                                             std::to_string(x.share) + "% of its " + std::to_string(c.limit) + " " +
+                                             (k ? k->unit : std::string("recipients")) + " per " +
+                                             std::string(to_string(c.window)) + " (" + std::to_string(x.used) +
+                                             " used)");
+    }
 }
 
 Verdict MessageSession::finish(Verdict v, CheckMode mode) {
@@ -91,9 +107,13 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     domain_ = env.mailbox->domain;
     address_literal_ = env.mailbox->address_literal;
     if (!null_sender_ && !address_literal_) settings_ = &services_.config->for_sender_domain(domain_);
+    // A tenant's plan replaces the domain's settings; its quotas count for the tenant.
+    if (!null_sender_ && services_.tenants)
+        if ((tenant_ = services_.tenants->find(login_, address_literal_ ? std::string_view() : domain_)))
+            settings_ = &tenant_->settings;
     const Settings& s = *settings_;
     if (!null_sender_ && s.has_quota() && services_.quota_store)
-        quota_subject_ = quota_subject(s.quota_per, sender_, domain_, login_);
+        quota_subject_ = tenant_ ? "tenant:" + tenant_->name : quota_subject(s.quota_per, sender_, domain_, login_);
 
     if (s.size_mode != CheckMode::off) {
         Verdict v = finish(check_announced_size(announced, s.max_message_size), s.size_mode);

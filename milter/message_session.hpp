@@ -20,6 +20,8 @@
 #include "dkim_check.hpp"
 #include "dns.hpp"
 #include "quota.hpp"
+#include "quota_notices.hpp"
+#include "tenants.hpp"
 #include "reply_table.hpp"
 #include "verdict.hpp"
 
@@ -33,6 +35,8 @@ struct MilterServices {
     QuotaStore* quota_store = nullptr;     // null: no Domain or default sets a quota
     std::function<std::int64_t()> now_ms;  // quota clock (unix ms); empty: the system clock
     std::shared_ptr<const TimeZone> plan_zone;  // PlanTimeZone for week/month quotas; null: UTC
+    std::shared_ptr<const TenantTable> tenants;  // TenantsFile; null: none
+    QuotaNotices* quota_notices = nullptr;       // QuotaNoticeShares crossings are counted here; null: not
 };
 
 class MessageSession {
@@ -70,6 +74,8 @@ public:
     double dns_ms() const { return dns_ms_; }
     // What this transaction holds of the quota store (for tests and the log).
     const std::vector<QuotaHeld>& quota_held() const { return quota_held_; }
+    // The tenant of the transaction (TenantsFile), or nullptr.
+    const Tenant* tenant() const { return tenant_; }
 
 private:
     Verdict finish(Verdict v, CheckMode mode);  // apply mode and dry-run, collect tag headers
@@ -77,6 +83,7 @@ private:
     AuthContext auth_context() const;  // what the AuthPolicy replies name
     Verdict check_quota(const Settings& s);
     void release_quota() noexcept;
+    void notice_crossings(std::span<const QuotaCounter> counters, const QuotaResult& r);
 
     const MilterServices& services_;
     const Settings* settings_ = nullptr;  // effective settings for the sender domain
@@ -97,6 +104,7 @@ private:
     std::string quota_subject_;
     bool quota_message_counted_ = false;
     std::vector<QuotaHeld> quota_held_;
+    const Tenant* tenant_ = nullptr;
 };
 
 }  // namespace preflight

@@ -49,6 +49,7 @@ unsigned long wanted_protocol_steps(const Config& cfg);
 
 // Counted whether or not MetricsListen serves them: a few relaxed atomic adds per event.
 MilterMetrics g_metrics;
+QuotaNotices g_quota_notices;  // QuotaNoticeShares crossings, for /metrics
 
 // What the sessions of one configuration share: built whole at start and at each reload, then
 // read-only. A connection keeps the generation it started with, so a reload never changes the
@@ -74,6 +75,24 @@ bool same_dns(const GlobalSettings& a, const GlobalSettings& b) {
     return a.nameservers == b.nameservers && a.dns_timeout == b.dns_timeout && a.dns_cache_size == b.dns_cache_size;
 }
 
+// PlanTimeZone and TenantsFile into services; throws naming the first error (FILE:LINE) and
+// how many more there are, so a reload logs it and keeps the running generation.
+void load_plans(const Config& cfg, MilterServices& services) {
+    const GlobalSettings& g = cfg.global();
+    std::string why;
+    std::optional<TimeZone> zone = TimeZone::load(g.plan_time_zone, &why);
+    if (!zone) throw std::runtime_error("PlanTimeZone: " + why);
+    services.plan_zone = std::make_shared<const TimeZone>(std::move(*zone));
+    if (g.tenants_file.empty()) return;
+    TenantsResult t = parse_tenants_file(g.tenants_file, cfg.defaults());
+    if (!t.table) {
+        std::string what = t.errors.front().to_string();
+        if (t.errors.size() > 1) what += " (and " + std::to_string(t.errors.size() - 1) + " more errors)";
+        throw std::runtime_error("TenantsFile: " + what);
+    }
+    services.tenants = std::move(t.table);
+}
+
 // Throws when the resolver cannot start (e.g. no nameserver in /etc/resolv.conf).
 std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const Config> cfg,
                                                          const ServiceGeneration* previous) {
@@ -91,7 +110,9 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
         }
     }
     gen->services.resolver = gen->resolver.get();
-    if (cfg->any_quota()) {
+    load_plans(*cfg, gen->services);  // throws with FILE:LINE on a bad tenants file
+    gen->services.quota_notices = &g_quota_notices;
+    if (cfg->any_quota() || (gen->services.tenants && gen->services.tenants->any_quota())) {
         const ServiceGeneration* prev = previous && previous->quota_store ? previous : nullptr;
         if (prev && prev->services.config->global().quota_store == g.quota_store &&
             prev->services.config->global().quota_store_timeout == g.quota_store_timeout)
@@ -387,7 +408,7 @@ sfsistat on_close(SMFICTX* ctx) {
 const char kUsage[] =
     "usage: preflight-milter [-f] [-c FILE]     run the milter (-f: foreground, log to stderr)\n"
     "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
-    "       preflight-milter --quota-status [-c FILE] [DOMAIN|SENDER|login:NAME]\n"
+    "       preflight-milter --quota-status [--json] [-c FILE] [DOMAIN|SENDER|login:NAME|TENANT]\n"
     "                                           sending quota usage from QuotaStore\n"
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
 
@@ -437,6 +458,9 @@ void reload(const std::string& conf_path) {
             std::lock_guard lock(g_generation_mutex);
             g_generation = next;
         }
+        if (next->services.tenants)
+            Logger::log(Logger::Level::info, "reload: " + std::to_string(next->services.tenants->size()) +
+                                                 " tenants from " + next->services.tenants->file());
         Logger::log(Logger::Level::info,
                     "reloaded " + conf_path +
                         (next->resolver == old->resolver ? std::string(" (DNS cache kept)")
@@ -573,7 +597,7 @@ namespace {
 // preflight-milter's command line.
 struct MilterOptions {
     std::string conf_path = "/etc/preflight/preflight.conf";
-    bool foreground = false, check_only = false, show_quota = false;
+    bool foreground = false, check_only = false, show_quota = false, quota_json = false;
     std::string quota_arg;
 };
 
@@ -583,6 +607,7 @@ std::optional<int> parse_milter_args(int argc, char** argv, MilterOptions& o) {
         std::string a = argv[i];
         if (a == "-f") o.foreground = true;
         else if (a == "--quota-status") o.show_quota = true;
+        else if (a == "--json" && o.show_quota) o.quota_json = true;
         else if (o.show_quota && o.quota_arg.empty() && !a.empty() && a[0] != '-') o.quota_arg = a;
         else if (a == "-n") o.check_only = true;
         else if (a == "-c" && i + 1 < argc) o.conf_path = argv[++i];
@@ -671,10 +696,24 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (o.check_only) {
+        const std::string& tenants_file = parsed.config->global().tenants_file;
+        if (!tenants_file.empty()) {
+            TenantsResult t = parse_tenants_file(tenants_file, parsed.config->defaults());
+            for (const ConfigError& e : t.errors) std::cerr << e.to_string() << "\n";
+            if (!t.table) return 2;
+            std::cout << tenants_file << ": ok (" << t.table->size() << " tenants)\n";
+        }
         std::cout << conf_path << ": ok\n";
         return 0;
     }
-    if (o.show_quota) return quota_status(*parsed.config, o.quota_arg, std::cout);
+    if (o.show_quota) {
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        if (std::optional<int> rc = tenant_quota_status(*parsed.config, o.quota_arg, o.quota_json, std::cout, now_ms))
+            return *rc;
+        return quota_status(*parsed.config, o.quota_arg, std::cout);
+    }
     const GlobalSettings& g = parsed.config->global();
     Logger::init("preflight-milter", foreground || !g.syslog, to_syslog_facility(g.log_facility));
     if (g.user.empty() && geteuid() == 0 && !g.run_as_root) {
@@ -699,6 +738,7 @@ int main(int argc, char** argv) {
     if (!g.metrics_listen.empty()) {
         std::optional<ListenAddress> where = parse_listen_address(g.metrics_listen);  // checked by the conf
         if (!where) return 2;
+        g_quota_notices.register_with(registry);
         g_metrics.register_with(registry, [] {
             std::shared_ptr<const ServiceGeneration> gen = current_generation();
             return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
