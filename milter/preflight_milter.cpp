@@ -216,6 +216,7 @@ void log_decision(SMFICTX* ctx, const Connection& c, const Verdict& v, std::stri
     char ms[32];
     std::snprintf(ms, sizeof ms, " dns_ms=%.1f", m ? m->dns_ms() : 0.0);
     line.append(ms);
+    if (m && m->tenant()) line.append(" tenant=").append(m->tenant()->name);  // TenantsFile
     Logger::log(Logger::Level::info, line);
 }
 

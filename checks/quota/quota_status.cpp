@@ -28,7 +28,24 @@ int quota_status(const Config& cfg, const std::string& arg, std::ostream& out) {
         std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << error << "\n";
         return 1;
     }
+    // Tenants' counters ("tenant:NAME") take their limits from the tenants file; plan periods
+    // are read in the period that holds now, in PlanTimeZone.
+    std::shared_ptr<const TenantTable> tenants;
+    if (!g.tenants_file.empty()) {
+        TenantsResult t = parse_tenants_file(g.tenants_file, cfg.defaults());
+        for (const ConfigError& e : t.errors) std::cerr << e.to_string() << "\n";
+        if (!t.table) return 1;
+        tenants = std::move(t.table);
+    }
+    std::string why;
+    std::optional<TimeZone> zone = TimeZone::load(g.plan_time_zone, &why);
+    if (!zone) {
+        std::cerr << "preflight-milter: PlanTimeZone: " << why << "\n";
+        return 1;
+    }
     auto settings_of = [&](std::string_view subject) -> const Settings& {
+        if (subject.starts_with("tenant:") && tenants)
+            if (const Tenant* t = tenants->find(subject.substr(7))) return t->settings;
         if (subject.starts_with("domain:")) return cfg.for_sender_domain(subject.substr(7));
         if (subject.starts_with("sender:")) {
             auto at = subject.rfind('@');
@@ -77,6 +94,11 @@ int quota_status(const Config& cfg, const std::string& arg, std::ostream& out) {
         for (const QuotaRate& r : unit == "messages" ? s.quota_messages : s.quota_recipients)
             if (r.window == w) limit = r.limit;
         QuotaCounter c{k, w, limit.value_or(0), 0};  // amount 0: read only
+        if (is_plan_period(w)) {
+            const PeriodSpan p = plan_period_at(w, now / 1000, *zone, s.billing_day);
+            c.period_start_s = p.start_s;
+            c.period_end_s = p.end_s;
+        }
         QuotaResult r = store->reserve({&c, 1}, false, now);
         if (!r.ok) {
             std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << r.error << "\n";

@@ -130,6 +130,9 @@ json=$(status t2 --json plan.test)
 assert d["tenant"] == "plan.test" and q["used"] == 60 and q["limit"] == 60 and q["window"] == "month", d
 assert q["renews"].endswith("-15T00:00:00+00:00"), q' "$json" 2>"$IT_DIR/out/json.err" ||
   bad "json: $json ($(cat "$IT_DIR/out/json.err" | tail -1))"
+all=$(status t1)
+[[ $all == *"tenant:plan.test recipients per month: 60 of 60 (reached)"* ]] || bad "every counter: $all"
+grep -q "check=quota result=tempfail .* tenant=plan.test" "$IT_DIR/milter-t1.log" || bad "no refusal logged with tenant="
 log_has t1 "quota: tenant plan.test reached 80% of its 60 recipients per month" ||
   log_has t2 "quota: tenant plan.test reached 80% of its 60 recipients per month" || bad "no 80 % notice logged"
 sc_end
