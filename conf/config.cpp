@@ -388,9 +388,7 @@ bool refine_quota_store(Value& v, std::string& why) {
     return true;
 }
 
-bool refine_time_zone(Value& v, std::string& why) {
-    return TimeZone::load(std::get<std::string>(v), &why).has_value();
-}
+bool refine_time_zone(Value& v, std::string& why) { return TimeZone::load(std::get<std::string>(v), &why).has_value(); }
 
 // "80, 100": percentages of a plan, each 1..100, ascending, none twice, at most 8.
 bool refine_notice_shares(Value& v, std::string& why) {
@@ -648,7 +646,8 @@ const Row kRows[] = {
               .min = 1,
               .max = 31,
               .per_domain = true,
-              .help = "day of the month a /month quota renews on (1: calendar month; 31: the last day of short months)"},
+              .help =
+                  "day of the month a /month quota renews on (1: calendar month; 31: the last day of short months)"},
      .store = set_policy<&Settings::billing_day>},
     {.info = {.name = "PlanTimeZone",
               .type = KeyType::string,
@@ -658,7 +657,8 @@ const Row kRows[] = {
      .store = set_global<&GlobalSettings::plan_time_zone>},
     {.info = {.name = "TenantsFile",
               .type = KeyType::path,
-              .help = "file of tenants (SASL logins or sender domains) and their plans, preflight-tenants(5); empty: none"},
+              .help =
+                  "file of tenants (SASL logins or sender domains) and their plans, preflight-tenants(5); empty: none"},
      .store = set_global<&GlobalSettings::tenants_file>},
     {.info = {.name = "QuotaNoticeShares",
               .type = KeyType::string_list,

@@ -52,8 +52,8 @@ Verdict MessageSession::check_quota(const Settings& s) {
         quota_message_counted_ = true;
         notice_crossings(counters, r);
     }
-    Verdict v = quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error,
-                              services_.plan_zone.get());
+    Verdict v = quota_verdict(r, counters, quota_subject_, s.quota_code,
+                              services_.config->global().on_quota_store_error, services_.plan_zone.get());
     if (!r.ok && v.accepted()) {  // OnQuotaStoreError accept: logged, not counted
         notes_.push_back(v);
         return Verdict::accept(check_name::quota);
@@ -68,11 +68,10 @@ void MessageSession::notice_crossings(std::span<const QuotaCounter> counters, co
         const QuotaCounter& c = counters[x.counter];
         if (services_.quota_notices) services_.quota_notices->count(x.share, c.window);
         std::optional<QuotaKey> k = parse_quota_key(c.key);
-        Logger::log(Logger::Level::info, "quota: " + quota_subject_text(quota_subject_) + " reached " +
-                                             std::to_string(x.share) + "% of its " + std::to_string(c.limit) + " " +
-                                             (k ? k->unit : std::string("recipients")) + " per " +
-                                             std::string(to_string(c.window)) + " (" + std::to_string(x.used) +
-                                             " used)");
+        Logger::log(Logger::Level::info,
+                    "quota: " + quota_subject_text(quota_subject_) + " reached " + std::to_string(x.share) +
+                        "% of its " + std::to_string(c.limit) + " " + (k ? k->unit : std::string("recipients")) +
+                        " per " + std::string(to_string(c.window)) + " (" + std::to_string(x.used) + " used)");
     }
 }
 

@@ -34,7 +34,9 @@ struct MilterServices {
     std::vector<std::string> egress_ips;   // EgressAddresses as text, for SPF and replies
     QuotaStore* quota_store = nullptr;     // null: no Domain or default sets a quota
     std::function<std::int64_t()> now_ms;  // quota clock (unix ms); empty: the system clock
-    std::shared_ptr<const TimeZone> plan_zone;  // PlanTimeZone for week/month quotas; null: UTC
+
+    // Plans and tenants.
+    std::shared_ptr<const TimeZone> plan_zone;   // PlanTimeZone for week/month quotas; null: UTC
     std::shared_ptr<const TenantTable> tenants;  // TenantsFile; null: none
     QuotaNotices* quota_notices = nullptr;       // QuotaNoticeShares crossings are counted here; null: not
 };

@@ -708,9 +708,9 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (o.show_quota) {
-        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
+        const auto now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         if (std::optional<int> rc = tenant_quota_status(*parsed.config, o.quota_arg, o.quota_json, std::cout, now_ms))
             return *rc;
         return quota_status(*parsed.config, o.quota_arg, std::cout);

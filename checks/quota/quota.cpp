@@ -52,8 +52,8 @@ std::optional<QuotaKey> parse_quota_key(std::string_view key) {
     if (bar1 == std::string_view::npos || bar2 == bar1) return std::nullopt;
     QuotaKey k{std::string(key.substr(0, bar1)), std::string(key.substr(bar1 + 1, bar2 - bar1 - 1))};
     const std::string_view window = key.substr(bar2 + 1);
-    for (QuotaWindow w : {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day, QuotaWindow::week,
-                          QuotaWindow::month})
+    for (QuotaWindow w :
+         {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day, QuotaWindow::week, QuotaWindow::month})
         if (to_string(w) == window) {
             k.window = w;
             return k;

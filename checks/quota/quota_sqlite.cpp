@@ -232,8 +232,7 @@ private:
             int rc = sqlite3_step(u.get());
             if (rc == SQLITE_ROW)
                 sum = static_cast<std::uint64_t>(std::max<sqlite3_int64>(0, sqlite3_column_int64(u.get(), 0)));
-            else if (rc != SQLITE_DONE)
-                throw SqlError(sqlite3_errmsg(db_.get()));
+            else if (rc != SQLITE_DONE) throw SqlError(sqlite3_errmsg(db_.get()));
         }
         r.used[i] = sum;
         if (r.over < 0 && c.amount > 0 && sum + c.amount > c.limit) {
