@@ -3,7 +3,11 @@
 // by sleeping. The zones are read from the system's tz database (tzdata).
 #include <catch2/catch.hpp>
 
+#include <hiredis/hiredis.h>
+
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 
@@ -191,6 +195,50 @@ TEST_CASE("plan periods in the SQLite store: exact, released, renewed, purged af
     CHECK(std::find(after->begin(), after->end(), other) == after->end());
 }
 
+TEST_CASE("plan periods in the SQLite store: exact under concurrency on two handles", "[quota][plan]") {
+    TempDir dir;
+    auto spec = parse_quota_store("sqlite:" + dir.path + "/q.db");
+    REQUIRE(spec);
+    auto a = open_quota_store(*spec, std::chrono::milliseconds(5000));
+    auto b = open_quota_store(*spec, std::chrono::milliseconds(5000));
+    const std::int64_t now = utc(2026, 12, 7, 10);
+    std::atomic<int> accepted{0}, errors{0};
+    auto worker = [&](QuotaStore& s) {
+        const std::vector<QuotaCounter> c{period_counter("tenant:busy|recipients|month", now, 200, 1)};
+        for (int i = 0; i < 150; ++i) {
+            QuotaResult r = s.reserve(c, false, now * 1000);
+            if (!r.ok) ++errors;
+            else if (r.counted) ++accepted;
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) threads.emplace_back(worker, t % 2 ? std::ref(*a) : std::ref(*b));
+    for (auto& t : threads) t.join();
+    CHECK(errors == 0);
+    CHECK(accepted == 200);  // 600 tried
+}
+
+namespace {
+struct RedisFree {
+    void operator()(redisContext* c) const noexcept { redisFree(c); }
+};
+struct ReplyFree {
+    void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+
+// PEXPIRETIME of a key (Redis 7): its expiry in unix ms, -1 none, -2 no key.
+long long expiry_ms(const std::string& where, const std::string& key) {
+    const auto colon = where.rfind(':');
+    std::unique_ptr<redisContext, RedisFree> c(
+        redisConnect(where.substr(0, colon).c_str(), std::stoi(where.substr(colon + 1))));
+    REQUIRE((c && !c->err));
+    std::unique_ptr<redisReply, ReplyFree> r(
+        static_cast<redisReply*>(redisCommand(c.get(), "PEXPIRETIME %b", key.data(), key.size())));
+    REQUIRE((r && r->type == REDIS_REPLY_INTEGER));
+    return r->integer;
+}
+}  // namespace
+
 // Hidden: it needs the Redis that milter.redis_store starts.
 TEST_CASE("plan periods in the Redis store: the same, and the key expires after the period", "[quota][.redis]") {
     const char* where = std::getenv("PREFLIGHT_TEST_REDIS");
@@ -201,4 +249,14 @@ TEST_CASE("plan periods in the Redis store: the same, and the key expires after 
     const std::string subject = "acme-" + std::to_string(getpid()) + "-" +
                                 std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
     period_contract(*store, subject);
+    // The last reservation was in the period that renews on 2027-01-15: the key lives until an
+    // hour after that.
+    const std::string key = "tenant:" + subject + "|recipients|month";
+    const long long until = (utc(2027, 1, 15) + kPeriodKeepSeconds) * 1000;
+    CHECK(expiry_ms(where, "pfq:" + key) == until);
+    // A relay whose clock lags (still in the period ending Dec 15) counts there, and does not
+    // shorten the key's life.
+    const std::int64_t lag = utc(2026, 12, 15) - 10;
+    REQUIRE(store->reserve(std::vector{period_counter(key, lag, 5, 15)}, true, lag * 1000).counted);
+    CHECK(expiry_ms(where, "pfq:" + key) == until);
 }
