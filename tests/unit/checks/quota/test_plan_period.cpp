@@ -10,6 +10,8 @@
 #include <thread>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "plan_period.hpp"
 #include "quota.hpp"
@@ -166,6 +168,33 @@ TEST_CASE("time zones: bad names are refused with the reason", "[quota][plan]") 
     CHECK(why.find("is not a time zone name") != std::string::npos);
     CHECK_FALSE(TimeZone::load("zone.tab", &why));  // a file of the tz directory that is not TZif
     CHECK(why.find("not a TZif") != std::string::npos);
+}
+
+TEST_CASE("time zones: a truncated or corrupted TZif file is an error, never a crash", "[quota][plan][hostile]") {
+    std::ifstream in("/usr/share/zoneinfo/Europe/Berlin", std::ios::binary);
+    REQUIRE(in);
+    const std::string whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    TempDir dir;
+    auto load_bytes = [&](const std::string& bytes) {
+        std::ofstream(dir.path + "/Zone", std::ios::binary | std::ios::trunc) << bytes;
+        std::string why;
+        auto z = TimeZone::load("Zone", &why, dir.path);
+        if (!z) CHECK_FALSE(why.empty());
+        return z.has_value();
+    };
+    CHECK(load_bytes(whole));
+    // Cut anywhere before the footer: refused (the 64-bit block is incomplete).
+    for (std::size_t n = 0; n + 60 < whole.size(); n += 7) {
+        INFO("first " << n << " bytes");
+        CHECK_FALSE(load_bytes(whole.substr(0, n)));
+    }
+    // Every byte of the headers and the start of the data set to 0xff in turn: refused or read,
+    // within bounds (ASan checks the reads).
+    for (std::size_t i = 0; i < 200 && i < whole.size(); ++i) {
+        std::string bad = whole;
+        bad[i] = '\xff';
+        load_bytes(bad);
+    }
 }
 
 TEST_CASE("plan periods in the SQLite store: exact, released, renewed, purged after the end", "[quota][plan]") {
