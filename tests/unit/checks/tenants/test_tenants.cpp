@@ -156,6 +156,13 @@ TEST_CASE("tenant plan: a monthly limit accepts exactly N, then names limit, usa
                             "renews on 2026-12-15 00:00 UTC; upgrade the plan or wait"));
     CHECK(f.notices.count_of(80, QuotaWindow::month) == 1);  // the 4th recipient: 4 of 5
     CHECK(f.notices.count_of(100, QuotaWindow::month) == 1);
+    // /metrics: one series per (share, window) seen, none per tenant.
+    metrics::Registry registry;
+    f.notices.register_with(registry);
+    const std::string text = registry.render();
+    CHECK(text.find("preflight_quota_notices_total{share=\"80\",window=\"month\"} 1\n") != std::string::npos);
+    CHECK(text.find("preflight_quota_notices_total{share=\"100\",window=\"month\"} 1\n") != std::string::npos);
+    CHECK(text.find("acme") == std::string::npos);
     // Another login is another tenant, or none: unaffected.
     CHECK(f.send(2, "other").first == 2);
     // One second before the billing day: still refused; on it: a new period.
