@@ -8,6 +8,7 @@
 #include "ascii.hpp"
 #include "socket_address.hpp"
 #include "run_as.hpp"  // parse_user_group
+#include "time_zone.hpp"
 
 #include <syslog.h>
 
@@ -41,7 +42,7 @@ constexpr std::string_view kReplyCodes[] = {"450", "550"};
 constexpr std::string_view kQuotaPer[] = {"domain", "sender", "login"};
 constexpr std::string_view kQuotaCodes[] = {"452", "550"};
 constexpr std::string_view kQuotaStoreErrorActions[] = {"tempfail", "accept"};
-constexpr std::string_view kQuotaWindows[] = {"minute", "hour", "day"};
+constexpr std::string_view kQuotaWindows[] = {"minute", "hour", "day", "week", "month"};
 
 template <class E, std::size_t N>
 std::string_view name_of(E v, const std::string_view (&names)[N]) {
@@ -387,6 +388,34 @@ bool refine_quota_store(Value& v, std::string& why) {
     return true;
 }
 
+bool refine_time_zone(Value& v, std::string& why) { return TimeZone::load(std::get<std::string>(v), &why).has_value(); }
+
+// "80, 100": percentages of a plan, each 1..100, ascending, none twice, at most 8.
+bool refine_notice_shares(Value& v, std::string& why) {
+    std::uint32_t last = 0;
+    if (std::get<std::vector<std::string>>(v).size() > 8) {
+        why = "at most 8 shares";
+        return false;
+    }
+    for (const std::string& w : std::get<std::vector<std::string>>(v)) {
+        std::uint32_t n = 0;
+        auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), n);
+        if (ec != std::errc{} || end != w.data() + w.size() || n < 1 || n > 100 || n <= last) {
+            why = quote(w) + " is not a percentage 1..100 above the one before it (80, 100)";
+            return false;
+        }
+        last = n;
+    }
+    return true;
+}
+
+void set_notice_shares(Target& t, const Value& v) {
+    t.g.quota_notice_percent.fill(0);
+    std::size_t i = 0;
+    for (const std::string& w : std::get<std::vector<std::string>>(v))
+        t.g.quota_notice_percent[i++] = static_cast<std::uint8_t>(std::stoul(w));
+}
+
 void set_unknown_domain_code(Target& t, const Value& v) {
     t.s.unknown_domain_code = std::get<std::int64_t>(v) == 0 ? 450 : 550;
 }
@@ -610,6 +639,33 @@ const Row kRows[] = {
               .allowed = kQuotaStoreErrorActions,
               .help = "what an unreachable quota store leads to: tempfail (451 4.3.0) or accept (uncounted)"},
      .store = set_global<&GlobalSettings::on_quota_store_error>},
+    // Plans and tenants
+    {.info = {.name = "BillingDay",
+              .type = KeyType::integer,
+              .default_value = "1",
+              .min = 1,
+              .max = 31,
+              .per_domain = true,
+              .help =
+                  "day of the month a /month quota renews on (1: calendar month; 31: the last day of short months)"},
+     .store = set_policy<&Settings::billing_day>},
+    {.info = {.name = "PlanTimeZone",
+              .type = KeyType::string,
+              .default_value = "UTC",
+              .help = "time zone whose midnight renews /week and /month quotas: UTC or a tz name (Europe/Berlin)"},
+     .refine = refine_time_zone,
+     .store = set_global<&GlobalSettings::plan_time_zone>},
+    {.info = {.name = "TenantsFile",
+              .type = KeyType::path,
+              .help =
+                  "file of tenants (SASL logins or sender domains) and their plans, preflight-tenants(5); empty: none"},
+     .store = set_global<&GlobalSettings::tenants_file>},
+    {.info = {.name = "QuotaNoticeShares",
+              .type = KeyType::string_list,
+              .default_value = "80 100",
+              .help = "percentages of a quota whose crossing is logged and counted in metrics; empty: none"},
+     .refine = refine_notice_shares,
+     .store = set_notice_shares},
     // Authentication material
     {.info = {.name = "EgressAddresses",
               .type = KeyType::address_list,
@@ -1291,6 +1347,27 @@ ParseResult parse_config_text(std::string_view name, std::string_view text) {
         pos = nl + 1;
     }
     return b.finish();
+}
+
+bool apply_policy_key(Settings& s, std::string_view key, std::string_view value, std::string& why,
+                      std::string* canonical) {
+    const std::size_t idx = row_index(key);
+    if (idx == std::size(kRows)) {
+        why = unknown_key_message(key);
+        return false;
+    }
+    const Row& row = kRows[idx];
+    if (canonical) *canonical = std::string(row.info.name);
+    if (!row.info.per_domain) {
+        why = "cannot be set per tenant or domain";
+        return false;
+    }
+    std::optional<Value> v = parse_row_value(row, value, why);
+    if (!v) return false;
+    GlobalSettings unused;
+    Target t{unused, s};
+    row.store(t, *v);
+    return true;
 }
 
 ParseResult parse_config_file(const std::string& path) {

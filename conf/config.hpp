@@ -128,7 +128,8 @@ enum class QuotaStoreErrorAction {
     accept,    // send without counting (unlimited while the store is down)
 };
 
-enum class QuotaWindow { minute, hour, day };
+// week and month are plan periods that renew (checks/quota/plan_period.hpp), not sliding.
+enum class QuotaWindow { minute, hour, day, week, month };
 
 // "10000/day": at most `limit` in any window of that length (sliding; see checks/quota.hpp).
 struct QuotaRate {
@@ -217,6 +218,7 @@ struct Settings {
         return dmarc_mode != CheckMode::off || alignment_mode != CheckMode::off || unsubscribe_mode != CheckMode::off ||
                header_sanity_mode != CheckMode::off;
     }
+    int billing_day = 1;   // the day of the month a /month plan period renews on (1..31)
 
     bool has_quota() const {
         return quota_mode != CheckMode::off && (!quota_recipients.empty() || !quota_messages.empty());
@@ -252,6 +254,10 @@ struct GlobalSettings {
     std::string dkim_public_key_base64;
     std::string dkim_public_key_file;  // where it came from, for log lines; "" when given inline
 
+    std::string plan_time_zone = "UTC";  // plan periods renew at local midnight of this zone
+    std::string tenants_file;            // "": no tenants (checks/tenants/tenants.hpp)
+    // Shares of a quota whose crossing is logged and counted, ascending; 0 ends the list.
+    std::array<std::uint8_t, 8> quota_notice_percent{80, 100};
     QuotaStoreSpec quota_store{QuotaStoreSpec::Kind::sqlite, "/var/lib/preflight/quota.db", "", 6379, 0};
     std::chrono::milliseconds quota_store_timeout{1000};
     QuotaStoreErrorAction on_quota_store_error = QuotaStoreErrorAction::tempfail;
@@ -367,5 +373,12 @@ struct ParseResult {
 ParseResult parse_config_file(const std::string& path);
 // Parses conf text; name is the FILE in errors and Config::file().
 ParseResult parse_config_text(std::string_view name, std::string_view text);
+
+// Sets one key a Domain line may set on s, from its conf text, as a Domain line would (for
+// files that give per-subject settings, such as the tenants file). False with why set on an
+// unknown key, a key that cannot be set per domain, or a bad value; canonical gets the key's
+// table spelling when it is known.
+bool apply_policy_key(Settings& s, std::string_view key, std::string_view value, std::string& why,
+                      std::string* canonical = nullptr);
 
 }  // namespace preflight

@@ -244,6 +244,8 @@ std::int64_t window_seconds(QuotaWindow w) {
     case QuotaWindow::minute: return 60;
     case QuotaWindow::hour: return 3600;
     case QuotaWindow::day: return 86400;
+    case QuotaWindow::week: return 7 * 86400;  // plan periods: their longest span
+    case QuotaWindow::month: return 31 * 86400;
     }
     return 86400;
 }
@@ -267,8 +269,10 @@ std::optional<std::vector<QuotaRate>> parse_quota_rates(std::string_view text, s
         if (ascii::iequals(unit, "minute")) w = QuotaWindow::minute;
         else if (ascii::iequals(unit, "hour")) w = QuotaWindow::hour;
         else if (ascii::iequals(unit, "day")) w = QuotaWindow::day;
+        else if (ascii::iequals(unit, "week")) w = QuotaWindow::week;
+        else if (ascii::iequals(unit, "month")) w = QuotaWindow::month;
         if (!n || !w) {
-            set_why(why, quoted + " is not a quota (a number, '/', and minute, hour or day: 10000/day)");
+            set_why(why, quoted + " is not a quota (a number, '/', and minute, hour, day, week or month: 10000/day)");
             return std::nullopt;
         }
         if (*n < 1 || *n > 1'000'000'000) {

@@ -196,6 +196,21 @@ echo "full@ stays in the queue and is retried (a full mailbox is temporary):"
 postqueue -c "$PF_ETC" -p 2>&1 | grep -B1 -A1 "full@dest.example" | sed 's/^/    /'
 echo "gone@ bounced at once with its DSN instead of five days of retries."
 
+title "2c. a tenant's monthly plan runs out: the reply names the limit, the usage and the renewal"
+# A tenants file and a quota store, added to the running milter by SIGHUP (the milter runs as
+# postfix now, so the store's directory is postfix's).
+install -d -o postfix "$IT_DIR/quota"
+printf 'good.test  QuotaRecipients=3/month BillingDay=15\n' >"$IT_DIR/milter/tenants.conf"
+printf 'QuotaStore sqlite:%s/quota/quota.db\nTenantsFile %s/milter/tenants.conf\n' "$IT_DIR" "$IT_DIR" \
+  >>"$IT_DIR/milter/preflight.conf"
+"$BIN/preflight-milter" -n -c "$IT_DIR/milter/preflight.conf" || die "the conf with the tenants file does not check"
+kill -HUP "$MILTER_PID"
+wait_for 100 grep -q "reload: 1 tenants from" "$IT_DIR/milter.log" || die "the milter did not reload the tenants"
+echo "tenant good.test: QuotaRecipients=3/month, BillingDay=15 (PlanTimeZone UTC)"
+send plan "$SMTPD_PORT" --from user@good.test --to p1@dest.example,p2@dest.example,p3@dest.example,p4@dest.example
+printf '%-52s %s\n' "4 recipients, plan of 3/month" "RCPT 4: $(reply_at plan RCPT 4)"
+"$BIN/preflight-milter" --quota-status -c "$IT_DIR/milter/preflight.conf" good.test | sed 's/^/    /'
+
 title "3. preflight-classify log: the relay's log, one row per recipient"
 pf_wait_sent "$(reply_at good EOD | sed -n "s/.*queued as \([0-9A-Za-z]*\).*/\1/p")" 200 >/dev/null 2>&1 || true
 "$BIN/preflight-classify" log --wide "$PF_LOG" >"$OUT/deliveries.csv" || true

@@ -15,6 +15,8 @@ PACKAGES=(
   # quota stores: SQLite (embedded) and Redis through hiredis (cluster; the test starts its own
   # redis-server on a loopback port and never uses the system service)
   libsqlite3-dev libhiredis-dev redis-server
+  # time zones of plan periods (PlanTimeZone; the unit tests use Europe/Berlin, America/Santiago)
+  tzdata
   # bounce parser the dsn benchmark compares against
   libsisimai-perl
   # tests and benchmarks

@@ -38,13 +38,14 @@ void MessageSession::release_quota() noexcept {
 
 Verdict MessageSession::check_quota(const Settings& s) {
     if (quota_subject_.empty()) return Verdict::accept(check_name::quota);
-    std::vector<QuotaCounter> counters = quota_counters(s, quota_subject_, !quota_message_counted_);
-    if (counters.empty()) return Verdict::accept(check_name::quota);
     std::int64_t now =
         services_.now_ms
             ? services_.now_ms()
             : std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
                   .count();
+    std::vector<QuotaCounter> counters =
+        quota_counters(s, quota_subject_, !quota_message_counted_, now, services_.plan_zone.get());
+    if (counters.empty()) return Verdict::accept(check_name::quota);
     // Dry-run and tag let the recipient through: count it even beyond the quota, so the
     // store shows what is really sent.
     bool force = s.mode == RunMode::dry_run || s.quota_mode == CheckMode::tag;
@@ -53,14 +54,29 @@ Verdict MessageSession::check_quota(const Settings& s) {
         for (std::size_t i = 0; i < counters.size(); ++i)
             quota_held_.push_back({counters[i].key, r.buckets[i], counters[i].amount});
         quota_message_counted_ = true;
+        notice_crossings(counters, r);
     }
-    Verdict v =
-        quota_verdict(r, counters, quota_subject_, s.quota_code, services_.config->global().on_quota_store_error);
+    Verdict v = quota_verdict(r, counters, quota_subject_, s.quota_code,
+                              services_.config->global().on_quota_store_error, services_.plan_zone.get());
     if (!r.ok && v.accepted()) {  // OnQuotaStoreError accept: logged, not counted
         notes_.push_back(v);
         return Verdict::accept(check_name::quota);
     }
     return finish(std::move(v), s.quota_mode);
+}
+
+void MessageSession::notice_crossings(std::span<const QuotaCounter> counters, const QuotaResult& r) {
+    const auto& shares = services_.config->global().quota_notice_percent;
+    if (shares[0] == 0) return;
+    for (const QuotaCrossing& x : quota_crossings(counters, r, shares)) {
+        const QuotaCounter& c = counters[x.counter];
+        if (services_.quota_notices) services_.quota_notices->count(x.share, c.window);
+        std::optional<QuotaKey> k = parse_quota_key(c.key);
+        Logger::log(Logger::Level::info,
+                    "quota: " + quota_subject_text(quota_subject_) + " reached " + std::to_string(x.share) +
+                        "% of its " + std::to_string(c.limit) + " " + (k ? k->unit : std::string("recipients")) +
+                        " per " + std::string(to_string(c.window)) + " (" + std::to_string(x.used) + " used)");
+    }
 }
 
 Verdict MessageSession::finish(Verdict v, CheckMode mode) {
@@ -95,9 +111,13 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     domain_ = env.mailbox->domain;
     address_literal_ = env.mailbox->address_literal;
     if (!null_sender_ && !address_literal_) settings_ = &services_.config->for_sender_domain(domain_);
+    // A tenant's plan replaces the domain's settings; its quotas count for the tenant.
+    if (!null_sender_ && services_.tenants)
+        if ((tenant_ = services_.tenants->find(login_, address_literal_ ? std::string_view() : domain_)))
+            settings_ = &tenant_->settings;
     const Settings& s = *settings_;
     if (!null_sender_ && s.has_quota() && services_.quota_store)
-        quota_subject_ = quota_subject(s.quota_per, sender_, domain_, login_);
+        quota_subject_ = tenant_ ? "tenant:" + tenant_->name : quota_subject(s.quota_per, sender_, domain_, login_);
 
     if (s.size_mode != CheckMode::off) {
         Verdict v = finish(check_announced_size(announced, s.max_message_size), s.size_mode);

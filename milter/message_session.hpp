@@ -22,6 +22,8 @@
 #include "dmarc.hpp"
 #include "message_headers.hpp"
 #include "quota.hpp"
+#include "quota_notices.hpp"
+#include "tenants.hpp"
 #include "reply_table.hpp"
 #include "verdict.hpp"
 
@@ -37,6 +39,11 @@ struct MilterServices {
     // Keep every verdict a check returns, accepts included (decisions()): for --test-message,
     // which prints each one; the milter leaves it off.
     bool record_decisions = false;
+
+    // Plans and tenants.
+    std::shared_ptr<const TimeZone> plan_zone;   // PlanTimeZone for week/month quotas; null: UTC
+    std::shared_ptr<const TenantTable> tenants;  // TenantsFile; null: none
+    QuotaNotices* quota_notices = nullptr;       // QuotaNoticeShares crossings are counted here; null: not
 };
 
 class MessageSession {
@@ -76,6 +83,8 @@ public:
     const std::vector<QuotaHeld>& quota_held() const { return quota_held_; }
     // Every verdict of a check that ran, in order, after its mode (MilterServices::record_decisions).
     const std::vector<Verdict>& decisions() const { return decisions_; }
+    // The tenant of the transaction (TenantsFile), or nullptr.
+    const Tenant* tenant() const { return tenant_; }
 
 private:
     Verdict finish(Verdict v, CheckMode mode);  // apply mode and dry-run, collect tag headers
@@ -88,6 +97,7 @@ private:
     Verdict check_message();
     Verdict decide_alignment(const std::string& from_domain, const DmarcRecord& record);
     const std::vector<DkimSignatureInfo>& message_signatures();
+    void notice_crossings(std::span<const QuotaCounter> counters, const QuotaResult& r);
 
     const MilterServices& services_;
     const Settings* settings_ = nullptr;  // effective settings for the sender domain
@@ -111,6 +121,7 @@ private:
     bool message_checks_ = false;  // some message check is on for this sender: headers are kept
     MessageHeaders headers_;
     std::vector<Verdict> decisions_;
+    const Tenant* tenant_ = nullptr;
 };
 
 }  // namespace preflight

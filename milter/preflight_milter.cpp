@@ -49,6 +49,7 @@ unsigned long wanted_protocol_steps(const Config& cfg);
 
 // Counted whether or not MetricsListen serves them: a few relaxed atomic adds per event.
 MilterMetrics g_metrics;
+QuotaNotices g_quota_notices;  // QuotaNoticeShares crossings, for /metrics
 
 // What the sessions of one configuration share: built whole at start and at each reload, then
 // read-only. A connection keeps the generation it started with, so a reload never changes the
@@ -74,6 +75,24 @@ bool same_dns(const GlobalSettings& a, const GlobalSettings& b) {
     return a.nameservers == b.nameservers && a.dns_timeout == b.dns_timeout && a.dns_cache_size == b.dns_cache_size;
 }
 
+// PlanTimeZone and TenantsFile into services; throws naming the first error (FILE:LINE) and
+// how many more there are, so a reload logs it and keeps the running generation.
+void load_plans(const Config& cfg, MilterServices& services) {
+    const GlobalSettings& g = cfg.global();
+    std::string why;
+    std::optional<TimeZone> zone = TimeZone::load(g.plan_time_zone, &why);
+    if (!zone) throw std::runtime_error("PlanTimeZone: " + why);
+    services.plan_zone = std::make_shared<const TimeZone>(std::move(*zone));
+    if (g.tenants_file.empty()) return;
+    TenantsResult t = parse_tenants_file(g.tenants_file, cfg.defaults());
+    if (!t.table) {
+        std::string what = t.errors.front().to_string();
+        if (t.errors.size() > 1) what += " (and " + std::to_string(t.errors.size() - 1) + " more errors)";
+        throw std::runtime_error("TenantsFile: " + what);
+    }
+    services.tenants = std::move(t.table);
+}
+
 // Throws when the resolver cannot start (e.g. no nameserver in /etc/resolv.conf).
 std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const Config> cfg,
                                                          const ServiceGeneration* previous) {
@@ -91,7 +110,9 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
         }
     }
     gen->services.resolver = gen->resolver.get();
-    if (cfg->any_quota()) {
+    load_plans(*cfg, gen->services);  // throws with FILE:LINE on a bad tenants file
+    gen->services.quota_notices = &g_quota_notices;
+    if (cfg->any_quota() || (gen->services.tenants && gen->services.tenants->any_quota())) {
         const ServiceGeneration* prev = previous && previous->quota_store ? previous : nullptr;
         if (prev && prev->services.config->global().quota_store == g.quota_store &&
             prev->services.config->global().quota_store_timeout == g.quota_store_timeout)
@@ -195,6 +216,7 @@ void log_decision(SMFICTX* ctx, const Connection& c, const Verdict& v, std::stri
     char ms[32];
     std::snprintf(ms, sizeof ms, " dns_ms=%.1f", m ? m->dns_ms() : 0.0);
     line.append(ms);
+    if (m && m->tenant()) line.append(" tenant=").append(m->tenant()->name);  // TenantsFile
     Logger::log(Logger::Level::info, line);
 }
 
@@ -388,7 +410,7 @@ sfsistat on_close(SMFICTX* ctx) {
 const char kUsage[] =
     "usage: preflight-milter [-f] [-c FILE]     run the milter (-f: foreground, log to stderr)\n"
     "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
-    "       preflight-milter --quota-status [-c FILE] [DOMAIN|SENDER|login:NAME]\n"
+    "       preflight-milter --quota-status [--json] [-c FILE] [DOMAIN|SENDER|login:NAME|TENANT]\n"
     "                                           sending quota usage from QuotaStore\n"
     "       preflight-milter --test-message FILE --from ADDR [--rcpt ADDR]... [--format text|json] [-c FILE]\n"
     "                                           run every check on a message as the milter would\n"
@@ -425,6 +447,9 @@ void reload(const std::string& conf_path) {
             std::lock_guard lock(g_generation_mutex);
             g_generation = next;
         }
+        if (next->services.tenants)
+            Logger::log(Logger::Level::info, "reload: " + std::to_string(next->services.tenants->size()) +
+                                                 " tenants from " + next->services.tenants->file());
         Logger::log(Logger::Level::info,
                     "reloaded " + conf_path +
                         (next->resolver == old->resolver ? std::string(" (DNS cache kept)")
@@ -531,7 +556,7 @@ namespace {
 // preflight-milter's command line.
 struct MilterOptions {
     std::string conf_path = "/etc/preflight/preflight.conf";
-    bool foreground = false, check_only = false, show_quota = false;
+    bool foreground = false, check_only = false, show_quota = false, quota_json = false;
     std::string quota_arg;
     std::optional<TestMessageRequest> test;  // --test-message
     bool from_given = false;
@@ -564,6 +589,7 @@ std::optional<int> parse_milter_args(int argc, char** argv, MilterOptions& o) {
         std::string a = argv[i];
         if (a == "-f") o.foreground = true;
         else if (a == "--quota-status") o.show_quota = true;
+        else if (a == "--json" && o.show_quota) o.quota_json = true;
         else if (o.show_quota && o.quota_arg.empty() && !a.empty() && a[0] != '-') o.quota_arg = a;
         else if (a == "--test-message" || a == "--from" || a == "--rcpt" || a == "--format") {
             if (!parse_test_message_arg(a, argc, argv, i, o)) {
@@ -665,6 +691,7 @@ bool open_metrics(const GlobalSettings& g, metrics::Registry& registry, std::uni
     if (g.metrics_listen.empty()) return true;
     std::optional<ListenAddress> where = parse_listen_address(g.metrics_listen);  // checked by the conf
     if (!where) return false;
+    g_quota_notices.register_with(registry);
     g_metrics.register_with(registry, [] {
         std::shared_ptr<const ServiceGeneration> gen = current_generation();
         return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
@@ -698,10 +725,24 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (o.check_only) {
+        const std::string& tenants_file = parsed.config->global().tenants_file;
+        if (!tenants_file.empty()) {
+            TenantsResult t = parse_tenants_file(tenants_file, parsed.config->defaults());
+            for (const ConfigError& e : t.errors) std::cerr << e.to_string() << "\n";
+            if (!t.table) return 2;
+            std::cout << tenants_file << ": ok (" << t.table->size() << " tenants)\n";
+        }
         std::cout << conf_path << ": ok\n";
         return 0;
     }
-    if (o.show_quota) return quota_status(*parsed.config, o.quota_arg, std::cout);
+    if (o.show_quota) {
+        const auto now_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        if (std::optional<int> rc = tenant_quota_status(*parsed.config, o.quota_arg, o.quota_json, std::cout, now_ms))
+            return *rc;
+        return quota_status(*parsed.config, o.quota_arg, std::cout);
+    }
     if (o.test) return test_message_command(*o.test, parsed.config);
     const GlobalSettings& g = parsed.config->global();
     Logger::init("preflight-milter", o.foreground || !g.syslog, to_syslog_facility(g.log_facility));

@@ -3,11 +3,11 @@
 #include "quota.hpp"
 
 #include "ascii.hpp"
+#include "plan_period.hpp"
 
 #include <algorithm>
 
 namespace preflight {
-namespace {}  // namespace
 
 std::string quota_subject(QuotaPer per, std::string_view sender, std::string_view domain, std::string_view login) {
     if (sender.empty() || domain.empty()) return {};  // the null sender: bounces are not quota'd
@@ -31,8 +31,9 @@ std::string quota_subject_text(std::string_view subject) {
     auto colon = subject.find(':');
     if (colon == std::string_view::npos) return std::string(subject);
     std::string_view kind = subject.substr(0, colon), rest = subject.substr(colon + 1);
-    if (kind == "login") {
-        std::string out = "login ";
+    if (kind == "login" || kind == "tenant") {
+        std::string out(kind);
+        out += ' ';
         out += rest;
         return out;
     }
@@ -51,7 +52,8 @@ std::optional<QuotaKey> parse_quota_key(std::string_view key) {
     if (bar1 == std::string_view::npos || bar2 == bar1) return std::nullopt;
     QuotaKey k{std::string(key.substr(0, bar1)), std::string(key.substr(bar1 + 1, bar2 - bar1 - 1))};
     const std::string_view window = key.substr(bar2 + 1);
-    for (QuotaWindow w : {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day})
+    for (QuotaWindow w :
+         {QuotaWindow::minute, QuotaWindow::hour, QuotaWindow::day, QuotaWindow::week, QuotaWindow::month})
         if (to_string(w) == window) {
             k.window = w;
             return k;
@@ -59,8 +61,12 @@ std::optional<QuotaKey> parse_quota_key(std::string_view key) {
     return std::nullopt;
 }
 
-std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view subject, bool first_recipient) {
+bool is_period_key(std::string_view key) { return key.ends_with("|week") || key.ends_with("|month"); }
+
+std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view subject, bool first_recipient,
+                                         std::int64_t now_ms, const TimeZone* zone) {
     std::vector<QuotaCounter> out;
+    static const TimeZone utc = TimeZone::utc();
     auto add = [&](const std::vector<QuotaRate>& rates, std::string_view unit) {
         for (const QuotaRate& r : rates) {
             QuotaCounter c;
@@ -68,6 +74,11 @@ std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view sub
             c.window = r.window;
             c.limit = r.limit;
             c.amount = 1;
+            if (is_plan_period(r.window)) {
+                PeriodSpan p = plan_period_at(r.window, now_ms / 1000, zone ? *zone : utc, s.billing_day);
+                c.period_start_s = p.start_s;
+                c.period_end_s = p.end_s;
+            }
             out.push_back(std::move(c));
         }
     };
@@ -88,8 +99,32 @@ std::string duration_words(std::int64_t seconds) {
     return out;
 }
 
+std::string grouped_number(std::uint64_t n) {
+    std::string digits = std::to_string(n), out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i && (digits.size() - i) % 3 == 0) out += ',';
+        out += digits[i];
+    }
+    return out;
+}
+
+namespace {
+Verdict plan_verdict(const QuotaResult& r, const QuotaCounter& c, std::string_view unit, std::string_view subject,
+                     int quota_code, const TimeZone* zone) {
+    ReplyArgs a;
+    a.period = c.window == QuotaWindow::week ? "Weekly" : "Monthly";
+    a.limit = grouped_number(c.limit);
+    a.unit = std::string(unit);
+    a.subject = quota_subject_text(subject);
+    a.used = grouped_number(r.used[static_cast<std::size_t>(r.over)]);
+    a.renews = local_time_text(c.period_end_s, zone ? *zone : TimeZone::utc());
+    return quota_code == 550 ? Verdict::reject(check_name::quota, ReplyId::plan_exceeded_perm, std::move(a))
+                             : Verdict::tempfail(check_name::quota, ReplyId::plan_exceeded_temp, std::move(a));
+}
+}  // namespace
+
 Verdict quota_verdict(const QuotaResult& r, std::span<const QuotaCounter> counters, std::string_view subject,
-                      int quota_code, QuotaStoreErrorAction on_error) {
+                      int quota_code, QuotaStoreErrorAction on_error, const TimeZone* zone) {
     if (!r.ok) {
         ReplyArgs a;
         a.reason = r.error;
@@ -107,6 +142,8 @@ Verdict quota_verdict(const QuotaResult& r, std::span<const QuotaCounter> counte
     auto bar = c.key.find('|');
     auto bar2 = c.key.find('|', bar + 1);
     a.unit = bar == std::string::npos ? "recipients" : c.key.substr(bar + 1, bar2 - bar - 1);
+    if (is_plan_period(c.window) && r.used.size() == counters.size())
+        return plan_verdict(r, c, a.unit, subject, quota_code, zone);
     a.window = std::string(to_string(c.window));
     a.subject = quota_subject_text(subject);
     a.retry = duration_words(r.retry_seconds);

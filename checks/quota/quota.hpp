@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "time_zone.hpp"
 #include "verdict.hpp"
 
 namespace preflight {
@@ -48,7 +49,15 @@ struct QuotaCounter {
     QuotaWindow window = QuotaWindow::day;
     std::uint32_t limit = 0;
     std::uint32_t amount = 0;
+    // Plan periods (window week or month, plan_period.hpp): the span the usage counts in.
+    // The store keeps one count per period under the bucket period_end_s (the renewal) and
+    // drops it once the period has ended.
+    std::int64_t period_start_s = 0, period_end_s = 0;
 };
+
+// Seconds a period's count is kept after the period ended: relays whose clocks lag a little
+// still find it, and --quota-status can show the period just ended.
+inline constexpr std::int64_t kPeriodKeepSeconds = 3600;
 
 // What reserve() added, to give back with release().
 struct QuotaHeld {
@@ -61,7 +70,7 @@ struct QuotaResult {
     bool ok = true;  // false: the store could not be used; error says why
     std::string error;
     int over = -1;                      // the first counter the amount would take beyond its limit, or -1
-    std::int64_t retry_seconds = 0;     // over: when enough usage has aged out for the amount
+    std::int64_t retry_seconds = 0;     // over: when enough usage has aged out (or the period renews)
     bool counted = false;               // the amounts were added (none over, or force)
     std::vector<std::uint64_t> used;    // per counter, before this call
     std::vector<std::int64_t> buckets;  // per counter, where the amount went
@@ -87,9 +96,10 @@ public:
 std::unique_ptr<QuotaStore> open_quota_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout);
 
 // The subject a quota counts for a transaction, or "" when none applies (null sender).
-// Keys: "domain:example.org", "sender:user@example.org", "login:alice" (lower case but the login).
+// Keys: "domain:example.org", "sender:user@example.org", "login:alice" (lower case but the login);
+// a tenant of the tenants file counts as "tenant:NAME" (checks/tenants/tenants.hpp).
 std::string quota_subject(QuotaPer per, std::string_view sender, std::string_view domain, std::string_view login);
-// As a reply names it: "example.org", "user@example.org", "login alice".
+// As a reply names it: "example.org", "user@example.org", "login alice", "tenant acme".
 std::string quota_subject_text(std::string_view subject);
 
 // A counter's key: "SUBJECT|UNIT|WINDOW", e.g. "domain:example.org|recipients|day"; UNIT is
@@ -101,10 +111,17 @@ struct QuotaKey {
 };
 std::string quota_key(std::string_view subject, std::string_view unit, QuotaWindow window);
 std::optional<QuotaKey> parse_quota_key(std::string_view key);
+// Whether a counter key is a plan period's (ends in "|week" or "|month").
+bool is_period_key(std::string_view key);
 
 // The counters of one accepted recipient: every QuotaRecipients rate with amount 1, and every
 // QuotaMessages rate with amount 1 when first_recipient (a message counts once).
-std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view subject, bool first_recipient);
+// Plan periods (week, month) get the span that contains now_ms in zone (UTC when null).
+std::vector<QuotaCounter> quota_counters(const Settings& s, std::string_view subject, bool first_recipient,
+                                         std::int64_t now_ms = 0, const TimeZone* zone = nullptr);
+
+// "50,000": a count as a reply writes it.
+std::string grouped_number(std::uint64_t n);
 
 // "3 h 12 min", "5 min", "42 s" (rounded up: never earlier than the truth).
 std::string duration_words(std::int64_t seconds);
@@ -112,8 +129,10 @@ std::string duration_words(std::int64_t seconds);
 // The verdict for a reserve() result (accept when within every limit); store errors give
 // quota_store_failure as a tempfail, or an accept carrying that reply when OnQuotaStoreError is
 // accept (so the log says the recipient went uncounted).
+// A plan period over its limit gives plan_exceeded_*, naming the limit, the usage and the
+// renewal in zone (UTC when null).
 Verdict quota_verdict(const QuotaResult& r, std::span<const QuotaCounter> counters, std::string_view subject,
-                      int quota_code, QuotaStoreErrorAction on_error);
+                      int quota_code, QuotaStoreErrorAction on_error, const TimeZone* zone = nullptr);
 
 // For stores computing QuotaResult::retry_seconds: live buckets (index, count) of the counter
 // that is over, its usage, the amount, its limit and window.

@@ -35,15 +35,36 @@ using Reply = std::unique_ptr<redisReply, ReplyFree>;
 constexpr std::string_view kPrefix = "pfq:";
 
 // KEYS: the counters. ARGV[1] now in ms, ARGV[2] force (1/0), then per counter limit, window
-// seconds, amount. Returns {over (1-based, 0: none), retry seconds, counted, used..., bucket...}.
+// seconds, amount, period end (unix s; 0: a sliding window). Returns {over (1-based, 0: none),
+// retry seconds, counted, used..., bucket...}.
+//
+// A plan period (week, month) is the one field named by the period's end: its count is the
+// usage, fields of ended periods are deleted, and the key expires kPeriodKeepSeconds after the
+// period ends (PEXPIREAT, only ever moved later, so a relay whose clock lags cannot shorten
+// the life of a period another relay has started).
 constexpr const char* kReserveScript = R"lua(
 local now = tonumber(ARGV[1]) / 1000
 local force = ARGV[2] == '1'
+local keep = tonumber(ARGV[3])
 local n = #KEYS
 local used, cur = {}, {}
 local over, retry = 0, 0
 for i = 1, n do
-  local limit, win, amt = tonumber(ARGV[3*i]), tonumber(ARGV[3*i+1]), tonumber(ARGV[3*i+2])
+  local limit, win, amt, pend = tonumber(ARGV[4*i]), tonumber(ARGV[4*i+1]), tonumber(ARGV[4*i+2]), tonumber(ARGV[4*i+3])
+  if pend > 0 then
+    cur[i] = pend
+    local h = redis.call('HGETALL', KEYS[i])
+    local sum = 0
+    for j = 1, #h, 2 do
+      local b = tonumber(h[j])
+      if b < pend then redis.call('HDEL', KEYS[i], h[j]) elseif b == pend then sum = tonumber(h[j+1]) end
+    end
+    used[i] = sum
+    if over == 0 and amt > 0 and sum + amt > limit then
+      over = i
+      retry = math.max(1, pend - now)
+    end
+  else
   local g = win / 60
   local c = math.floor(now / g)
   cur[i] = c
@@ -70,15 +91,22 @@ for i = 1, n do
       if freed >= excess then retry = (e[1] + 60) * g - now; break end
     end
   end
+  end
 end
 local counted = 0
 if over == 0 or force then
   counted = 1
   for i = 1, n do
-    local win, amt = tonumber(ARGV[3*i+1]), tonumber(ARGV[3*i+2])
+    local win, amt, pend = tonumber(ARGV[4*i+1]), tonumber(ARGV[4*i+2]), tonumber(ARGV[4*i+3])
     if amt > 0 then
       redis.call('HINCRBY', KEYS[i], string.format('%d', cur[i]), amt)
-      redis.call('EXPIRE', KEYS[i], win + win / 60 + 1)
+      if pend > 0 then
+        local until_ms = (pend + keep) * 1000
+        local pttl = redis.call('PTTL', KEYS[i])
+        if pttl < 0 or now * 1000 + pttl < until_ms then redis.call('PEXPIREAT', KEYS[i], until_ms) end
+      else
+        redis.call('EXPIRE', KEYS[i], win + win / 60 + 1)
+      end
     end
   end
 end
@@ -118,15 +146,17 @@ public:
     QuotaResult reserve(std::span<const QuotaCounter> counters, bool force, std::int64_t now_ms) override {
         QuotaResult r;
         std::vector<std::string> args;
-        args.reserve(3 + 4 * counters.size());
+        args.reserve(4 + 5 * counters.size());
         args.emplace_back(std::to_string(counters.size()));
         for (const QuotaCounter& c : counters) args.push_back(key(c.key));
         args.push_back(std::to_string(now_ms));
         args.emplace_back(force ? "1" : "0");
+        args.push_back(std::to_string(kPeriodKeepSeconds));
         for (const QuotaCounter& c : counters) {
             args.push_back(std::to_string(c.limit));
             args.push_back(std::to_string(window_seconds(c.window)));
             args.push_back(std::to_string(c.amount));
+            args.push_back(std::to_string(c.period_end_s));
         }
         std::lock_guard lock(mutex_);
         try {

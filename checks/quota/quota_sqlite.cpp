@@ -10,11 +10,18 @@
 //
 // One table, quota(counter, bucket, n), keyed (counter, bucket), WITHOUT ROWID so a counter's
 // buckets are adjacent in the B-tree. One connection per process, used under a mutex.
+//
+// Plan periods (week, month) live in a second table, quota_period(counter, renews, n): one row
+// per counter and period, keyed by the period's end; rows whose period ended more than
+// kPeriodKeepSeconds ago are deleted (an index on renews makes that a range delete), at most
+// once a minute per process, in the transaction of a reserve.
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 
+#include "plan_period.hpp"
 #include "quota.hpp"
 
 namespace preflight {
@@ -69,6 +76,18 @@ public:
         exec(
             "CREATE TABLE IF NOT EXISTS quota(counter TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
             "PRIMARY KEY(counter, bucket)) WITHOUT ROWID");
+        exec(
+            "CREATE TABLE IF NOT EXISTS quota_period(counter TEXT NOT NULL, renews INTEGER NOT NULL, n INTEGER NOT "
+            "NULL, PRIMARY KEY(counter, renews)) WITHOUT ROWID");
+        exec("CREATE INDEX IF NOT EXISTS quota_period_renews ON quota_period(renews)");
+        period_select_ = prepare("SELECT n FROM quota_period WHERE counter = ?1 AND renews = ?2");
+        period_add_ = prepare(
+            "INSERT INTO quota_period(counter, renews, n) VALUES(?1, ?2, ?3) "
+            "ON CONFLICT(counter, renews) DO UPDATE SET n = n + excluded.n");
+        period_sub_ = prepare("UPDATE quota_period SET n = n - ?3 WHERE counter = ?1 AND renews = ?2");
+        period_drop_empty_ = prepare("DELETE FROM quota_period WHERE counter = ?1 AND renews = ?2 AND n <= 0");
+        period_purge_ = prepare("DELETE FROM quota_period WHERE renews <= ?1");
+        period_keys_ = prepare("SELECT DISTINCT counter FROM quota_period ORDER BY counter");
         begin_ = prepare("BEGIN IMMEDIATE");
         commit_ = prepare("COMMIT");
         rollback_ = prepare("ROLLBACK");
@@ -110,11 +129,14 @@ public:
             step_done(begin_.get());
             try {
                 for (const QuotaHeld& h : held) {
-                    bind_key(sub_.get(), h.key, h.bucket);
-                    sqlite3_bind_int64(sub_.get(), 3, h.amount);
-                    step_done(sub_.get());
-                    bind_key(drop_empty_.get(), h.key, h.bucket);
-                    step_done(drop_empty_.get());
+                    const bool period = is_period_key(h.key);
+                    sqlite3_stmt* sub = period ? period_sub_.get() : sub_.get();
+                    sqlite3_stmt* drop = period ? period_drop_empty_.get() : drop_empty_.get();
+                    bind_key(sub, h.key, h.bucket);
+                    sqlite3_bind_int64(sub, 3, h.amount);
+                    step_done(sub);
+                    bind_key(drop, h.key, h.bucket);
+                    step_done(drop);
                 }
                 step_done(commit_.get());
             } catch (...) {
@@ -134,15 +156,18 @@ public:
     std::optional<std::vector<std::string>> keys(std::string* error) override {
         std::lock_guard lock(mutex_);
         std::vector<std::string> out;
-        StmtUse u(keys_.get());
-        int rc;
-        while ((rc = sqlite3_step(u.get())) == SQLITE_ROW)
-            out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(u.get(), 0)),
-                             static_cast<std::size_t>(sqlite3_column_bytes(u.get(), 0)));
-        if (rc != SQLITE_DONE) {
-            if (error) *error = sqlite3_errmsg(db_.get());
-            return std::nullopt;
+        for (sqlite3_stmt* s : {keys_.get(), period_keys_.get()}) {
+            StmtUse u(s);
+            int rc;
+            while ((rc = sqlite3_step(u.get())) == SQLITE_ROW)
+                out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(u.get(), 0)),
+                                 static_cast<std::size_t>(sqlite3_column_bytes(u.get(), 0)));
+            if (rc != SQLITE_DONE) {
+                if (error) *error = sqlite3_errmsg(db_.get());
+                return std::nullopt;
+            }
         }
+        std::sort(out.begin(), out.end());
         return out;
     }
 
@@ -154,8 +179,13 @@ private:
         r.used.resize(counters.size());
         r.buckets.resize(counters.size());
         std::vector<std::pair<std::int64_t, std::uint64_t>> live;
+        purge_ended_periods(now_ms);
         for (std::size_t i = 0; i < counters.size(); ++i) {
             const QuotaCounter& c = counters[i];
+            if (is_plan_period(c.window)) {
+                period_reserve_read(c, i, now_ms, r);
+                continue;
+            }
             std::int64_t cur = bucket_of(c.window, now_ms);
             r.buckets[i] = cur;
             bind_key(expire_.get(), c.key, cur - kQuotaBuckets);
@@ -182,13 +212,41 @@ private:
         if (r.over < 0 || force) {
             for (std::size_t i = 0; i < counters.size(); ++i) {
                 if (counters[i].amount == 0) continue;
-                bind_key(add_.get(), counters[i].key, r.buckets[i]);
-                sqlite3_bind_int64(add_.get(), 3, counters[i].amount);
-                step_done(add_.get());
+                sqlite3_stmt* add = is_plan_period(counters[i].window) ? period_add_.get() : add_.get();
+                bind_key(add, counters[i].key, r.buckets[i]);
+                sqlite3_bind_int64(add, 3, counters[i].amount);
+                step_done(add);
             }
             r.counted = true;
         }
         return r;
+    }
+
+    // A plan period's count: one row, keyed by the period's end.
+    void period_reserve_read(const QuotaCounter& c, std::size_t i, std::int64_t now_ms, QuotaResult& r) {
+        r.buckets[i] = c.period_end_s;
+        std::uint64_t sum = 0;
+        {
+            StmtUse u(period_select_.get());
+            bind_key(u.get(), c.key, c.period_end_s);
+            int rc = sqlite3_step(u.get());
+            if (rc == SQLITE_ROW)
+                sum = static_cast<std::uint64_t>(std::max<sqlite3_int64>(0, sqlite3_column_int64(u.get(), 0)));
+            else if (rc != SQLITE_DONE) throw SqlError(sqlite3_errmsg(db_.get()));
+        }
+        r.used[i] = sum;
+        if (r.over < 0 && c.amount > 0 && sum + c.amount > c.limit) {
+            r.over = static_cast<int>(i);
+            r.retry_seconds = std::max<std::int64_t>(1, c.period_end_s - now_ms / 1000);
+        }
+    }
+
+    void purge_ended_periods(std::int64_t now_ms) {
+        const std::int64_t now_s = now_ms / 1000;
+        if (now_s < next_purge_s_) return;
+        sqlite3_bind_int64(period_purge_.get(), 1, now_s - kPeriodKeepSeconds);
+        step_done(period_purge_.get());
+        next_purge_s_ = now_s + 60;
     }
 
     void exec(const char* sql) {
@@ -225,6 +283,8 @@ private:
     std::mutex mutex_;
     Db db_;
     Stmt begin_, commit_, rollback_, expire_, select_, add_, sub_, drop_empty_, keys_;
+    Stmt period_select_, period_add_, period_sub_, period_drop_empty_, period_purge_, period_keys_;
+    std::int64_t next_purge_s_ = 0;
 };
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "ascii.hpp"
+#include "plan_period.hpp"
 #include "quota.hpp"
+#include "tenants.hpp"
 
 namespace preflight {
 
@@ -26,7 +28,24 @@ int quota_status(const Config& cfg, const std::string& arg, std::ostream& out) {
         std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << error << "\n";
         return 1;
     }
+    // Tenants' counters ("tenant:NAME") take their limits from the tenants file; plan periods
+    // are read in the period that holds now, in PlanTimeZone.
+    std::shared_ptr<const TenantTable> tenants;
+    if (!g.tenants_file.empty()) {
+        TenantsResult t = parse_tenants_file(g.tenants_file, cfg.defaults());
+        for (const ConfigError& e : t.errors) std::cerr << e.to_string() << "\n";
+        if (!t.table) return 1;
+        tenants = std::move(t.table);
+    }
+    std::string why;
+    std::optional<TimeZone> zone = TimeZone::load(g.plan_time_zone, &why);
+    if (!zone) {
+        std::cerr << "preflight-milter: PlanTimeZone: " << why << "\n";
+        return 1;
+    }
     auto settings_of = [&](std::string_view subject) -> const Settings& {
+        if (subject.starts_with("tenant:") && tenants)
+            if (const Tenant* t = tenants->find(subject.substr(7))) return t->settings;
         if (subject.starts_with("domain:")) return cfg.for_sender_domain(subject.substr(7));
         if (subject.starts_with("sender:")) {
             auto at = subject.rfind('@');
@@ -75,6 +94,11 @@ int quota_status(const Config& cfg, const std::string& arg, std::ostream& out) {
         for (const QuotaRate& r : unit == "messages" ? s.quota_messages : s.quota_recipients)
             if (r.window == w) limit = r.limit;
         QuotaCounter c{k, w, limit.value_or(0), 0};  // amount 0: read only
+        if (is_plan_period(w)) {
+            const PeriodSpan p = plan_period_at(w, now / 1000, *zone, s.billing_day);
+            c.period_start_s = p.start_s;
+            c.period_end_s = p.end_s;
+        }
         QuotaResult r = store->reserve({&c, 1}, false, now);
         if (!r.ok) {
             std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << r.error << "\n";
@@ -84,6 +108,94 @@ int quota_status(const Config& cfg, const std::string& arg, std::ostream& out) {
             << (limit ? std::to_string(*limit) : std::string("no limit configured"))
             << (limit && r.used[0] >= *limit ? " (reached)" : "") << "\n";
     }
+    return 0;
+}
+
+namespace {
+
+std::string json_string(std::string_view v) {
+    std::string out = "\"";
+    for (char c : v) {
+        if (c == '"' || c == '\\') out += '\\';
+        if (static_cast<unsigned char>(c) < 0x20) continue;  // names are printable ASCII already
+        out += c;
+    }
+    return out + "\"";
+}
+
+struct UsageRow {
+    std::string unit, window;
+    std::uint64_t used = 0;
+    std::uint32_t limit = 0;
+    std::int64_t renews_s = 0;  // 0: a sliding window
+};
+
+void print_usage(const std::string& tenant, const TimeZone& zone, const std::vector<UsageRow>& rows, bool json,
+                 std::ostream& out) {
+    if (json) {
+        out << "{\"tenant\":" << json_string(tenant) << ",\"plan_time_zone\":" << json_string(zone.name())
+            << ",\"quotas\":[";
+        for (std::size_t i = 0; i < rows.size(); ++i) {
+            const UsageRow& r = rows[i];
+            out << (i ? "," : "") << "{\"unit\":" << json_string(r.unit) << ",\"window\":" << json_string(r.window)
+                << ",\"used\":" << r.used << ",\"limit\":" << r.limit
+                << ",\"renews\":" << (r.renews_s ? json_string(rfc3339_text(r.renews_s, zone)) : std::string("null"))
+                << "}";
+        }
+        out << "]}\n";
+        return;
+    }
+    out << "tenant " << tenant << " (PlanTimeZone " << zone.name() << ")\n";
+    if (rows.empty()) out << "  no quota\n";
+    for (const UsageRow& r : rows) {
+        out << "  " << r.unit << " per " << r.window << ": " << r.used << " of " << r.limit
+            << (r.used >= r.limit ? " (reached)" : "");
+        if (r.renews_s) out << "; renews " << local_time_text(r.renews_s, zone);
+        else out << "; sliding";
+        out << "\n";
+    }
+}
+
+}  // namespace
+
+std::optional<int> tenant_quota_status(const Config& cfg, const std::string& tenant, bool json, std::ostream& out,
+                                       std::int64_t now_ms) {
+    const GlobalSettings& g = cfg.global();
+    if (g.tenants_file.empty() || tenant.empty()) return std::nullopt;
+    TenantsResult t = parse_tenants_file(g.tenants_file, cfg.defaults());
+    if (!t.table) {
+        for (const ConfigError& e : t.errors) std::cerr << e.to_string() << "\n";
+        return 1;
+    }
+    const Tenant* found = t.table->find(tenant);
+    if (!found) return std::nullopt;
+    std::string why;
+    std::optional<TimeZone> zone = TimeZone::load(g.plan_time_zone, &why);
+    if (!zone) {
+        std::cerr << "preflight-milter: PlanTimeZone: " << why << "\n";
+        return 1;
+    }
+    std::unique_ptr<QuotaStore> store;
+    try {
+        store = open_quota_store(g.quota_store, g.quota_store_timeout);
+    } catch (const std::exception& e) {
+        std::cerr << "preflight-milter: QuotaStore: " << e.what() << "\n";
+        return 1;
+    }
+    std::vector<QuotaCounter> counters = quota_counters(found->settings, "tenant:" + found->name, true, now_ms, &*zone);
+    std::vector<UsageRow> rows;
+    for (QuotaCounter& c : counters) {
+        c.amount = 0;  // read only
+        QuotaResult r = store->reserve({&c, 1}, false, now_ms);
+        if (!r.ok) {
+            std::cerr << "preflight-milter: QuotaStore " << store->describe() << ": " << r.error << "\n";
+            return 1;
+        }
+        std::optional<QuotaKey> k = parse_quota_key(c.key);
+        rows.push_back(
+            {k ? k->unit : std::string(), std::string(to_string(c.window)), r.used[0], c.limit, c.period_end_s});
+    }
+    print_usage(found->name, *zone, rows, json, out);
     return 0;
 }
 

@@ -98,6 +98,12 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
     {header_invalid, 550, "5.6.0", 450,
      "The message headers are not valid (RFC 5322): {problem}; receivers such as Gmail refuse such messages; "
      "fix the headers the sending program writes"},
+    {plan_exceeded_temp, 452, "4.7.1", 452,
+     "{period} plan limit of {limit} {unit} reached for {subject} ({used} used); it renews on {renews}; "
+     "upgrade the plan or wait"},
+    {plan_exceeded_perm, 550, "5.7.1", 452,
+     "{period} plan limit of {limit} {unit} reached for {subject} ({used} used); it renews on {renews}; "
+     "upgrade the plan or send the message again to the refused recipients after that"},
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},
@@ -139,6 +145,9 @@ const std::string* arg_value(const ReplyArgs& a, std::string_view name) {
     if (name == "signers") return &a.signers;
     if (name == "alignment") return &a.alignment;
     if (name == "problem") return &a.problem;
+    if (name == "period") return &a.period;
+    if (name == "used") return &a.used;
+    if (name == "renews") return &a.renews;
     return nullptr;
 }
 

@@ -67,6 +67,8 @@ std::string_view to_string(ReplyId r) {
         "unsubscribe_missing",
         "unsubscribe_unsigned",
         "header_invalid",
+        "plan_exceeded_temp",
+        "plan_exceeded_perm",
         "dns_temp_failure",
         "shutting_down",
         "internal_temp_failure",

@@ -51,6 +51,8 @@ enum class ReplyId : std::uint8_t {
     unsubscribe_missing,       // 550 5.7.1: bulk mail without RFC 8058 one-click unsubscribe
     unsubscribe_unsigned,      // 550 5.7.1: the unsubscribe headers are not in the DKIM signature's h=
     header_invalid,            // 550 5.6.0: headers receivers refuse (two From, no Date, bad From address...)
+    plan_exceeded_temp,        // 452 4.7.1: a plan period's quota (week, month) is used up (QuotaCode 452)
+    plan_exceeded_perm,        // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
     dns_temp_failure,          // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
     shutting_down,             // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,     // 451 4.3.0: preflight itself could not decide
@@ -84,6 +86,9 @@ struct ReplyArgs {
     std::string signers;      // d= of the message's DKIM signatures ("a.example, b.example")
     std::string alignment;    // "relaxed" or "strict" (the DMARC record's adkim/aspf)
     std::string problem;      // what exactly is missing or wrong in the headers
+    std::string period;       // a plan period, as a reply's first word: "Monthly", "Weekly"
+    std::string used;         // what a plan period has used: "50,000"
+    std::string renews;       // when a plan period renews: "2027-01-15 00:00 UTC"
 };
 
 // The check names: the log's check= field, and the X-Preflight-<Name> header in tag mode.

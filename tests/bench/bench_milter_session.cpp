@@ -23,7 +23,10 @@ void BM_Transaction(benchmark::State& state) {
         state.SkipWithError("bad conf");
         return;
     }
-    MilterServices services{parsed.config, &cache, {"127.0.0.1"}, nullptr, {}};
+    MilterServices services;
+    services.config = parsed.config;
+    services.resolver = &cache;
+    services.egress_ips = {"127.0.0.1"};
     const std::string body(3000, 'x');
     for (auto _ : state) {
         MessageSession s(services);
@@ -66,7 +69,10 @@ void BM_TransactionMessageChecks(benchmark::State& state) {
         state.SkipWithError("bad conf");
         return;
     }
-    MilterServices services{parsed.config, &cache, {"127.0.0.1"}, nullptr, {}};
+    MilterServices services;
+    services.config = parsed.config;
+    services.resolver = &cache;
+    services.egress_ips = {"127.0.0.1"};
     const std::string body(3000, 'x');
     for (auto _ : state) {
         MessageSession s(services);

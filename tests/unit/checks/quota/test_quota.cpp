@@ -184,9 +184,12 @@ TEST_CASE("quota keys: rates, defaults, per-domain overrides, errors", "[quota][
     CHECK(load("QuotaRecipients none")->defaults().quota_recipients.empty());
     CHECK(load("Domain a.example QuotaMessages 5/hour")->any_quota());
 
-    CHECK(error_of("QuotaRecipients 10000") ==
-          "q.conf:1: QuotaRecipients: \"10000\" is not a quota (a number, '/', and minute, hour or day: 10000/day)");
-    CHECK(error_of("QuotaRecipients 10/week").find("is not a quota") != std::string::npos);
+    CHECK(
+        error_of("QuotaRecipients 10000") ==
+        "q.conf:1: QuotaRecipients: \"10000\" is not a quota (a number, '/', and minute, hour, day, week or month: 10000/day)");
+    CHECK(error_of("QuotaRecipients 10/fortnight").find("is not a quota") != std::string::npos);
+    CHECK(load("QuotaRecipients 100000/month, 5000/week")->defaults().quota_recipients ==
+          std::vector<QuotaRate>{{100000, QuotaWindow::month}, {5000, QuotaWindow::week}});
     CHECK(error_of("QuotaRecipients 0/day") ==
           "q.conf:1: QuotaRecipients: \"0/day\" is out of range (1..1000000000 per window)");
     CHECK(error_of("QuotaRecipients 10/day 20/day") ==

@@ -31,6 +31,9 @@ inline ReplyArgs full_reply_args(std::string reason) {
     a.signers = "esp.example";
     a.alignment = "relaxed";
     a.problem = "List-Unsubscribe-Post";
+    a.period = "Monthly";
+    a.used = "50,000";
+    a.renews = "2027-01-15 00:00 UTC";
     return a;
 }
 

@@ -50,7 +50,9 @@ Category expected_category(ReplyId id) {
     case ReplyId::unsubscribe_unsigned: return Category::policy_related;
     case ReplyId::header_invalid: return Category::content_related;
     case ReplyId::quota_exceeded_temp:
-    case ReplyId::quota_exceeded_perm: return Category::quota_issues;
+    case ReplyId::quota_exceeded_perm:
+    case ReplyId::plan_exceeded_temp:
+    case ReplyId::plan_exceeded_perm: return Category::quota_issues;
     case ReplyId::dns_temp_failure: return Category::bad_configuration;
     case ReplyId::quota_store_failure:
     case ReplyId::shutting_down:

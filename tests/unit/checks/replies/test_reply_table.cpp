@@ -24,6 +24,7 @@ ReplyArgs args_with_each(const std::string& value) {
                            &a.dkim_reason, &a.name,     &a.unit,       &a.window,     &a.subject,  &a.retry,
                            &a.from_domain, &a.signers,  &a.alignment,  &a.problem})
         *f = value;
+    for (std::string* f : {&a.period, &a.used, &a.renews}) *f = value;
     return a;
 }
 
@@ -82,6 +83,7 @@ TEST_CASE("reply table: one row per ReplyId, codes consistent", "[checks][reply]
                        : row.code == 552                                                                     ? 452
                        : row.code == 501                                                                     ? 451
                                                                                                              : 450;
+            if (row.id == ReplyId::plan_exceeded_perm) want = 452;  // a plan is a quota: the client retries
             CHECK(row.temp_code == want);
         } else {
             CHECK(row.temp_code == row.code);
