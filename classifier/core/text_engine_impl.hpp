@@ -13,7 +13,9 @@ RE2::Options rule_re2_options();
 
 std::unique_ptr<TextEngine> compile_re2_engine(const std::vector<TextPattern>& patterns);
 #ifdef PREFLIGHT_HAVE_HYPERSCAN
-std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns);
+// ascii_path false: every text scanned with the whole database ("hyperscan-whole", for the
+// tests that check the ASCII path against it).
+std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns, bool ascii_path = true);
 std::string hyperscan_version();
 
 // The shipped rules' Hyperscan database, compiled when the program was built (for any x86-64
@@ -25,11 +27,16 @@ struct EmbeddedDatabase {
     std::uint64_t fingerprint;
 };
 extern const EmbeddedDatabase kShippedHyperscanDatabase;
+// The literal database of the shipped rules' ASCII prefilter (ascii_prefilter.hpp), likewise.
+extern const EmbeddedDatabase kShippedPrefilterDatabase;
 
 // FNV-1a over the patterns and the flags they are compiled with.
 std::uint64_t pattern_fingerprint(const std::vector<TextPattern>& patterns);
 // The patterns compiled for a generic x86-64 target and serialized. Throws RuleError.
 std::string serialize_hyperscan_database(const std::vector<TextPattern>& patterns);
+// The same for the literals of their ASCII prefilter (empty: no literals), and its fingerprint.
+std::string serialize_prefilter_database(const std::vector<TextPattern>& patterns);
+std::uint64_t prefilter_fingerprint(const std::vector<TextPattern>& patterns);
 #endif
 
 }  // namespace preflight
