@@ -27,7 +27,8 @@ struct Piece {
 };
 
 // What is known of a part of a pattern on ASCII text. exact: every string it can match (empty:
-// none). req: one of these strings occurs in any match (empty: it cannot match).
+// none). req, when exact is not known: one of these strings occurs in any match (empty: it
+// cannot match); req_of() gives it for either.
 struct Info {
     std::optional<std::vector<Piece>> exact;
     std::optional<std::vector<std::string>> req;
@@ -64,7 +65,9 @@ std::optional<Piece> join(const Piece& a, const Piece& b) {
     if ((a.after || b.before) && ascii_word_byte(static_cast<unsigned char>(a.s.back())) ==
                                      ascii_word_byte(static_cast<unsigned char>(b.s.front())))
         return std::nullopt;
-    return Piece{a.s + b.s, a.before, b.after};
+    Piece r{a.s, a.before, b.after};
+    r.s += b.s;
+    return r;
 }
 
 void dedupe(std::vector<Piece>& v) {
@@ -72,8 +75,15 @@ void dedupe(std::vector<Piece>& v) {
     v.erase(std::unique(v.begin(), v.end()), v.end());
 }
 
-std::optional<std::vector<Piece>> cross(const std::vector<Piece>& a, const std::vector<Piece>& b) {
-    if (a.size() * b.size() > kMaxStrings) return std::nullopt;
+// Every string of a followed by one of b (a.size() * b.size() strings at most).
+std::vector<Piece> cross(std::vector<Piece> a, const std::vector<Piece>& b) {
+    if (b.size() == 1) {  // the common case, one character more: in place, still distinct
+        std::vector<Piece> out;
+        out.reserve(a.size());
+        for (Piece& x : a)
+            if (auto j = join(x, b.front())) out.push_back(std::move(*j));
+        return out;
+    }
     std::vector<Piece> out;
     for (const Piece& x : a)
         for (const Piece& y : b)
@@ -113,10 +123,11 @@ void offer(std::optional<std::vector<std::string>>& best, const std::optional<st
 
 Info exact_info(std::vector<Piece> pieces) {
     Info i;
-    i.req = literals_of(pieces);
     i.exact = std::move(pieces);
     return i;
 }
+
+std::optional<std::vector<std::string>> req_of(const Info& i) { return i.exact ? literals_of(*i.exact) : i.req; }
 
 Info single_chars(const std::bitset<128>& lowered) {
     std::vector<Piece> pieces;
@@ -165,11 +176,14 @@ private:
         for (Info& a : alts) {
             if (a.exact) all.insert(all.end(), a.exact->begin(), a.exact->end());
             else exact = false;
-            if (a.req) req.insert(req.end(), a.req->begin(), a.req->end());
+            if (auto r = req_of(a)) req.insert(req.end(), r->begin(), r->end());
             else req_known = false;
         }
         dedupe(all);
-        if (exact && all.size() <= kMaxStrings) out.exact = std::move(all);
+        if (exact && all.size() <= kMaxStrings) {
+            out.exact = std::move(all);
+            return out;
+        }
         if (req_known) {
             std::sort(req.begin(), req.end());
             req.erase(std::unique(req.begin(), req.end()), req.end());
@@ -183,11 +197,15 @@ private:
         bool all_exact = true;
         std::optional<std::vector<std::string>> best;
         while (more() && peek() != '|' && peek() != ')') {
+            if (plain_char()) {  // most of a pattern: appended in place, nothing allocated
+                append(run, lower(p_[pos_++]));
+                continue;
+            }
             Info item = repeated();
-            if (item.req && !item.exact) offer(best, item.req);
+            if (!item.exact) offer(best, item.req);
             if (item.exact) {
-                if (auto x = cross(run, *item.exact)) {
-                    run = std::move(*x);
+                if (run.size() * item.exact->size() <= kMaxStrings) {
+                    run = cross(std::move(run), *item.exact);
                     continue;
                 }
                 offer(best, literals_of(run));
@@ -198,11 +216,38 @@ private:
             }
             all_exact = false;
         }
-        offer(best, literals_of(run));
         Info out;
+        if (all_exact) {
+            out.exact = std::move(run);
+            return out;
+        }
+        offer(best, literals_of(run));
         out.req = std::move(best);
-        if (all_exact) out.exact = std::move(run);
         return out;
+    }
+
+    // An ASCII character at pos_ that stands for itself and is not repeated.
+    bool plain_char() const {
+        auto c = static_cast<unsigned char>(p_[pos_]);
+        if (c >= 0x80 || std::string_view("\\[](){}|.^$*+?").find(static_cast<char>(c)) != std::string_view::npos)
+            return false;
+        return pos_ + 1 >= p_.size() || std::string_view("*+?{").find(p_[pos_ + 1]) == std::string_view::npos;
+    }
+
+    // Each string of run followed by c (join() for a one-character piece).
+    static void append(std::vector<Piece>& run, char c) {
+        const bool word = ascii_word_byte(static_cast<unsigned char>(c));
+        std::erase_if(run, [&](Piece& x) {
+            if (x.s.empty()) {
+                x.s.push_back(c);  // a \b here is now the string's "before"
+                x.after = false;
+                return false;
+            }
+            if (x.after && ascii_word_byte(static_cast<unsigned char>(x.s.back())) == word) return true;
+            x.s.push_back(c);
+            x.after = false;
+            return false;
+        });
     }
 
     Info repeated() {
@@ -222,8 +267,8 @@ private:
         if (more() && peek() == '?') ++pos_;  // non-greedy: the same strings
         if (more() && (peek() == '*' || peek() == '+' || peek() == '?' || peek() == '{')) throw Unreadable{};
         if (min == 1 && max == 1) return x;
-        if (min >= 1) return Info{std::nullopt, x.req};  // x at least once: its literals still occur
-        Info out;                                        // may be absent: only an optional single copy is spelt out
+        if (min >= 1) return Info{std::nullopt, req_of(x)};  // x at least once: its literals still occur
+        Info out;                                            // may be absent: only an optional single copy is spelt out
         if (max == 1 && x.exact && x.exact->size() < kMaxStrings) {
             std::vector<Piece> e = *x.exact;
             e.push_back(Piece{});
@@ -439,7 +484,7 @@ bool add_branch(Collector& col, const Info& b, std::uint32_t id) {
         for (const Piece& p : *b.exact) col.add(p.s, {id, true, p.before, p.after});
         return true;
     }
-    if (!b.req) return false;
+    if (b.exact || !b.req) return false;  // an exact set with the empty string: matches anywhere
     for (const std::string& s : *b.req) col.add(s, {id, false, false, false});
     return true;
 }
@@ -465,6 +510,78 @@ AsciiPrefilter analyse_for_ascii(const std::vector<TextPattern>& patterns, std::
         if (!covered) out.always.push_back(id);
     }
     return out;
+}
+
+}  // namespace preflight
+
+namespace preflight {
+namespace {
+
+void put32(std::string& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// Reads from a cursor over bytes; every read checks the length first.
+struct ByteReader {
+    std::string_view b;
+    bool ok = true;
+    std::uint32_t u32() {
+        if (b.size() < 4) return ok = false, 0;
+        std::uint32_t v = 0;
+        for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(b[i])) << (8 * i);
+        b.remove_prefix(4);
+        return v;
+    }
+    std::string_view take(std::size_t n) {
+        if (b.size() < n) return ok = false, std::string_view{};
+        std::string_view v = b.substr(0, n);
+        b.remove_prefix(n);
+        return v;
+    }
+};
+
+}  // namespace
+
+std::string prefilter_to_bytes(const AsciiPrefilter& pf) {
+    std::string out;
+    put32(out, static_cast<std::uint32_t>(pf.literals.size()));
+    for (const PrefilterLiteral& l : pf.literals) {
+        put32(out, static_cast<std::uint32_t>(l.text.size()));
+        out.append(l.text);
+        put32(out, static_cast<std::uint32_t>(l.uses.size()));
+        for (const PrefilterLiteral::Use& u : l.uses) {
+            put32(out, u.pattern);
+            out.push_back(
+                static_cast<char>((u.exact ? 4 : 0) | (u.boundary_before ? 2 : 0) | (u.boundary_after ? 1 : 0)));
+        }
+    }
+    put32(out, static_cast<std::uint32_t>(pf.always.size()));
+    for (std::uint32_t a : pf.always) put32(out, a);
+    return out;
+}
+
+bool prefilter_from_bytes(std::string_view bytes, AsciiPrefilter& out) {
+    ByteReader r{bytes};
+    AsciiPrefilter pf;
+    const std::uint32_t literals = r.u32();
+    for (std::uint32_t i = 0; r.ok && i < literals; ++i) {
+        PrefilterLiteral l;
+        l.text = std::string(r.take(r.u32()));
+        const std::uint32_t uses = r.u32();
+        for (std::uint32_t k = 0; r.ok && k < uses; ++k) {
+            const std::uint32_t pattern = r.u32();
+            const std::string_view f = r.take(1);
+            if (!r.ok) break;
+            const auto flags = static_cast<unsigned char>(f[0]);
+            l.uses.push_back({pattern, (flags & 4) != 0, (flags & 2) != 0, (flags & 1) != 0});
+        }
+        pf.literals.push_back(std::move(l));
+    }
+    const std::uint32_t always = r.u32();
+    for (std::uint32_t i = 0; r.ok && i < always; ++i) pf.always.push_back(r.u32());
+    if (!r.ok || !r.b.empty()) return false;
+    out = std::move(pf);
+    return true;
 }
 
 }  // namespace preflight

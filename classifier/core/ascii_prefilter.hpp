@@ -40,7 +40,13 @@ struct AsciiPrefilter {
 // The prefilter of patterns [start, end), pattern i as index i - start.
 AsciiPrefilter analyse_for_ascii(const std::vector<TextPattern>& patterns, std::size_t start, std::size_t end);
 
-// True when the ASCII word-boundary conditions of an exact literal hit at [from, to) hold.
+// The prefilter as bytes, and back: the shipped rules' prefilter is analysed when the program is
+// built, not at each start (tens of milliseconds of allocation for a few hundred patterns).
+// from_bytes returns false on bytes it cannot read.
+std::string prefilter_to_bytes(const AsciiPrefilter& pf);
+bool prefilter_from_bytes(std::string_view bytes, AsciiPrefilter& out);
+
+// A word byte for \b, as both engines read it on ASCII text.
 inline bool ascii_word_byte(unsigned char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }

@@ -225,6 +225,21 @@ Database embedded(const EmbeddedDatabase& e, std::uint64_t fingerprint) {
     return Database(db);
 }
 
+std::uint64_t tables_fingerprint(const std::vector<TextPattern>& patterns, std::size_t start, std::size_t end) {
+    Fnv h;
+    h.mix("ascii prefilter tables 1");  // bump when analyse_for_ascii reads patterns otherwise
+    h.mix(std::to_string(fingerprint_of(patterns, start, end)));
+    return h.value();
+}
+
+// The built-in prefilter of the shipped rules, when it was made from exactly these patterns.
+bool embedded_prefilter(const std::vector<TextPattern>& patterns, std::size_t start, std::size_t end,
+                        AsciiPrefilter& out) {
+    const EmbeddedDatabase& e = kShippedPrefilterTables;
+    if (e.size == 0 || e.fingerprint != tables_fingerprint(patterns, start, end)) return false;
+    return prefilter_from_bytes(std::string_view(e.bytes, e.size), out);
+}
+
 bool all_ascii(std::string_view text) {
     // Eight bytes at a time: the check runs on every reply.
     std::size_t i = 0;
@@ -250,7 +265,8 @@ public:
             g->first = static_cast<std::uint32_t>(start);
             g->db = shipped ? embedded(kShippedHyperscanDatabase, fingerprint_of(patterns, start, end)) : nullptr;
             if (!g->db) g->db = compile_group(patterns, start, end, nullptr);
-            g->prefilter = analyse_for_ascii(patterns, start, end);
+            if (!shipped || !embedded_prefilter(patterns, start, end, g->prefilter))
+                g->prefilter = analyse_for_ascii(patterns, start, end);
             g->literals = shipped ? embedded(kShippedPrefilterDatabase, fingerprint_of(g->prefilter)) : nullptr;
             if (!g->literals) g->literals = compile_literals(g->prefilter, nullptr);
             for (std::size_t i = start; i < end; ++i) g->patterns.push_back(patterns[i].pattern);
@@ -425,6 +441,14 @@ std::string serialized(const Database& db) {
 std::string serialize_hyperscan_database(const std::vector<TextPattern>& patterns) {
     const hs_platform_info_t generic = generic_platform();
     return serialized(compile_group(patterns, 0, patterns.size(), &generic));
+}
+
+std::string serialize_prefilter_tables(const std::vector<TextPattern>& patterns) {
+    return prefilter_to_bytes(analyse_for_ascii(patterns, 0, patterns.size()));
+}
+
+std::uint64_t prefilter_tables_fingerprint(const std::vector<TextPattern>& patterns) {
+    return tables_fingerprint(patterns, 0, patterns.size());
 }
 
 std::string serialize_prefilter_database(const std::vector<TextPattern>& patterns) {

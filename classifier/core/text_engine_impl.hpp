@@ -27,8 +27,10 @@ struct EmbeddedDatabase {
     std::uint64_t fingerprint;
 };
 extern const EmbeddedDatabase kShippedHyperscanDatabase;
-// The literal database of the shipped rules' ASCII prefilter (ascii_prefilter.hpp), likewise.
+// The shipped rules' ASCII prefilter (ascii_prefilter.hpp), likewise: its literal database, and
+// the prefilter itself as prefilter_to_bytes() writes it (fingerprint: of the patterns).
 extern const EmbeddedDatabase kShippedPrefilterDatabase;
+extern const EmbeddedDatabase kShippedPrefilterTables;
 
 // FNV-1a over the patterns and the flags they are compiled with.
 std::uint64_t pattern_fingerprint(const std::vector<TextPattern>& patterns);
@@ -37,6 +39,9 @@ std::string serialize_hyperscan_database(const std::vector<TextPattern>& pattern
 // The same for the literals of their ASCII prefilter (empty: no literals), and its fingerprint.
 std::string serialize_prefilter_database(const std::vector<TextPattern>& patterns);
 std::uint64_t prefilter_fingerprint(const std::vector<TextPattern>& patterns);
+// The prefilter of the patterns as bytes, and the fingerprint those bytes are embedded with.
+std::string serialize_prefilter_tables(const std::vector<TextPattern>& patterns);
+std::uint64_t prefilter_tables_fingerprint(const std::vector<TextPattern>& patterns);
 #endif
 
 }  // namespace preflight
