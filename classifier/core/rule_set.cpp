@@ -318,6 +318,7 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build(std::string_view engine) {
         append_json_string(rs->category_actions_json_[static_cast<std::size_t>(c)],
                            rs->category_actions_[static_cast<std::size_t>(c)]);
     for (Rule& r : rs->rules_) {
+        append_json_string(r.location_json, r.location);
         if (!r.action_name.empty()) continue;
         r.action = rs->category_actions_[static_cast<std::size_t>(r.category)];
         r.action_json = rs->category_actions_json_[static_cast<std::size_t>(r.category)];
