@@ -146,12 +146,19 @@ public:
         return i;
     }
 
-    // The top level's alternatives, each read on its own.
-    std::vector<Info> branches() {
-        std::vector<Info> out{sequence()};
-        while (pos_ < p_.size() && p_[pos_] == '|') {
+    // The top level's alternatives, each read on its own, and where each is in the pattern.
+    struct Branch {
+        Info info;
+        std::uint32_t begin, end;
+    };
+    std::vector<Branch> branches() {
+        std::vector<Branch> out;
+        for (;;) {
+            const auto begin = static_cast<std::uint32_t>(pos_);
+            Info info = sequence();
+            out.push_back(Branch{std::move(info), begin, static_cast<std::uint32_t>(pos_)});
+            if (pos_ >= p_.size() || p_[pos_] != '|') break;
             ++pos_;
-            out.push_back(sequence());
         }
         if (pos_ != p_.size()) throw Unreadable{};
         return out;
@@ -478,15 +485,23 @@ private:
     std::unordered_map<std::string, std::size_t> index_;
 };
 
-// Literals for one top-level alternative of pattern id; false when it gives none that would do.
-bool add_branch(Collector& col, const Info& b, std::uint32_t id) {
+// Literals for one top-level alternative of pattern id, nominating check (when not exact); false
+// when it gives none that would do.
+bool add_branch(Collector& col, const Info& b, std::uint32_t id, std::uint32_t check) {
     if (b.exact && literals_of(*b.exact)) {
-        for (const Piece& p : *b.exact) col.add(p.s, {id, true, p.before, p.after});
+        for (const Piece& p : *b.exact) col.add(p.s, {id, true, p.before, p.after, 0});
         return true;
     }
     if (b.exact || !b.req) return false;  // an exact set with the empty string: matches anywhere
-    for (const std::string& s : *b.req) col.add(s, {id, false, false, false});
+    for (const std::string& s : *b.req) col.add(s, {id, false, false, false, check});
     return true;
+}
+
+// "(?" other than a plain group "(?:" (also where it is an escaped "\\(?": checked whole anyway).
+bool has_inline_flags(std::string_view t) {
+    for (std::size_t k = t.find("(?"); k != std::string_view::npos; k = t.find("(?", k + 2))
+        if (k + 2 >= t.size() || t[k + 2] != ':') return true;
+    return false;
 }
 
 }  // namespace
@@ -496,17 +511,25 @@ AsciiPrefilter analyse_for_ascii(const std::vector<TextPattern>& patterns, std::
     Collector col(out);
     for (std::size_t i = start; i < end; ++i) {
         const auto id = static_cast<std::uint32_t>(i - start);
-        std::vector<Info> branches;
+        const std::string& text = patterns[i].pattern;
+        std::vector<Reader::Branch> branches;
         try {
-            branches = Reader(patterns[i].pattern).branches();
+            branches = Reader(text).branches();
         } catch (const Unreadable&) {
             out.always.push_back(id);
             continue;
         }
-        // Every alternative must be covered, or the pattern is checked on every text; literals
-        // already added for it then only cost a redundant nomination.
+        // An inline flag ("(?i)", "(?s:") may reach over a '|': such a pattern is checked whole.
+        const bool whole_only = has_inline_flags(text);
+        // Every alternative must be covered, or the pattern is checked whole on every text;
+        // literals already added for it then only cost a redundant nomination.
         bool covered = true;
-        for (const Info& b : branches) covered = add_branch(col, b, id) && covered;
+        for (const Reader::Branch& b : branches) {
+            const auto check = static_cast<std::uint32_t>(out.checks.size());
+            if (whole_only) out.checks.push_back({id, 0, static_cast<std::uint32_t>(text.size())});
+            else out.checks.push_back({id, b.begin, b.end});
+            covered = add_branch(col, b.info, id, check) && covered;
+        }
         if (!covered) out.always.push_back(id);
     }
     return out;
@@ -553,7 +576,14 @@ std::string prefilter_to_bytes(const AsciiPrefilter& pf) {
             put32(out, u.pattern);
             out.push_back(
                 static_cast<char>((u.exact ? 4 : 0) | (u.boundary_before ? 2 : 0) | (u.boundary_after ? 1 : 0)));
+            put32(out, u.check);
         }
+    }
+    put32(out, static_cast<std::uint32_t>(pf.checks.size()));
+    for (const PrefilterCheck& c : pf.checks) {
+        put32(out, c.pattern);
+        put32(out, c.begin);
+        put32(out, c.end);
     }
     put32(out, static_cast<std::uint32_t>(pf.always.size()));
     for (std::uint32_t a : pf.always) put32(out, a);
@@ -573,13 +603,27 @@ bool prefilter_from_bytes(std::string_view bytes, AsciiPrefilter& out) {
             const std::string_view f = r.take(1);
             if (!r.ok) break;
             const auto flags = static_cast<unsigned char>(f[0]);
-            l.uses.push_back({pattern, (flags & 4) != 0, (flags & 2) != 0, (flags & 1) != 0});
+            const std::uint32_t check = r.u32();
+            l.uses.push_back({pattern, (flags & 4) != 0, (flags & 2) != 0, (flags & 1) != 0, check});
         }
         pf.literals.push_back(std::move(l));
+    }
+    const std::uint32_t checks = r.u32();
+    for (std::uint32_t i = 0; r.ok && i < checks; ++i) {
+        PrefilterCheck c;
+        c.pattern = r.u32();
+        c.begin = r.u32();
+        c.end = r.u32();
+        pf.checks.push_back(c);
     }
     const std::uint32_t always = r.u32();
     for (std::uint32_t i = 0; r.ok && i < always; ++i) pf.always.push_back(r.u32());
     if (!r.ok || !r.b.empty()) return false;
+    for (const PrefilterLiteral& l : pf.literals)
+        for (const PrefilterLiteral::Use& u : l.uses)
+            if (!u.exact && u.check >= pf.checks.size()) return false;
+    for (const PrefilterCheck& c : pf.checks)
+        if (c.begin > c.end) return false;
     out = std::move(pf);
     return true;
 }

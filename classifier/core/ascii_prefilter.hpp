@@ -28,13 +28,22 @@ struct PrefilterLiteral {
         bool exact;             // a hit (with its boundary checks) is a match of the pattern
         bool boundary_before;   // exact only: \b before the literal's first byte
         bool boundary_after;    // exact only: \b after its last byte
+        std::uint32_t check;    // not exact: what to check, an index into AsciiPrefilter::checks
     };
     std::vector<Use> uses;
 };
 
+// A nominated pattern is checked on its own, and only in the alternative that nominated it where
+// the pattern's top level can be split (no inline flags): a smaller regex to compile and run.
+struct PrefilterCheck {
+    std::uint32_t pattern;
+    std::uint32_t begin, end;  // the part of the pattern's text to check
+};
+
 struct AsciiPrefilter {
     std::vector<PrefilterLiteral> literals;  // in a stable order: ids of the literal database
-    std::vector<std::uint32_t> always;       // patterns checked on every ASCII text, ascending
+    std::vector<PrefilterCheck> checks;
+    std::vector<std::uint32_t> always;  // patterns checked whole on every ASCII text, ascending
 };
 
 // The prefilter of patterns [start, end), pattern i as index i - start.

@@ -227,7 +227,7 @@ Database embedded(const EmbeddedDatabase& e, std::uint64_t fingerprint) {
 
 std::uint64_t tables_fingerprint(const std::vector<TextPattern>& patterns, std::size_t start, std::size_t end) {
     Fnv h;
-    h.mix("ascii prefilter tables 1");  // bump when analyse_for_ascii reads patterns otherwise
+    h.mix("ascii prefilter tables 2");  // bump when analyse_for_ascii reads patterns otherwise
     h.mix(std::to_string(fingerprint_of(patterns, start, end)));
     return h.value();
 }
@@ -270,7 +270,8 @@ public:
             g->literals = shipped ? embedded(kShippedPrefilterDatabase, fingerprint_of(g->prefilter)) : nullptr;
             if (!g->literals) g->literals = compile_literals(g->prefilter, nullptr);
             for (std::size_t i = start; i < end; ++i) g->patterns.push_back(patterns[i].pattern);
-            g->checks = std::make_unique<std::atomic<const RE2*>[]>(end - start);
+            g->whole = std::make_unique<Check[]>(end - start);
+            g->parts = std::make_unique<Check[]>(g->prefilter.checks.size());
             groups_.push_back(std::move(g));
             start = end;
         }
@@ -291,28 +292,38 @@ public:
     }
 
 private:
+    // A pattern, or the part of it a prefilter check names, checked alone with RE2 once it has
+    // been needed often enough to pay for compiling it (a one-shot run over a few bounces would
+    // spend more compiling than scanning); until then the text is scanned with the group's whole
+    // database, at most once per text.
+    static constexpr std::uint32_t kCompileAfterUses = 8;
+    struct Check {
+        std::atomic<const RE2*> re{nullptr};  // owned
+        std::atomic<std::uint32_t> uses{0};
+        ~Check() { delete re.load(); }
+    };
     struct Group {
         Database db;
         std::uint32_t first = 0;  // pattern index of the group's id 0
         AsciiPrefilter prefilter;
-        Database literals;                                  // null: no literals
-        std::vector<std::string> patterns;                  // for the checks, compiled when first needed
-        std::unique_ptr<std::atomic<const RE2*>[]> checks;  // owned; null until needed
-        ~Group() {
-            for (std::size_t i = 0; i < patterns.size(); ++i) delete checks[i].load();
-        }
+        Database literals;                  // null: no literals
+        std::vector<std::string> patterns;  // the text of the checks:
+        std::unique_ptr<Check[]> whole;     // of each pattern
+        std::unique_ptr<Check[]> parts;     // of each prefilter.checks entry
     };
     struct Hits {
         std::vector<std::uint32_t>* out;
         std::uint32_t first;
     };
-    // Per pattern of a group, what the literal scan found: nothing, a nomination, or a match.
-    enum Seen : std::uint8_t { unseen, nominated, matched };
+    // Per pattern of a group, what the literal scan found: nothing, nominations (to check in the
+    // parts that nominated it), or a match; or that it is checked whole on every text.
+    enum Seen : std::uint8_t { unseen, nominated, matched, whole };
     struct AsciiScan {
         const Group* group;
         std::string_view text;
         std::vector<Seen>* seen;
         std::vector<std::uint32_t>* touched;
+        std::vector<std::pair<std::uint32_t, std::uint32_t>>* nominations;  // (pattern, check)
     };
 
     static int on_match(unsigned id, unsigned long long, unsigned long long, unsigned, void* ctx) {
@@ -340,6 +351,7 @@ private:
             }
             if (seen == unseen) s->touched->push_back(u.pattern);
             seen = now;
+            if (now == nominated) s->nominations->emplace_back(u.pattern, u.check);
         }
         return 0;
     }
@@ -348,35 +360,84 @@ private:
     void visit_ascii(const Group& g, std::string_view text, MatchVisitor& v) const {
         thread_local std::vector<Seen> seen;
         thread_local std::vector<std::uint32_t> touched;
+        thread_local std::vector<std::pair<std::uint32_t, std::uint32_t>> nominations;
         if (seen.size() < g.patterns.size()) seen.resize(g.patterns.size(), unseen);
         touched.clear();
+        nominations.clear();
         if (g.literals) {
-            AsciiScan ctx{&g, text, &seen, &touched};
+            AsciiScan ctx{&g, text, &seen, &touched, &nominations};
             hs_scan(g.literals.get(), text.data(), static_cast<unsigned>(text.size()), 0, thread_scratch(), on_literal,
                     &ctx);
         }
-        touched.insert(touched.end(), g.prefilter.always.begin(), g.prefilter.always.end());
+        for (std::uint32_t i : g.prefilter.always) {
+            if (seen[i] == unseen) touched.push_back(i);
+            if (seen[i] != matched) seen[i] = whole;
+        }
         std::sort(touched.begin(), touched.end());
-        touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+        std::sort(nominations.begin(), nominations.end());
+        nominations.erase(std::unique(nominations.begin(), nominations.end()), nominations.end());
+        auto nom = nominations.begin();
+        WholeScan whole_scan{this, group_index(g), text, false};
         bool done = false;
         for (std::uint32_t i : touched) {
             if (done || !v.wanted(g.first + i)) continue;
-            if (seen[i] == matched || check(g, i, text)) done = v.found(g.first + i);
+            bool match = seen[i] == matched;
+            if (seen[i] == whole) {
+                match = matches(g.whole[i], g.patterns[i], g.patterns[i], g.first + i, whole_scan);
+            } else if (seen[i] == nominated) {
+                while (nom != nominations.end() && nom->first < i) ++nom;
+                for (; !match && nom != nominations.end() && nom->first == i; ++nom) {
+                    const PrefilterCheck& c = g.prefilter.checks[nom->second];
+                    match =
+                        matches(g.parts[nom->second], std::string_view(g.patterns[i]).substr(c.begin, c.end - c.begin),
+                                g.patterns[i], g.first + i, whole_scan);
+                }
+            }
+            if (match) done = v.found(g.first + i);
         }
         for (std::uint32_t i : touched) seen[i] = unseen;
     }
 
-    // Pattern i of g on its own, by RE2, compiled on first use (once per process, by any thread).
-    static bool check(const Group& g, std::uint32_t i, std::string_view text) {
-        const RE2* re = g.checks[i].load(std::memory_order_acquire);
+    std::size_t group_index(const Group& g) const {
+        std::size_t k = 0;
+        while (groups_[k].get() != &g) ++k;
+        return k;
+    }
+
+    // The hits of the group's whole database on one text, made when first asked for.
+    struct WholeScan {
+        const HyperscanEngine* engine;
+        std::size_t group;
+        std::string_view text;
+        bool made;
+        bool has(std::uint32_t pattern) {
+            thread_local std::vector<std::uint32_t> hits;
+            if (!made) {
+                hits.clear();
+                engine->scan(group, text, hits);
+                std::sort(hits.begin(), hits.end());
+                made = true;
+            }
+            return std::binary_search(hits.begin(), hits.end(), pattern);
+        }
+    };
+
+    // Whether part (of pattern, or all of it; index in the engine: pattern_index) matches the
+    // text: by RE2 once compiled into c, else by the whole database. A part RE2 does not take
+    // alone is compiled as the whole pattern.
+    static bool matches(Check& c, std::string_view part, const std::string& pattern, std::uint32_t pattern_index,
+                        WholeScan& whole_scan) {
+        const RE2* re = c.re.load(std::memory_order_acquire);
         if (!re) {
-            auto fresh = std::make_unique<RE2>(g.patterns[i], rule_re2_options());
+            if (c.uses.fetch_add(1, std::memory_order_relaxed) + 1 < kCompileAfterUses)
+                return whole_scan.has(pattern_index);
+            auto fresh = std::make_unique<RE2>(re2::StringPiece(part.data(), part.size()), rule_re2_options());
+            if (!fresh->ok()) fresh = std::make_unique<RE2>(pattern, rule_re2_options());
             const RE2* expected = nullptr;
-            if (g.checks[i].compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel))
-                re = fresh.release();
+            if (c.re.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel)) re = fresh.release();
             else re = expected;  // another thread's, the same
         }
-        return RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *re);
+        return RE2::PartialMatch(re2::StringPiece(whole_scan.text.data(), whole_scan.text.size()), *re);
     }
 
     // One scratch per thread, grown to fit every engine the thread has used; checked again only

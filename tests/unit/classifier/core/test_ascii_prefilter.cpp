@@ -8,6 +8,10 @@
 
 #include "rule_set.hpp"
 #include "text_engine.hpp"
+#ifdef PREFLIGHT_HAVE_HYPERSCAN
+#include "ascii_prefilter.hpp"
+#include "text_engine_impl.hpp"
+#endif
 
 using namespace preflight;
 
@@ -170,3 +174,21 @@ TEST_CASE("the ASCII path reads boundaries, classes, optional parts and letters 
     }
     CHECK(hits_of(*fast, "a foo b").front() == 0);  // site.rules:1, in the site group
 }
+
+#ifdef PREFLIGHT_HAVE_HYPERSCAN
+TEST_CASE("the shipped rules' ASCII prefilter is built in and reads back as analysed", "[rules]") {
+    // Start-up reads the prefilter made at build time; were it refused, every start would
+    // analyse the rules again (tens of milliseconds) with nothing to show it.
+    const std::vector<TextPattern> patterns = patterns_of("");
+    const AsciiPrefilter analysed = analyse_for_ascii(patterns, 0, patterns.size());
+    const std::string bytes = prefilter_to_bytes(analysed);
+    CHECK(kShippedPrefilterTables.size == bytes.size());
+    CHECK(kShippedPrefilterTables.fingerprint == prefilter_tables_fingerprint(patterns));
+    CHECK(std::string_view(kShippedPrefilterTables.bytes, kShippedPrefilterTables.size) == bytes);
+    AsciiPrefilter back;
+    REQUIRE(prefilter_from_bytes(bytes, back));
+    CHECK(prefilter_to_bytes(back) == bytes);
+    CHECK(back.checks.size() == analysed.checks.size());
+    CHECK_FALSE(prefilter_from_bytes(bytes.substr(0, bytes.size() - 1), back));  // cut short
+}
+#endif
