@@ -296,7 +296,7 @@ private:
     // been needed often enough to pay for compiling it (a one-shot run over a few bounces would
     // spend more compiling than scanning); until then the text is scanned with the group's whole
     // database, at most once per text.
-    static constexpr std::uint32_t kCompileAfterUses = 8;
+    static constexpr std::uint32_t kCompileAfterUses = 32;
     struct Check {
         std::atomic<const RE2*> re{nullptr};  // owned
         std::atomic<std::uint32_t> uses{0};
