@@ -3,4 +3,6 @@
 
 namespace preflight {
 const EmbeddedDatabase kShippedHyperscanDatabase{nullptr, 0, 0};
+const EmbeddedDatabase kShippedPrefilterDatabase{nullptr, 0, 0};
+const EmbeddedDatabase kShippedPrefilterTables{nullptr, 0, 0};
 }  // namespace preflight

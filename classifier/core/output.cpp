@@ -4,6 +4,9 @@
 
 #include <array>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
 
 namespace preflight {
 namespace {
@@ -17,6 +20,38 @@ constexpr std::array<bool, 256> kJsonSpecial = [] {
     for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
     return t;
 }();
+
+// Eight bytes at a time: whether any of them is special (see kJsonSpecial). SWAR: a byte below
+// 0x20, above 0x7f, or equal to '"' or '\\' sets its top bit in the result.
+bool any_json_special(std::uint64_t w) {
+    constexpr std::uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    auto zero_byte = [&](std::uint64_t x) { return (x - ones) & ~x & high; };
+    const std::uint64_t below_space = (w - ones * 0x20) & ~w & high;
+    return ((w & high) | below_space | zero_byte(w ^ (ones * '"')) | zero_byte(w ^ (ones * '\\'))) != 0;
+}
+
+// The end of the run of plain bytes starting at i.
+std::size_t plain_run_end(std::string_view s, std::size_t i) {
+    for (; i + 8 <= s.size(); i += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, s.data() + i, 8);
+        if (any_json_special(w)) break;
+    }
+    while (i < s.size() && !kJsonSpecial[static_cast<unsigned char>(s[i])]) ++i;
+    return i;
+}
+
+// Appends the pieces with one size change: a result line is a dozen short pieces.
+void append_all(std::string& out, std::initializer_list<std::string_view> pieces) {
+    std::size_t n = 0;
+    for (std::string_view p : pieces) n += p.size();
+    std::size_t at = out.size();
+    out.resize(at + n);
+    for (std::string_view p : pieces) {
+        std::memcpy(out.data() + at, p.data(), p.size());
+        at += p.size();
+    }
+}
 
 void append_int(std::string& out, int v) {
     char buf[16];
@@ -35,8 +70,7 @@ void append_json_string(std::string& out, std::string_view s) {
     std::size_t i = 0;
     while (i < s.size()) {
         // Copy the run of plain ASCII in one go.
-        std::size_t j = i;
-        while (j < s.size() && !kJsonSpecial[static_cast<unsigned char>(s[j])]) ++j;
+        std::size_t j = plain_run_end(s, i);
         out.append(s.data() + i, j - i);
         i = j;
         if (i >= s.size()) break;
@@ -90,25 +124,26 @@ void ResultWriter::result(std::string& out, std::string_view reply, const Classi
     std::string_view enhanced(enh, enh_len);
     std::string_view rule = c.rule ? std::string_view(c.rule->location) : std::string_view{};
     switch (format_) {
-    case Format::json:
+    case Format::json: {
         out.append("{\"reply\": ");
         append_json_string(out, reply);
-        out.append(", \"status\": \"").append(to_string(c.status));
-        out.append("\", \"bounce\": \"").append(to_string(c.bounce));
-        out.append("\", \"category\": \"").append(to_string(c.category));
-        out.append("\", \"code\": ");
-        if (c.code) append_int(out, c.code);
-        else out.append("null");
-        out.append(", \"enhanced\": \"").append(enhanced);
-        out.append(c.enhanced ? "\", \"enhanced_source\": \"reported\"" : "\", \"enhanced_source\": \"derived\"");
-        out.append(c.retry ? ", \"retry\": true, \"action\": " : ", \"retry\": false, \"action\": ");
-        if (!c.action_json.empty()) out.append(c.action_json);
-        else append_json_string(out, c.action);
-        out.append(", \"rule\": ");
-        if (c.rule) append_json_string(out, rule);
-        else out.append("null");
-        out.append("}\n");
+        char num[16];
+        std::string_view code_text = "null";
+        if (c.code)
+            code_text =
+                std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, c.code).ptr - num));
+        std::string_view action = c.action_json;
+        std::string action_escaped;  // only for an action the rule set did not escape
+        if (action.empty()) append_json_string(action_escaped, c.action), action = action_escaped;
+        append_all(
+            out,
+            {", \"status\": \"", to_string(c.status), "\", \"bounce\": \"", to_string(c.bounce), "\", \"category\": \"",
+             to_string(c.category), "\", \"code\": ", code_text, ", \"enhanced\": \"", enhanced,
+             c.enhanced ? "\", \"enhanced_source\": \"reported\"" : "\", \"enhanced_source\": \"derived\"",
+             c.retry ? ", \"retry\": true, \"action\": " : ", \"retry\": false, \"action\": ", action,
+             ", \"rule\": ", c.rule ? std::string_view(c.rule->location_json) : std::string_view("null"), "}\n"});
         break;
+    }
     case Format::tsv:
         append_tsv_field(out, reply);
         out.append("\t").append(to_string(c.status)).append("\t").append(to_string(c.bounce));

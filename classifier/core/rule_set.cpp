@@ -86,27 +86,32 @@ RuleSet::RuleSet() = default;
 RuleSet::~RuleSet() = default;
 
 const Rule* RuleSet::match_text(std::string_view text, int reply_class) const {
-    // One hit vector per thread: the hot path must not allocate.
-    thread_local std::vector<std::uint32_t> hits;
-    // Groups in precedence order: the first group with a fitting match holds the lowest index. A
-    // vague rule is kept only in case no other rule of any group fits.
-    const Rule* vague = nullptr;
-    for (std::size_t g = 0; g < engine_->group_count(); ++g) {
-        hits.clear();
-        engine_->scan(g, text, hits);
+    // Groups in precedence order, each visited in ascending pattern order: the first fitting
+    // match that is not vague is the lowest-index one. A vague rule is kept only in case no
+    // other rule of any group fits.
+    struct Pick final : MatchVisitor {
+        const RuleSet& rs;
+        int reply_class;
         const Rule* best = nullptr;
-        const Rule* best_vague = nullptr;
-        for (std::uint32_t h : hits) {
-            std::size_t idx = text_rules_[h];
-            const Rule& r = rules_[idx];
-            if (r.only && (reply_class ? reply_class : implied_class(r)) != r.only) continue;
-            const Rule*& slot = r.vague ? best_vague : best;
-            if (!slot || idx < static_cast<std::size_t>(slot - rules_.data())) slot = &r;
+        const Rule* vague = nullptr;
+        Pick(const RuleSet& r, int c) : rs(r), reply_class(c) {}
+        const Rule& rule(std::uint32_t pattern) const { return rs.rules_[rs.text_rules_[pattern]]; }
+        bool wanted(std::uint32_t pattern) const override {
+            const Rule& r = rule(pattern);
+            return !r.only || (reply_class ? reply_class : implied_class(r)) == r.only;
         }
-        if (best) return best;
-        if (!vague) vague = best_vague;
-    }
-    return vague;
+        bool found(std::uint32_t pattern) override {
+            const Rule& r = rule(pattern);
+            if (r.vague) {
+                if (!vague) vague = &r;
+                return false;
+            }
+            best = &r;
+            return true;
+        }
+    } pick(*this, reply_class);
+    for (std::size_t g = 0; g < engine_->group_count() && !pick.best; ++g) engine_->visit(g, text, pick);
+    return pick.best ? pick.best : pick.vague;
 }
 
 const Rule* RuleSet::match_enhanced(EnhancedCode e, bool subject_fallback) const {
@@ -313,6 +318,7 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build(std::string_view engine) {
         append_json_string(rs->category_actions_json_[static_cast<std::size_t>(c)],
                            rs->category_actions_[static_cast<std::size_t>(c)]);
     for (Rule& r : rs->rules_) {
+        append_json_string(r.location_json, r.location);
         if (!r.action_name.empty()) continue;
         r.action = rs->category_actions_[static_cast<std::size_t>(r.category)];
         r.action_json = rs->category_actions_json_[static_cast<std::size_t>(r.category)];

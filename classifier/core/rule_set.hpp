@@ -44,6 +44,7 @@ struct Rule {
     bool shipped = false;          // from the rule files built into the program
     std::string_view action;       // resolved at build(); points into the RuleSet
     std::string_view action_json;  // the same as a JSON string, quotes included: escaped once
+    std::string location_json;     // location as a JSON string, escaped once at build()
 };
 
 // The reply class a code-less reply matched by r is taken to have: assume=, else 5 for a

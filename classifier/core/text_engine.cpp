@@ -1,6 +1,17 @@
 #include "text_engine_impl.hpp"
 
+#include <algorithm>
+
 namespace preflight {
+
+void TextEngine::visit(std::size_t g, std::string_view text, MatchVisitor& v) const {
+    thread_local std::vector<std::uint32_t> hits;  // the hot path must not allocate
+    hits.clear();
+    scan(g, text, hits);
+    std::sort(hits.begin(), hits.end());
+    for (std::uint32_t h : hits)
+        if (v.wanted(h) && v.found(h)) return;
+}
 
 std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns) {
 #ifdef PREFLIGHT_HAVE_HYPERSCAN
@@ -13,6 +24,7 @@ std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& 
 std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns, std::string_view name) {
 #ifdef PREFLIGHT_HAVE_HYPERSCAN
     if (name == "hyperscan") return compile_hyperscan_engine(patterns);
+    if (name == "hyperscan-whole") return compile_hyperscan_engine(patterns, false);
 #endif
     if (name == "re2") return compile_re2_engine(patterns);
     return nullptr;

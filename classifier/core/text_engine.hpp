@@ -25,6 +25,18 @@ struct TextPattern {
     bool shipped = false;  // from the rule files built into the program
 };
 
+// What the rule set asks of one group's matches (RuleSet::match_text): which patterns can decide
+// this text at all (only= fits the reply), and whether a match ends the search.
+class MatchVisitor {
+public:
+    virtual bool wanted(std::uint32_t pattern) const = 0;
+    // A wanted pattern that matches; true ends the search.
+    virtual bool found(std::uint32_t pattern) = 0;
+
+protected:
+    ~MatchVisitor() = default;
+};
+
 class TextEngine {
 public:
     virtual ~TextEngine() = default;
@@ -33,6 +45,10 @@ public:
     // g that matches text, each once, in no particular order. Allocates nothing once hits has
     // grown; safe to call from any number of threads at once.
     virtual void scan(std::size_t g, std::string_view text, std::vector<std::uint32_t>& hits) const = 0;
+    // Calls v.found(i) for each pattern i of group g that v wants and that matches text, in
+    // ascending index order, until found returns true. An engine may leave the patterns v does
+    // not want, and those after the end, unexamined. This one: scan, then sort.
+    virtual void visit(std::size_t g, std::string_view text, MatchVisitor& v) const;
 };
 
 // Compiles patterns with the configured engine. Throws RuleError("FILE:LINE: reason") naming
@@ -40,6 +56,7 @@ public:
 std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns);
 // As compile_text_engine, with a named engine ("hyperscan" or "re2") when it was built in; for
 // the tests that check both engines give the same answers. Null when name is not built in.
+// "hyperscan-whole": Hyperscan without its ASCII path, for the tests of that path.
 std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns, std::string_view name);
 
 // The engine compile_text_engine uses, as --version prints it ("hyperscan 5.4.0", "re2").

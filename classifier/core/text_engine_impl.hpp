@@ -13,7 +13,9 @@ RE2::Options rule_re2_options();
 
 std::unique_ptr<TextEngine> compile_re2_engine(const std::vector<TextPattern>& patterns);
 #ifdef PREFLIGHT_HAVE_HYPERSCAN
-std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns);
+// ascii_path false: every text scanned with the whole database ("hyperscan-whole", for the
+// tests that check the ASCII path against it).
+std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns, bool ascii_path = true);
 std::string hyperscan_version();
 
 // The shipped rules' Hyperscan database, compiled when the program was built (for any x86-64
@@ -25,11 +27,21 @@ struct EmbeddedDatabase {
     std::uint64_t fingerprint;
 };
 extern const EmbeddedDatabase kShippedHyperscanDatabase;
+// The shipped rules' ASCII prefilter (ascii_prefilter.hpp), likewise: its literal database, and
+// the prefilter itself as prefilter_to_bytes() writes it (fingerprint: of the patterns).
+extern const EmbeddedDatabase kShippedPrefilterDatabase;
+extern const EmbeddedDatabase kShippedPrefilterTables;
 
 // FNV-1a over the patterns and the flags they are compiled with.
 std::uint64_t pattern_fingerprint(const std::vector<TextPattern>& patterns);
 // The patterns compiled for a generic x86-64 target and serialized. Throws RuleError.
 std::string serialize_hyperscan_database(const std::vector<TextPattern>& patterns);
+// The same for the literals of their ASCII prefilter (empty: no literals), and its fingerprint.
+std::string serialize_prefilter_database(const std::vector<TextPattern>& patterns);
+std::uint64_t prefilter_fingerprint(const std::vector<TextPattern>& patterns);
+// The prefilter of the patterns as bytes, and the fingerprint those bytes are embedded with.
+std::string serialize_prefilter_tables(const std::vector<TextPattern>& patterns);
+std::uint64_t prefilter_tables_fingerprint(const std::vector<TextPattern>& patterns);
 #endif
 
 }  // namespace preflight
