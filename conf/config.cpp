@@ -105,7 +105,7 @@ struct DkimKey {
 // size: bytes; duration: milliseconds).
 using Value =
     std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketAddress, std::vector<IpAddress>,
-                 std::vector<Network>, DkimKey, UserGroup, std::vector<QuotaRate>, QuotaStoreSpec>;
+                 std::vector<Network>, DkimKey, UserGroup, std::vector<QuotaRate>, QuotaStoreSpec, RedisCredentials>;
 
 struct Target {
     GlobalSettings& g;
@@ -387,6 +387,19 @@ bool refine_quota_store(Value& v, std::string& why) {
     return true;
 }
 
+// An empty path: no credentials (the default). Otherwise the file must read as redis_credentials.cpp says.
+bool refine_redis_credentials(Value& v, std::string& why) {
+    std::string path = std::get<std::string>(v);
+    if (path.empty()) {
+        v = RedisCredentials{};
+        return true;
+    }
+    auto c = read_redis_credentials(path, &why);
+    if (!c) return false;
+    v = std::move(*c);
+    return true;
+}
+
 void set_unknown_domain_code(Target& t, const Value& v) {
     t.s.unknown_domain_code = std::get<std::int64_t>(v) == 0 ? 450 : 550;
 }
@@ -594,7 +607,8 @@ const Row kRows[] = {
     {.info = {.name = "QuotaStore",
               .type = KeyType::string,
               .default_value = "sqlite:/var/lib/preflight/quota.db",
-              .help = "where quota counters live: sqlite:/PATH (this relay) or redis://HOST[:PORT][/DB] (a cluster)"},
+              .help = "where quota counters live: sqlite:/PATH (this relay), redis://HOST[:PORT][/DB] or "
+                      "redis-sentinel://HOST[:PORT],.../MASTER[/DB] (a cluster)"},
      .refine = refine_quota_store,
      .store = set_global<&GlobalSettings::quota_store>},
     {.info = {.name = "QuotaStoreTimeout",
@@ -610,6 +624,16 @@ const Row kRows[] = {
               .allowed = kQuotaStoreErrorActions,
               .help = "what an unreachable quota store leads to: tempfail (451 4.3.0) or accept (uncounted)"},
      .store = set_global<&GlobalSettings::on_quota_store_error>},
+    {.info = {.name = "QuotaStorePasswordFile",
+              .type = KeyType::path,
+              .help = "file with the Redis user and password (USER:PASSWORD or PASSWORD), not readable by others"},
+     .refine = refine_redis_credentials,
+     .store = set_global<&GlobalSettings::quota_store_credentials>},
+    {.info = {.name = "QuotaStoreSentinelPasswordFile",
+              .type = KeyType::path,
+              .help = "file with the Sentinels' user and password, when they require one (redis-sentinel://)"},
+     .refine = refine_redis_credentials,
+     .store = set_global<&GlobalSettings::quota_store_sentinel_credentials>},
     // Authentication material
     {.info = {.name = "EgressAddresses",
               .type = KeyType::address_list,
@@ -1135,6 +1159,21 @@ struct ConfigBuilder {
 
     // Checks that involve more than one key. Only values that parsed are looked at, so one
     // typo does not cause a second, derived error.
+    // Redis credentials with no Redis to give them to are a mistake the operator should see.
+    void redis_cross_checks() {
+        const Given& store = global_given("QuotaStore");
+        if (store.line && !store.value) return;  // reported already
+        const QuotaStoreSpec::Kind kind = global.quota_store.kind;
+        const Given& file = global_given("QuotaStorePasswordFile");
+        if (!global.quota_store_credentials.file.empty() && kind == QuotaStoreSpec::Kind::sqlite)
+            error(file.line, "QuotaStorePasswordFile",
+                  "has no effect unless QuotaStore is redis:// or redis-sentinel://");
+        const Given& sentinel_file = global_given("QuotaStoreSentinelPasswordFile");
+        if (!global.quota_store_sentinel_credentials.file.empty() && kind != QuotaStoreSpec::Kind::redis_sentinel)
+            error(sentinel_file.line, "QuotaStoreSentinelPasswordFile",
+                  "has no effect unless QuotaStore is redis-sentinel://");
+    }
+
     void cross_checks() {
         const Given& inline_key = global_given("DkimPublicKey");
         const Given& key_file = global_given("DkimPublicKeyFile");
@@ -1157,6 +1196,8 @@ struct ConfigBuilder {
             error(inline_set ? inline_key.line : key_file.line, inline_set ? "DkimPublicKey" : "DkimPublicKeyFile",
                   "set, but DkimSelectors is empty (where to look for the published key)");
         }
+
+        redis_cross_checks();
 
         const Given& apply_to = global_given("ApplyTo");
         const Given& networks = global_given("ApplyToNetworks");
