@@ -427,8 +427,10 @@ std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::stri
         return spec;
     }
     if (text.starts_with("rediss://")) {
-        set_why(why,
-                quoted + ": no TLS in the Redis client; connect through a local stunnel (contrib/redis-tls/README)");
+        set_why(
+            why,
+            quoted +
+                ": no TLS in the Redis client; connect through a local stunnel (/usr/share/preflight/contrib/redis-tls/)");
         return std::nullopt;
     }
     bool sentinel = text.starts_with("redis-sentinel://");

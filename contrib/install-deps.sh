@@ -12,6 +12,9 @@ PACKAGES=(
   # quota stores: SQLite (embedded) and Redis through hiredis (cluster; the test starts its own
   # redis-server on a loopback port and never uses the system service)
   libsqlite3-dev libhiredis-dev redis-server
+  # Redis as a cluster runs it (integration.redis_cluster): TLS between relay and Redis through
+  # stunnel (contrib/redis-tls/); Sentinel is redis-server --sentinel, nothing more to install
+  stunnel4
   # bounce parser the dsn benchmark compares against
   libsisimai-perl
   # tests and benchmarks

@@ -107,7 +107,8 @@ TEST_CASE("redis-sentinel:// names the sentinels and the master; no password on 
     CHECK(e.find("s3cret") == std::string::npos);
     CHECK(conf_error("QuotaStore redis-sentinel://:s3cret@10.0.0.1/m").find("QuotaStorePasswordFile") !=
           std::string::npos);
-    CHECK(conf_error("QuotaStore rediss://10.0.0.1").find("contrib/redis-tls/README") != std::string::npos);
+    CHECK(conf_error("QuotaStore rediss://10.0.0.1").find("stunnel (/usr/share/preflight/contrib/redis-tls/)") !=
+          std::string::npos);
 }
 
 TEST_CASE("QuotaStorePasswordFile: USER:PASSWORD or PASSWORD, one line, not open to other users", "[redis_conf]") {
