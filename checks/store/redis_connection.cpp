@@ -4,12 +4,15 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <thread>
 
 namespace preflight {
 namespace {
 
 using namespace std::chrono_literals;
+
+constexpr std::chrono::milliseconds kRetryPause{100};  // between attempts in Sentinel mode
 
 // A failure after which the same command may be tried again on a new connection: none was
 // made, it dropped, or the node is no longer the master. Only Sentinel mode retries.
@@ -47,6 +50,14 @@ RedisReply send(redisContext* c, const std::vector<std::string>& args) {
 }
 
 std::string reply_text(const redisReply* r) { return std::string(r->str, r->len); }
+
+// hiredis reports a read timeout as EAGAIN's text; say what it means.
+std::string transport_error(const redisContext* c, std::chrono::milliseconds timeout) {
+    if (!c->err) return "no reply";
+    if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return "no reply within " + std::to_string(timeout.count()) + " ms";
+    return c->errstr;
+}
 
 // Error replies that mean "not here, not now": the node was demoted, its master is down, or it
 // is still loading its data after a restart. The command did not run.
@@ -104,7 +115,8 @@ RedisReply RedisConnection::run(const std::vector<std::string>& args, int replic
             return attempt(args, replicas, deadline);
         } catch (const RetryableError& e) {
             last_error_ = e.what();
-            if (!sentinel_mode() || Clock::now() >= deadline) {
+            // No new attempt without the time for one: the error to report is this one.
+            if (!sentinel_mode() || left(deadline) <= kRetryPause) {
                 // Whoever comes next within a second fails at once instead of waiting again.
                 if (!ctx_) next_attempt_ = Clock::now() + 1s;
                 throw RedisError(e.what());
@@ -117,7 +129,7 @@ RedisReply RedisConnection::run(const std::vector<std::string>& args, int replic
             throw;
         }
         // A failover takes the sentinels a moment: do not spin on them.
-        std::this_thread::sleep_for(std::clamp(left(deadline), std::chrono::milliseconds(0), 100ms));
+        std::this_thread::sleep_for(kRetryPause);
     }
 }
 
@@ -147,7 +159,7 @@ RedisReply RedisConnection::attempt(const std::vector<std::string>& args, int re
         if (!acks) reply.reset();  // the stream is out of step: treat as lost
     }
     if (!reply) {
-        std::string why = endpoint_.name + ": " + (c->err ? c->errstr : "no reply");
+        std::string why = endpoint_.name + ": " + transport_error(c, endpoint_.timeout);
         drop(why);
         throw RetryableError(why);
     }

@@ -4,7 +4,10 @@
 // starts a Redis with an ACL user "preflight" limited to the keys pfq:* and a requirepass, and
 // names both credentials files); run without it they fail.
 #include <catch2/catch.hpp>
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +17,7 @@
 
 #include "config.hpp"
 #include "redis_connection.hpp"
+#include "unique_fd.hpp"
 
 using namespace preflight;
 
@@ -188,4 +192,55 @@ TEST_CASE("Redis AUTH: the ACL user, requirepass, none, a wrong password", "[quo
         // Within a second the next command fails at once, without connecting again.
         CHECK(error_of(redis, {"PING"}).find("unreachable") != std::string::npos);
     }
+}
+
+namespace {
+
+// A TCP socket on loopback that takes connections (the kernel's backlog) and never answers.
+struct SilentServer {
+    UniqueFd fd;
+    std::uint16_t port = 0;
+    SilentServer() {
+        fd.reset(socket(AF_INET, SOCK_STREAM, 0));
+        REQUIRE(fd.get() >= 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        REQUIRE(listen(fd.get(), 8) == 0);
+        socklen_t len = sizeof a;
+        REQUIRE(getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0);
+        port = ntohs(a.sin_port);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("Redis connection: a node that never answers is a bounded error that says so", "[redis_conf]") {
+    SilentServer silent;
+    RedisEndpoint e;
+    e.nodes = {RedisNode{"127.0.0.1", silent.port}};
+    e.timeout = std::chrono::milliseconds(200);
+    e.name = "redis://127.0.0.1:" + std::to_string(silent.port);
+    RedisConnection redis(e);
+    std::string err = error_of(redis, {"PING"});
+    CHECK(err == e.name + ": no reply within 200 ms");
+}
+
+TEST_CASE("Redis connection: Sentinel mode with no sentinel answering names each one, within the timeout",
+          "[redis_conf]") {
+    SilentServer silent;
+    auto spec =
+        parse_quota_store("redis-sentinel://127.0.0.1:1,127.0.0.1:" + std::to_string(silent.port) + "/mymaster");
+    REQUIRE(spec);
+    RedisConnection redis(redis_endpoint(*spec, {}, {}, std::chrono::milliseconds(300)));
+    CHECK(redis.sentinel_mode());
+    auto t0 = std::chrono::steady_clock::now();
+    std::string err = error_of(redis, {"PING"});
+    // A bound that only catches a hang (the timeout is 300 ms), not a speed assert.
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+    CHECK(err.find("sentinel 127.0.0.1:1: Connection refused") != std::string::npos);
+    CHECK(err.find("sentinel 127.0.0.1:" + std::to_string(silent.port)) != std::string::npos);
+    // Within a second the next command fails at once.
+    CHECK(error_of(redis, {"PING"}).find("unreachable") != std::string::npos);
 }
