@@ -38,31 +38,27 @@ set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
+. "$HERE/redis_lib.sh"
 
 BUILD_DIR=${1:-}
 [[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
 UNIT=$(realpath -m "$BUILD_DIR/tests/milter_unit_tests")
 DRIVE=$HERE/quota_drive.py
-RECIPE=$(cd "$HERE/../../contrib/redis-tls" && pwd)
 
 it_requires --root "starts a Postfix instance and smtp-sink -u nobody" \
   /usr/sbin/postfix /usr/sbin/smtp-sink redis-server redis-cli stunnel openssl timeout script
 
 it_begin redis-cluster "$MILTER"
-REDIS_PID='' ST_PID='' ST_NAME_PID='' ST_CA_PID='' MT_PID='' MS_PID='' SINK_PID='' PF_PID=''
-declare -A NODE_PID=() SEN_PID=()
+MT_PID='' MS_PID='' SINK_PID='' PF_PID=''
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   pf_stop_all
-  local p
-  stop_pids 50 "$MT_PID" preflight-milter "$MS_PID" preflight-milter "$ST_PID" stunnel "$ST_NAME_PID" stunnel \
-    "$ST_CA_PID" stunnel "$REDIS_PID" redis-server "$SINK_PID" smtp-sink
-  for p in "${SEN_PID[@]}"; do stop_pids 50 "$p" redis-server; done
-  for p in "${NODE_PID[@]}"; do stop_pids 50 "$p" redis-server; done
-  it_end "$rc" "milter-*.log, stunnel-*.log, redis/, maillog, out/"
+  stop_pids 50 "$MT_PID" preflight-milter "$MS_PID" preflight-milter "$SINK_PID" smtp-sink
+  redis_lib_stop
+  it_end "$rc" "milter-*.log, stunnel-*.log, redis-tls/, node-*/, sentinel-*/, maillog, out/"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -107,147 +103,15 @@ field() {
 # status CONF ARG: preflight-milter --quota-status ARG with CONF.
 status() { timeout 20 "$MILTER" --quota-status -c "$1" "$2" 2>&1; }
 
-# ---- TLS: certificates, Redis, stunnel -------------------------------------------------------
-
-T=$IT_DIR/tls
-
-# make_cert NAME CA SUBJECT_ALT_NAMES: T/NAME.key and T/NAME.crt signed by T/CA.
-make_cert() {
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$1" \
-    -keyout "$T/$1.key" -out "$T/$1.csr" 2>>"$T/openssl.log" &&
-    openssl x509 -req -in "$T/$1.csr" -CA "$T/$2.crt" -CAkey "$T/$2.key" -CAcreateserial -days 2 \
-      -out "$T/$1.crt" -extfile <(printf 'subjectAltName=%s' "$3") 2>>"$T/openssl.log"
-}
-
-make_ca() {
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=$1" \
-    -keyout "$T/$1.key" -out "$T/$1.crt" 2>>"$T/openssl.log"
-}
-
-make_pki() {
-  mkdir -p "$T" && make_ca ca && make_ca other-ca &&
-    make_cert redis.preflight-it.test ca "DNS:redis.preflight-it.test,IP:127.0.0.1" &&
-    make_cert relay.preflight-it.test ca "DNS:relay.preflight-it.test" &&
-    chmod 0640 "$T"/*.key && chgrp stunnel4 "$T"/relay.preflight-it.test.key 2>/dev/null
-  return 0
-}
-
-# redis_tls_answers: the Redis answers PING over TLS with the relay's certificate.
-redis_tls() {
-  redis-cli -h 127.0.0.1 -p "$TLS_PORT" --tls --cacert "$T/ca.crt" --cert "$T/relay.preflight-it.test.crt" \
-    --key "$T/relay.preflight-it.test.key" "${REDIS_CLI_AUTH[@]}" "$@"
-}
-redis_tls_answers() { [[ $(redis_tls ping 2>/dev/null) == PONG ]]; }
-
-# redis_tls_start: redis-server with the recipe's redis-tls.conf, its paths under T.
-redis_tls_start() {
-  mkdir -p "$IT_DIR/redis"
-  sed -e "s|/etc/redis/tls/redis.crt|$T/redis.preflight-it.test.crt|" \
-    -e "s|/etc/redis/tls/redis.key|$T/redis.preflight-it.test.key|" \
-    -e "s|/etc/redis/tls/ca.crt|$T/ca.crt|" -e "s|^tls-port .*|tls-port $TLS_PORT|" \
-    "$RECIPE/redis-tls.conf" >"$IT_DIR/redis/redis.conf"
-  redis-server "$IT_DIR/redis/redis.conf" --bind 127.0.0.1 --save '' --appendonly no --dir "$IT_DIR/redis" \
-    --daemonize no "${REDIS_AUTH_ARGS[@]}" >"$IT_DIR/redis/log" 2>&1 </dev/null &
-  REDIS_PID=$!
-  track_pid "$REDIS_PID" redis-server
-  wait_for 100 redis_tls_answers ||
-    { echo "redis-server did not answer over TLS within 10 s: $(tail -3 "$IT_DIR/redis/log")" >&2; return 1; }
-}
-
-# stunnel_start VAR NAME ACCEPT_PORT CHECK_HOST CA: the recipe's preflight-redis.conf with its
-# paths, ports and name replaced; PID into VAR; waits until it listens (10 s at most).
-stunnel_start() {
-  local var=$1 name=$2 port=$3 host=$4 ca=$5 conf=$IT_DIR/stunnel-$2.conf pid
-  sed -e "s|^accept = .*|accept = 127.0.0.1:$port|" -e "s|^connect = .*|connect = 127.0.0.1:$TLS_PORT|" \
-    -e "s|^checkHost = .*|checkHost = $host|" -e "s|^CAfile = .*|CAfile = $T/$ca.crt|" \
-    -e "s|^cert = .*|cert = $T/relay.preflight-it.test.crt|" -e "s|^key = .*|key = $T/relay.preflight-it.test.key|" \
-    "$RECIPE/preflight-redis.conf" >"$conf"
-  stunnel "$conf" >>"$IT_DIR/stunnel-$name.log" 2>&1 </dev/null &
-  pid=$!
-  track_pid "$pid" stunnel
-  printf -v "$var" '%s' "$pid"
-  wait_for 100 tcp_open 127.0.0.1 "$port" ||
-    { echo "stunnel $name did not listen on $port within 10 s: $(tail -3 "$IT_DIR/stunnel-$name.log")" >&2; return 1; }
-}
-
-# ---- Sentinel: a master, two replicas, three sentinels ------------------------------------------
-
-SEN_PW=sentinel-pw-18
-
-# node_start PORT [MASTER_PORT]: a Redis node (a replica of MASTER_PORT if given), with the ACL
-# user and requirepass, and masterauth for whichever node is master later.
-node_start() {
-  local port=$1 d=$IT_DIR/node-$1 pid
-  mkdir -p "$d"
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$d" --daemonize no \
-    "${REDIS_AUTH_ARGS[@]}" --masterauth default-pw-18 ${2:+--replicaof 127.0.0.1 "$2"} \
-    >"$d/log" 2>&1 </dev/null &
-  pid=$!
-  NODE_PID[$port]=$pid
-  track_pid "$pid" redis-server
-  wait_for 100 node_answers "$port" || { echo "redis node $port did not answer within 10 s: $(tail -3 "$d/log")" >&2; return 1; }
-}
-node() { redis-cli -h 127.0.0.1 -p "$1" "${REDIS_CLI_AUTH[@]}" "${@:2}"; }
-node_answers() { [[ $(node "$1" ping 2>/dev/null) == PONG ]]; }
-
-# sentinel_start PORT: a sentinel of mymaster (quorum 2, down after 1 s) with a password.
-sentinel_start() {
-  local port=$1 d=$IT_DIR/sentinel-$1 pid
-  mkdir -p "$d"
-  cat >"$d/sentinel.conf" <<EOF
-port $port
-bind 127.0.0.1
-daemonize no
-dir $d
-requirepass $SEN_PW
-sentinel sentinel-pass $SEN_PW
-sentinel monitor mymaster 127.0.0.1 $RM1 2
-sentinel auth-pass mymaster default-pw-18
-sentinel down-after-milliseconds mymaster 1000
-sentinel failover-timeout mymaster 10000
-EOF
-  redis-server "$d/sentinel.conf" --sentinel >"$d/log" 2>&1 </dev/null &
-  pid=$!
-  SEN_PID[$port]=$pid
-  track_pid "$pid" redis-server
-  wait_for 100 sentinel_answers "$port" || { echo "sentinel $port did not answer within 10 s: $(tail -3 "$d/log")" >&2; return 1; }
-}
-sentinel() { redis-cli -h 127.0.0.1 -p "$1" -a "$SEN_PW" --no-auth-warning "${@:2}"; }
-sentinel_answers() { [[ $(sentinel "$1" ping 2>/dev/null) == PONG ]]; }
-
-# sentinel_master_port PORT: the master's port as the sentinel on PORT names it.
-sentinel_master_port() { sentinel "$1" sentinel get-master-addr-by-name mymaster 2>/dev/null | sed -n 2p; }
-
-# sentinels_ready: each sentinel knows the two replicas and the two other sentinels.
-sentinels_ready() {
-  local s info
-  for s in "$S1" "$S2" "$S3"; do
-    info=$(sentinel "$s" sentinel master mymaster 2>/dev/null | paste - - | tr '\t' '=')
-    grep -qx 'num-slaves=2' <<<"$info" && grep -qx 'num-other-sentinels=2' <<<"$info" || return 1
-  done
-}
-
-# all_sentinels_name_other_than PORT: every sentinel names a master other than PORT, and the same.
-all_sentinels_name_other_than() {
-  local a b c
-  a=$(sentinel_master_port "$S1") b=$(sentinel_master_port "$S2") c=$(sentinel_master_port "$S3")
-  [[ -n $a && $a != "$1" && $a == "$b" && $a == "$c" ]]
-}
-
 # count_on PORT: the failover.test recipients counted this hour on the node at PORT.
 count_on() {
   node "$1" hvals "pfq:domain:failover.test|recipients|hour" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
 }
 count_at_least() { (($(count_on "$1") >= $2)); }
 
-cluster_start() {
-  node_start "$RM1" && node_start "$RM2" "$RM1" && node_start "$RM3" "$RM1" &&
-    sentinel_start "$S1" && sentinel_start "$S2" && sentinel_start "$S3" || return 1
-  wait_for 300 sentinels_ready || { echo "the sentinels did not see 2 replicas and 2 sentinels within 30 s" >&2; return 1; }
-}
-
 # sink_ids TAG: the X-Test-Id of every message at the sink tagged TAG, sorted, duplicates kept.
-sink_ids() { grep -h "^X-Test-Id: $1-" "$SINK_DIR"/msg.* 2>/dev/null | sed 's/^X-Test-Id: //; s/\r$//' | sort; }
+# (grep -r: a load of a minute leaves more files than one command line takes).
+sink_ids() { grep -rh --include='msg.*' "^X-Test-Id: $1-" "$SINK_DIR" 2>/dev/null | sed 's/^X-Test-Id: //; s/\r$//' | sort; }
 queue_empty() { [[ $(pf_queue_count) -eq 0 ]]; }
 
 # account NAME: the accounting of a load run (as milter_faults.sh's); sets QUEUED, R4 (4xx), R5
@@ -278,7 +142,6 @@ free_port SINK_PORT && free_port P_TLS && free_port M_TLS && free_port TLS_PORT 
   { echo "not ok - setup: no free ports"; exit 1; }
 redis_auth_setup
 PASS_FILE=$IT_DIR/redis/user.pass
-(umask 077 && echo "$SEN_PW" >"$IT_DIR/sentinel.pass")
 SEN_STORE="redis-sentinel://127.0.0.1:$S1,127.0.0.1:$S2,127.0.0.1:$S3/mymaster"
 write_conf "$IT_DIR/sen.conf" "$M_SEN" "$SEN_STORE" "$PASS_FILE" 2s "$IT_DIR/sentinel.pass"
 write_conf "$IT_DIR/sen-nopass.conf" "$M_SEN" "$SEN_STORE" "$PASS_FILE" 2s
@@ -287,10 +150,11 @@ write_conf "$IT_DIR/tls-name.conf" "$M_TLS" "redis://127.0.0.1:$LP_NAME" "$PASS_
 write_conf "$IT_DIR/tls-ca.conf" "$M_TLS" "redis://127.0.0.1:$LP_CA" "$PASS_FILE"
 setup_or_die "certificates (openssl)" make_pki
 setup_or_die "redis-server with TLS" redis_tls_start
-setup_or_die "stunnel" stunnel_start ST_PID relay "$LP" redis.preflight-it.test ca
-setup_or_die "stunnel, another name" stunnel_start ST_NAME_PID name "$LP_NAME" other.preflight-it.test ca
-setup_or_die "stunnel, another CA" stunnel_start ST_CA_PID ca "$LP_CA" redis.preflight-it.test other-ca
+setup_or_die "stunnel" stunnel_start relay "$LP" redis.preflight-it.test ca
+setup_or_die "stunnel, another name" stunnel_start name "$LP_NAME" other.preflight-it.test ca
+setup_or_die "stunnel, another CA" stunnel_start ca "$LP_CA" redis.preflight-it.test other-ca
 setup_or_die "smtp-sink" sink_start "$SINK_PORT"
+REDIS_NODES=("$RM1" "$RM2" "$RM3") SENTINELS=("$S1" "$S2" "$S3") SEN_QUORUM=2
 setup_or_die "redis master, 2 replicas, 3 sentinels" cluster_start
 setup_or_die "milter (TLS)" milter_start_inet MT_PID "$IT_DIR/tls.conf" "$IT_DIR/milter-tls.log" "$M_TLS"
 setup_or_die "milter (Sentinel)" milter_start_inet MS_PID "$IT_DIR/sen.conf" "$IT_DIR/milter-sen.log" "$M_SEN"
@@ -304,7 +168,7 @@ it_log "redis TLS 127.0.0.1:$TLS_PORT, stunnel $LP (name $LP_NAME, ca $LP_CA), s
 sc "TLS: the Redis port speaks TLS only; a plain-text client and a TLS client without a certificate get nothing"
 out=$(timeout 10 redis-cli -h 127.0.0.1 -p "$TLS_PORT" "${REDIS_CLI_AUTH[@]}" ping 2>&1)
 [[ $out != *PONG* ]] || bad "a plain-text PING was answered: $out"
-out=$(timeout 10 redis-cli -h 127.0.0.1 -p "$TLS_PORT" --tls --cacert "$T/ca.crt" "${REDIS_CLI_AUTH[@]}" ping 2>&1)
+out=$(timeout 10 redis-cli -h 127.0.0.1 -p "$TLS_PORT" --tls --cacert "$IT_DIR/tls/ca.crt" "${REDIS_CLI_AUTH[@]}" ping 2>&1)
 [[ $out != *PONG* ]] || bad "a TLS client without a certificate was answered: $out"
 redis_tls_answers || bad "the relay's certificate over TLS got no PONG"
 sc_end
@@ -360,6 +224,8 @@ out=$(status "$IT_DIR/sen.conf" failover.test)
 [[ $out == *"domain:failover.test recipients per hour: 5 of 100000"* ]] || bad "expected --quota-status to show 5, got: $out"
 sc_end
 
+failover_taken() { [[ $(sentinel "$S1" sentinel failover mymaster 2>&1) == OK ]]; }
+
 # failover_under_load NAME HOW: three clients send one-recipient messages through P_SEN while the
 # master goes: HOW "kill" kills it -9, "planned" asks a sentinel for SENTINEL FAILOVER (the master
 # is demoted to a replica: READONLY, its clients dropped). Then the accounting of the file's top.
@@ -372,12 +238,10 @@ failover_under_load() {
   dpid=$!
   wait_for 300 count_at_least "$old_master" $((before + 20)) || bad "expected 20 more counts on $old_master within 30 s"
   if [[ $how == kill ]]; then
-    kill -KILL "${NODE_PID[$old_master]}" 2>/dev/null
-    wait "${NODE_PID[$old_master]}" 2>/dev/null
-    NODE_PID[$old_master]=''
+    node_kill "$old_master"
   else
-    out=$(sentinel "$S1" sentinel failover mymaster 2>&1)
-    [[ $out == OK ]] || bad "SENTINEL FAILOVER: $out"
+    # A sentinel refuses a failover while it still ends the last one (INPROG): ask until it takes it.
+    wait_for 300 failover_taken || bad "SENTINEL FAILOVER not taken within 30 s: $(sentinel "$S1" sentinel failover mymaster 2>&1)"
   fi
   if wait_for 600 all_sentinels_name_other_than "$old_master"; then
     new_master=$(sentinel_master_port "$S1")
