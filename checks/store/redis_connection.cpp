@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 namespace preflight {
 namespace {
@@ -37,16 +39,39 @@ std::chrono::milliseconds left(std::chrono::steady_clock::time_point deadline) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
 }
 
+// hiredis's argv form of a command: pointers into args, which must outlive it.
+struct Argv {
+    std::vector<const char*> ptrs;
+    std::vector<std::size_t> lens;
+    explicit Argv(const std::vector<std::string>& args) {
+        for (const std::string& a : args) {
+            ptrs.push_back(a.data());
+            lens.push_back(a.size());
+        }
+    }
+    int count() const { return static_cast<int>(ptrs.size()); }
+};
+
 // One command on a context; nullptr when the transport failed (c->errstr says why).
 RedisReply send(redisContext* c, const std::vector<std::string>& args) {
-    std::vector<const char*> argv;
-    std::vector<std::size_t> lens;
-    for (const std::string& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    return RedisReply(
-        static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
+    Argv argv(args);
+    return RedisReply(static_cast<redisReply*>(redisCommandArgv(c, argv.count(), argv.ptrs.data(), argv.lens.data())));
+}
+
+// The command and "WAIT replicas wait_ms" in one round trip; both replies are read to keep the
+// stream in step. Both null when either could not be read (the connection is out of step).
+std::pair<RedisReply, RedisReply> send_and_wait(redisContext* c, const std::vector<std::string>& args, int replicas,
+                                                std::int64_t wait_ms) {
+    Argv argv(args);
+    void* r1 = nullptr;
+    void* r2 = nullptr;
+    if (redisAppendCommandArgv(c, argv.count(), argv.ptrs.data(), argv.lens.data()) == REDIS_OK &&
+        redisAppendCommand(c, "WAIT %d %lld", replicas, static_cast<long long>(wait_ms)) == REDIS_OK &&
+        redisGetReply(c, &r1) == REDIS_OK)
+        redisGetReply(c, &r2);
+    RedisReply reply(static_cast<redisReply*>(r1)), acks(static_cast<redisReply*>(r2));
+    if (!acks) reply.reset();
+    return {std::move(reply), std::move(acks)};
 }
 
 std::string reply_text(const redisReply* r) { return std::string(r->str, r->len); }
@@ -137,27 +162,8 @@ RedisReply RedisConnection::attempt(const std::vector<std::string>& args, int re
     if (!ctx_) connect(deadline);
     redisContext* c = ctx_.get();
     RedisReply reply, acks;
-    if (replicas == 0) {
-        reply = send(c, args);
-    } else {
-        // The write and its WAIT in one round trip; both replies are read to keep the stream in step.
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lens;
-        for (const std::string& a : args) {
-            argv.push_back(a.data());
-            lens.push_back(a.size());
-        }
-        auto wait_ms = std::max<std::int64_t>(1, left(deadline).count());
-        void* r1 = nullptr;
-        void* r2 = nullptr;
-        if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) == REDIS_OK &&
-            redisAppendCommand(c, "WAIT %d %lld", replicas, static_cast<long long>(wait_ms)) == REDIS_OK &&
-            redisGetReply(c, &r1) == REDIS_OK)
-            redisGetReply(c, &r2);
-        reply.reset(static_cast<redisReply*>(r1));
-        acks.reset(static_cast<redisReply*>(r2));
-        if (!acks) reply.reset();  // the stream is out of step: treat as lost
-    }
+    if (replicas == 0) reply = send(c, args);
+    else std::tie(reply, acks) = send_and_wait(c, args, replicas, std::max<std::int64_t>(1, left(deadline).count()));
     if (!reply) {
         std::string why = endpoint_.name + ": " + transport_error(c, endpoint_.timeout);
         drop(why);
