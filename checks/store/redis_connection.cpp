@@ -74,6 +74,12 @@ std::pair<RedisReply, RedisReply> send_and_wait(redisContext* c, const std::vect
     return {std::move(reply), std::move(acks)};
 }
 
+// WAIT's own timeout: what is left of the deadline less a margin, so that Redis answers WAIT
+// (checked on its 100 ms clock) before hiredis gives up reading and drops the connection.
+std::chrono::milliseconds wait_budget(std::chrono::steady_clock::time_point deadline) {
+    return std::max(left(deadline) - std::chrono::milliseconds(250), std::chrono::milliseconds(1));
+}
+
 std::string reply_text(const redisReply* r) { return std::string(r->str, r->len); }
 
 // hiredis reports a read timeout as EAGAIN's text; say what it means.
@@ -163,7 +169,7 @@ RedisReply RedisConnection::attempt(const std::vector<std::string>& args, int re
     redisContext* c = ctx_.get();
     RedisReply reply, acks;
     if (replicas == 0) reply = send(c, args);
-    else std::tie(reply, acks) = send_and_wait(c, args, replicas, std::max<std::int64_t>(1, left(deadline).count()));
+    else std::tie(reply, acks) = send_and_wait(c, args, replicas, wait_budget(deadline).count());
     if (!reply) {
         std::string why = endpoint_.name + ": " + transport_error(c, endpoint_.timeout);
         drop(why);
