@@ -41,6 +41,7 @@ redis_start || bench_die "redis-server did not start"
 make_pki || bench_die "openssl: $(tail -2 "$IT_DIR/tls/openssl.log")"
 redis_tls_start || bench_die "the TLS redis-server did not start"
 stunnel_start relay "$LP" redis.preflight-it.test ca || bench_die "stunnel did not start"
+# shellcheck disable=SC2034 # read by redis_lib.sh's cluster_start
 REDIS_NODES=("$RM1" "$RM2") SENTINELS=("$S1") SEN_QUORUM=1
 cluster_start 2>"$IT_DIR/cluster.err" || bench_die "Sentinel setup: $(cat "$IT_DIR/cluster.err")"
 

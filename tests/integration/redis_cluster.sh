@@ -50,6 +50,7 @@ it_requires --root "starts a Postfix instance and smtp-sink -u nobody" \
   /usr/sbin/postfix /usr/sbin/smtp-sink redis-server redis-cli stunnel openssl timeout script
 
 it_begin redis-cluster "$MILTER"
+# shellcheck disable=SC2034 # PF_PID is lib.sh's (pf_start sets it, pf_stop reads it)
 MT_PID='' MS_PID='' SINK_PID='' PF_PID=''
 
 cleanup() {
@@ -154,6 +155,7 @@ setup_or_die "stunnel" stunnel_start relay "$LP" redis.preflight-it.test ca
 setup_or_die "stunnel, another name" stunnel_start name "$LP_NAME" other.preflight-it.test ca
 setup_or_die "stunnel, another CA" stunnel_start ca "$LP_CA" redis.preflight-it.test other-ca
 setup_or_die "smtp-sink" sink_start "$SINK_PORT"
+# shellcheck disable=SC2034 # read by redis_lib.sh's cluster_start
 REDIS_NODES=("$RM1" "$RM2" "$RM3") SENTINELS=("$S1" "$S2" "$S3") SEN_QUORUM=2
 setup_or_die "redis master, 2 replicas, 3 sentinels" cluster_start
 setup_or_die "milter (TLS)" milter_start_inet MT_PID "$IT_DIR/tls.conf" "$IT_DIR/milter-tls.log" "$M_TLS"
