@@ -226,6 +226,23 @@ out=$(status "$IT_DIR/sen.conf" failover.test)
 [[ $out == *"domain:failover.test recipients per hour: 5 of 100000"* ]] || bad "expected --quota-status to show 5, got: $out"
 sc_end
 
+sc "Sentinel: with both replicas stopped (SIGSTOP) a recipient gets 451 4.3.0, never a 250 no replica holds"
+for p in "$RM2" "$RM3"; do kill -STOP "${NODE_PID[$p]}"; done
+drive unrepl "$P_SEN" --sender c@failover.test --messages 1 --rcpts 1 --threads 1 --ids "$IT_DIR/out/unrepl.ids"
+for p in "$RM2" "$RM3"; do kill -CONT "${NODE_PID[$p]}"; done
+[[ $(field unrepl 'd["rcpt_codes"]') == "{'451': 1}" ]] || bad "expected 451, got $(field unrepl 'd["rcpt_codes"]')"
+txt=$(field unrepl 'd["texts"].get("451", "")')
+[[ $txt == "4.3.0 Sending quota cannot be checked"*"the write reached 0 of 1 replicas"* ]] ||
+  bad "expected the store text naming the replica wait, got '$txt'"
+# Replicas back: the next one is accepted (bounded: they reconnect to the master).
+accepted_again() {
+  drive again "$P_SEN" --sender c@failover.test --messages 1 --rcpts 1 --threads 1 --ids "$IT_DIR/out/again.ids"
+  [[ $(field again 'd["queued"]') == 1 ]]
+}
+wait_for 100 accepted_again || bad "expected a 250 again once the replicas run, got $(field again 'd["rcpt_codes"]')"
+wait_for 300 sentinels_ready || bad "the sentinels did not see both replicas again within 30 s"
+sc_end
+
 failover_taken() { [[ $(sentinel "$S1" sentinel failover mymaster 2>&1) == OK ]]; }
 
 # failover_under_load NAME HOW: three clients send one-recipient messages through P_SEN while the
