@@ -2,14 +2,16 @@
 // their own, so the conf (world-readable as shipped, quoted in bug reports) never holds them.
 // Read when the conf is loaded (as root at start, as UserID on a reload: the file's group is
 // preflight's), so `preflight-milter -n` finds a missing, unreadable or too open file.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include "config.hpp"
+#include "unique_fd.hpp"
 
 namespace preflight {
 namespace {
@@ -51,17 +53,26 @@ std::optional<RedisCredentials> read_redis_credentials(const std::string& path, 
         if (why) *why = quoted + " " + text;
         return std::nullopt;
     };
+    // One inode from the check to the read: opened first (O_NONBLOCK: a FIFO must not block
+    // `-n`), then checked with fstat, then read.
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) return fail(std::string("cannot be read: ") + std::strerror(errno));
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return fail(std::string("cannot be read: ") + std::strerror(errno));
+    if (::fstat(fd.get(), &st) != 0) return fail(std::string("cannot be read: ") + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) return fail("is not a regular file");
     if (st.st_mode & (S_IROTH | S_IWOTH))
         return fail("is open to every user (mode " + octal_mode(st.st_mode) +
                     "): it holds a password; chmod 0640 and give it to group preflight");
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return fail(std::string("cannot be read: ") + std::strerror(errno));
     std::string text(kMaxCredentialsFile + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<std::size_t>(in.gcount()));
+    std::size_t got = 0;
+    while (got < text.size()) {
+        ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(std::string("cannot be read: ") + std::strerror(errno));
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    text.resize(got);
     if (text.size() > kMaxCredentialsFile) return fail("is too large to hold a user and a password");
     std::string problem;
     auto line = one_line(std::move(text), problem);

@@ -139,6 +139,9 @@ TEST_CASE("QuotaStorePasswordFile: USER:PASSWORD or PASSWORD, one line, not open
     CHECK(why_not(dir.file("big", std::string(5000, 'x'))).find("too large") != std::string::npos);
     CHECK(why_not(dir.path + "/missing").find("cannot be read: No such file") != std::string::npos);
     CHECK(why_not(dir.path).find("is not a regular file") != std::string::npos);
+    std::string fifo = dir.path + "/fifo";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(why_not(fifo).find("is not a regular file") != std::string::npos);  // and no hang on open
 
     // Through the conf: FILE:LINE, the key, and what is wrong; -n gives the same.
     CHECK(conf_error("QuotaStore redis://127.0.0.1\nQuotaStorePasswordFile " + open) ==
