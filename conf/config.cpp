@@ -106,7 +106,7 @@ struct DkimKey {
 // size: bytes; duration: milliseconds).
 using Value =
     std::variant<bool, std::int64_t, std::string, std::vector<std::string>, SocketAddress, std::vector<IpAddress>,
-                 std::vector<Network>, DkimKey, UserGroup, std::vector<QuotaRate>, QuotaStoreSpec>;
+                 std::vector<Network>, DkimKey, UserGroup, std::vector<QuotaRate>, QuotaStoreSpec, RedisCredentials>;
 
 struct Target {
     GlobalSettings& g;
@@ -416,6 +416,19 @@ void set_notice_shares(Target& t, const Value& v) {
         t.g.quota_notice_percent[i++] = static_cast<std::uint8_t>(std::stoul(w));
 }
 
+// An empty path: no credentials (the default). Otherwise the file must read as redis_credentials.cpp says.
+bool refine_redis_credentials(Value& v, std::string& why) {
+    std::string path = std::get<std::string>(v);
+    if (path.empty()) {
+        v = RedisCredentials{};
+        return true;
+    }
+    auto c = read_redis_credentials(path, &why);
+    if (!c) return false;
+    v = std::move(*c);
+    return true;
+}
+
 void set_unknown_domain_code(Target& t, const Value& v) {
     t.s.unknown_domain_code = std::get<std::int64_t>(v) == 0 ? 450 : 550;
 }
@@ -623,7 +636,8 @@ const Row kRows[] = {
     {.info = {.name = "QuotaStore",
               .type = KeyType::string,
               .default_value = "sqlite:/var/lib/preflight/quota.db",
-              .help = "where quota counters live: sqlite:/PATH (this relay) or redis://HOST[:PORT][/DB] (a cluster)"},
+              .help = "where quota counters live: sqlite:/PATH (this relay), redis://HOST[:PORT][/DB] or "
+                      "redis-sentinel://HOST[:PORT],.../MASTER[/DB] (a cluster)"},
      .refine = refine_quota_store,
      .store = set_global<&GlobalSettings::quota_store>},
     {.info = {.name = "QuotaStoreTimeout",
@@ -666,6 +680,16 @@ const Row kRows[] = {
               .help = "percentages of a quota whose crossing is logged and counted in metrics; empty: none"},
      .refine = refine_notice_shares,
      .store = set_notice_shares},
+    {.info = {.name = "QuotaStorePasswordFile",
+              .type = KeyType::path,
+              .help = "file with the Redis user and password (USER:PASSWORD or PASSWORD), not readable by others"},
+     .refine = refine_redis_credentials,
+     .store = set_global<&GlobalSettings::quota_store_credentials>},
+    {.info = {.name = "QuotaStoreSentinelPasswordFile",
+              .type = KeyType::path,
+              .help = "file with the Sentinels' user and password, when they require one (redis-sentinel://)"},
+     .refine = refine_redis_credentials,
+     .store = set_global<&GlobalSettings::quota_store_sentinel_credentials>},
     // Authentication material
     {.info = {.name = "EgressAddresses",
               .type = KeyType::address_list,
@@ -1226,6 +1250,21 @@ struct ConfigBuilder {
 
     // Checks that involve more than one key. Only values that parsed are looked at, so one
     // typo does not cause a second, derived error.
+    // Redis credentials with no Redis to give them to are a mistake the operator should see.
+    void redis_cross_checks() {
+        const Given& store = global_given("QuotaStore");
+        if (store.line && !store.value) return;  // reported already
+        const QuotaStoreSpec::Kind kind = global.quota_store.kind;
+        const Given& file = global_given("QuotaStorePasswordFile");
+        if (!global.quota_store_credentials.file.empty() && kind == QuotaStoreSpec::Kind::sqlite)
+            error(file.line, "QuotaStorePasswordFile",
+                  "has no effect unless QuotaStore is redis:// or redis-sentinel://");
+        const Given& sentinel_file = global_given("QuotaStoreSentinelPasswordFile");
+        if (!global.quota_store_sentinel_credentials.file.empty() && kind != QuotaStoreSpec::Kind::redis_sentinel)
+            error(sentinel_file.line, "QuotaStoreSentinelPasswordFile",
+                  "has no effect unless QuotaStore is redis-sentinel://");
+    }
+
     void cross_checks() {
         const Given& inline_key = global_given("DkimPublicKey");
         const Given& key_file = global_given("DkimPublicKeyFile");
@@ -1248,6 +1287,8 @@ struct ConfigBuilder {
             error(inline_set ? inline_key.line : key_file.line, inline_set ? "DkimPublicKey" : "DkimPublicKeyFile",
                   "set, but DkimSelectors is empty (where to look for the published key)");
         }
+
+        redis_cross_checks();
 
         const Given& apply_to = global_given("ApplyTo");
         const Given& networks = global_given("ApplyToNetworks");

@@ -144,20 +144,44 @@ std::optional<std::vector<QuotaRate>> parse_quota_rates(std::string_view text, s
 std::string to_string(const std::vector<QuotaRate>& rates);  // "100/minute, 5000/hour"; "none"
 std::int64_t window_seconds(QuotaWindow w);                  // 60, 3600, 86400
 
+// One Redis or Sentinel node: an address literal (no brackets) or a host name, and a port.
+struct RedisNode {
+    std::string host;
+    std::uint16_t port = 6379;
+    bool operator==(const RedisNode&) const = default;
+};
+
 // Where quota counters live: "sqlite:/var/lib/preflight/quota.db" (one relay; survives a
-// restart) or "redis://HOST[:PORT][/DB]" (shared by the relays of a cluster).
+// restart), "redis://HOST[:PORT][/DB]" (shared by the relays of a cluster) or
+// "redis-sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]" (the master the Sentinels name,
+// sentinel port 26379 by default). No password on this line: QuotaStorePasswordFile.
 struct QuotaStoreSpec {
-    enum class Kind { sqlite, redis };
+    enum class Kind { sqlite, redis, redis_sentinel };
     Kind kind = Kind::sqlite;
     std::string path;  // sqlite
     std::string host;  // redis: address literal (no brackets) or host name
     std::uint16_t port = 6379;
     int db = 0;
+    std::vector<RedisNode> sentinels;  // redis_sentinel, in the order given
+    std::string master_name;           // redis_sentinel
 
     std::string to_string() const;
     bool operator==(const QuotaStoreSpec&) const = default;
 };
 std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::string* why = nullptr);
+
+// Credentials for Redis (QuotaStorePasswordFile, QuotaStoreSentinelPasswordFile), read from a
+// file when the conf is loaded, so `-n` checks them and a reload reads them again. The file holds
+// one line, "USER:PASSWORD" (a Redis 6 ACL user: AUTH USER PASSWORD) or "PASSWORD" (requirepass:
+// AUTH PASSWORD); a password with ':' in it is written "default:PASSWORD". It must be a regular
+// file that other users cannot read (no o+r, o+w).
+struct RedisCredentials {
+    std::string file;  // "" when none is configured
+    std::string user;  // "" for the password alone
+    std::string password;
+    bool operator==(const RedisCredentials&) const = default;
+};
+std::optional<RedisCredentials> read_redis_credentials(const std::string& path, std::string* why = nullptr);
 
 enum class LogFacility { mail, daemon, local0, local1, local2, local3, local4, local5, local6, local7 };
 
@@ -258,9 +282,11 @@ struct GlobalSettings {
     std::string tenants_file;            // "": no tenants (checks/tenants/tenants.hpp)
     // Shares of a quota whose crossing is logged and counted, ascending; 0 ends the list.
     std::array<std::uint8_t, 8> quota_notice_percent{80, 100};
-    QuotaStoreSpec quota_store{QuotaStoreSpec::Kind::sqlite, "/var/lib/preflight/quota.db", "", 6379, 0};
+    QuotaStoreSpec quota_store{QuotaStoreSpec::Kind::sqlite, "/var/lib/preflight/quota.db", "", 6379, 0, {}, {}};
     std::chrono::milliseconds quota_store_timeout{1000};
     QuotaStoreErrorAction on_quota_store_error = QuotaStoreErrorAction::tempfail;
+    RedisCredentials quota_store_credentials;           // QuotaStorePasswordFile
+    RedisCredentials quota_store_sentinel_credentials;  // QuotaStoreSentinelPasswordFile
 
     bool operator==(const GlobalSettings&) const = default;
 };

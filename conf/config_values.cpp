@@ -301,13 +301,119 @@ std::string to_string(const std::vector<QuotaRate>& rates) {
     return out;
 }
 
+namespace {
+
+std::string node_text(const RedisNode& n) {
+    std::string out = n.host.find(':') != std::string::npos ? "[" + n.host + "]" : n.host;
+    return out + ":" + std::to_string(n.port);
+}
+
+// "HOST", "HOST:PORT", "[IPV6]" or "[IPV6]:PORT"; quoted is the whole value, for messages.
+std::optional<RedisNode> parse_redis_node(std::string_view text, std::uint16_t default_port, const std::string& quoted,
+                                          std::string* why) {
+    RedisNode node{"", default_port};
+    std::string_view host = text, port;
+    if (text.starts_with("[")) {
+        auto close = text.find(']');
+        if (close == std::string_view::npos) {
+            set_why(why, quoted + ": no closing ']'");
+            return std::nullopt;
+        }
+        host = text.substr(1, close - 1);
+        std::string_view after = text.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') {
+                set_why(why, quoted + ": expected ':PORT' after ']'");
+                return std::nullopt;
+            }
+            port = after.substr(1);
+        }
+        if (!parse_ip(host) || host.find(':') == std::string_view::npos) {
+            set_why(why, quoted + ": [" + std::string(host) + "] is not an IPv6 address");
+            return std::nullopt;
+        }
+    } else if (auto colon = text.rfind(':'); colon != std::string_view::npos) {
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    if (!port.empty() || text.ends_with(":")) {
+        auto p = parse_port(port);
+        if (!p) {
+            set_why(why, quoted + ": \"" + std::string(port) + "\" is not a port (1..65535)");
+            return std::nullopt;
+        }
+        node.port = *p;
+    }
+    if (!parse_ip(host) && !valid_hostname(host)) {
+        set_why(why, quoted + ": \"" + std::string(host) + "\" is not a host (an address or a host name)");
+        return std::nullopt;
+    }
+    node.host = std::string(host);
+    return node;
+}
+
+// "/DB" at the end of rest, if any, into db; rest keeps what is before it.
+bool take_redis_db(std::string_view& rest, int& db, const std::string& quoted, std::string* why) {
+    auto slash = rest.rfind('/');
+    if (slash == std::string_view::npos) return true;
+    auto n = parse_unsigned<std::uint32_t>(rest.substr(slash + 1));
+    if (!n || *n > 15) {
+        set_why(why, quoted + ": the database after '/' is a number 0..15");
+        return false;
+    }
+    db = static_cast<int>(*n);
+    rest = rest.substr(0, slash);
+    return true;
+}
+
+bool valid_master_name(std::string_view name) {
+    return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+        return ascii::is_alnum(c) || c == '-' || c == '_' || c == '.';
+    });
+}
+
+// redis-sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB], rest after the scheme.
+bool parse_sentinel_location(std::string_view rest, QuotaStoreSpec& spec, const std::string& quoted, std::string* why) {
+    auto slash = rest.find('/');
+    if (slash == std::string_view::npos) {
+        set_why(why, quoted + ": give the master's name after the sentinels (redis-sentinel://HOST:PORT/MASTER)");
+        return false;
+    }
+    std::string_view nodes = rest.substr(0, slash), tail = rest.substr(slash + 1);
+    if (tail.find('/') != std::string_view::npos && !take_redis_db(tail, spec.db, quoted, why)) return false;
+    if (!valid_master_name(tail)) {
+        set_why(why, quoted + ": \"" + std::string(tail.substr(0, 80)) +
+                         "\" is not a master name (letters, digits, '-', '_', '.')");
+        return false;
+    }
+    spec.master_name = std::string(tail);
+    while (true) {
+        auto comma = nodes.find(',');
+        auto node = parse_redis_node(nodes.substr(0, comma), 26379, quoted, why);
+        if (!node) return false;
+        spec.sentinels.push_back(std::move(*node));
+        if (comma == std::string_view::npos) break;
+        nodes = nodes.substr(comma + 1);
+    }
+    if (spec.sentinels.size() > 16) {
+        set_why(why, quoted + ": more than 16 sentinels");
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
 std::string QuotaStoreSpec::to_string() const {
     if (kind == Kind::sqlite) return std::string("sqlite:").append(path);
-    std::string out = "redis://";
-    if (host.find(':') != std::string::npos) out.append("[").append(host).append("]");
-    else out += host;
-    out += ':';
-    out += std::to_string(port);
+    std::string out;
+    if (kind == Kind::redis) {
+        out = "redis://" + node_text({host, port});
+    } else {
+        out = "redis-sentinel://";
+        for (std::size_t i = 0; i < sentinels.size(); ++i) out.append(i ? "," : "").append(node_text(sentinels[i]));
+        out.append("/").append(master_name);
+    }
     if (db != 0) out.append("/").append(std::to_string(db));
     return out;
 }
@@ -324,58 +430,37 @@ std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::stri
         }
         return spec;
     }
-    if (!text.starts_with("redis://")) {
-        set_why(why, quoted + " is not sqlite:/PATH or redis://HOST[:PORT][/DB]");
+    if (text.starts_with("rediss://")) {
+        set_why(
+            why,
+            quoted +
+                ": no TLS in the Redis client; connect through a local stunnel (/usr/share/preflight/contrib/redis-tls/)");
         return std::nullopt;
+    }
+    bool sentinel = text.starts_with("redis-sentinel://");
+    if (!sentinel && !text.starts_with("redis://")) {
+        set_why(why,
+                quoted + " is not sqlite:/PATH, redis://HOST[:PORT][/DB] or redis-sentinel://HOST[:PORT],.../MASTER");
+        return std::nullopt;
+    }
+    std::string_view rest = text.substr(sentinel ? 17 : 8);
+    if (rest.find('@') != std::string_view::npos) {
+        // Not quoted back: what is before '@' would be the password.
+        set_why(why, "a password does not belong on the conf line; put it in QuotaStorePasswordFile");
+        return std::nullopt;
+    }
+    if (sentinel) {
+        spec.kind = QuotaStoreSpec::Kind::redis_sentinel;
+        spec.port = 0;
+        if (!parse_sentinel_location(rest, spec, quoted, why)) return std::nullopt;
+        return spec;
     }
     spec.kind = QuotaStoreSpec::Kind::redis;
-    std::string_view rest = text.substr(8);
-    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-        auto db = parse_unsigned<std::uint32_t>(rest.substr(slash + 1));
-        if (!db || *db > 15) {
-            set_why(why, quoted + ": the database after '/' is a number 0..15");
-            return std::nullopt;
-        }
-        spec.db = static_cast<int>(*db);
-        rest = rest.substr(0, slash);
-    }
-    std::string_view host = rest, port;
-    if (rest.starts_with("[")) {
-        auto close = rest.find(']');
-        if (close == std::string_view::npos) {
-            set_why(why, quoted + ": no closing ']'");
-            return std::nullopt;
-        }
-        host = rest.substr(1, close - 1);
-        std::string_view after = rest.substr(close + 1);
-        if (!after.empty()) {
-            if (after.front() != ':') {
-                set_why(why, quoted + ": expected ':PORT' after ']'");
-                return std::nullopt;
-            }
-            port = after.substr(1);
-        }
-        if (!parse_ip(host) || host.find(':') == std::string_view::npos) {
-            set_why(why, quoted + ": [" + std::string(host) + "] is not an IPv6 address");
-            return std::nullopt;
-        }
-    } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
-        host = rest.substr(0, colon);
-        port = rest.substr(colon + 1);
-    }
-    if (!port.empty() || rest.ends_with(":")) {
-        auto p = parse_port(port);
-        if (!p) {
-            set_why(why, quoted + ": \"" + std::string(port) + "\" is not a port (1..65535)");
-            return std::nullopt;
-        }
-        spec.port = *p;
-    }
-    if (!parse_ip(host) && !valid_hostname(host)) {
-        set_why(why, quoted + ": \"" + std::string(host) + "\" is not a host (an address or a host name)");
-        return std::nullopt;
-    }
-    spec.host = std::string(host);
+    if (!take_redis_db(rest, spec.db, quoted, why)) return std::nullopt;
+    auto node = parse_redis_node(rest, 6379, quoted, why);
+    if (!node) return std::nullopt;
+    spec.host = std::move(node->host);
+    spec.port = node->port;
     return spec;
 }
 

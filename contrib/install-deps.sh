@@ -17,6 +17,9 @@ PACKAGES=(
   libsqlite3-dev libhiredis-dev redis-server
   # time zones of plan periods (PlanTimeZone; the unit tests use Europe/Berlin, America/Santiago)
   tzdata
+  # Redis as a cluster runs it (integration.redis_cluster): TLS between relay and Redis through
+  # stunnel (contrib/redis-tls/); Sentinel is redis-server --sentinel, nothing more to install
+  stunnel4
   # bounce parser the dsn benchmark compares against
   libsisimai-perl
   # tests and benchmarks

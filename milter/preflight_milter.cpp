@@ -114,11 +114,13 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
     gen->services.quota_notices = &g_quota_notices;
     if (cfg->any_quota() || (gen->services.tenants && gen->services.tenants->any_quota())) {
         const ServiceGeneration* prev = previous && previous->quota_store ? previous : nullptr;
-        if (prev && prev->services.config->global().quota_store == g.quota_store &&
-            prev->services.config->global().quota_store_timeout == g.quota_store_timeout)
+        const GlobalSettings* pg = prev ? &prev->services.config->global() : nullptr;
+        if (pg && pg->quota_store == g.quota_store && pg->quota_store_timeout == g.quota_store_timeout &&
+            pg->quota_store_credentials == g.quota_store_credentials &&
+            pg->quota_store_sentinel_credentials == g.quota_store_sentinel_credentials)
             gen->quota_store = prev->quota_store;
         else try {
-                gen->quota_store = open_quota_store(g.quota_store, g.quota_store_timeout);
+                gen->quota_store = open_quota_store(g);
             } catch (const std::exception& e) {  // SQLite unusable (Redis connects lazily)
                 throw std::runtime_error(std::string("QuotaStore: ") + e.what());
             }

@@ -92,8 +92,12 @@ public:
 
 // Opens the store a spec names. SQLite: creates the file and table (throws std::runtime_error
 // when it cannot). Redis: connects lazily, so a Redis that is down at start is a store error
-// per transaction, not a failed start.
-std::unique_ptr<QuotaStore> open_quota_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout);
+// per transaction, not a failed start; credentials (QuotaStorePasswordFile) are sent with AUTH.
+std::unique_ptr<QuotaStore> open_quota_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout,
+                                             const RedisCredentials& credentials = {},
+                                             const RedisCredentials& sentinel_credentials = {});
+// The store the conf's Quota* keys describe.
+std::unique_ptr<QuotaStore> open_quota_store(const GlobalSettings& g);
 
 // The subject a quota counts for a transaction, or "" when none applies (null sender).
 // Keys: "domain:example.org", "sender:user@example.org", "login:alice" (lower case but the login);

@@ -1,4 +1,6 @@
-// The cluster quota store: Redis through hiredis (QuotaStore redis://HOST[:PORT][/DB]).
+// The cluster quota store: Redis through hiredis (QuotaStore redis://HOST[:PORT][/DB], or
+// redis-sentinel://SENTINELS/MASTER[/DB]); the connection (AUTH, Sentinel, timeouts, reconnects)
+// is checks/store/redis_connection.
 //
 // Each counter is a Redis hash "pfq:<counter key>" of bucket index -> count. reserve() is one
 // Lua script (EVALSHA): Redis runs a script alone, so summing the live buckets, comparing with
@@ -12,25 +14,24 @@
 // an error reply give QuotaResult::ok == false with the reason. After a failed connect the next
 // attempt waits a second, so a dead Redis costs a transaction nothing but the error. One
 // connection per process, used under a mutex; a broken one is dropped and reopened.
+//
+// Sentinel: Redis replicates asynchronously, so a count the master acknowledged may be missing
+// on the replica that a failover promotes. A reservation is therefore acknowledged only when at
+// least one replica holds it (WAIT 1, within the timeout); otherwise it is a store error, the
+// recipient is tempfailed and the count, if it was made, stays on the safe side.
 #include <hiredis/hiredis.h>
-#include <sys/time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 
 #include "quota.hpp"
+#include "redis_connection.hpp"
 
 namespace preflight {
 namespace {
 
-struct ContextFree {
-    void operator()(redisContext* c) const noexcept { redisFree(c); }
-};
-struct ReplyFree {
-    void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
-};
-using Context = std::unique_ptr<redisContext, ContextFree>;
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
+using Reply = RedisReply;
 
 constexpr std::string_view kPrefix = "pfq:";
 
@@ -127,21 +128,9 @@ end
 return 1
 )lua";
 
-timeval to_timeval(std::chrono::milliseconds d) {
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(d.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
-    return tv;
-}
-
-struct RedisError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
 class RedisQuotaStore final : public QuotaStore {
 public:
-    RedisQuotaStore(QuotaStoreSpec spec, std::chrono::milliseconds timeout)
-        : spec_(std::move(spec)), timeout_(timeout) {}
+    explicit RedisQuotaStore(RedisEndpoint endpoint) : redis_(std::move(endpoint)) {}
 
     QuotaResult reserve(std::span<const QuotaCounter> counters, bool force, std::int64_t now_ms) override {
         QuotaResult r;
@@ -160,7 +149,8 @@ public:
         }
         std::lock_guard lock(mutex_);
         try {
-            Reply reply = eval(reserve_sha_, kReserveScript, args);
+            // Sentinel: acknowledged only once a replica holds it (see the top of this file).
+            Reply reply = eval(reserve_sha_, kReserveScript, args, redis_.sentinel_mode() ? 1 : 0);
             const redisReply* a = reply.get();
             std::size_t n = counters.size();
             if (a->type != REDIS_REPLY_ARRAY || a->elements != 3 + 2 * n) throw RedisError("unexpected script reply");
@@ -211,7 +201,7 @@ public:
             std::string cursor = "0";
             std::string match = std::string(kPrefix) + "*";
             for (int round = 0; round < 100'000; ++round) {
-                Reply r = command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
+                Reply r = redis_.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
                 if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
                     r->element[1]->type != REDIS_REPLY_ARRAY)
                     throw RedisError("unexpected SCAN reply");
@@ -232,7 +222,7 @@ public:
         }
     }
 
-    std::string describe() const override { return spec_.to_string(); }
+    std::string describe() const override { return redis_.name(); }
 
 private:
     static std::string key(const std::string& counter) {
@@ -241,62 +231,20 @@ private:
         return k;
     }
 
-    // Connects when there is no usable connection; throws when it cannot.
-    redisContext* connection() {
-        if (ctx_) return ctx_.get();
-        auto now = std::chrono::steady_clock::now();
-        if (now < next_attempt_) throw RedisError(spec_.to_string() + " unreachable (" + last_error_ + ")");
-        next_attempt_ = now + std::chrono::seconds(1);
-        Context c(redisConnectWithTimeout(spec_.host.c_str(), spec_.port, to_timeval(timeout_)));
-        if (!c || c->err) {
-            last_error_ = c ? c->errstr : "out of memory";
-            throw RedisError(spec_.to_string() + ": " + last_error_);
-        }
-        if (redisSetTimeout(c.get(), to_timeval(timeout_)) != REDIS_OK) {
-            last_error_ = c->errstr;
-            throw RedisError(spec_.to_string() + ": " + last_error_);
-        }
-        ctx_ = std::move(c);
-        reserve_sha_.clear();
-        release_sha_.clear();
-        if (spec_.db != 0) command({"SELECT", std::to_string(spec_.db)});
-        next_attempt_ = {};
-        return ctx_.get();
-    }
-
-    // One command; a transport error drops the connection, an error reply throws with its text.
-    Reply command(const std::vector<std::string>& args) {
-        redisContext* c = connection();
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lens;
-        for (const std::string& a : args) {
-            argv.push_back(a.data());
-            lens.push_back(a.size());
-        }
-        Reply r(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
-        if (!r) {
-            last_error_ = c->err ? c->errstr : "no reply";
-            ctx_.reset();  // the stream is out of step now: start afresh next time
-            next_attempt_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-            throw RedisError(spec_.to_string() + ": " + last_error_);
-        }
-        if (r->type == REDIS_REPLY_ERROR) throw RedisError(std::string("Redis: ") + std::string(r->str, r->len));
-        return r;
-    }
-
     // EVALSHA of a script loaded once per connection; loaded again after NOSCRIPT (a restarted
-    // or flushed Redis). args: numkeys, keys..., argv...
-    Reply eval(std::string& sha, const char* script, const std::vector<std::string>& args) {
+    // or flushed Redis, a new master). args: numkeys, keys..., argv...
+    Reply eval(std::string& sha, const char* script, const std::vector<std::string>& args, int replicas = 0) {
         for (int attempt = 0; attempt < 2; ++attempt) {
-            if (sha.empty() || !ctx_) {
-                Reply loaded = command({"SCRIPT", "LOAD", script});
+            if (sha.empty() || loaded_on_ != redis_.connection_id()) {
+                Reply loaded = redis_.command({"SCRIPT", "LOAD", script});
                 if (loaded->type != REDIS_REPLY_STRING) throw RedisError("unexpected SCRIPT LOAD reply");
                 sha.assign(loaded->str, loaded->len);
+                loaded_on_ = redis_.connection_id();
             }
             std::vector<std::string> full{"EVALSHA", sha};
             full.insert(full.end(), args.begin(), args.end());
             try {
-                return command(full);
+                return redis_.replicated_command(full, replicas);
             } catch (const RedisError& e) {
                 if (std::string_view(e.what()).find("NOSCRIPT") == std::string_view::npos || attempt == 1) throw;
                 sha.clear();
@@ -305,22 +253,27 @@ private:
         throw RedisError("script could not be loaded");
     }
 
-    QuotaStoreSpec spec_;
-    std::chrono::milliseconds timeout_;
     std::mutex mutex_;
-    Context ctx_;
+    RedisConnection redis_;
     std::string reserve_sha_, release_sha_;
-    std::string last_error_;
-    std::chrono::steady_clock::time_point next_attempt_{};
+    std::uint64_t loaded_on_ = 0;  // the connection the scripts were loaded on
 };
 
 }  // namespace
 
 std::unique_ptr<QuotaStore> make_sqlite_quota_store(const std::string& path, std::chrono::milliseconds timeout);
 
-std::unique_ptr<QuotaStore> open_quota_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout) {
-    if (spec.kind == QuotaStoreSpec::Kind::redis) return std::make_unique<RedisQuotaStore>(spec, timeout);
+std::unique_ptr<QuotaStore> open_quota_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout,
+                                             const RedisCredentials& credentials,
+                                             const RedisCredentials& sentinel_credentials) {
+    if (spec.kind != QuotaStoreSpec::Kind::sqlite)
+        return std::make_unique<RedisQuotaStore>(redis_endpoint(spec, credentials, sentinel_credentials, timeout));
     return make_sqlite_quota_store(spec.path, timeout);
+}
+
+std::unique_ptr<QuotaStore> open_quota_store(const GlobalSettings& g) {
+    return open_quota_store(g.quota_store, g.quota_store_timeout, g.quota_store_credentials,
+                            g.quota_store_sentinel_credentials);
 }
 
 }  // namespace preflight

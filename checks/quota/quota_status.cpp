@@ -17,7 +17,7 @@ int quota_status(const Config& cfg, const std::string& arg, std::ostream& out) {
     const GlobalSettings& g = cfg.global();
     std::unique_ptr<QuotaStore> store;
     try {
-        store = open_quota_store(g.quota_store, g.quota_store_timeout);
+        store = open_quota_store(g);
     } catch (const std::exception& e) {
         std::cerr << "preflight-milter: QuotaStore: " << e.what() << "\n";
         return 1;

@@ -4,6 +4,10 @@
 // over loopback). Also the whole MessageSession transaction (MAIL FROM, 5 RCPT, body, end of
 // message) with a quota on, to compare with bench_milter_session's BM_Transaction. Without
 // PREFLIGHT_BENCH_REDIS the Redis benchmarks are skipped; a store error fails the run (exit 1).
+// PREFLIGHT_BENCH_QUOTA_CONF=FILE names a preflight.conf whose store (QuotaStore, its password
+// files, QuotaStoreTimeout) BM_ReserveConfStore opens as the milter does: Redis with AUTH, behind
+// stunnel, or a Sentinel master (each reserve then also waits for a replica, WAIT 1); see
+// tests/bench/redis_store_bench.sh.
 // Run: build/tests/bench_quota   (PREFLIGHT_BENCH_REDIS=127.0.0.1:6399 build/tests/bench_quota)
 #include <benchmark/benchmark.h>
 #include <unistd.h>
@@ -85,6 +89,23 @@ void BM_ReserveRedis(benchmark::State& state) {
     run_reserve(state, *store);
 }
 BENCHMARK(BM_ReserveRedis)->Arg(1)->Arg(3);
+
+void BM_ReserveConfStore(benchmark::State& state) {
+    const char* file = std::getenv("PREFLIGHT_BENCH_QUOTA_CONF");
+    if (!file || !*file) {
+        state.SkipWithError("skipped: PREFLIGHT_BENCH_QUOTA_CONF not set");
+        return;
+    }
+    auto parsed = parse_config_file(file);
+    if (!parsed.ok()) {
+        state.SkipWithError(("bad conf: " + parsed.errors.front().to_string()).c_str());
+        return;
+    }
+    auto store = open_quota_store(parsed.config->global());
+    run_reserve(state, *store);
+}
+// Real time: the cost is mostly waiting on the network (and on the replica), not CPU.
+BENCHMARK(BM_ReserveConfStore)->Arg(1)->Arg(3)->UseRealTime();
 
 // state.range(0): 0 no quota (as BM_Transaction), 1 SQLite, 2 Redis.
 void BM_TransactionWithQuota(benchmark::State& state) {

@@ -256,13 +256,29 @@ dns_count_at_least() { (($(dns_count "$1" "$2") >= $3)); }
 
 # ---- redis-server --------------------------------------------------------------------------
 
-# redis_start: a redis-server of the test's own on 127.0.0.1:$REDIS_PORT, no persistence, its
-# files under $IT_DIR/redis (the system's redis service is neither needed nor touched). Sets
-# REDIS_PID (tracked for the watchdog); waits, 10 s at most, until it answers PING.
+# redis_auth_setup: a Redis that requires authentication, as a cluster would run it. Writes
+# $IT_DIR/redis/user.pass ("preflight:PASSWORD", an ACL user allowed the keys pfq:* and no
+# dangerous command) and $IT_DIR/redis/default.pass (the requirepass of the default user), both
+# mode 0600; sets REDIS_AUTH_ARGS (for redis-server, used by redis_start) and REDIS_CLI_AUTH (for
+# redis-cli, as the default user). Fixed passwords: a test's inputs are not random.
+REDIS_AUTH_ARGS=() REDIS_CLI_AUTH=()
+redis_auth_setup() {
+  local d=$IT_DIR/redis
+  mkdir -p "$d"
+  (umask 077 && printf 'preflight:quota-user-pw-18\n' >"$d/user.pass" && printf 'default-pw-18\n' >"$d/default.pass")
+  REDIS_AUTH_ARGS=(--requirepass default-pw-18
+    --user preflight on '>quota-user-pw-18' '~pfq:*' '+@all' '-@dangerous' '+role' '+wait')
+  REDIS_CLI_AUTH=(-a default-pw-18 --no-auth-warning)
+}
+
+# redis_start [ARGS...]: a redis-server of the test's own on 127.0.0.1:$REDIS_PORT, no
+# persistence, its files under $IT_DIR/redis (the system's redis service is neither needed nor
+# touched), with REDIS_AUTH_ARGS (redis_auth_setup) and ARGS. Sets REDIS_PID (tracked for the
+# watchdog); waits, 10 s at most, until it answers PING.
 redis_start() {
   mkdir -p "$IT_DIR/redis"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$IT_DIR/redis" \
-    --daemonize no --protected-mode yes >"$IT_DIR/redis/log" 2>&1 </dev/null &
+    --daemonize no --protected-mode yes "${REDIS_AUTH_ARGS[@]}" "$@" >"$IT_DIR/redis/log" 2>&1 </dev/null &
   REDIS_PID=$!
   track_pid "$REDIS_PID" redis-server
   if ! wait_for 100 redis_answers; then
@@ -272,7 +288,7 @@ redis_start() {
 }
 
 # redis_answers: the redis-server on $REDIS_PORT answers PING (for wait_for).
-redis_answers() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
+redis_answers() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "${REDIS_CLI_AUTH[@]}" ping 2>/dev/null) == PONG ]]; }
 
 # ---- smtp-sink -----------------------------------------------------------------------------
 

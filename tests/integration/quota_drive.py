@@ -10,7 +10,8 @@ reply text per code. With --ids FILE, the X-Test-Id of every queued message (250
 goes to FILE, one per line, and "refused" counts the messages that were not queued by the first
 refusal's class: "4xx", "5xx" or "error" (no SMTP reply: a dropped connection, a timeout). Every
 socket operation has a timeout; the run as a whole is bounded by --max-seconds (after the wait
-for --start-at, if given). Also used by milter_faults.sh. Exit 0 unless the arguments are wrong.
+for --start-at, if given), or ended earlier by --stop-file. Also used by milter_faults.sh and
+redis_cluster.sh. Exit 0 unless the arguments are wrong.
 
 With --pair-port, a second server is driven from the same process in lockstep with the first:
 every thread of both sides waits at one barrier before each RCPT, so that both servers are
@@ -20,6 +21,7 @@ goes to --pair-out.
 """
 import argparse
 import json
+import os
 import smtplib
 import sys
 import threading
@@ -43,6 +45,8 @@ class Side:
             return mine.pop(0) if mine else None
         with self.lock:
             if self.next_msg >= self.a.messages or time.monotonic() > self.deadline:
+                return None
+            if self.a.stop_file and os.path.exists(self.a.stop_file):
                 return None
             self.next_msg += 1
             return self.next_msg
@@ -160,6 +164,7 @@ def main():
     ap.add_argument("--rset", action="store_true")
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--ids", help="write the X-Test-Id of every queued message to this file")
+    ap.add_argument("--stop-file", help="start no new message once this file exists (load for as long as needed)")
     ap.add_argument("--start-at", type=float, default=0,
                     help="wall-clock time (seconds since the epoch) to wait for before the first connection, "
                          "30 s at most")

@@ -67,7 +67,15 @@ std::unique_ptr<QuotaStore> test_redis() {
     if (!where || !*where) return nullptr;
     auto spec = parse_quota_store(std::string("redis://") + where);
     REQUIRE(spec);
-    return open_quota_store(*spec, std::chrono::milliseconds(1000));
+    RedisCredentials credentials;  // a Redis that requires them names them (with_redis.sh)
+    if (const char* file = std::getenv("PREFLIGHT_TEST_REDIS_PASSWORD_FILE"); file && *file) {
+        std::string why;
+        auto c = read_redis_credentials(file, &why);
+        INFO(why);
+        REQUIRE(c);
+        credentials = *c;
+    }
+    return open_quota_store(*spec, std::chrono::milliseconds(1000), credentials);
 }
 
 std::string unique_subject(const char* base) {
@@ -197,7 +205,8 @@ TEST_CASE("quota keys: rates, defaults, per-domain overrides, errors", "[quota][
     CHECK(error_of("QuotaCode 451") == "q.conf:1: QuotaCode: \"451\" is not one of 452, 550");
     CHECK(error_of("QuotaPer user") == "q.conf:1: QuotaPer: \"user\" is not one of domain, sender, login");
     CHECK(error_of("QuotaStore /var/lib/q.db") ==
-          "q.conf:1: QuotaStore: \"/var/lib/q.db\" is not sqlite:/PATH or redis://HOST[:PORT][/DB]");
+          "q.conf:1: QuotaStore: \"/var/lib/q.db\" is not sqlite:/PATH, redis://HOST[:PORT][/DB] or "
+          "redis-sentinel://HOST[:PORT],.../MASTER");
     CHECK(error_of("QuotaStore sqlite:q.db").find("give an absolute path") != std::string::npos);
     CHECK(error_of("QuotaStore redis://127.0.0.1:99999").find("is not a port") != std::string::npos);
     CHECK(error_of("QuotaStore redis://127.0.0.1/16").find("0..15") != std::string::npos);
