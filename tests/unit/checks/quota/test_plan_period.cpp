@@ -15,6 +15,7 @@
 
 #include "plan_period.hpp"
 #include "quota.hpp"
+#include "test_redis.hpp"
 #include "time_zone.hpp"
 
 using namespace preflight;
@@ -261,6 +262,12 @@ long long expiry_ms(const std::string& where, const std::string& key) {
     std::unique_ptr<redisContext, RedisFree> c(
         redisConnect(where.substr(0, colon).c_str(), std::stoi(where.substr(colon + 1))));
     REQUIRE((c && !c->err));
+    if (const RedisCredentials who = test::test_redis_credentials(); !who.password.empty()) {
+        std::unique_ptr<redisReply, ReplyFree> auth(static_cast<redisReply*>(
+            who.user.empty() ? redisCommand(c.get(), "AUTH %s", who.password.c_str())
+                             : redisCommand(c.get(), "AUTH %s %s", who.user.c_str(), who.password.c_str())));
+        REQUIRE((auth && auth->type == REDIS_REPLY_STATUS));
+    }
     std::unique_ptr<redisReply, ReplyFree> r(
         static_cast<redisReply*>(redisCommand(c.get(), "PEXPIRETIME %b", key.data(), key.size())));
     REQUIRE((r && r->type == REDIS_REPLY_INTEGER));
@@ -272,9 +279,8 @@ long long expiry_ms(const std::string& where, const std::string& key) {
 TEST_CASE("plan periods in the Redis store: the same, and the key expires after the period", "[quota][.redis]") {
     const char* where = std::getenv("PREFLIGHT_TEST_REDIS");
     REQUIRE(where);
-    auto spec = parse_quota_store(std::string("redis://") + where);
-    REQUIRE(spec);
-    auto store = open_quota_store(*spec, std::chrono::milliseconds(1000));
+    auto store = test::test_redis();
+    REQUIRE(store);
     const std::string subject = "acme-" + std::to_string(getpid()) + "-" +
                                 std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
     period_contract(*store, subject);

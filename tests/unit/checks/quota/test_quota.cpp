@@ -16,6 +16,7 @@
 #include "fake_resolver.hpp"
 #include "message_session.hpp"
 #include "quota.hpp"
+#include "test_redis.hpp"
 
 using namespace preflight;
 
@@ -60,23 +61,7 @@ QuotaCounter counter(std::string key, QuotaWindow w, std::uint32_t limit, std::u
     return {std::move(key), w, limit, amount};
 }
 
-// A Redis named by PREFLIGHT_TEST_REDIS, with a fresh key prefix per test through the db (the
-// test flushes nothing: keys carry a per-run random subject).
-std::unique_ptr<QuotaStore> test_redis() {
-    const char* where = std::getenv("PREFLIGHT_TEST_REDIS");
-    if (!where || !*where) return nullptr;
-    auto spec = parse_quota_store(std::string("redis://") + where);
-    REQUIRE(spec);
-    RedisCredentials credentials;  // a Redis that requires them names them (with_redis.sh)
-    if (const char* file = std::getenv("PREFLIGHT_TEST_REDIS_PASSWORD_FILE"); file && *file) {
-        std::string why;
-        auto c = read_redis_credentials(file, &why);
-        INFO(why);
-        REQUIRE(c);
-        credentials = *c;
-    }
-    return open_quota_store(*spec, std::chrono::milliseconds(1000), credentials);
-}
+using test::test_redis;
 
 std::string unique_subject(const char* base) {
     return std::string(base) + "-" + std::to_string(getpid()) + "-" +
