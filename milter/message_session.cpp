@@ -104,6 +104,14 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
         return Verdict::accept(check_name::envelope);
     }
 
+    // The stage's independent lookups at once (MX for the sender domain check, TXT for SPF):
+    // the checks below then read them from the cache, so MAIL FROM waits about one round trip,
+    // not one per lookup. libspf2's further lookups (include:, a:, mx:) follow the record.
+    std::vector<DnsQuestion> stage;
+    if (s.sender_domain_mode != CheckMode::off) stage.push_back({domain_, rrtype::MX});
+    if (s.auth_mode != CheckMode::off && uses_spf(s.auth_policy)) stage.push_back({domain_, rrtype::TXT});
+    if (stage.size() > 1) services_.resolver->query_all(stage);
+
     if (s.sender_domain_mode != CheckMode::off) {
         SenderDomainOptions opts{s.unknown_domain_code, services_.config->global().on_dns_error};
         Verdict v = check_sender_domain(*services_.resolver, domain_, opts);

@@ -208,3 +208,34 @@ TEST_CASE("SpfEgressMatch at MAIL FROM: a dual-stack pool, the record authorizes
         CHECK(s.end_of_message().action == Verdict::Action::accept);
     }
 }
+
+TEST_CASE("MAIL FROM asks for the sender domain's MX and SPF TXT in one batch", "[session]") {
+    // Records the batches; answers as the fake does.
+    struct BatchResolver : FakeResolver {
+        std::vector<std::vector<std::string>> batches;
+        std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
+            std::vector<std::string> names;
+            for (const DnsQuestion& q : qs) names.push_back(q.name + "/" + std::to_string(q.type));
+            batches.push_back(std::move(names));
+            return FakeResolver::query_all(qs);
+        }
+    };
+    Fixture f;
+    BatchResolver dns;
+    dns.answers = f.dns.answers;
+    f.services.resolver = &dns;
+    MessageSession s(f.services);
+    CHECK(s.mail_from("<alice@good.test>", {}).action == Verdict::Action::accept);
+    REQUIRE(dns.batches.size() == 1);
+    CHECK(dns.batches[0] == std::vector<std::string>{"good.test/15", "good.test/16"});
+
+    SECTION("one lookup is no batch") {
+        Fixture g("SenderDomainMode off\n");
+        BatchResolver one;
+        one.answers = g.dns.answers;
+        g.services.resolver = &one;
+        MessageSession t(g.services);
+        CHECK(t.mail_from("<alice@good.test>", {}).action == Verdict::Action::accept);
+        CHECK(one.batches.empty());
+    }
+}
