@@ -205,6 +205,8 @@ struct Settings {
     std::vector<QuotaRate> quota_messages;
     CheckMode quota_mode = CheckMode::reject;
     int quota_code = 452;  // 452 (4.7.1) or 550 (5.7.1)
+    // Recipient domains that cannot receive (NXDOMAIN, null MX), at RCPT TO.
+    CheckMode recipient_domain_mode = CheckMode::off;
 
     bool has_quota() const {
         return quota_mode != CheckMode::off && (!quota_recipients.empty() || !quota_messages.empty());

@@ -7,6 +7,7 @@
 #include "envelope_check.hpp"
 #include "limits_check.hpp"
 #include "logger.hpp"
+#include "recipient_domain_check.hpp"
 #include "sender_domain_check.hpp"
 #include "spf_check.hpp"
 
@@ -148,6 +149,13 @@ Verdict MessageSession::rcpt_to(std::string_view path) {
     if (s.recipient_limit_mode != CheckMode::off) {
         Verdict v =
             finish(check_recipient(recipients_ + 1, s.max_recipients, s.recipient_limit_reply), s.recipient_limit_mode);
+        if (!v.accepted()) return v;
+    }
+    if (s.recipient_domain_mode != CheckMode::off && env.mailbox) {
+        RecipientDomainOptions opts{services_.config->global().on_dns_error};
+        Verdict v = check_recipient_domain(*services_.resolver, env.mailbox->address(), env.mailbox->domain, opts);
+        dns_ms_ += v.dns_ms;
+        v = finish(std::move(v), s.recipient_domain_mode);
         if (!v.accepted()) return v;
     }
     // Last, so a recipient another check refuses uses no quota.
