@@ -638,6 +638,14 @@ const Row kRows[] = {
               .help = "file with our DKIM public key: PEM, a DKIM TXT record, or base64"},
      .refine = refine_key_file,
      .store = set_dkim_key},
+    // Egress reverse DNS
+    {.info = {.name = "EgressRdnsInterval",
+              .type = KeyType::duration,
+              .default_value = "1h",
+              .min = 60'000,
+              .max = 86'400'000,
+              .help = "how often the reverse DNS of EgressAddresses is checked (also at start and reload)"},
+     .store = set_global<&GlobalSettings::egress_rdns_interval>},
 };
 
 std::size_t row_index(std::string_view name) {

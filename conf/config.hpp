@@ -235,6 +235,9 @@ struct GlobalSettings {
     std::vector<Network> apply_to_networks;
 
     std::vector<IpAddress> egress_addresses;  // SPF is evaluated for each of these
+    // How often the egress addresses' forward-confirmed reverse DNS is checked (also at start
+    // and on reload).
+    std::chrono::milliseconds egress_rdns_interval{3'600'000};
     std::vector<std::string> dkim_selectors;  // lower case
     // Our DKIM public key as DNS publishes it (the decoded p= value), from DkimPublicKey or
     // DkimPublicKeyFile; empty: none. dkim_public_key_base64 is the same without whitespace.

@@ -27,6 +27,7 @@
 #include "config.hpp"
 #include "dns_cache.hpp"
 #include "dns_resolver.hpp"
+#include "egress_rdns_monitor.hpp"
 #include "socket_address.hpp"
 #include "logger.hpp"
 #include "message_session.hpp"
@@ -49,6 +50,8 @@ unsigned long wanted_protocol_steps(const Config& cfg);
 
 // Counted whether or not MetricsListen serves them: a few relaxed atomic adds per event.
 MilterMetrics g_metrics;
+// The egress addresses' reverse DNS, checked on its own thread (started by serve()).
+EgressRdnsMonitor g_egress_rdns;
 
 // What the sessions of one configuration share: built whole at start and at each reload, then
 // read-only. A connection keeps the generation it started with, so a reload never changes the
@@ -68,6 +71,12 @@ std::shared_ptr<const ServiceGeneration> g_generation;  // guarded by g_generati
 std::shared_ptr<const ServiceGeneration> current_generation() {
     std::lock_guard lock(g_generation_mutex);
     return g_generation;
+}
+
+// At start and on every reload: check the generation's EgressAddresses now, then periodically.
+void watch_egress_rdns(const ServiceGeneration& gen) {
+    const GlobalSettings& g = gen.services.config->global();
+    g_egress_rdns.configure(gen.resolver, g.egress_addresses, g.egress_rdns_interval);
 }
 
 bool same_dns(const GlobalSettings& a, const GlobalSettings& b) {
@@ -386,10 +395,23 @@ sfsistat on_close(SMFICTX* ctx) {
 
 const char kUsage[] =
     "usage: preflight-milter [-f] [-c FILE]     run the milter (-f: foreground, log to stderr)\n"
-    "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
+    "       preflight-milter -n [-c FILE]       check the configuration (and the reverse DNS of\n"
+    "                                           EgressAddresses) and exit\n"
     "       preflight-milter --quota-status [-c FILE] [DOMAIN|SENDER|login:NAME]\n"
     "                                           sending quota usage from QuotaStore\n"
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
+
+// -n: one line per EgressAddresses address on its forward-confirmed reverse DNS. A report, not
+// a conf error: the exit status stays 0 (the relay runs, receivers may junk its mail).
+void report_egress_rdns(const GlobalSettings& g, std::ostream& out) {
+    if (g.egress_addresses.empty()) return;
+    try {
+        LdnsResolver resolver(g.nameservers, g.dns_timeout);
+        for (const EgressRdns& r : check_egress_rdns(resolver, g.egress_addresses)) out << describe(r) << "\n";
+    } catch (const std::exception& e) {  // no usable nameserver
+        out << "egress reverse DNS not checked: DNS: " << e.what() << "\n";
+    }
+}
 
 // The identity UserID names, looked up while we can still read every database.
 std::optional<RunAs> resolve_user(const GlobalSettings& g) {
@@ -437,6 +459,7 @@ void reload(const std::string& conf_path) {
             std::lock_guard lock(g_generation_mutex);
             g_generation = next;
         }
+        watch_egress_rdns(*next);
         Logger::log(Logger::Level::info,
                     "reloaded " + conf_path +
                         (next->resolver == old->resolver ? std::string(" (DNS cache kept)")
@@ -464,6 +487,7 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
         metrics_server->start();  // after the mask: its threads leave the signals to this one
         Logger::log(Logger::Level::info, "metrics: http://" + metrics_server->where() + "/metrics");
     }
+    watch_egress_rdns(*current_generation());  // its thread inherits the signal mask
     std::atomic<bool> milter_done{false};
     int milter_rc = MI_SUCCESS;
     std::thread milter([&] {
@@ -552,6 +576,7 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
         reload_wanted.notify_one();
     }
     reloader.join();
+    g_egress_rdns.stop();
     if (metrics_server) metrics_server->stop();
     Logger::log(Logger::Level::info, "stopped");
     if (!g.pid_file.empty()) ::unlink(g.pid_file.c_str());
@@ -672,6 +697,7 @@ int main(int argc, char** argv) {
     }
     if (o.check_only) {
         std::cout << conf_path << ": ok\n";
+        report_egress_rdns(parsed.config->global(), std::cout);
         return 0;
     }
     if (o.show_quota) return quota_status(*parsed.config, o.quota_arg, std::cout);
@@ -703,6 +729,7 @@ int main(int argc, char** argv) {
             std::shared_ptr<const ServiceGeneration> gen = current_generation();
             return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
         });
+        g_egress_rdns.register_with(registry);
         try {
             metrics_server = std::make_unique<metrics::Server>(registry, *where);
         } catch (const std::exception& e) {
