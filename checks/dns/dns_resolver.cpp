@@ -335,7 +335,7 @@ void LdnsResolver::send_attempt(Lookup& lk) const {
     if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&sa.addr), sa.len) != 0) return;
     if (::send(fd.get(), q->bytes.data(), q->bytes.size(), 0) != static_cast<ssize_t>(q->bytes.size())) return;
     lk.attempts.push_back({std::move(fd), server, q->id, std::move(q->bytes)});
-    lk.next_send += per_attempt_;
+    lk.next_send = Clock::now() + per_attempt_;  // from when the datagram left, not when we began
 }
 
 // A datagram (or an error) on attempt i's socket.

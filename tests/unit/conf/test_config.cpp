@@ -189,8 +189,8 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
     CHECK(per_domain == std::set<std::string>{"Mode", "EnvelopeSyntaxMode", "SizeMode", "SenderDomainMode",
                                               "RecipientLimitMode", "AuthMode", "MaxRecipients", "RecipientLimitReply",
                                               "MaxMessageSize", "UnknownDomainCode", "AuthPolicy", "SpfEgressMatch",
-                                              "QuotaRecipients", "QuotaMessages", "QuotaPer", "QuotaMode",
-                                              "QuotaCode", "RecipientDomainMode"});
+                                              "QuotaRecipients", "QuotaMessages", "QuotaPer", "QuotaMode", "QuotaCode",
+                                              "RecipientDomainMode"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
     CHECK(find_config_key("Frobnicate") == nullptr);
