@@ -411,7 +411,11 @@ void LdnsResolver::serve(std::span<Lookup> lookups, Clock::time_point deadline) 
         }
         if (std::all_of(lookups.begin(), lookups.end(), [](const Lookup& lk) { return lk.finished; })) return;
         const int r = ::poll(fds.data(), fds.size(), millis_until(wake));
-        if (r < 0 && errno != EINTR) return;
+        if (r < 0 && errno != EINTR) {  // cannot wait (ENOMEM): what is unanswered stays unanswered
+            for (Lookup& lk : lookups)
+                if (!lk.finished) lk.fail();
+            return;
+        }
         // Backwards, so that erasing attempt i of a lookup leaves the indices still to visit valid.
         for (std::size_t k = fds.size(); k-- > 0;) {
             auto [lk, i] = owners[k];
