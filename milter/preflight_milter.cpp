@@ -487,13 +487,15 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
         metrics_server->start();  // after the mask: its threads leave the signals to this one
         Logger::log(Logger::Level::info, "metrics: http://" + metrics_server->where() + "/metrics");
     }
-    watch_egress_rdns(*current_generation());  // its thread inherits the signal mask
     std::atomic<bool> milter_done{false};
     int milter_rc = MI_SUCCESS;
     std::thread milter([&] {
         milter_rc = smfi_main();
         milter_done = true;
     });
+    // After libmilter's thread: the first check's work must not delay libmilter's start (a stop
+    // requested before smfi_main() reaches its listener makes it fail). Inherits the signal mask.
+    watch_egress_rdns(*current_generation());
 
     std::mutex reload_mutex;
     std::condition_variable reload_wanted;
