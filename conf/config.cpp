@@ -633,6 +633,14 @@ const Row kRows[] = {
               .per_domain = true,
               .help = "reply beyond a quota: 452 4.7.1 (the sender retries) or 550 5.7.1"},
      .store = set_quota_code},
+    // Recipient domains
+    {.info = {.name = "RecipientDomainMode",
+              .type = KeyType::enumeration,
+              .default_value = "off",
+              .allowed = kCheckModes,
+              .per_domain = true,
+              .help = "recipient domains that do not exist (550 5.1.2) or publish a null MX (556 5.1.10)"},
+     .store = set_policy<&Settings::recipient_domain_mode>},
     {.info = {.name = "QuotaStore",
               .type = KeyType::string,
               .default_value = "sqlite:/var/lib/preflight/quota.db",
@@ -745,6 +753,14 @@ const Row kRows[] = {
               .per_domain = true,
               .help = "treat every message as bulk mail (UnsubscribeMode), not only those with List-Id or Precedence"},
      .store = set_policy<&Settings::bulk>},
+    // Egress reverse DNS
+    {.info = {.name = "EgressRdnsInterval",
+              .type = KeyType::duration,
+              .default_value = "1h",
+              .min = 60'000,
+              .max = 86'400'000,
+              .help = "how often the reverse DNS of EgressAddresses is checked (also at start and reload)"},
+     .store = set_global<&GlobalSettings::egress_rdns_interval>},
 };
 
 std::size_t row_index(std::string_view name) {

@@ -243,6 +243,8 @@ struct Settings {
                header_sanity_mode != CheckMode::off;
     }
     int billing_day = 1;   // the day of the month a /month plan period renews on (1..31)
+    // Recipient domains that cannot receive (NXDOMAIN, null MX), at RCPT TO.
+    CheckMode recipient_domain_mode = CheckMode::off;
 
     bool has_quota() const {
         return quota_mode != CheckMode::off && (!quota_recipients.empty() || !quota_messages.empty());
@@ -271,6 +273,9 @@ struct GlobalSettings {
     std::vector<Network> apply_to_networks;
 
     std::vector<IpAddress> egress_addresses;  // SPF is evaluated for each of these
+    // How often the egress addresses' forward-confirmed reverse DNS is checked (also at start
+    // and on reload).
+    std::chrono::milliseconds egress_rdns_interval{3'600'000};
     std::vector<std::string> dkim_selectors;  // lower case
     // Our DKIM public key as DNS publishes it (the decoded p= value), from DkimPublicKey or
     // DkimPublicKeyFile; empty: none. dkim_public_key_base64 is the same without whitespace.

@@ -10,6 +10,7 @@
 #include "header_sanity.hpp"
 #include "limits_check.hpp"
 #include "logger.hpp"
+#include "recipient_domain_check.hpp"
 #include "sender_domain_check.hpp"
 #include "spf_check.hpp"
 #include "unsubscribe_check.hpp"
@@ -133,6 +134,13 @@ Verdict MessageSession::mail_from(std::string_view path, const std::vector<std::
     message_checks_ = s.any_message_check();
     if (s.alignment_mode != CheckMode::off || s.unsubscribe_mode != CheckMode::off)
         dkim_ = std::make_unique<DkimVerifier>(*services_.resolver);
+    // The stage's independent lookups at once (MX for the sender domain check, TXT for SPF):
+    // the checks below then read them from the cache, so MAIL FROM waits about one round trip,
+    // not one per lookup. libspf2's further lookups (include:, a:, mx:) follow the record.
+    std::vector<DnsQuestion> stage;
+    if (s.sender_domain_mode != CheckMode::off) stage.push_back({domain_, rrtype::MX});
+    if (s.auth_mode != CheckMode::off && uses_spf(s.auth_policy)) stage.push_back({domain_, rrtype::TXT});
+    if (stage.size() > 1) services_.resolver->query_all(stage);
 
     if (s.sender_domain_mode != CheckMode::off) {
         SenderDomainOptions opts{s.unknown_domain_code, services_.config->global().on_dns_error};
@@ -171,6 +179,13 @@ Verdict MessageSession::rcpt_to(std::string_view path) {
     if (s.recipient_limit_mode != CheckMode::off) {
         Verdict v =
             finish(check_recipient(recipients_ + 1, s.max_recipients, s.recipient_limit_reply), s.recipient_limit_mode);
+        if (!v.accepted()) return v;
+    }
+    if (s.recipient_domain_mode != CheckMode::off && env.mailbox) {
+        RecipientDomainOptions opts{services_.config->global().on_dns_error};
+        Verdict v = check_recipient_domain(*services_.resolver, env.mailbox->address(), env.mailbox->domain, opts);
+        dns_ms_ += v.dns_ms;
+        v = finish(std::move(v), s.recipient_domain_mode);
         if (!v.accepted()) return v;
     }
     // Last, so a recipient another check refuses uses no quota.

@@ -26,6 +26,7 @@
 #include "config.hpp"
 #include "dns_cache.hpp"
 #include "dns_resolver.hpp"
+#include "egress_rdns_monitor.hpp"
 #include "socket_address.hpp"
 #include "logger.hpp"
 #include "message_session.hpp"
@@ -50,6 +51,8 @@ unsigned long wanted_protocol_steps(const Config& cfg);
 // Counted whether or not MetricsListen serves them: a few relaxed atomic adds per event.
 MilterMetrics g_metrics;
 QuotaNotices g_quota_notices;  // QuotaNoticeShares crossings, for /metrics
+// The egress addresses' reverse DNS, checked on its own thread (started by serve()).
+EgressRdnsMonitor g_egress_rdns;
 
 // What the sessions of one configuration share: built whole at start and at each reload, then
 // read-only. A connection keeps the generation it started with, so a reload never changes the
@@ -69,6 +72,12 @@ std::shared_ptr<const ServiceGeneration> g_generation;  // guarded by g_generati
 std::shared_ptr<const ServiceGeneration> current_generation() {
     std::lock_guard lock(g_generation_mutex);
     return g_generation;
+}
+
+// At start and on every reload: check the generation's EgressAddresses now, then periodically.
+void watch_egress_rdns(const ServiceGeneration& gen) {
+    const GlobalSettings& g = gen.services.config->global();
+    g_egress_rdns.configure(gen.resolver, g.egress_addresses, g.egress_rdns_interval);
 }
 
 bool same_dns(const GlobalSettings& a, const GlobalSettings& b) {
@@ -411,12 +420,25 @@ sfsistat on_close(SMFICTX* ctx) {
 
 const char kUsage[] =
     "usage: preflight-milter [-f] [-c FILE]     run the milter (-f: foreground, log to stderr)\n"
-    "       preflight-milter -n [-c FILE]       check the configuration and exit\n"
+    "       preflight-milter -n [-c FILE]       check the configuration (and the reverse DNS of\n"
+    "                                           EgressAddresses) and exit\n"
     "       preflight-milter --quota-status [--json] [-c FILE] [DOMAIN|SENDER|login:NAME|TENANT]\n"
     "                                           sending quota usage from QuotaStore\n"
     "       preflight-milter --test-message FILE --from ADDR [--rcpt ADDR]... [--format text|json] [-c FILE]\n"
     "                                           run every check on a message as the milter would\n"
     "  -c FILE  configuration (default /etc/preflight/preflight.conf)\n";
+
+// -n: one line per EgressAddresses address on its forward-confirmed reverse DNS. A report, not
+// a conf error: the exit status stays 0 (the relay runs, receivers may junk its mail).
+void report_egress_rdns(const GlobalSettings& g, std::ostream& out) {
+    if (g.egress_addresses.empty()) return;
+    try {
+        LdnsResolver resolver(g.nameservers, g.dns_timeout);
+        for (const EgressRdns& r : check_egress_rdns(resolver, g.egress_addresses)) out << describe(r) << "\n";
+    } catch (const std::exception& e) {  // no usable nameserver
+        out << "egress reverse DNS not checked: DNS: " << e.what() << "\n";
+    }
+}
 
 // SIGHUP: read the conf again; a broken one is logged with FILE:LINE and the running one stays.
 void reload(const std::string& conf_path) {
@@ -452,6 +474,7 @@ void reload(const std::string& conf_path) {
         if (next->services.tenants)
             Logger::log(Logger::Level::info, "reload: " + std::to_string(next->services.tenants->size()) +
                                                  " tenants from " + next->services.tenants->file());
+        watch_egress_rdns(*next);
         Logger::log(Logger::Level::info,
                     "reloaded " + conf_path +
                         (next->resolver == old->resolver ? std::string(" (DNS cache kept)")
@@ -517,6 +540,9 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
         milter_rc = smfi_main();
         milter_done = true;
     });
+    // After libmilter's thread: the first check's work must not delay libmilter's start (a stop
+    // requested before smfi_main() reaches its listener makes it fail). Inherits the signal mask.
+    watch_egress_rdns(*current_generation());
 
     // The stop runs on its own thread so that the main thread stays in DaemonSignals::run: a
     // signal arriving while it was busy would go to libmilter's signal thread, which drops what
@@ -544,6 +570,7 @@ int serve(const std::string& conf_path, const GlobalSettings& g, metrics::Server
     });
     stopper.join();
     milter.join();
+    g_egress_rdns.stop();
     if (metrics_server) metrics_server->stop();
     Logger::log(Logger::Level::info, "stopped");
     return milter_rc == MI_SUCCESS ? 0 : 1;
@@ -694,6 +721,7 @@ bool open_metrics(const GlobalSettings& g, metrics::Registry& registry, std::uni
     std::optional<ListenAddress> where = parse_listen_address(g.metrics_listen);  // checked by the conf
     if (!where) return false;
     g_quota_notices.register_with(registry);
+    g_egress_rdns.register_with(registry);
     g_metrics.register_with(registry, [] {
         std::shared_ptr<const ServiceGeneration> gen = current_generation();
         return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
@@ -735,6 +763,7 @@ int main(int argc, char** argv) {
             std::cout << tenants_file << ": ok (" << t.table->size() << " tenants)\n";
         }
         std::cout << conf_path << ": ok\n";
+        report_egress_rdns(parsed.config->global(), std::cout);
         return 0;
     }
     if (o.show_quota) {

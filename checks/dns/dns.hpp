@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,11 +43,26 @@ struct DnsAnswer {
     double elapsed_ms = 0;  // time spent on the network for this answer (0 from cache)
 };
 
+// One question of a batch given to Resolver::query_all.
+struct DnsQuestion {
+    std::string name;  // any case, trailing dot optional
+    std::uint16_t type = 0;
+};
+
 class Resolver {
 public:
     virtual ~Resolver() = default;
     // Thread-safe. name is a domain name (any case, trailing dot optional).
     virtual std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) = 0;
+
+    // The independent lookups of one stage at once (e.g. MX and SPF TXT at MAIL FROM, DMARC
+    // and DKIM keys at end of message): answers[i] answers questions[i], never null. The
+    // network resolver (LdnsResolver) sends every question before it waits for any answer,
+    // each with its own retransmissions, all under one DnsTimeout, so a stage waits about as
+    // long as its slowest lookup, not the sum. The cache (CachingResolver) answers what it
+    // holds, joins lookups already in flight and passes only the rest upstream in one batch.
+    // Thread-safe. This default asks one question after the other (for test doubles).
+    virtual std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> questions);
 };
 
 std::string_view to_string(DnsStatus s);

@@ -57,6 +57,9 @@ public:
     CachingResolver& operator=(const CachingResolver&) = delete;
 
     std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override;
+    // Cached answers at once, lookups in flight joined, the rest passed upstream in one batch
+    // (Resolver::query_all); a name asked twice in one batch goes upstream once.
+    std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> questions) override;
 
     // Each counter is read atomically (the set as a whole is not a snapshot).
     DnsCacheStats stats() const;
@@ -70,8 +73,18 @@ private:
         std::list<std::string>::iterator lru;
     };
 
-    void store_locked(const std::string& key, const Answer& cached, std::chrono::steady_clock::duration ttl);
+    // What the cache can say about one question before the network is asked.
+    struct Claim {
+        std::string key;
+        Answer answer;                       // set: a hit
+        std::shared_future<Answer> waiting;  // valid: joined a lookup in flight
+        std::promise<Answer> promise;        // neither: this caller asks upstream and fulfils it
+    };
 
+    void store_locked(const std::string& key, const Answer& cached, std::chrono::steady_clock::duration ttl);
+    Claim claim(std::string_view name, std::uint16_t type);
+    Answer wait_for(Claim& c);
+    Answer complete(Claim& c, Answer answer);
     std::unique_ptr<Resolver> owned_;
     Resolver& upstream_;
     const std::size_t max_entries_;

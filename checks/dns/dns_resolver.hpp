@@ -3,12 +3,22 @@
 // DnsStatus. Put a CachingResolver (dns_cache.hpp) in front of it; nothing else in preflight
 // talks to the network for DNS.
 //
-// Per query: UDP first (EDNS0, 1232 bytes), TCP when the reply is truncated; each nameserver
-// is tried in order, and those that did not answer at all get a second round, all inside one
-// overall deadline (DnsTimeout). A reply counts only if its ID, QR bit and question match the
-// query. SERVFAIL/REFUSED/FORMERR/NOTIMP from a server moves on to the next one; when none
-// gives a usable answer the result is servfail (some server said so), bad_answer (some reply
-// was garbage) or timeout (silence), in that order of preference.
+// Per query: UDP first (EDNS0, 1232 bytes), TCP when the reply is truncated. Attempts go to
+// the nameservers in turn, one every DnsTimeout / (2 x nameservers) (50 ms at least), at most
+// two rounds, all inside one overall deadline (DnsTimeout). Each attempt has its own connected
+// UDP socket (its own source port and random ID) that stays open until the deadline: as in
+// glibc's stub resolver and unbound, a retransmission does not give up on the earlier attempts,
+// so a server that takes longer than one attempt to recurse is still heard. A reply counts only
+// if it comes from the server's address and port (the connected socket), and its ID, QR bit and
+// question match the attempt's; anything else is ignored (RFC 5452) and the socket keeps
+// listening. SERVFAIL/REFUSED/FORMERR/NOTIMP from a server stops further attempts to it; when
+// none gives a usable answer the result is servfail (some server said so), bad_answer (some
+// reply was garbage) or timeout (silence), in that order of preference. A server that refuses
+// the datagram (ICMP port unreachable) gives way to the next attempt at once.
+//
+// query_all sends every question's first attempt before it waits for any answer and serves
+// all of them from one poll loop under one deadline. A truncated reply's TCP exchange is made
+// on the spot (bounded by the deadline); the other questions' answers wait in their sockets.
 //
 // TTL rules (DnsAnswer::ttl): positive answers — the smallest TTL in the answer section,
 // capped at 1 day. Negative answers (NXDOMAIN, NODATA) — RFC 2308: min(SOA TTL, SOA MINIMUM)
@@ -17,17 +27,18 @@
 // Failures (servfail, timeout, bad_answer) carry ttl 0; the cache decides how long to
 // remember them.
 //
-// Threads: an ldns_resolver is not thread-safe, so each query borrows a private set of
-// resolvers (one per nameserver, because ldns has a single port per resolver) from a small
-// pool; the pool keeps a bounded number of idle sets.
+// Threads: nothing is shared between calls but the nameserver list, fixed at construction;
+// every call owns its sockets.
 #pragma once
 
 #include "dns.hpp"
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,20 +65,30 @@ public:
     LdnsResolver& operator=(const LdnsResolver&) = delete;
 
     std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override;
+    std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> questions) override;
 
     const std::vector<Nameserver>& nameservers() const { return servers_; }
     std::chrono::milliseconds timeout() const { return timeout_; }
 
-    struct Session;  // one ldns_resolver per nameserver, used by one thread at a time
+    struct Lookup;  // one question in flight (dns_resolver.cpp)
 
 private:
-    std::unique_ptr<Session> acquire();
-    void release(std::unique_ptr<Session> s);
+    struct ServerAddress {
+        sockaddr_storage addr{};
+        socklen_t len = 0;
+    };
+
+    void send_attempt(Lookup& lk) const;
+    void read_attempt(Lookup& lk, std::size_t attempt, std::chrono::steady_clock::time_point deadline) const;
+    void take_reply(Lookup& lk, std::size_t server, std::vector<std::uint8_t> wire,
+                    std::chrono::steady_clock::time_point deadline) const;
+    void serve(std::span<Lookup> lookups, std::chrono::steady_clock::time_point deadline) const;
 
     std::vector<Nameserver> servers_;
+    std::vector<ServerAddress> addresses_;  // servers_ as socket addresses
     std::chrono::milliseconds timeout_;
-    std::mutex pool_mutex_;
-    std::vector<std::unique_ptr<Session>> idle_;
+    std::chrono::milliseconds per_attempt_;
+    std::size_t max_attempts_ = 0;
 };
 
 }  // namespace preflight

@@ -1,59 +1,13 @@
 // Sender domain check (see sender_domain_check.hpp).
 #include "sender_domain_check.hpp"
 
+#include "mail_route.hpp"
+
 #include <memory>
 #include <string>
 
 namespace preflight {
 namespace {
-
-bool dns_trouble(DnsStatus s) {
-    return s == DnsStatus::servfail || s == DnsStatus::timeout || s == DnsStatus::bad_answer;
-}
-
-// For the reply's reason; not to_string(DnsStatus), which belongs to the DNS unit.
-std::string_view trouble_text(DnsStatus s) {
-    switch (s) {
-    case DnsStatus::servfail: return "SERVFAIL";
-    case DnsStatus::timeout: return "timeout";
-    case DnsStatus::bad_answer: return "unusable answer";
-    case DnsStatus::ok: return "ok";
-    case DnsStatus::nxdomain: return "NXDOMAIN";
-    }
-    return "error";
-}
-
-std::string_view type_name(std::uint16_t type) {
-    switch (type) {
-    case rrtype::MX: return "MX";
-    case rrtype::A: return "A";
-    case rrtype::AAAA: return "AAAA";
-    default: return "?";
-    }
-}
-
-enum class MxKind { none, null_only, real };
-
-// RFC 7505: "MX 0 ." says the domain accepts no mail. A null MX mixed with real ones is a
-// misconfiguration, but the real ones still receive: that counts as real. Reads the presentation
-// records ("10 mx.example.org", "0 .") if a resolver filled only those.
-MxKind mx_kind(const DnsAnswer& a) {
-    bool any = false, real = false;
-    for (const MxRecord& r : a.mx) {
-        any = true;
-        real = real || !(r.exchange.empty() || r.exchange == ".");
-    }
-    if (a.mx.empty()) {
-        for (const std::string& r : a.records) {
-            std::size_t sp = r.find(' ');
-            std::string_view ex = sp == std::string::npos ? std::string_view() : std::string_view(r).substr(sp + 1);
-            while (!ex.empty() && ex.back() == '.') ex.remove_suffix(1);
-            any = true;
-            real = real || !ex.empty();
-        }
-    }
-    return !any ? MxKind::none : real ? MxKind::real : MxKind::null_only;
-}
 
 struct Lookup {
     Resolver& resolver;

@@ -36,6 +36,12 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
     {sender_domain_null_mx, 550, "5.7.27", 450,
      "Sender address rejected: {domain} publishes a null MX (RFC 7505) and accepts no mail, so replies "
      "and bounces could not be delivered; use a sender address at a domain that receives mail"},
+    {recipient_domain_unknown, 550, "5.1.2", 450,
+     "Recipient address <{address}> rejected: the recipient domain {domain} {reason}; "
+     "check the address for a typo (the other recipients of this message are not affected)"},
+    {recipient_domain_null_mx, 556, "5.1.10", 450,
+     "Recipient address <{address}> rejected: the recipient domain {domain} publishes a null MX (RFC 7505) "
+     "and accepts no mail; remove this recipient or ask for an address at a domain that receives mail"},
     {spf_required_failed, 550, "5.7.23", 450,
      "{domain} publishes no SPF record that allows {ip?{ip}|this relay}"
      "{egress? (SPF must pass for every address this relay sends from: {egress})}; "

@@ -51,6 +51,8 @@ std::string_view to_string(ReplyId r) {
         "too_many_recipients_perm",
         "sender_domain_unknown",
         "sender_domain_null_mx",
+        "recipient_domain_unknown",
+        "recipient_domain_null_mx",
         "spf_required_failed",
         "spf_record_invalid",
         "dkim_required_failed",

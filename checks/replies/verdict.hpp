@@ -35,6 +35,8 @@ enum class ReplyId : std::uint8_t {
     too_many_recipients_perm,  // 550 5.5.3: the same, as a permanent refusal
     sender_domain_unknown,     // 550 5.1.8 (450 4.1.8 as tempfail): NXDOMAIN, or no MX/A/AAAA
     sender_domain_null_mx,     // 550 5.7.27: the sender domain publishes "MX 0 ." (RFC 7505)
+    recipient_domain_unknown,  // 550 5.1.2 (450 4.1.2 as tempfail): NXDOMAIN, or no MX/A/AAAA
+    recipient_domain_null_mx,  // 556 5.1.10: the recipient domain publishes "MX 0 ." (RFC 7505)
     spf_required_failed,       // 550 5.7.23: AuthPolicy spf (or spf-and-dkim): SPF does not pass
     spf_record_invalid,        // 550 5.7.24: the SPF record is unusable (permerror)
     dkim_required_failed,      // 550 5.7.20: DKIM required, no signature and no key published
@@ -103,6 +105,7 @@ inline constexpr std::string_view dmarc = "dmarc";
 inline constexpr std::string_view alignment = "alignment";
 inline constexpr std::string_view unsubscribe = "unsubscribe";
 inline constexpr std::string_view headers = "headers";
+inline constexpr std::string_view recipient_domain = "recipient-domain";
 }  // namespace check_name
 
 struct Verdict {

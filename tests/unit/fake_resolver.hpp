@@ -17,6 +17,7 @@ class FakeResolver : public Resolver {
 public:
     std::map<std::pair<std::string, std::uint16_t>, DnsAnswer> answers;
     int queries = 0;
+    std::vector<std::string> asked;  // every query's name, in order
 
     void set(const std::string& name, std::uint16_t type, DnsStatus st, std::vector<std::string> records = {},
              std::vector<MxRecord> mx = {}, double ms = 1.5) {
@@ -30,6 +31,7 @@ public:
 
     std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
         ++queries;
+        asked.emplace_back(name);
         auto it = answers.find({std::string(name), type});
         if (it == answers.end()) {
             DnsAnswer nx;

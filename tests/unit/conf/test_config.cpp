@@ -203,6 +203,7 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
                                               "QuotaPer",
                                               "QuotaMode",
                                               "QuotaCode",
+                                              "RecipientDomainMode",
                                               "BillingDay",
                                               "DmarcMode",
                                               "AlignmentMode",
@@ -292,7 +293,7 @@ TEST_CASE("every error of a file is reported, in line order", "[config]") {
                       "/etc/preflight.conf:6: Socket: cannot be set per domain (per-domain keys: Mode, "
                       "EnvelopeSyntaxMode, SizeMode, MaxMessageSize, SenderDomainMode, UnknownDomainCode, "
                       "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy, "
-                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode, BillingDay, DmarcMode, "
+                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode, RecipientDomainMode, BillingDay, DmarcMode, "
                       "AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk)",
                   });
 }
@@ -891,7 +892,7 @@ TEST_CASE("Domain line errors", "[config]") {
           p + "Socket: cannot be set per domain (per-domain keys: Mode, EnvelopeSyntaxMode, SizeMode, "
               "MaxMessageSize, SenderDomainMode, UnknownDomainCode, RecipientLimitMode, MaxRecipients, "
               "RecipientLimitReply, AuthMode, AuthPolicy, SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, "
-              "QuotaMode, QuotaCode, BillingDay, DmarcMode, AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk)");
+              "QuotaMode, QuotaCode, RecipientDomainMode, BillingDay, DmarcMode, AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk)");
     CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1")
               .starts_with(p + "EgressAddresses: cannot be set per domain"));
     CHECK(error_of("Domain example.org Frobnicate 1") == p + "Frobnicate: unknown key");

@@ -208,3 +208,86 @@ TEST_CASE("SpfEgressMatch at MAIL FROM: a dual-stack pool, the record authorizes
         CHECK(s.end_of_message().action == Verdict::Action::accept);
     }
 }
+
+TEST_CASE("MAIL FROM asks for the sender domain's MX and SPF TXT in one batch", "[session]") {
+    // Records the batches; answers as the fake does.
+    struct BatchResolver : FakeResolver {
+        std::vector<std::vector<std::string>> batches;
+        std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
+            std::vector<std::string> names;
+            for (const DnsQuestion& q : qs) names.push_back(q.name + "/" + std::to_string(q.type));
+            batches.push_back(std::move(names));
+            return FakeResolver::query_all(qs);
+        }
+    };
+    Fixture f;
+    BatchResolver dns;
+    dns.answers = f.dns.answers;
+    f.services.resolver = &dns;
+    MessageSession s(f.services);
+    CHECK(s.mail_from("<alice@good.test>", {}).action == Verdict::Action::accept);
+    REQUIRE(dns.batches.size() == 1);
+    CHECK(dns.batches[0] == std::vector<std::string>{"good.test/15", "good.test/16"});
+
+    SECTION("one lookup is no batch") {
+        Fixture g("SenderDomainMode off\n");
+        BatchResolver one;
+        one.answers = g.dns.answers;
+        g.services.resolver = &one;
+        MessageSession t(g.services);
+        CHECK(t.mail_from("<alice@good.test>", {}).action == Verdict::Action::accept);
+        CHECK(one.batches.empty());
+    }
+}
+
+TEST_CASE("recipient domains at RCPT TO: the bad ones refused, the message goes on", "[session][recipient_domain]") {
+    Fixture f(
+        "RecipientDomainMode reject\nDomain dry.test RecipientDomainMode reject\n"
+        "Domain tag.test RecipientDomainMode tag\n");
+    f.dns.set("example.org", rrtype::MX, DnsStatus::ok, {"10 mx.example.org"}, {{10, "mx.example.org"}});
+    f.dns.set("dead.test", rrtype::MX, DnsStatus::ok, {"0 ."}, {{0, ""}});
+    SECTION("enforce") {
+        MessageSession s(f.services);
+        REQUIRE(s.mail_from("<alice@good.test>", {}).accepted());
+        CHECK(s.rcpt_to("<bob@example.org>").action == Verdict::Action::accept);
+        Verdict nx = s.rcpt_to("<bob@exmaple.org>");
+        CHECK(nx.action == Verdict::Action::reject);
+        CHECK_THAT(reply_of(nx), Catch::StartsWith("550 5.1.2 Recipient address <bob@exmaple.org> rejected: the "
+                                                   "recipient domain exmaple.org does not exist (NXDOMAIN)"));
+        Verdict null = s.rcpt_to("<carol@dead.test>");
+        CHECK(null.action == Verdict::Action::reject);
+        CHECK(reply_of(null).starts_with("556 5.1.10 "));
+        CHECK(s.rcpt_to("<dave@example.org>").action == Verdict::Action::accept);
+        CHECK(s.accepted_recipients() == 2);
+        CHECK(s.end_of_message().action == Verdict::Action::accept);
+    }
+    SECTION("dry-run logs and accepts") {
+        MessageSession s(f.services);
+        REQUIRE(s.mail_from("<alice@dry.test>", {}).accepted());
+        s.take_notes();  // MAIL FROM's own (dry.test publishes no SPF)
+        CHECK(s.rcpt_to("<bob@exmaple.org>").action == Verdict::Action::accept);
+        auto notes = s.take_notes();
+        REQUIRE(notes.size() == 1);
+        CHECK(notes[0].dry_run);
+        CHECK(notes[0].check == "recipient-domain");
+        CHECK(s.accepted_recipients() == 1);
+    }
+    SECTION("tag adds the header") {
+        MessageSession s(f.services);
+        REQUIRE(s.mail_from("<alice@tag.test>", {}).accepted());
+        const std::size_t before = s.tag_headers().size();  // tag.test's own AuthMode tag
+        CHECK(s.rcpt_to("<carol@dead.test>").accepted());
+        CHECK(s.accepted_recipients() == 1);
+        REQUIRE(s.tag_headers().size() == before + 1);
+        CHECK(s.tag_headers().back().name == "X-Preflight-Recipient-Domain");
+        CHECK_THAT(s.tag_headers().back().value, Catch::StartsWith("556 5.1.10 "));
+    }
+    SECTION("off by default: no lookup") {
+        Fixture g;
+        MessageSession s(g.services);
+        REQUIRE(s.mail_from("<alice@good.test>", {}).accepted());
+        const int before = g.dns.queries;
+        CHECK(s.rcpt_to("<bob@exmaple.org>").action == Verdict::Action::accept);
+        CHECK(g.dns.queries == before);
+    }
+}

@@ -232,3 +232,52 @@ TEST_CASE("eviction bound against the server", "[dns]") {
     CHECK_FALSE(cache.query("ev1.test", rrtype::A)->from_cache);  // evicted: asked again
     CHECK(dns.count("ev1.test", "A") == before + 1);
 }
+
+namespace {
+
+// Records every batch it is given, answering each question as FakeUpstream does.
+class BatchUpstream : public FakeUpstream {
+public:
+    std::vector<std::vector<std::string>> batches;
+
+    std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> questions) override {
+        std::vector<std::string> names;
+        std::vector<std::shared_ptr<const DnsAnswer>> out;
+        for (const DnsQuestion& q : questions) {
+            names.push_back(q.name + "/" + std::to_string(q.type));
+            out.push_back(query(q.name, q.type));
+        }
+        batches.push_back(std::move(names));
+        return out;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("query_all through the cache: hits stay home, the rest goes upstream in one batch", "[dns]") {
+    BatchUpstream up;
+    CachingResolver cache(up, 100);
+    cache.query("cached.example", rrtype::MX);
+    up.batches.clear();
+
+    const std::vector<DnsQuestion> questions{{"cached.example", rrtype::MX},
+                                             {"New.Example.", rrtype::TXT},
+                                             {"new.example", rrtype::MX},
+                                             {"new.example", rrtype::TXT}};  // the same as the second
+    auto answers = cache.query_all(questions);
+    REQUIRE(answers.size() == 4);
+    CHECK(answers[0]->from_cache);
+    CHECK(answers[0]->records == std::vector<std::string>{"cached.example"});
+    CHECK_FALSE(answers[1]->from_cache);
+    CHECK(answers[2]->records == std::vector<std::string>{"new.example"});
+    CHECK(answers[3]->records == std::vector<std::string>{"new.example"});
+    REQUIRE(up.batches.size() == 1);
+    CHECK(up.batches[0] == std::vector<std::string>{"new.example/16", "new.example/15"});
+    CHECK(cache.query("new.example", rrtype::TXT)->from_cache);
+
+    SECTION("an upstream that throws gives bad_answer, not an exception") {
+        up.throws = true;
+        const std::vector<DnsQuestion> more{{"boom.example", rrtype::A}};
+        CHECK(cache.query_all(more).at(0)->status == DnsStatus::bad_answer);
+    }
+}

@@ -4,10 +4,18 @@
 #include "dns_resolver.hpp"
 #include "test_dns_server.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 using namespace preflight;
 using preflight::testing::test_dns;
@@ -234,4 +242,125 @@ TEST_CASE("DnsStatus names", "[dns]") {
     CHECK(to_string(DnsStatus::servfail) == "servfail");
     CHECK(to_string(DnsStatus::timeout) == "timeout");
     CHECK(to_string(DnsStatus::bad_answer) == "bad_answer");
+}
+
+TEST_CASE("a server slower than one attempt is heard while the resolver retransmits", "[dns]") {
+    // delay.test answers after 300 ms. Four entries of the same server with a 2 s deadline
+    // give attempts 250 ms apart: the first answer comes after the second attempt was sent.
+    // A resolver that dropped an attempt's answer once it retransmitted never heard one
+    // (every answer came 300 ms after its attempt, each attempt waited 250 ms): timeout.
+    auto& dns = test_dns();
+    const std::string ns = dns.nameserver();
+    LdnsResolver r({ns, ns, ns, ns}, 2000ms);
+    const int before = dns.count("retransmit.delay.test", "A");
+    auto a = r.query("retransmit.delay.test", rrtype::A);
+    CHECK(a->status == DnsStatus::nxdomain);  // answered (the name is not in the zone), not timeout
+    CHECK(dns.count("retransmit.delay.test", "A") >= before + 2);  // it was retransmitted first
+    auto b = r.query("delay.test", rrtype::A);
+    REQUIRE(b->status == DnsStatus::ok);
+    CHECK(b->records == std::vector<std::string>{"192.0.2.3"});
+}
+
+namespace {
+
+// A UDP server on loopback that answers nothing until it has received `want` queries, then
+// answers each (A 192.0.2.99, TTL 60). A resolver that waits for one answer before it sends
+// the next query never gets one. Every wait is bounded (10 s).
+class GatheringServer {
+public:
+    explicit GatheringServer(std::size_t want) : want_(want) {
+        fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof sa;
+        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), len) != 0 ||
+            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+            throw std::runtime_error("gathering server: no socket");
+        port_ = ntohs(sa.sin_port);
+        thread_ = std::thread([this] { run(); });
+    }
+    ~GatheringServer() {
+        thread_.join();
+        ::close(fd_);
+    }
+    std::string nameserver() const { return "127.0.0.1:" + std::to_string(port_); }
+    std::size_t received() const { return received_; }
+
+private:
+    struct Query {
+        std::vector<std::uint8_t> wire;
+        sockaddr_storage from{};
+        socklen_t from_len = sizeof(sockaddr_storage);
+    };
+
+    void run() {
+        std::vector<Query> queries;
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (queries.size() < want_ && std::chrono::steady_clock::now() < deadline) {
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) continue;
+            Query q;
+            q.wire.resize(512);
+            const ssize_t n =
+                ::recvfrom(fd_, q.wire.data(), q.wire.size(), 0, reinterpret_cast<sockaddr*>(&q.from), &q.from_len);
+            if (n < 12) continue;
+            q.wire.resize(static_cast<std::size_t>(n));
+            queries.push_back(std::move(q));
+            received_ = queries.size();
+        }
+        if (queries.size() < want_) return;
+        for (const Query& q : queries) {
+            const std::vector<std::uint8_t> reply = answer(q.wire);
+            ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<const sockaddr*>(&q.from), q.from_len);
+        }
+    }
+
+    // The query's header and question, QR and AA set, one A record pointing at the question.
+    static std::vector<std::uint8_t> answer(const std::vector<std::uint8_t>& query) {
+        std::size_t end = 12;
+        while (end < query.size() && query[end] != 0) end += query[end] + 1u;
+        end += 5;  // the root label, QTYPE, QCLASS
+        std::vector<std::uint8_t> r(query.begin(), query.begin() + static_cast<std::ptrdiff_t>(end));
+        r[2] = 0x85;  // QR, AA, RD
+        r[3] = 0x00;
+        r[6] = 0, r[7] = 1;               // ANCOUNT 1
+        r[8] = r[9] = r[10] = r[11] = 0;  // no authority, no additional (drops the OPT)
+        const std::uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 99};
+        r.insert(r.end(), std::begin(rr), std::end(rr));
+        return r;
+    }
+
+    std::size_t want_;
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::atomic<std::size_t> received_{0};
+    std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("query_all sends every question before it waits for an answer", "[dns]") {
+    GatheringServer server(2);
+    LdnsResolver r({server.nameserver()}, 5000ms);
+    const std::vector<DnsQuestion> questions{{"one.example", rrtype::A}, {"two.example", rrtype::A}};
+    auto answers = r.query_all(questions);
+    REQUIRE(answers.size() == 2);
+    for (const auto& a : answers) {
+        CHECK(a->status == DnsStatus::ok);
+        CHECK(a->records == std::vector<std::string>{"192.0.2.99"});
+    }
+    CHECK(server.received() == 2);
+}
+
+TEST_CASE("query_all answers each question in its place", "[dns]") {
+    auto r = make(1000ms);
+    const std::vector<DnsQuestion> questions{
+        {"a.test", rrtype::MX}, {"does-not-exist.test", rrtype::A}, {"multi.test", rrtype::TXT}, {"", rrtype::A}};
+    auto answers = r.query_all(questions);
+    REQUIRE(answers.size() == 4);
+    CHECK(answers[0]->records == std::vector<std::string>{"10 mx.a.test"});
+    CHECK(answers[1]->status == DnsStatus::nxdomain);
+    CHECK(answers[2]->records == std::vector<std::string>{"part one part two"});
+    CHECK(answers[3]->status == DnsStatus::nxdomain);
 }

@@ -36,6 +36,8 @@ Category expected_category(ReplyId id) {
     case ReplyId::too_many_recipients_perm: return Category::quota_issues;
     case ReplyId::sender_domain_unknown:
     case ReplyId::sender_domain_null_mx: return Category::invalid_sender;
+    case ReplyId::recipient_domain_unknown:
+    case ReplyId::recipient_domain_null_mx: return Category::bad_domain;
     case ReplyId::spf_required_failed:
     case ReplyId::spf_record_invalid:
     case ReplyId::dkim_required_failed:
