@@ -12,6 +12,8 @@ PACKAGES=(
   # quota stores: SQLite (embedded) and Redis through hiredis (cluster; the test starts its own
   # redis-server on a loopback port and never uses the system service)
   libsqlite3-dev libhiredis-dev redis-server
+  # suppression list: the trace header's HMAC-SHA256 (OpenSSL's libcrypto)
+  libssl-dev
   # bounce parser the dsn benchmark compares against
   libsisimai-perl
   # tests and benchmarks

@@ -21,6 +21,7 @@
 #include "dns.hpp"
 #include "quota.hpp"
 #include "reply_table.hpp"
+#include "suppression.hpp"
 #include "verdict.hpp"
 
 namespace preflight {
@@ -32,6 +33,9 @@ struct MilterServices {
     std::vector<std::string> egress_ips;   // EgressAddresses as text, for SPF and replies
     QuotaStore* quota_store = nullptr;     // null: no Domain or default sets a quota
     std::function<std::int64_t()> now_ms;  // quota clock (unix ms); empty: the system clock
+    SuppressionStore* suppression_store = nullptr;      // null: SuppressionMode off everywhere
+    SuppressionCounters* suppression_counters = nullptr;  // hits and store errors, for /metrics; may be null
+    std::string trace_key;                               // SuppressionTraceKeyFile's key; "": no trace header
 };
 
 class MessageSession {
@@ -75,6 +79,9 @@ private:
     Verdict decide_auth_now();
     AuthContext auth_context() const;  // what the AuthPolicy replies name
     Verdict check_quota(const Settings& s);
+    Verdict check_suppression(const Settings& s, std::string_view address);
+    void add_trace_header();
+    std::int64_t now_ms() const;
     void release_quota() noexcept;
 
     const MilterServices& services_;
@@ -96,6 +103,7 @@ private:
     std::string quota_subject_;
     bool quota_message_counted_ = false;
     std::vector<QuotaHeld> quota_held_;
+    std::string accepted_recipient_;  // normalised, for the trace header of a single-recipient message
 };
 
 }  // namespace preflight

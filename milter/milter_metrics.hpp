@@ -19,12 +19,13 @@ namespace preflight {
 class MilterMetrics {
 public:
     // check= of the log; a name not listed counts as "other".
-    static constexpr std::array<std::string_view, 10> kChecks = {check_name::envelope,
+    static constexpr std::array<std::string_view, 11> kChecks = {check_name::envelope,
                                                                  check_name::size,
                                                                  check_name::recipients,
                                                                  check_name::sender_domain,
                                                                  check_name::auth,
                                                                  check_name::quota,
+                                                                 check_name::suppression,
                                                                  "all",
                                                                  "internal",
                                                                  "shutdown",

@@ -33,6 +33,7 @@
 #include "metrics.hpp"
 #include "metrics_server.hpp"
 #include "milter_metrics.hpp"
+#include "milter_suppression.hpp"
 #include "quota.hpp"
 #include "quota_status.hpp"
 #include "reply_table.hpp"
@@ -49,6 +50,7 @@ unsigned long wanted_protocol_steps(const Config& cfg);
 
 // Counted whether or not MetricsListen serves them: a few relaxed atomic adds per event.
 MilterMetrics g_metrics;
+SuppressionCounters g_suppression_counters;
 
 // What the sessions of one configuration share: built whole at start and at each reload, then
 // read-only. A connection keeps the generation it started with, so a reload never changes the
@@ -58,6 +60,7 @@ struct ServiceGeneration {
     // Shared with the next generation while QuotaStore and QuotaStoreTimeout stay the same, so a
     // reload keeps the connection (and reservations in flight release into the same store).
     std::shared_ptr<QuotaStore> quota_store;  // null when no quota is configured
+    SuppressionService suppression;           // its store is null when SuppressionMode is off everywhere
     MilterServices services;
     unsigned long wanted_steps = 0;  // SMFIP_* this configuration needs
 };
@@ -103,6 +106,10 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
             }
     }
     gen->services.quota_store = gen->quota_store.get();
+    gen->suppression = open_suppression_service(*cfg, previous ? &previous->suppression : nullptr);
+    gen->services.suppression_store = gen->suppression.store.get();
+    gen->services.suppression_counters = &g_suppression_counters;
+    gen->services.trace_key = gen->suppression.trace_key;
     for (const IpAddress& ip : g.egress_addresses) gen->services.egress_ips.push_back(ip.to_string());
     gen->wanted_steps = wanted_protocol_steps(*cfg);
     gen->services.config = std::move(cfg);
@@ -652,6 +659,15 @@ bool open_socket(const GlobalSettings& g, const std::optional<RunAs>& run_as) {
                 std::cerr << "preflight-milter: " << err << "\n";
                 return false;
             }
+    // The same for the SQLite suppression store.
+    if (run_as && g_generation->suppression.store)
+        if (std::optional<QuotaStoreSpec> spec = parse_quota_store(g.suppression_store);
+            spec && spec->kind == QuotaStoreSpec::Kind::sqlite)
+            for (const char* suffix : {"", "-wal", "-shm"})
+                if (!give_to(spec->path + suffix, *run_as, err, true)) {
+                    std::cerr << "preflight-milter: " << err << "\n";
+                    return false;
+                }
     return true;
 }
 
@@ -702,6 +718,10 @@ int main(int argc, char** argv) {
         g_metrics.register_with(registry, [] {
             std::shared_ptr<const ServiceGeneration> gen = current_generation();
             return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;
+        });
+        register_suppression_metrics(registry, g_suppression_counters, [] {
+            std::shared_ptr<const ServiceGeneration> gen = current_generation();
+            return gen ? gen->suppression.stats_store : nullptr;
         });
         try {
             metrics_server = std::make_unique<metrics::Server>(registry, *where);

@@ -45,6 +45,10 @@ enum class ReplyId : std::uint8_t {
     quota_exceeded_temp,       // 452 4.7.1: a sending quota is used up (QuotaCode 452)
     quota_exceeded_perm,       // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
     quota_store_failure,       // 451 4.3.0: the quota store cannot be reached (OnQuotaStoreError tempfail)
+    recipient_suppressed,            // 550 5.1.1: the recipient bounced for good (suppression list)
+    recipient_suppressed_complaint,  // 550 5.7.1: the recipient complained (suppression list)
+    recipient_suppressed_manual,     // 550 5.7.1: the operator put the recipient on the list
+    suppression_store_failure,       // 451 4.3.0: the suppression store cannot be reached
     dns_temp_failure,          // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
     shutting_down,             // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,     // 451 4.3.0: preflight itself could not decide
@@ -73,6 +77,8 @@ struct ReplyArgs {
     std::string window;       // a quota's window: "minute", "hour", "day"
     std::string subject;      // whose quota: "example.org", "user@example.org", "login alice"
     std::string retry;        // when a quota allows the next one: "3 h 12 min"
+    std::string since;        // when a recipient was first suppressed: "2026-11-03"
+    std::string remote_mta;   // the server whose reply suppressed a recipient: "mx.example.net"
 };
 
 // The check names: the log's check= field, and the X-Preflight-<Name> header in tag mode.
@@ -83,6 +89,7 @@ inline constexpr std::string_view recipients = "recipients";
 inline constexpr std::string_view sender_domain = "sender-domain";
 inline constexpr std::string_view auth = "auth";
 inline constexpr std::string_view quota = "quota";
+inline constexpr std::string_view suppression = "suppression";
 }  // namespace check_name
 
 struct Verdict {

@@ -22,7 +22,7 @@ void BM_Transaction(benchmark::State& state) {
         state.SkipWithError("bad conf");
         return;
     }
-    MilterServices services{parsed.config, &cache, {"127.0.0.1"}, nullptr, {}};
+    MilterServices services{parsed.config, &cache, {"127.0.0.1"}, nullptr, {}, nullptr, nullptr, {}};
     const std::string body(3000, 'x');
     for (auto _ : state) {
         MessageSession s(services);

@@ -109,7 +109,7 @@ void BM_TransactionWithQuota(benchmark::State& state) {
     std::unique_ptr<QuotaStore> qs;
     if (parsed.config->any_quota())
         qs = open_quota_store(parsed.config->global().quota_store, parsed.config->global().quota_store_timeout);
-    MilterServices services{parsed.config, &cache, {"127.0.0.1"}, qs.get(), {}};
+    MilterServices services{parsed.config, &cache, {"127.0.0.1"}, qs.get(), {}, nullptr, nullptr, {}};
     const std::string body(3000, 'x');
     for (auto _ : state) {
         MessageSession s(services);

@@ -190,7 +190,7 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
                                               "RecipientLimitMode", "AuthMode", "MaxRecipients", "RecipientLimitReply",
                                               "MaxMessageSize", "UnknownDomainCode", "AuthPolicy", "SpfEgressMatch",
                                               "QuotaRecipients", "QuotaMessages", "QuotaPer", "QuotaMode",
-                                              "QuotaCode"});
+                                              "QuotaCode", "SuppressionMode", "SuppressionScope"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
     CHECK(find_config_key("Frobnicate") == nullptr);
@@ -274,7 +274,8 @@ TEST_CASE("every error of a file is reported, in line order", "[config]") {
                       "/etc/preflight.conf:6: Socket: cannot be set per domain (per-domain keys: Mode, "
                       "EnvelopeSyntaxMode, SizeMode, MaxMessageSize, SenderDomainMode, UnknownDomainCode, "
                       "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy, "
-                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode)",
+                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode, SuppressionMode, "
+                      "SuppressionScope)",
                   });
 }
 
@@ -872,7 +873,7 @@ TEST_CASE("Domain line errors", "[config]") {
           p + "Socket: cannot be set per domain (per-domain keys: Mode, EnvelopeSyntaxMode, SizeMode, "
               "MaxMessageSize, SenderDomainMode, UnknownDomainCode, RecipientLimitMode, MaxRecipients, "
               "RecipientLimitReply, AuthMode, AuthPolicy, SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, "
-              "QuotaMode, QuotaCode)");
+              "QuotaMode, QuotaCode, SuppressionMode, SuppressionScope)");
     CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1")
               .starts_with(p + "EgressAddresses: cannot be set per domain"));
     CHECK(error_of("Domain example.org Frobnicate 1") == p + "Frobnicate: unknown key");

@@ -27,6 +27,8 @@ inline ReplyArgs full_reply_args(std::string reason) {
     a.window = "day";
     a.subject = "example.org";
     a.retry = "3 h 12 min";
+    a.since = "2026-11-03";
+    a.remote_mta = "mx.example.net";
     return a;
 }
 

@@ -21,7 +21,7 @@ ReplyArgs args_with_each(const std::string& value) {
     ReplyArgs a;
     for (std::string* f : {&a.address, &a.domain, &a.reason, &a.size, &a.limit, &a.ip, &a.egress, &a.spf_hint,
                            &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name, &a.unit,
-                           &a.window, &a.subject, &a.retry})
+                           &a.window, &a.subject, &a.retry, &a.since, &a.remote_mta})
         *f = value;
     return a;
 }
