@@ -79,7 +79,11 @@ void SuppressSink::delivery(const DeliveryRow& row) {
     e.recipient = row.recipient;
     e.category = to_string(row.category);
     e.permanent = row.status != Status::deferred;
-    e.reply = row.message;
+    // Postfix appends where the reply came: the remote's own words are what the sender reads.
+    std::string_view reply = row.message;
+    if (auto in = reply.rfind(" (in reply to "); in != std::string_view::npos && reply.ends_with(" command)"))
+        reply = reply.substr(0, in);
+    e.reply = reply;
     std::string host = remote_host(row.relay);
     e.remote_mta = host;
     e.source = SuppressionSource::log;
@@ -122,11 +126,13 @@ void SuppressSink::bounce(const BounceReport& report, const std::vector<BounceVe
         e.remote_mta = host;
         e.source = complaint ? SuppressionSource::complaint : SuppressionSource::bounce;
         e.time = when;
-        // A complaint whose recipient is redacted (or another than the traced one) is the traced one.
-        if (traced &&
-            (normalise_recipient(r.recipient).empty() || normalise_recipient(r.recipient) == traced->second)) {
+        // The token names the one recipient of the message complained about: it wins over what
+        // the report names, which feedback loops redact ("redacted@", "xxxx", nothing).
+        if (traced) {
             e.recipient = traced->second;
             e.traced_scope = traced->first;
+            feed(e);
+            return;
         }
         feed(e);
     }
