@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,6 +130,9 @@ public:
     virtual std::optional<SuppressionEntry> record(const SuppressionRecord& r, std::string* error) = 0;
     // Puts an entry as it is (import); false with error set.
     virtual bool put(const SuppressionEntry& e, std::string* error) = 0;
+    // Many at once (import): SQLite in one transaction; false with error set, nothing put then
+    // (SQLite) or the ones before the failure (Redis).
+    virtual bool put_many(std::span<const SuppressionEntry> entries, std::string* error) = 0;
     // Removes (scope, recipient), or the recipient under every scope when scope is empty; the
     // number removed, or nothing with error set.
     virtual std::optional<std::size_t> remove(std::string_view scope, std::string_view recipient,

@@ -170,6 +170,12 @@ public:
         }
     }
 
+    bool put_many(std::span<const SuppressionEntry> entries, std::string* error) override {
+        for (const SuppressionEntry& e : entries)
+            if (!put(e, error)) return false;
+        return true;
+    }
+
     std::optional<std::size_t> remove(std::string_view scope, std::string_view recipient, std::string* error) override {
         std::lock_guard lock(mutex_);
         try {

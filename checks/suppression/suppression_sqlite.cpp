@@ -152,6 +152,18 @@ public:
             .has_value();
     }
 
+    bool put_many(std::span<const SuppressionEntry> entries, std::string* error) override {
+        return in_transaction<bool>(error,
+                                    [&] {
+                                        for (const SuppressionEntry& e : entries) {
+                                            write(e);
+                                            bump("adds", to_string(e.source));
+                                        }
+                                        return true;
+                                    })
+            .has_value();
+    }
+
     std::optional<std::size_t> remove(std::string_view scope, std::string_view recipient, std::string* error) override {
         return in_transaction<std::size_t>(error, [&] {
             Stmt del = prepare(scope.empty() ? "DELETE FROM suppression WHERE recipient = ?1"

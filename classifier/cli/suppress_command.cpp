@@ -41,6 +41,7 @@ const char kUsage[] =
 constexpr const char* kColumns[] = {"recipient",  "scope",     "reason", "reply",   "remote_mta", "source",
                                     "first_seen", "last_seen", "count",  "expires", "active"};
 constexpr std::size_t kColumnCount = std::size(kColumns);
+constexpr std::size_t kImportBatch = 10'000;  // entries per store transaction
 
 struct Options {
     std::string conf = kDefaultConf;
@@ -238,6 +239,17 @@ int run_import(const Options& o, SuppressionStore& store) {
     std::size_t pos = 0, imported = 0, bad = 0;
     int line = 0;
     std::vector<std::string> fields;
+    std::vector<SuppressionEntry> batch;
+    auto flush = [&] {
+        std::string error;
+        if (!batch.empty() && !store.put_many(batch, &error)) {
+            std::cerr << "preflight-classify suppress: " << error << "\n";
+            return false;
+        }
+        imported += batch.size();
+        batch.clear();
+        return true;
+    };
     for (;;) {
         const int at = line + 1;
         std::string why;
@@ -255,17 +267,14 @@ int run_import(const Options& o, SuppressionStore& store) {
         if (!json && at == 1 && !fields.empty() && fields[0] == "recipient") continue;  // the header
         if (!json && fields.size() == 1 && fields[0].empty()) continue;                 // a blank line
         SuppressionEntry e;
-        std::string error;
-        if (why.empty() && entry_from_fields(fields, e, why) && store.put(e, &error)) {
-            ++imported;
+        if (why.empty() && entry_from_fields(fields, e, why)) {
+            batch.push_back(std::move(e));
+            if (batch.size() >= kImportBatch && !flush()) return 1;
             continue;
-        }
-        if (!error.empty()) {
-            std::cerr << "preflight-classify suppress: " << error << "\n";
-            return 1;
         }
         if (++bad <= 10) std::cerr << "preflight-classify suppress: " << name << ":" << at << ": " << why << "\n";
     }
+    if (!flush()) return 1;
     std::cerr << "preflight-classify suppress: " << imported << " imported, " << bad << " bad\n";
     return bad ? 1 : 0;
 }
