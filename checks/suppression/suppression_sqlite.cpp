@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "suppression.hpp"
+#include "trace_header.hpp"
 
 namespace preflight {
 namespace {
@@ -93,6 +94,8 @@ public:
         exec(
             "CREATE TABLE IF NOT EXISTS suppression_trace(token TEXT PRIMARY KEY, scope TEXT NOT NULL, "
             "recipient TEXT NOT NULL, expires INTEGER NOT NULL) WITHOUT ROWID");
+        exec("CREATE INDEX IF NOT EXISTS suppression_expires ON suppression(expires) WHERE expires > 0");
+        exec("CREATE INDEX IF NOT EXISTS suppression_trace_expires ON suppression_trace(expires)");
         begin_ = prepare("BEGIN IMMEDIATE");
         commit_ = prepare("COMMIT");
         rollback_ = prepare("ROLLBACK");
@@ -108,6 +111,12 @@ public:
         put_trace_ = prepare(
             "INSERT OR REPLACE INTO suppression_trace(token, scope, recipient, expires) "
             "VALUES(?1, ?2, ?3, ?4)");
+        purge_entries_ = prepare(
+            "DELETE FROM suppression WHERE (recipient, scope) IN (SELECT recipient, scope FROM suppression "
+            "WHERE expires > 0 AND expires <= ?1 LIMIT 1000)");
+        purge_traces_ = prepare(
+            "DELETE FROM suppression_trace WHERE token IN (SELECT token FROM suppression_trace WHERE expires <= ?1 "
+            "LIMIT 1000)");
         find_trace_ = prepare("SELECT scope, recipient FROM suppression_trace WHERE token = ?1 AND expires > ?2");
     }
 
@@ -133,6 +142,7 @@ public:
 
     std::optional<SuppressionEntry> record(const SuppressionRecord& r, std::string* error) override {
         return in_transaction<SuppressionEntry>(error, [&] {
+            purge_now_and_then(r.now);
             std::optional<SuppressionEntry> existing = get(r.entry.scope, r.entry.recipient);
             SuppressionEntry merged = merge_suppression(existing, r);
             write(merged);
@@ -230,6 +240,9 @@ public:
     bool put_trace(std::string_view token, std::string_view scope, std::string_view recipient, std::int64_t expires,
                    std::string* error) override {
         std::lock_guard lock(mutex_);
+        try {
+            purge_now_and_then(expires - kTraceLifetime);  // the milter's tokens live kTraceLifetime
+        } catch (const std::exception&) {}                 // a failed clean-up leaves rows for the next one
         StmtUse u(put_trace_.get());
         bind(u.get(), 1, token);
         bind(u.get(), 2, scope);
@@ -273,6 +286,16 @@ private:
         } catch (const std::exception& e) {
             if (error) *error = path_ + ": " + e.what();
             return std::nullopt;
+        }
+    }
+
+    // Expired entries and trace tokens are deleted 1000 at a time every 1000 writes (indexed by
+    // expiry), so neither table grows without bound; lookups ignore them meanwhile.
+    void purge_now_and_then(std::int64_t now) {
+        if (++writes_ % 1000 != 0) return;
+        for (sqlite3_stmt* s : {purge_entries_.get(), purge_traces_.get()}) {
+            sqlite3_bind_int64(s, 1, now);
+            step_done(s);
         }
     }
 
@@ -344,7 +367,9 @@ private:
     std::string path_;
     std::mutex mutex_;
     Db db_;
-    Stmt begin_, commit_, rollback_, lookup_, get_, put_, count_, put_trace_, find_trace_;
+    Stmt begin_, commit_, rollback_, lookup_, get_, put_, count_, put_trace_, find_trace_, purge_entries_,
+        purge_traces_;
+    std::uint64_t writes_ = 0;
 };
 
 }  // namespace

@@ -314,3 +314,27 @@ TEST_CASE("suppression: trace tokens are keyed, stable and parsed back", "[suppr
     CHECK(parse_utc("2026-11-03T00:00:10Z") == 1'793'664'010);
     CHECK_FALSE(parse_utc("2026-13-03"));
 }
+
+TEST_CASE("suppression: SQLite deletes expired entries and trace tokens as it goes", "[suppression]") {
+    TempDb db;
+    auto store = db.open();
+    std::string error;
+    SuppressionRecord r = failure("bad-mailbox", "old@example.net", kNow);
+    r.expiry = 10;
+    REQUIRE(store->record(r, &error));
+    REQUIRE(store->put_trace("0123456789abcdef0123456789abcdef", "example.org", "old@example.net", kNow + 10, &error));
+    SuppressionFilter all;
+    all.include_expired = all.include_pending = true;
+    REQUIRE(store->list(all, kNow, &error)->size() == 1);
+    // 1000 writes later, at a time both have expired by, they are gone, not only hidden.
+    for (int i = 0; i < 998; ++i) {
+        std::string recipient = "u";
+        recipient.append(std::to_string(i)).append("@example.net");
+        REQUIRE(store->record(failure("bad-mailbox", recipient, kNow + 100), &error));
+    }
+    auto left = store->list(all, kNow + 100, &error);
+    REQUIRE(left);
+    CHECK(left->size() == 998);
+    for (const SuppressionEntry& e : *left) CHECK(e.recipient != "old@example.net");
+    CHECK_FALSE(store->find_trace("0123456789abcdef0123456789abcdef", kNow, &error));
+}
