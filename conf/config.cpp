@@ -691,7 +691,7 @@ const Row kRows[] = {
     {.info = {.name = "SuppressionStore",
               .type = KeyType::string,
               .default_value = "sqlite:/var/lib/preflight/suppression.db",
-              .help = "where the suppression list lives: sqlite:/PATH (this relay) or redis://HOST[:PORT][/DB] (a cluster)"},
+              .help = "where the suppression list lives: sqlite:/PATH (one relay) or redis://HOST[:PORT][/DB]"},
      .refine = refine_suppression_store,
      .store = set_global<&GlobalSettings::suppression_store>},
     {.info = {.name = "SuppressionStoreTimeout",

@@ -33,9 +33,12 @@ struct MilterServices {
     std::vector<std::string> egress_ips;   // EgressAddresses as text, for SPF and replies
     QuotaStore* quota_store = nullptr;     // null: no Domain or default sets a quota
     std::function<std::int64_t()> now_ms;  // quota clock (unix ms); empty: the system clock
-    SuppressionStore* suppression_store = nullptr;      // null: SuppressionMode off everywhere
-    SuppressionCounters* suppression_counters = nullptr;  // hits and store errors, for /metrics; may be null
-    std::string trace_key;                               // SuppressionTraceKeyFile's key; "": no trace header
+
+    // Suppression: the store (null when SuppressionMode is off everywhere), the counters of
+    // /metrics (may be null), SuppressionTraceKeyFile's key ("": no trace header).
+    SuppressionStore* suppression_store = nullptr;
+    SuppressionCounters* suppression_counters = nullptr;
+    std::string trace_key;
 };
 
 class MessageSession {

@@ -78,13 +78,13 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
     {recipient_suppressed, 550, "5.1.1", 450,
      "<{address}> is suppressed for {subject} since {since}: the last delivery failed with \"{reason}\""
      "{remote_mta? ({remote_mta})}; remove it from your list"},
-    {recipient_suppressed_complaint, 550, "5.7.1", 450,
+    {suppressed_by_complaint, 550, "5.7.1", 450,
      "<{address}> is suppressed for {subject} since {since}: its owner reported a message as spam"
      "{remote_mta? (report from {remote_mta})}; remove it from your list"},
-    {recipient_suppressed_manual, 550, "5.7.1", 450,
+    {suppressed_by_operator, 550, "5.7.1", 450,
      "<{address}> is suppressed for {subject} since {since}{reason?: {reason}}; remove it from your list, "
      "or ask this relay's operator to remove it from the suppression list"},
-    {suppression_store_failure, 451, "4.3.0", 451,
+    {suppression_unavailable, 451, "4.3.0", 451,
      "Suppression list cannot be checked at the moment{reason? ({reason})}; please try again later"},
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"

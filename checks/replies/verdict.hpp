@@ -45,10 +45,10 @@ enum class ReplyId : std::uint8_t {
     quota_exceeded_temp,       // 452 4.7.1: a sending quota is used up (QuotaCode 452)
     quota_exceeded_perm,       // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
     quota_store_failure,       // 451 4.3.0: the quota store cannot be reached (OnQuotaStoreError tempfail)
-    recipient_suppressed,            // 550 5.1.1: the recipient bounced for good (suppression list)
-    recipient_suppressed_complaint,  // 550 5.7.1: the recipient complained (suppression list)
-    recipient_suppressed_manual,     // 550 5.7.1: the operator put the recipient on the list
-    suppression_store_failure,       // 451 4.3.0: the suppression store cannot be reached
+    recipient_suppressed,      // 550 5.1.1: the recipient bounced for good (suppression list)
+    suppressed_by_complaint,   // 550 5.7.1: the recipient complained (suppression list)
+    suppressed_by_operator,    // 550 5.7.1: the relay's operator put the recipient on the list
+    suppression_unavailable,   // 451 4.3.0: the suppression store cannot be reached
     dns_temp_failure,          // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
     shutting_down,             // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,     // 451 4.3.0: preflight itself could not decide

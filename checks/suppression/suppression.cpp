@@ -160,7 +160,7 @@ Verdict suppression_verdict(const SuppressionLookup& l, std::string_view address
     ReplyArgs a;
     if (!l.ok) {
         a.reason = l.error;
-        Verdict v = Verdict::tempfail(check_name::suppression, ReplyId::suppression_store_failure, std::move(a));
+        Verdict v = Verdict::tempfail(check_name::suppression, ReplyId::suppression_unavailable, std::move(a));
         // An accept that carries the reply, for the log: the recipient goes unchecked.
         if (on_error == SuppressionStoreErrorAction::accept) v.action = v.decided = v.would = Verdict::Action::accept;
         return v;
@@ -174,8 +174,8 @@ Verdict suppression_verdict(const SuppressionLookup& l, std::string_view address
     a.reason = e.reply;
     a.remote_mta = e.remote_mta;
     ReplyId id = ReplyId::recipient_suppressed;
-    if (e.source == SuppressionSource::complaint) id = ReplyId::recipient_suppressed_complaint;
-    else if (e.source == SuppressionSource::manual || e.reply.empty()) id = ReplyId::recipient_suppressed_manual;
+    if (e.source == SuppressionSource::complaint) id = ReplyId::suppressed_by_complaint;
+    else if (e.source == SuppressionSource::manual || e.reply.empty()) id = ReplyId::suppressed_by_operator;
     return Verdict::reject(check_name::suppression, id, std::move(a));
 }
 

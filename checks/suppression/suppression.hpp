@@ -154,7 +154,7 @@ public:
 std::unique_ptr<SuppressionStore> open_suppression_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout);
 
 // The RCPT TO verdict for a lookup: accept when nothing is suppressed; a refusal naming the
-// reason (reply rows recipient_suppressed*); store errors give suppression_store_failure as a
+// reason (reply rows recipient_suppressed*); store errors give suppression_unavailable as a
 // tempfail, or an accept carrying it when OnSuppressionStoreError is accept.
 Verdict suppression_verdict(const SuppressionLookup& l, std::string_view address, SuppressionStoreErrorAction on_error);
 

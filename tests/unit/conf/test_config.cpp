@@ -189,8 +189,8 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
     CHECK(per_domain == std::set<std::string>{"Mode", "EnvelopeSyntaxMode", "SizeMode", "SenderDomainMode",
                                               "RecipientLimitMode", "AuthMode", "MaxRecipients", "RecipientLimitReply",
                                               "MaxMessageSize", "UnknownDomainCode", "AuthPolicy", "SpfEgressMatch",
-                                              "QuotaRecipients", "QuotaMessages", "QuotaPer", "QuotaMode",
-                                              "QuotaCode", "SuppressionMode", "SuppressionScope"});
+                                              "QuotaRecipients", "QuotaMessages", "QuotaPer", "QuotaMode", "QuotaCode",
+                                              "SuppressionMode", "SuppressionScope"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
     CHECK(find_config_key("Frobnicate") == nullptr);
@@ -274,8 +274,8 @@ TEST_CASE("every error of a file is reported, in line order", "[config]") {
                       "/etc/preflight.conf:6: Socket: cannot be set per domain (per-domain keys: Mode, "
                       "EnvelopeSyntaxMode, SizeMode, MaxMessageSize, SenderDomainMode, UnknownDomainCode, "
                       "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy, "
-                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode, SuppressionMode, "
-                      "SuppressionScope)",
+                      "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode, "
+                      "SuppressionMode, SuppressionScope)",
                   });
 }
 

@@ -159,7 +159,7 @@ TEST_CASE("session: a suppression store that does not answer", "[session][suppre
         CHECK(s.rcpt_to("<bob@example.net>").action == Verdict::Action::accept);
         auto notes = s.take_notes();
         REQUIRE(notes.size() == 1);
-        CHECK(notes[0].reply == ReplyId::suppression_store_failure);
+        CHECK(notes[0].reply == ReplyId::suppression_unavailable);
     }
 }
 

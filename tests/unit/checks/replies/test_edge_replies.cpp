@@ -47,9 +47,9 @@ Category expected_category(ReplyId id) {
     case ReplyId::quota_exceeded_perm: return Category::quota_issues;
     case ReplyId::dns_temp_failure: return Category::bad_configuration;
     case ReplyId::recipient_suppressed: return Category::bad_mailbox;
-    case ReplyId::recipient_suppressed_complaint:
-    case ReplyId::recipient_suppressed_manual: return Category::policy_related;
-    case ReplyId::suppression_store_failure: return Category::other;
+    case ReplyId::suppressed_by_complaint:
+    case ReplyId::suppressed_by_operator: return Category::policy_related;
+    case ReplyId::suppression_unavailable: return Category::other;
     case ReplyId::quota_store_failure:
     case ReplyId::shutting_down:
     case ReplyId::internal_temp_failure: return Category::other;

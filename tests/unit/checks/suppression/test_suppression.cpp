@@ -290,7 +290,7 @@ TEST_CASE("suppression: the RCPT TO reply names the reason, the scope and the da
     CHECK(reply_text(render(t)).starts_with("451 4.3.0 Suppression list cannot be checked at the moment"));
     Verdict a = suppression_verdict(down, "bob@example.net", SuppressionStoreErrorAction::accept);
     CHECK(a.accepted());
-    CHECK(a.reply == ReplyId::suppression_store_failure);
+    CHECK(a.reply == ReplyId::suppression_unavailable);
 }
 
 TEST_CASE("suppression: remote text is printable ASCII and bounded", "[suppression][hostile]") {
