@@ -99,9 +99,10 @@ public:
         begin_ = prepare("BEGIN IMMEDIATE");
         commit_ = prepare("COMMIT");
         rollback_ = prepare("ROLLBACK");
+        // Only the primary key in the WHERE: with the expiry in it, SQLite weighed the expiry index
+        // and the lookup took 4 times as long (bench_suppression); active and expiry are checked here.
         lookup_ = prepare(std::string("SELECT ") + kColumns +
-                          " FROM suppression WHERE recipient = ?1 AND scope IN (?2, '*') AND active = 1 "
-                          "AND (expires = 0 OR expires > ?3)");
+                          " FROM suppression WHERE recipient = ?1 AND scope IN (?2, '*')");
         get_ = prepare(std::string("SELECT ") + kColumns + " FROM suppression WHERE recipient = ?1 AND scope = ?2");
         put_ = prepare(std::string("INSERT OR REPLACE INTO suppression(") + kColumns +
                        ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
@@ -126,10 +127,10 @@ public:
         StmtUse u(lookup_.get());
         bind(u.get(), 1, recipient);
         bind(u.get(), 2, scope);
-        sqlite3_bind_int64(u.get(), 3, now);
         int rc;
         while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) {
             SuppressionEntry e = read_entry(u.get());
+            if (!e.active || e.expired(now)) continue;
             if (!out.entry || out.entry->scope == kGlobalScope) out.entry = std::move(e);  // the domain's first
         }
         if (rc != SQLITE_DONE) {
