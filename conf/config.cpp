@@ -43,6 +43,9 @@ constexpr std::string_view kQuotaPer[] = {"domain", "sender", "login"};
 constexpr std::string_view kQuotaCodes[] = {"452", "550"};
 constexpr std::string_view kQuotaStoreErrorActions[] = {"tempfail", "accept"};
 constexpr std::string_view kQuotaWindows[] = {"minute", "hour", "day", "week", "month"};
+constexpr std::string_view kSuppressionModes[] = {"reject", "tag", "off", "dry-run"};
+constexpr std::string_view kSuppressionScopes[] = {"domain", "global"};
+constexpr std::string_view kSuppressionStoreErrorActions[] = {"tempfail", "accept"};
 
 template <class E, std::size_t N>
 std::string_view name_of(E v, const std::string_view (&names)[N]) {
@@ -62,6 +65,9 @@ std::string_view to_string(LogFacility v) { return name_of(v, kFacilities); }
 std::string_view to_string(QuotaPer v) { return name_of(v, kQuotaPer); }
 std::string_view to_string(QuotaStoreErrorAction v) { return name_of(v, kQuotaStoreErrorActions); }
 std::string_view to_string(QuotaWindow v) { return name_of(v, kQuotaWindows); }
+std::string_view to_string(SuppressionMode v) { return name_of(v, kSuppressionModes); }
+std::string_view to_string(SuppressionScope v) { return name_of(v, kSuppressionScopes); }
+std::string_view to_string(SuppressionStoreErrorAction v) { return name_of(v, kSuppressionStoreErrorActions); }
 
 int to_syslog_facility(LogFacility v) {
     static constexpr int facilities[] = {LOG_MAIL,   LOG_DAEMON, LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2,
@@ -429,6 +435,10 @@ bool refine_redis_credentials(Value& v, std::string& why) {
     return true;
 }
 
+bool refine_suppression_store(Value& v, std::string& why) {
+    return parse_quota_store(std::get<std::string>(v), &why).has_value();
+}
+
 void set_unknown_domain_code(Target& t, const Value& v) {
     t.s.unknown_domain_code = std::get<std::int64_t>(v) == 0 ? 450 : 550;
 }
@@ -761,6 +771,77 @@ const Row kRows[] = {
               .max = 86'400'000,
               .help = "how often the reverse DNS of EgressAddresses is checked (also at start and reload)"},
      .store = set_global<&GlobalSettings::egress_rdns_interval>},
+    // Suppression
+    {.info = {.name = "SuppressionMode",
+              .type = KeyType::enumeration,
+              .default_value = "off",
+              .allowed = kSuppressionModes,
+              .per_domain = true,
+              .help = "recipients on the suppression list at RCPT TO: refused with the reason, tagged, logged only"},
+     .store = set_policy<&Settings::suppression_mode>},
+    {.info = {.name = "SuppressionScope",
+              .type = KeyType::enumeration,
+              .default_value = "domain",
+              .allowed = kSuppressionScopes,
+              .per_domain = true,
+              .help = "whose list a failure suppresses the recipient on: the sender domain's or every sender's"},
+     .store = set_policy<&Settings::suppression_scope>},
+    {.info = {.name = "SuppressionExpiry",
+              .type = KeyType::duration,
+              .default_value = "180d",
+              .min = 3'600'000,
+              .max = 3650ll * 86'400'000,
+              .help = "how long a recipient stays suppressed after its last hard failure"},
+     .store = set_policy<&Settings::suppression_expiry>},
+    {.info = {.name = "SuppressionComplaintExpiry",
+              .type = KeyType::duration,
+              .default_value = "730d",
+              .min = 3'600'000,
+              .max = 3650ll * 86'400'000,
+              .help = "how long a recipient stays suppressed after its last complaint"},
+     .store = set_policy<&Settings::suppression_complaint_expiry>},
+    {.info = {.name = "SuppressionQuotaFailures",
+              .type = KeyType::integer,
+              .default_value = "3",
+              .min = 1,
+              .max = 100,
+              .help = "full-mailbox failures within SuppressionQuotaPeriod that suppress the recipient"},
+     .store = set_policy<&Settings::suppression_quota_failures>},
+    {.info = {.name = "SuppressionQuotaPeriod",
+              .type = KeyType::duration,
+              .default_value = "7d",
+              .min = 3'600'000,
+              .max = 365ll * 86'400'000,
+              .help = "the period over which SuppressionQuotaFailures are counted"},
+     .store = set_policy<&Settings::suppression_quota_period>},
+    {.info = {.name = "SuppressComplaints",
+              .type = KeyType::boolean,
+              .default_value = "yes",
+              .help = "a complaint (ARF abuse report) suppresses the recipient at once"},
+     .store = set_policy<&Settings::suppress_complaints>},
+    {.info = {.name = "SuppressionStore",
+              .type = KeyType::string,
+              .default_value = "sqlite:/var/lib/preflight/suppression.db",
+              .help = "where the suppression list lives: sqlite:/PATH (one relay) or redis://HOST[:PORT][/DB]"},
+     .refine = refine_suppression_store,
+     .store = set_global<&GlobalSettings::suppression_store>},
+    {.info = {.name = "SuppressionStoreTimeout",
+              .type = KeyType::duration,
+              .default_value = "250ms",
+              .min = 10,
+              .max = 30'000,
+              .help = "longest wait for the suppression store before the lookup counts as a store error"},
+     .store = set_global<&GlobalSettings::suppression_store_timeout>},
+    {.info = {.name = "OnSuppressionStoreError",
+              .type = KeyType::enumeration,
+              .default_value = "tempfail",
+              .allowed = kSuppressionStoreErrorActions,
+              .help = "what an unreachable suppression store leads to: tempfail (451 4.3.0) or accept (unchecked)"},
+     .store = set_global<&GlobalSettings::on_suppression_store_error>},
+    {.info = {.name = "SuppressionTraceKeyFile",
+              .type = KeyType::path,
+              .help = "file with the key of the trace header on single-recipient messages; empty: no header"},
+     .store = set_global<&GlobalSettings::suppression_trace_key_file>},
 };
 
 std::size_t row_index(std::string_view name) {
@@ -1115,6 +1196,11 @@ const Settings& Config::for_sender_domain(std::string_view domain) const {
             if (auto it = wildcard_.find(d.substr(dot + 1)); it != wildcard_.end()) return overrides_[it->second];
     }
     return defaults_;
+}
+
+bool Config::any_suppression() const {
+    auto on = [](const Settings& s) { return s.suppression_mode != SuppressionMode::off; };
+    return on(defaults_) || std::any_of(overrides_.begin(), overrides_.end(), on);
 }
 
 bool Config::any_quota() const {

@@ -183,6 +183,23 @@ struct RedisCredentials {
 };
 std::optional<RedisCredentials> read_redis_credentials(const std::string& path, std::string* why = nullptr);
 
+// Suppression (checks/suppression/suppression.hpp): what a suppressed recipient gets at RCPT TO.
+enum class SuppressionMode {
+    reject,   // refused with the reason (550 5.1.1 or 5.7.1), the other recipients go on
+    tag,      // accepted, X-Preflight-Suppression says why it would have been refused
+    off,      // not looked up
+    dry_run,  // "dry-run": looked up and logged, accepted
+};
+// Whose list a recorded failure goes to.
+enum class SuppressionScope {
+    domain,  // the sender domain's: other sender domains may still send to the address
+    global,  // every sender's
+};
+enum class SuppressionStoreErrorAction {
+    tempfail,  // 451 4.3.0: the sender retries once the store answers
+    accept,    // let the recipient through unchecked
+};
+
 enum class LogFacility { mail, daemon, local0, local1, local2, local3, local4, local5, local6, local7 };
 
 std::string_view to_string(RunMode v);
@@ -196,6 +213,9 @@ std::string_view to_string(LogFacility v);
 std::string_view to_string(QuotaPer v);
 std::string_view to_string(QuotaStoreErrorAction v);
 std::string_view to_string(QuotaWindow v);
+std::string_view to_string(SuppressionMode v);
+std::string_view to_string(SuppressionScope v);
+std::string_view to_string(SuppressionStoreErrorAction v);
 int to_syslog_facility(LogFacility v);  // LOG_MAIL, LOG_LOCAL0, ...
 
 constexpr bool uses_spf(AuthPolicy p) {
@@ -230,6 +250,14 @@ struct Settings {
     std::vector<QuotaRate> quota_messages;
     CheckMode quota_mode = CheckMode::reject;
     int quota_code = 452;  // 452 (4.7.1) or 550 (5.7.1)
+    // Suppression: refusing recipients that bounced or complained (checks/suppression/).
+    SuppressionMode suppression_mode = SuppressionMode::off;
+    SuppressionScope suppression_scope = SuppressionScope::domain;
+    std::chrono::milliseconds suppression_expiry{180ll * 86'400'000};
+    std::chrono::milliseconds suppression_complaint_expiry{730ll * 86'400'000};
+    std::uint32_t suppression_quota_failures = 3;
+    std::chrono::milliseconds suppression_quota_period{7ll * 86'400'000};
+    bool suppress_complaints = true;
     // Message checks at end of message (checks/message/): the bulk-sender requirements. Off by
     // default: turning one on changes which messages a running relay refuses.
     CheckMode dmarc_mode = CheckMode::off;          // the From domain publishes a DMARC record
@@ -287,6 +315,13 @@ struct GlobalSettings {
     std::string tenants_file;            // "": no tenants (checks/tenants/tenants.hpp)
     // Shares of a quota whose crossing is logged and counted, ascending; 0 ends the list.
     std::array<std::uint8_t, 8> quota_notice_percent{80, 100};
+    // Suppression (checks/suppression/). The store as its conf text, checked by parse_quota_store()
+    // at load: a second QuotaStoreSpec member makes GCC 12 warn (maybe-uninitialized, a false
+    // positive) wherever a GlobalSettings{} temporary is compared.
+    std::string suppression_store = "sqlite:/var/lib/preflight/suppression.db";
+    std::chrono::milliseconds suppression_store_timeout{250};
+    SuppressionStoreErrorAction on_suppression_store_error = SuppressionStoreErrorAction::tempfail;
+    std::string suppression_trace_key_file;  // "": no trace header
     QuotaStoreSpec quota_store{QuotaStoreSpec::Kind::sqlite, "/var/lib/preflight/quota.db", "", 6379, 0, {}, {}};
     std::chrono::milliseconds quota_store_timeout{1000};
     QuotaStoreErrorAction on_quota_store_error = QuotaStoreErrorAction::tempfail;
@@ -379,6 +414,8 @@ public:
     const std::vector<Settings>& overrides() const { return overrides_; }
     // Whether the defaults or some Domain line set a quota (the store is opened only then).
     bool any_quota() const;
+    // Whether the defaults or some Domain line look recipients up in the suppression store.
+    bool any_suppression() const;
 
 private:
     friend struct detail::ConfigBuilder;

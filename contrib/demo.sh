@@ -10,6 +10,8 @@
 #      queue and bouncing a 4xx "user unknown" at once
 #   3. (root) that relay's log exported per recipient, as CSV and XLSX
 #   4. preflight-classify dsn: sample bounce messages classified
+#   5. (root) the suppression list: a 550 5.1.1 read back from that relay's log by
+#      preflight-classify log --suppress, and the next message to it refused at RCPT TO
 # Everything it starts is stopped at the end (by PID); outputs are left in build/demo/.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,7 +117,11 @@ EgressAddresses 127.0.0.1
 MaxRecipients 50
 MaxMessageSize 20M
 AuthPolicy spf-or-dkim
+# the suppression list (section 5): filled from Postfix's log, read at RCPT TO
+SuppressionMode reject
+SuppressionStore sqlite:$IT_DIR/suppression/suppression.db
 EOF
+mkdir -p "$IT_DIR/suppression" && chown postfix "$IT_DIR/suppression"
 "$BIN/preflight-milter" -n -c "$IT_DIR/milter/preflight.conf" || die "the milter conf does not check"
 timeout 600 "$BIN/preflight-milter" -f -c "$IT_DIR/milter/preflight.conf" 2>"$IT_DIR/milter.log" </dev/null &
 MILTER_PID=$!
@@ -132,6 +138,7 @@ free_port DOWN_PORT && free_port SMTPD_PORT || die "no free port"
   --max-seconds 600 --parent-pid $$ \
   --reply "full=552 5.2.2 <full@dest.example>: Mailbox full, try again later" \
   --reply "gone=450 4.1.1 <gone@dest.example>: Recipient address rejected: User unknown in local recipient table" \
+  --reply "dead=550 5.1.1 <dead@dest.example>: Recipient address rejected: User unknown" \
   >"$IT_DIR/downstream.log" 2>&1 </dev/null &
 DOWN_PID=$!
 track_pid "$DOWN_PID" scripted_smtp.py
@@ -231,4 +238,18 @@ echo "the milter's decisions, one line each: $OUT/milter.log, e.g.:"
 grep ' check=' "$OUT/milter.log" | grep -v 'result=accept' | head -3 | sed 's/^/    /'
 
 sample_bounces
+
+title "5. the suppression list: a dead address refused on the second send"
+send dead1 "$SMTPD_PORT" --from user@good.test --to "dead@dest.example,$R"
+outcome dead1 "first send: dead@dest.example and $R"
+wait_for 300 grep -qE "to=<dead@dest\.example>.* status=bounced" "$PF_LOG" || echo "dead@: no bounce logged within 30 s"
+echo "the next hop said 550 5.1.1; preflight-classify log --suppress reads Postfix's log:"
+"$BIN/preflight-classify" log --suppress --conf "$IT_DIR/milter/preflight.conf" "$PF_LOG" 2>&1 >/dev/null | sed 's/^/    /'
+"$BIN/preflight-classify" suppress --conf "$IT_DIR/milter/preflight.conf" list |
+  cut -d, -f1-5 | sed 's/^/    /'
+send dead2 "$SMTPD_PORT" --from user@good.test --to "dead@dest.example,$R"
+echo "second send, RCPT TO:<dead@dest.example>:"
+echo "    $(reply_at dead2 RCPT 1)"
+echo "and RCPT TO:<$R> in the same message: $(reply_at dead2 RCPT 2); end of data: $(reply_at dead2 EOD)"
+
 printf '\ndemo: done in %.0f s; everything it started is stopped.\n' "$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"

@@ -20,6 +20,8 @@ PACKAGES=(
   # Redis as a cluster runs it (integration.redis_cluster): TLS between relay and Redis through
   # stunnel (contrib/redis-tls/); Sentinel is redis-server --sentinel, nothing more to install
   stunnel4
+  # suppression list: the trace header's HMAC-SHA256 (OpenSSL's libcrypto)
+  libssl-dev
   # bounce parser the dsn benchmark compares against
   libsisimai-perl
   # tests and benchmarks

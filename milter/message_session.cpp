@@ -14,6 +14,7 @@
 #include "sender_domain_check.hpp"
 #include "spf_check.hpp"
 #include "unsubscribe_check.hpp"
+#include "trace_header.hpp"
 
 #include <chrono>
 
@@ -35,6 +36,61 @@ void MessageSession::release_quota() noexcept {
     }
     quota_held_.clear();
     quota_message_counted_ = false;
+}
+
+std::int64_t MessageSession::now_ms() const {
+    if (services_.now_ms) return services_.now_ms();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The recipient is looked up under the sender domain's scope and "*" on every RCPT TO (no cache:
+// `suppress remove` takes effect on the next one). SuppressionMode maps onto the check modes:
+// reject and tag as for any check, dry-run logs what reject would do.
+Verdict MessageSession::check_suppression(const Settings& s, std::string_view address) {
+    std::string recipient = normalise_recipient(address);
+    if (recipient.empty()) return Verdict::accept(check_name::suppression);
+    std::string scope = suppression_scope(SuppressionScope::domain, domain_);
+    SuppressionLookup l = services_.suppression_store->lookup(scope, recipient, now_ms() / 1000);
+    Verdict v = suppression_verdict(l, address, services_.config->global().on_suppression_store_error);
+    SuppressionCounters* counters = services_.suppression_counters;
+    if (!l.ok) {
+        if (counters) counters->store_errors.inc();
+        try {
+            Logger::log(Logger::Level::warning, "suppression: store " + services_.suppression_store->describe() +
+                                                    " did not answer for " + recipient + " (" + l.error + ")");
+        } catch (...) {}
+        if (v.accepted()) {  // OnSuppressionStoreError accept: logged, unchecked
+            notes_.push_back(v);
+            return Verdict::accept(check_name::suppression);
+        }
+        return finish(std::move(v), CheckMode::reject);
+    }
+    if (v.accepted()) return v;
+    if (counters) (l.entry->scope == kGlobalScope ? counters->hits_global : counters->hits_domain).inc();
+    if (s.suppression_mode == SuppressionMode::dry_run) {
+        v = apply_mode(std::move(v), CheckMode::reject, true);
+        notes_.push_back(v);
+        return v;
+    }
+    return finish(std::move(v), s.suppression_mode == SuppressionMode::tag ? CheckMode::tag : CheckMode::reject);
+}
+
+// A single-recipient message carries a token a complaint can be traced back by (trace_header.hpp).
+void MessageSession::add_trace_header() {
+    if (services_.trace_key.empty() || recipients_ != 1 || accepted_recipient_.empty() || null_sender_ ||
+        !services_.suppression_store)
+        return;
+    std::string token = trace_token(services_.trace_key, domain_, accepted_recipient_);
+    std::string scope = suppression_scope(settings_->suppression_scope, domain_);
+    std::string error;
+    if (!services_.suppression_store->put_trace(token, scope, accepted_recipient_, now_ms() / 1000 + kTraceLifetime,
+                                                &error)) {
+        // The message goes on: a complaint about it will not be attributed, nothing else is lost.
+        Logger::log(Logger::Level::warning, "suppression: trace token not stored (" + error + ")");
+        return;
+    }
+    tag_headers_.push_back({std::string(kTraceHeader), token});
 }
 
 Verdict MessageSession::check_quota(const Settings& s) {
@@ -181,6 +237,10 @@ Verdict MessageSession::rcpt_to(std::string_view path) {
             finish(check_recipient(recipients_ + 1, s.max_recipients, s.recipient_limit_reply), s.recipient_limit_mode);
         if (!v.accepted()) return v;
     }
+    if (s.suppression_mode != SuppressionMode::off && services_.suppression_store && !null_sender_) {
+        Verdict v = check_suppression(s, path);
+        if (!v.accepted()) return v;
+    }
     if (s.recipient_domain_mode != CheckMode::off && env.mailbox) {
         RecipientDomainOptions opts{services_.config->global().on_dns_error};
         Verdict v = check_recipient_domain(*services_.resolver, env.mailbox->address(), env.mailbox->domain, opts);
@@ -194,6 +254,7 @@ Verdict MessageSession::rcpt_to(std::string_view path) {
         if (!v.accepted()) return v;
     }
     ++recipients_;
+    if (!services_.trace_key.empty()) accepted_recipient_ = normalise_recipient(path);
     return Verdict::accept(check_name::recipients);
 }
 
@@ -337,6 +398,7 @@ Verdict MessageSession::end_of_message() {
     }
     if (v.accepted() && message_checks_) v = check_message();
     if (v.accepted()) {
+        add_trace_header();
         quota_held_.clear();  // the message goes: its recipients stay counted
         quota_message_counted_ = false;
     } else {

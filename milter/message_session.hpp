@@ -25,6 +25,7 @@
 #include "quota_notices.hpp"
 #include "tenants.hpp"
 #include "reply_table.hpp"
+#include "suppression.hpp"
 #include "verdict.hpp"
 
 namespace preflight {
@@ -44,6 +45,12 @@ struct MilterServices {
     std::shared_ptr<const TimeZone> plan_zone;   // PlanTimeZone for week/month quotas; null: UTC
     std::shared_ptr<const TenantTable> tenants;  // TenantsFile; null: none
     QuotaNotices* quota_notices = nullptr;       // QuotaNoticeShares crossings are counted here; null: not
+
+    // Suppression: the store (null when SuppressionMode is off everywhere), the counters of
+    // /metrics (may be null), SuppressionTraceKeyFile's key ("": no trace header).
+    SuppressionStore* suppression_store = nullptr;
+    SuppressionCounters* suppression_counters = nullptr;
+    std::string trace_key;
 };
 
 class MessageSession {
@@ -91,6 +98,9 @@ private:
     Verdict decide_auth_now();
     AuthContext auth_context() const;  // what the AuthPolicy replies name
     Verdict check_quota(const Settings& s);
+    Verdict check_suppression(const Settings& s, std::string_view address);
+    void add_trace_header();
+    std::int64_t now_ms() const;
     void release_quota() noexcept;
     // The message checks at end of message (checks/message/): header sanity, DMARC record,
     // alignment, one-click unsubscribe, each under its own mode; the first refusal is returned.
@@ -122,6 +132,7 @@ private:
     MessageHeaders headers_;
     std::vector<Verdict> decisions_;
     const Tenant* tenant_ = nullptr;
+    std::string accepted_recipient_;  // normalised, for the trace header of a single-recipient message
 };
 
 }  // namespace preflight

@@ -19,7 +19,7 @@ namespace preflight {
 class MilterMetrics {
 public:
     // check= of the log; a name not listed counts as "other".
-    static constexpr std::array<std::string_view, 15> kChecks = {check_name::envelope,
+    static constexpr std::array<std::string_view, 16> kChecks = {check_name::envelope,
                                                                  check_name::size,
                                                                  check_name::recipients,
                                                                  check_name::sender_domain,
@@ -30,6 +30,7 @@ public:
                                                                  check_name::alignment,
                                                                  check_name::unsubscribe,
                                                                  check_name::recipient_domain,
+                                                                 check_name::suppression,
                                                                  "all",
                                                                  "internal",
                                                                  "shutdown",

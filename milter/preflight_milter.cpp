@@ -33,6 +33,7 @@
 #include "metrics.hpp"
 #include "metrics_server.hpp"
 #include "milter_metrics.hpp"
+#include "milter_suppression.hpp"
 #include "quota.hpp"
 #include "quota_status.hpp"
 #include "reply_table.hpp"
@@ -53,6 +54,7 @@ MilterMetrics g_metrics;
 QuotaNotices g_quota_notices;  // QuotaNoticeShares crossings, for /metrics
 // The egress addresses' reverse DNS, checked on its own thread (started by serve()).
 EgressRdnsMonitor g_egress_rdns;
+SuppressionCounters g_suppression_counters;
 
 // What the sessions of one configuration share: built whole at start and at each reload, then
 // read-only. A connection keeps the generation it started with, so a reload never changes the
@@ -62,6 +64,7 @@ struct ServiceGeneration {
     // Shared with the next generation while QuotaStore and QuotaStoreTimeout stay the same, so a
     // reload keeps the connection (and reservations in flight release into the same store).
     std::shared_ptr<QuotaStore> quota_store;  // null when no quota is configured
+    SuppressionService suppression;           // its store is null when SuppressionMode is off everywhere
     MilterServices services;
     unsigned long wanted_steps = 0;  // SMFIP_* this configuration needs
 };
@@ -135,6 +138,10 @@ std::shared_ptr<const ServiceGeneration> make_generation(std::shared_ptr<const C
             }
     }
     gen->services.quota_store = gen->quota_store.get();
+    gen->suppression = open_suppression_service(*cfg, previous ? &previous->suppression : nullptr);
+    gen->services.suppression_store = gen->suppression.store.get();
+    gen->services.suppression_counters = &g_suppression_counters;
+    gen->services.trace_key = gen->suppression.trace_key;
     for (const IpAddress& ip : g.egress_addresses) gen->services.egress_ips.push_back(ip.to_string());
     gen->wanted_steps = wanted_protocol_steps(*cfg);
     gen->services.config = std::move(cfg);
@@ -703,11 +710,18 @@ bool open_socket(const GlobalSettings& g, const DaemonIdentity& identity, Remove
         std::cerr << "preflight-milter: " << err << "\n";
         return false;
     }
-    // The SQLite quota store was opened as root: its files go to UserID too, or the milter
-    // could not write them after a restart as that user.
+    // The SQLite stores (quota, suppression) were opened as root: their files go to UserID too,
+    // or the milter could not write them after a restart as that user.
+    std::vector<std::string> sqlite_files;
     if (g_generation->quota_store && g.quota_store.kind == QuotaStoreSpec::Kind::sqlite)
+        sqlite_files.push_back(g.quota_store.path);
+    if (g_generation->suppression.store)
+        if (std::optional<QuotaStoreSpec> spec = parse_quota_store(g.suppression_store);
+            spec && spec->kind == QuotaStoreSpec::Kind::sqlite)
+            sqlite_files.push_back(spec->path);
+    for (const std::string& db : sqlite_files)
         for (const char* suffix : {"", "-wal", "-shm"})
-            if (!identity.hand_over(g.quota_store.path + suffix, err, true)) {
+            if (!identity.hand_over(db + suffix, err, true)) {
                 std::cerr << "preflight-milter: " << err << "\n";
                 return false;
             }
@@ -722,6 +736,10 @@ bool open_metrics(const GlobalSettings& g, metrics::Registry& registry, std::uni
     if (!where) return false;
     g_quota_notices.register_with(registry);
     g_egress_rdns.register_with(registry);
+    register_suppression_metrics(registry, g_suppression_counters, [] {
+        std::shared_ptr<const ServiceGeneration> gen = current_generation();
+        return gen ? gen->suppression.stats_store : nullptr;
+    });
     g_metrics.register_with(registry, [] {
         std::shared_ptr<const ServiceGeneration> gen = current_generation();
         return gen ? static_cast<double>(gen->resolver->stats().entries) : 0.0;

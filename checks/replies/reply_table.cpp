@@ -110,6 +110,17 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
     {plan_exceeded_perm, 550, "5.7.1", 452,
      "{period} plan limit of {limit} {unit} reached for {subject} ({used} used); it renews on {renews}; "
      "upgrade the plan or send the message again to the refused recipients after that"},
+    {recipient_suppressed, 550, "5.1.1", 450,
+     "<{address}> is suppressed for {subject} since {since}: the last delivery failed with \"{reason}\""
+     "{remote_mta? ({remote_mta})}; remove it from your list"},
+    {suppressed_by_complaint, 550, "5.7.1", 450,
+     "<{address}> is suppressed for {subject} since {since}: its owner reported a message as spam"
+     "{remote_mta? (report from {remote_mta})}; remove it from your list"},
+    {suppressed_by_operator, 550, "5.7.1", 450,
+     "<{address}> is suppressed for {subject} since {since}{reason?: {reason}}; remove it from your list, "
+     "or ask this relay's operator to remove it from the suppression list"},
+    {suppression_unavailable, 451, "4.3.0", 451,
+     "Suppression list cannot be checked at the moment{reason? ({reason})}; please try again later"},
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},
@@ -154,6 +165,8 @@ const std::string* arg_value(const ReplyArgs& a, std::string_view name) {
     if (name == "period") return &a.period;
     if (name == "used") return &a.used;
     if (name == "renews") return &a.renews;
+    if (name == "since") return &a.since;
+    if (name == "remote_mta") return &a.remote_mta;
     return nullptr;
 }
 

@@ -55,6 +55,10 @@ enum class ReplyId : std::uint8_t {
     header_invalid,            // 550 5.6.0: headers receivers refuse (two From, no Date, bad From address...)
     plan_exceeded_temp,        // 452 4.7.1: a plan period's quota (week, month) is used up (QuotaCode 452)
     plan_exceeded_perm,        // 550 5.7.1: the same, as a permanent refusal (QuotaCode 550)
+    recipient_suppressed,      // 550 5.1.1: the recipient bounced for good (suppression list)
+    suppressed_by_complaint,   // 550 5.7.1: the recipient complained (suppression list)
+    suppressed_by_operator,    // 550 5.7.1: the relay's operator put the recipient on the list
+    suppression_unavailable,   // 451 4.3.0: the suppression store cannot be reached
     dns_temp_failure,          // 451 4.4.3: SERVFAIL, timeout, garbage; never a 5xx
     shutting_down,             // 451 4.3.2: the milter is stopping; new transactions retry later
     internal_temp_failure,     // 451 4.3.0: preflight itself could not decide
@@ -91,6 +95,8 @@ struct ReplyArgs {
     std::string period;       // a plan period, as a reply's first word: "Monthly", "Weekly"
     std::string used;         // what a plan period has used: "50,000"
     std::string renews;       // when a plan period renews: "2027-01-15 00:00 UTC"
+    std::string since;        // when a recipient was first suppressed: "2026-11-03"
+    std::string remote_mta;   // the server whose reply suppressed a recipient: "mx.example.net"
 };
 
 // The check names: the log's check= field, and the X-Preflight-<Name> header in tag mode.
@@ -106,6 +112,7 @@ inline constexpr std::string_view alignment = "alignment";
 inline constexpr std::string_view unsubscribe = "unsubscribe";
 inline constexpr std::string_view headers = "headers";
 inline constexpr std::string_view recipient_domain = "recipient-domain";
+inline constexpr std::string_view suppression = "suppression";
 }  // namespace check_name
 
 struct Verdict {

@@ -22,6 +22,7 @@
 
 #include "bounce_classifier.hpp"
 #include "command_common.hpp"
+#include "suppress_sources.hpp"
 
 namespace preflight {
 namespace {
@@ -35,13 +36,20 @@ constexpr std::size_t kWindow = 256;
 
 const char kUsage[] =
     "usage: preflight-classify dsn [--format json|text|tsv] [--rules FILE]... [--max-size BYTES]\n"
-    "                              [--max-parts N] [FILE|DIR|-]...\n"
+    "                              [--max-parts N] [--suppress [--conf FILE] [--sender ADDRESS]]\n"
+    "                              [FILE|DIR|-]...\n"
     "  Reads bounce messages (one message per file, a directory or maildir of them, an mbox, or\n"
     "  stdin for '-' or no argument) and writes one record per failed or delayed recipient.\n"
     "  --format     json (JSON Lines; default when stdout is not a terminal), text, tsv\n"
     "  --rules      site rule file, evaluated before the shipped rules (repeatable)\n"
     "  --max-size   refuse inputs larger than BYTES (default 100000000)\n"
     "  --max-parts  refuse messages with more than N MIME parts (default 1000)\n"
+    "  --suppress   also record each failed recipient and each complaint (ARF abuse report)\n"
+    "               on the suppression list of the conf's SuppressionStore; delay notices and\n"
+    "               auto-replies are no failures (see preflight-classify(1), SUPPRESSION)\n"
+    "  --conf FILE  the preflight.conf of --suppress (default /etc/preflight/preflight.conf)\n"
+    "  --sender     the original sender, when the bounces do not name it (a pipe transport:\n"
+    "               ${original_recipient})\n"
     "  PREFLIGHT_THREADS=N sets the number of parsing threads (default: one per core).\n"
     "exit: 0 every input read, 1 some input failed (an error record names it), 2 usage or rule file error\n";
 
@@ -56,6 +64,8 @@ struct Options {
     Format format = Format::json;
     std::size_t max_bytes = kDefaultMaxBytes;
     BounceLimits limits;
+    SuppressSink* suppress = nullptr;  // --suppress
+    std::string sender;                // --sender
 };
 
 bool read_file(const std::string& path, std::size_t max_bytes, std::string& data, std::string& error) {
@@ -171,8 +181,9 @@ bool process(const Input& in, const Options& opt, const ReplyClassifier& cl, std
             ok = false;
             continue;
         }
-        for (const BounceVerdict& v : classify_bounce(report, cl, scratch))
-            append_verdict(out, opt.format, name, report, v);
+        std::vector<BounceVerdict> verdicts = classify_bounce(report, cl, scratch);
+        for (const BounceVerdict& v : verdicts) append_verdict(out, opt.format, name, report, v);
+        if (opt.suppress) opt.suppress->bounce(report, verdicts, messages[i], opt.sender, std::time(nullptr));
         if (report.truncated) {  // what was found is written, and the input still counts as failed
             append_file_error(out, opt.format, name,
                               "truncated message: it ends inside its MIME structure, records may be missing");
@@ -368,15 +379,31 @@ int run_dsn_command(const std::vector<std::string>& args) {
     Options opt;
     opt.format = ::isatty(STDOUT_FILENO) ? Format::text : Format::json;
     std::vector<std::string> rule_files, paths;
+    bool suppress_on = false;
+    std::string conf = kDefaultConf;
     ArgParser parser("dsn", kUsage);
     parser.option({"--format"}, format_option(opt.format))
         .option({"--rules"}, append_to(rule_files))
         .option({"--max-size"}, whole_number(opt.max_bytes, 1, 999999999999999999ULL, "a positive whole number"))
         .option({"--max-parts"},
                 whole_number(opt.limits.max_parts, 1, 999999999999999999ULL, "a positive whole number"))
+        .flag({"--suppress"}, [&] { suppress_on = true; })
+        .option({"--conf"}, store_in(conf))
+        .option({"--sender"}, store_in(opt.sender))
         .positional([&](const std::string& p) { paths.push_back(p); });
     if (auto status = parser.parse(args)) return *status;
     if (paths.empty()) paths.push_back("-");
+    std::unique_ptr<SuppressSink> suppress;
+    if (suppress_on) {
+        std::string error;
+        std::unique_ptr<SuppressionFeed> feed = open_suppression_feed(conf, error);
+        if (!feed) {
+            std::cerr << "preflight-classify: " << error << "\n";
+            return 2;
+        }
+        suppress = std::make_unique<SuppressSink>(std::move(feed));
+        opt.suppress = suppress.get();
+    }
 
     // Compiling the rules takes tens of milliseconds: start now, overlap with reading inputs.
     std::shared_future<std::shared_ptr<const RuleSet>> rules =
@@ -405,7 +432,12 @@ int run_dsn_command(const std::vector<std::string>& args) {
         }
     }
     Runner runner(inputs, opt, rules);
-    return runner.run(worker_count());
+    int status = runner.run(worker_count());
+    if (suppress) {
+        suppress->summary();
+        if (suppress->failed() && status == 0) status = 1;
+    }
+    return status;
 }
 
 }  // namespace preflight

@@ -23,6 +23,7 @@
 #include "delivery_writers.hpp"
 #include "log_reader.hpp"
 #include "postfix_log.hpp"
+#include "suppress_sources.hpp"
 
 namespace preflight {
 namespace {
@@ -30,7 +31,7 @@ namespace {
 const char kUsage[] =
     "usage: preflight-classify log [--format csv|json|xlsx] [--raw] [--output FILE] [--wide] [--follow]\n"
     "                              [--dsn DIR]... [--rules FILE]... [--queue-lifetime TIME]\n"
-    "                              [MAILLOG...]\n"
+    "                              [--suppress [--conf FILE]] [MAILLOG...]\n"
     "  Reads Postfix logs (syslog or maillog_file format, plain or gzip; stdin when no MAILLOG\n"
     "  or '-'; on a journald-only host: journalctl -u postfix@- -o short-iso | ... log) and\n"
     "  writes one row per recipient with its final state: Sent, Deferred, Bounce,\n"
@@ -53,6 +54,10 @@ const char kUsage[] =
     "  --queue-lifetime  Postfix's maximal_queue_lifetime (default 5d; units s m h d w, plain\n"
     "                    number = days): a queue id the log has not mentioned for longer is\n"
     "                    forgotten, its still-deferred recipients written as Deferred\n"
+    "  --suppress        also record each final failure on the suppression list of the conf's\n"
+    "                    SuppressionStore (bounced, expired; still deferred at the end): see\n"
+    "                    preflight-classify(1), SUPPRESSION\n"
+    "  --conf FILE       the preflight.conf of --suppress (default /etc/preflight/preflight.conf)\n"
     "exit: 0 all read, 1 bad input lines or unreadable input (rows still written), 2 usage\n";
 
 constexpr std::size_t kOutFlush = 256 * 1024;
@@ -73,6 +78,8 @@ struct Options {
     bool wide = false, follow = false, raw = false;
     std::vector<std::string> rules, files, dsn_dirs;
     TrackerOptions tracker;
+    bool suppress = false;
+    std::string conf = kDefaultConf;
 };
 
 // Where rows go: a text buffer flushed to a file descriptor, or an XLSX workbook.
@@ -259,6 +266,8 @@ std::optional<int> parse_options(const std::vector<std::string>& args, bool can_
                     return std::nullopt;
                 })
         .option({"--max-open"}, whole_number(o.tracker.max_open, 1, SIZE_MAX, "a positive number"))
+        .flag({"--suppress"}, [&] { o.suppress = true; })
+        .option({"--conf"}, store_in(o.conf))
         .positional([&](const std::string& f) { o.files.push_back(f); });
     if (auto status = parser.parse(args)) return *status;
     if (o.files.empty()) o.files.push_back("-");
@@ -285,6 +294,16 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     std::shared_ptr<const RuleSet> rules = load_rules(o.rules);
     if (!rules) return 2;
     ReplyClassifier classifier(rules);
+    std::unique_ptr<SuppressSink> suppress;
+    if (o.suppress) {
+        std::string error;
+        std::unique_ptr<SuppressionFeed> feed = open_suppression_feed(o.conf, error);
+        if (!feed) {
+            std::cerr << "preflight-classify: " << error << "\n";
+            return 2;
+        }
+        suppress = std::make_unique<SuppressSink>(std::move(feed));
+    }
 
     StagedOutput destination;
     if (std::string error; !destination.open(o.output, o.follow, o.format == RowFormat::xlsx, error)) {
@@ -315,6 +334,7 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     DeliveryTracker tracker(classifier, o.tracker, [&](DeliveryRow& row) {
         join.apply(row, classifier, scratch);
         out.row(row);
+        if (suppress) suppress->delivery(row);
     });
     LogReader reader(tracker);
     LineSplitter splitter;
@@ -359,6 +379,8 @@ int run_log_command(const std::vector<std::string>& args, const DsnLoader& load_
     }
     if (!o.follow) tracker.finish();  // what is still deferred at the end of the log
     reader.summary();
+    if (suppress) suppress->summary();
+    if (suppress && suppress->failed()) input_ok = false;
     std::string error;
     const bool out_ok = destination.finish(out.close(), error);
     if (!error.empty()) std::cerr << "preflight-classify: " << error << "\n";

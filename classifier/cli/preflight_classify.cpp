@@ -7,6 +7,7 @@
 #include "log_command.hpp"
 #include "reply_command.hpp"
 #include "serve_command.hpp"
+#include "suppress_command.hpp"
 #include "text_engine.hpp"
 
 #ifndef PREFLIGHT_VERSION
@@ -22,6 +23,7 @@ const char kUsage[] =
     "  dsn     classify bounce messages: DSNs, non-standard bounces, auto-replies, ARF reports\n"
     "  log     one row per recipient with its final state from Postfix logs\n"
     "  serve   Postfix socketmap server for the delivery status filter\n"
+    "  suppress  the suppression list: list, add, remove, import, export, stats\n"
     "run 'preflight-classify COMMAND --help' for a command's options\n";
 
 }  // namespace
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
     if (cmd == "dsn") return preflight::run_dsn_command(args);
     if (cmd == "log") return preflight::run_log_command(args, preflight::load_dsn_records);
     if (cmd == "serve") return preflight::run_serve_command(args);
+    if (cmd == "suppress") return preflight::run_suppress_command(args);
     if (cmd == "-h" || cmd == "--help") {
         std::cout << kUsage;
         return 0;

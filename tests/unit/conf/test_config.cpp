@@ -209,7 +209,9 @@ TEST_CASE("the key table: unique names, help, the per-domain set, lookup", "[con
                                               "AlignmentMode",
                                               "UnsubscribeMode",
                                               "HeaderSanityMode",
-                                              "Bulk"});
+                                              "Bulk",
+                                              "SuppressionMode",
+                                              "SuppressionScope"});
     REQUIRE(find_config_key("maxrecipients") != nullptr);
     CHECK(find_config_key("maxrecipients")->name == "MaxRecipients");
     CHECK(find_config_key("Frobnicate") == nullptr);
@@ -294,7 +296,7 @@ TEST_CASE("every error of a file is reported, in line order", "[config]") {
                       "EnvelopeSyntaxMode, SizeMode, MaxMessageSize, SenderDomainMode, UnknownDomainCode, "
                       "RecipientLimitMode, MaxRecipients, RecipientLimitReply, AuthMode, AuthPolicy, "
                       "SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, QuotaMode, QuotaCode, RecipientDomainMode, BillingDay, DmarcMode, "
-                      "AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk)",
+                      "AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk, SuppressionMode, SuppressionScope)",
                   });
 }
 
@@ -892,7 +894,7 @@ TEST_CASE("Domain line errors", "[config]") {
           p + "Socket: cannot be set per domain (per-domain keys: Mode, EnvelopeSyntaxMode, SizeMode, "
               "MaxMessageSize, SenderDomainMode, UnknownDomainCode, RecipientLimitMode, MaxRecipients, "
               "RecipientLimitReply, AuthMode, AuthPolicy, SpfEgressMatch, QuotaRecipients, QuotaMessages, QuotaPer, "
-              "QuotaMode, QuotaCode, RecipientDomainMode, BillingDay, DmarcMode, AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk)");
+              "QuotaMode, QuotaCode, RecipientDomainMode, BillingDay, DmarcMode, AlignmentMode, UnsubscribeMode, HeaderSanityMode, Bulk, SuppressionMode, SuppressionScope)");
     CHECK(error_of("Domain example.org EgressAddresses 192.0.2.1")
               .starts_with(p + "EgressAddresses: cannot be set per domain"));
     CHECK(error_of("Domain example.org Frobnicate 1") == p + "Frobnicate: unknown key");

@@ -34,6 +34,8 @@ inline ReplyArgs full_reply_args(std::string reason) {
     a.period = "Monthly";
     a.used = "50,000";
     a.renews = "2027-01-15 00:00 UTC";
+    a.since = "2026-11-03";
+    a.remote_mta = "mx.example.net";
     return a;
 }
 

@@ -56,6 +56,10 @@ Category expected_category(ReplyId id) {
     case ReplyId::plan_exceeded_temp:
     case ReplyId::plan_exceeded_perm: return Category::quota_issues;
     case ReplyId::dns_temp_failure: return Category::bad_configuration;
+    case ReplyId::recipient_suppressed: return Category::bad_mailbox;
+    case ReplyId::suppressed_by_complaint:
+    case ReplyId::suppressed_by_operator: return Category::policy_related;
+    case ReplyId::suppression_unavailable: return Category::other;
     case ReplyId::quota_store_failure:
     case ReplyId::shutting_down:
     case ReplyId::internal_temp_failure: return Category::other;

@@ -19,10 +19,11 @@ ReplyArgs full_args() { return full_reply_args("a reason"); }
 
 ReplyArgs args_with_each(const std::string& value) {
     ReplyArgs a;
-    for (std::string* f : {&a.address,     &a.domain,   &a.reason,     &a.size,       &a.limit,    &a.ip,
-                           &a.egress,      &a.spf_hint, &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result,
-                           &a.dkim_reason, &a.name,     &a.unit,       &a.window,     &a.subject,  &a.retry,
-                           &a.from_domain, &a.signers,  &a.alignment,  &a.problem})
+    for (std::string* f :
+         {&a.address,  &a.domain,     &a.reason,     &a.size,     &a.limit,       &a.ip,          &a.egress,
+          &a.spf_hint, &a.spf_result, &a.spf_reason, &a.selector, &a.dkim_result, &a.dkim_reason, &a.name,
+          &a.unit,     &a.window,     &a.subject,    &a.retry,    &a.from_domain, &a.signers,     &a.alignment,
+          &a.problem,  &a.since,      &a.remote_mta, &a.period,   &a.used,        &a.renews})
         *f = value;
     for (std::string* f : {&a.period, &a.used, &a.renews}) *f = value;
     return a;
