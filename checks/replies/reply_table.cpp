@@ -80,7 +80,8 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "Sending quota of {limit} {unit} per {window} for {subject} reached; it resets in {retry}; "
      "send the message again to the refused recipients after that"},
     {quota_store_failure, 451, "4.3.0", 451,
-     "Sending quota cannot be checked at the moment{reason? ({reason})}; please try again later"},
+     // The reason (the store's error: its host, port, user) goes to the log only.
+     "Sending quota cannot be checked at the moment; please try again later"},
     {dmarc_record_missing, 550, "5.7.26", 450,
      "The From domain {from_domain} publishes no DMARC record (none at {name}); Gmail, Yahoo and Microsoft "
      "refuse bulk mail without one; publish one at the organisational domain, e.g. "
@@ -120,7 +121,7 @@ constexpr std::array<ReplyRow, reply_id_count> table{{
      "<{address}> is suppressed for {subject} since {since}{reason?: {reason}}; remove it from your list, "
      "or ask this relay's operator to remove it from the suppression list"},
     {suppression_unavailable, 451, "4.3.0", 451,
-     "Suppression list cannot be checked at the moment{reason? ({reason})}; please try again later"},
+     "Suppression list cannot be checked at the moment; please try again later"},
     {dns_temp_failure, 451, "4.4.3", 451,
      "DNS lookup {name?of {name} }failed temporarily{reason? ({reason})}; please try again later"
      "{domain?; if this persists, check the nameservers of {domain}}"},

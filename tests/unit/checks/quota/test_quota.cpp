@@ -240,7 +240,7 @@ TEST_CASE("quota helpers: subjects, counters, durations", "[quota]") {
     down.error = "connection refused";
     Verdict d = quota_verdict(down, c, "domain:example.org", 452, QuotaStoreErrorAction::tempfail);
     CHECK(reply_text(render(d)) ==
-          "451 4.3.0 Sending quota cannot be checked at the moment (connection refused); please try again later" +
+          "451 4.3.0 Sending quota cannot be checked at the moment; please try again later" +
               marked());
     CHECK(quota_verdict(down, c, "domain:example.org", 452, QuotaStoreErrorAction::accept).accepted());
 }
