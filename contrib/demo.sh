@@ -34,7 +34,7 @@ echo "one reply as an argument, JSON for scripts:"
 "$BIN/preflight-classify" reply --format json "550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown"
 
 title "1b. preflight-milter --test-message: two campaigns checked before they are sent"
-# The bulk-sender requirements (issue 19) against our own test DNS (tests/integration/zones/
+# The bulk-sender requirements against our own test DNS (tests/integration/zones/
 # bulk.zone.in: acme.test publishes DMARC p=reject); no MTA, no root, nothing sent.
 demo_campaigns() {
   local d py=/usr/bin/python3 dns_pid rc=0 i
@@ -240,14 +240,15 @@ grep ' check=' "$OUT/milter.log" | grep -v 'result=accept' | head -3 | sed 's/^/
 sample_bounces
 
 title "5. the suppression list: a dead address refused on the second send"
-send dead1 "$SMTPD_PORT" --from user@good.test --to "dead@dest.example,$R"
+# From nomx.test: good.test's monthly plan (section 2c) is used up.
+send dead1 "$SMTPD_PORT" --from user@nomx.test --to "dead@dest.example,$R"
 outcome dead1 "first send: dead@dest.example and $R"
 wait_for 300 grep -qE "to=<dead@dest\.example>.* status=bounced" "$PF_LOG" || echo "dead@: no bounce logged within 30 s"
 echo "the next hop said 550 5.1.1; preflight-classify log --suppress reads Postfix's log:"
 "$BIN/preflight-classify" log --suppress --conf "$IT_DIR/milter/preflight.conf" "$PF_LOG" 2>&1 >/dev/null | sed 's/^/    /'
 "$BIN/preflight-classify" suppress --conf "$IT_DIR/milter/preflight.conf" list |
   cut -d, -f1-5 | sed 's/^/    /'
-send dead2 "$SMTPD_PORT" --from user@good.test --to "dead@dest.example,$R"
+send dead2 "$SMTPD_PORT" --from user@nomx.test --to "dead@dest.example,$R"
 echo "second send, RCPT TO:<dead@dest.example>:"
 echo "    $(reply_at dead2 RCPT 1)"
 echo "and RCPT TO:<$R> in the same message: $(reply_at dead2 RCPT 2); end of data: $(reply_at dead2 EOD)"

@@ -1,6 +1,6 @@
 // CPU cost of one transaction through MessageSession (MAIL FROM, 5 RCPT, headers, a 3 kB body,
 // end of message) with every check on and DNS answered from the cache: the milter's own work
-// per message, without libmilter or an MTA; and the same with the message checks of issue 19 on.
+// per message, without libmilter or an MTA; and the same with the message checks on.
 // Run: build/tests/bench_milter_session
 #include <benchmark/benchmark.h>
 
@@ -56,7 +56,7 @@ public:
     }
 };
 
-// The same transaction with issue 19's message checks on (header sanity, DMARC record,
+// The same transaction with the message checks on (header sanity, DMARC record,
 // alignment, one-click unsubscribe) on a bulk message that passes them all: the difference to
 // BM_Transaction is their cost per message, DNS cached.
 void BM_TransactionMessageChecks(benchmark::State& state) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bulk_sender_postfix.sh BUILD_DIR - issue 19's message checks behind a real Postfix, against a
+# bulk_sender_postfix.sh BUILD_DIR - the message checks behind a real Postfix, against a
 # real DNS server: the DMARC record, From alignment, one-click unsubscribe and RFC 5322 header
 # sanity, each answered at end of data with its reply from the reply table, naming the fix.
 #

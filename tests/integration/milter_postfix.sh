@@ -10,7 +10,7 @@
 # then drives Postfix with swaks (and a few raw SMTP dialogs where swaks cannot: SIZE=, the DNS timeouts)
 # and asserts the exact replies the client saw: code, enhanced code and the words of the reply
 # table (checks/replies/reply_table.cpp) that matter. Every accepted message must reach the sink; at the
-# end the sink must hold exactly those messages. Scenarios are listed in issue 4 ("Tests").
+# end the sink must hold exactly those messages. Each scenario below is one behaviour an operator relies on.
 #
 # Output: one line per scenario, "ok - NAME" or "not ok - NAME: expected ..., got ...", then
 # "N passed, M failed". Exit 0 when all pass, 1 otherwise, 77 (skip) when a required system

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Issue 17's figures in one run, each printed next to its target and the ratio to it:
+# The classifier's speed figures in one run, each printed next to its target and the ratio to it:
 # start-up, the reply classification call (per core), reply end to end over stdin (JSON out),
 # dsn against Sisimai (and emails/s on one thread), log against pflogsumm.
-#   tests/bench/issue17_figures.sh [BUILD_DIR] [EML_DIR]
+#   tests/bench/classifier_figures.sh [BUILD_DIR] [EML_DIR]
 # The scripts it runs check their programs' outputs and exit statuses themselves; a failed one
 # fails this one. Wall-time figures depend on the machine's load: say how loaded it was.
 set -euo pipefail
