@@ -256,7 +256,9 @@ bool all_ascii(std::string_view text) {
 class HyperscanEngine final : public TextEngine {
 public:
     // ascii_path false: every text through the whole database, as the tests compare against.
-    HyperscanEngine(const std::vector<TextPattern>& patterns, bool ascii_path) : ascii_path_(ascii_path) {
+    // eager_checks: RE2 checks from the first use (compile_after_ 0), for the tests.
+    HyperscanEngine(const std::vector<TextPattern>& patterns, bool ascii_path, bool eager_checks)
+        : ascii_path_(ascii_path), compile_after_(eager_checks ? 0 : kCompileAfterUses) {
         for (std::size_t start = 0; start < patterns.size();) {
             std::size_t end = start;
             while (end < patterns.size() && patterns[end].shipped == patterns[start].shipped) ++end;
@@ -377,7 +379,7 @@ private:
         std::sort(nominations.begin(), nominations.end());
         nominations.erase(std::unique(nominations.begin(), nominations.end()), nominations.end());
         auto nom = nominations.begin();
-        WholeScan whole_scan{this, group_index(g), text, false};
+        WholeScan whole_scan{this, group_index(g), text, false, compile_after_};
         bool done = false;
         for (std::uint32_t i : touched) {
             if (done || !v.wanted(g.first + i)) continue;
@@ -410,6 +412,7 @@ private:
         std::size_t group;
         std::string_view text;
         bool made;
+        std::uint32_t compile_after;  // the engine's compile_after_
         bool has(std::uint32_t pattern) {
             thread_local std::vector<std::uint32_t> hits;
             if (!made) {
@@ -429,7 +432,7 @@ private:
                         WholeScan& whole_scan) {
         const RE2* re = c.re.load(std::memory_order_acquire);
         if (!re) {
-            if (c.uses.fetch_add(1, std::memory_order_relaxed) + 1 < kCompileAfterUses)
+            if (c.uses.fetch_add(1, std::memory_order_relaxed) + 1 < whole_scan.compile_after)
                 return whole_scan.has(pattern_index);
             auto fresh = std::make_unique<RE2>(re2::StringPiece(part.data(), part.size()), rule_re2_options());
             if (!fresh->ok()) fresh = std::make_unique<RE2>(pattern, rule_re2_options());
@@ -460,13 +463,15 @@ private:
 
     std::vector<std::unique_ptr<Group>> groups_;
     const bool ascii_path_;
+    const std::uint32_t compile_after_;  // uses of a check before RE2 compiles it
     const std::uint64_t serial_ = next_engine_serial.fetch_add(1);
 };
 
 }  // namespace
 
-std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns, bool ascii_path) {
-    return std::make_unique<HyperscanEngine>(patterns, ascii_path);
+std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns, bool ascii_path,
+                                                     bool eager_checks) {
+    return std::make_unique<HyperscanEngine>(patterns, ascii_path, eager_checks);
 }
 
 std::uint64_t pattern_fingerprint(const std::vector<TextPattern>& patterns) {
