@@ -647,3 +647,41 @@ TEST_CASE("no Diagnostic-Code: the human part under either address, else the Sta
     CHECK(v[1].category == Category::quota_issues);  // the Status comment
     CHECK(v[1].bounce == Bounce::soft);
 }
+
+TEST_CASE("the bounce's header: last Subject, last Date, an mbox From line before it, encoded words") {
+    // parse_bounce_message reads the top of the tree as a MIME part (GMime's message would parse
+    // every address field first) and Subject and Date itself, as GMimeMessage reads them: the
+    // last Subject; the last Date, unreadable or not. An mbox "From " line is taken by the
+    // message parser only: such input is parsed as a message, with the same answers.
+    const std::string dsn = fixture("postfix-dsn.eml");
+    const std::string fields =
+        "Subject: first\n"
+        "Date: Mon, 1 Jan 2024 10:00:00 +0000\n"
+        "Subject: =?UTF-8?Q?Unzustellbar=3A_=C3=A4?=\n"
+        "Date: Tue, 2 Jan 2024 12:30:00 +0200\n";
+    BounceReport r = parse_bounce_message(fields + dsn);
+    REQUIRE(r.error.empty());
+    CHECK(r.subject == "Undelivered Mail Returned to Sender");  // the fixture's, after these
+    CHECK(r.has_date);
+    CHECK(r.date == 1704191400);  // 2024-01-02 10:30 UTC
+    CHECK(r.date_offset == 7200);
+    CHECK(r.kind == ReportKind::dsn);
+
+    BounceReport last = parse_bounce_message(dsn + "");
+    CHECK_FALSE(last.has_date);  // the fixture has no Date
+    BounceReport enc = parse_bounce_message("Subject: =?UTF-8?Q?Unzustellbar=3A_=C3=A4?=\nSubject: x\n" + dsn);
+    CHECK(enc.subject == "Undelivered Mail Returned to Sender");
+    BounceReport bad_date = parse_bounce_message(fields + "Date: not a date\n" + dsn);
+    CHECK_FALSE(bad_date.has_date);  // the last Date decides, unreadable
+    BounceReport only_enc =
+        parse_bounce_message("Subject: =?UTF-8?Q?Unzustellbar=3A_=C3=A4?=\n" + dsn.substr(dsn.find("Auto-Submitted")));
+    CHECK(only_enc.subject == "Unzustellbar: \xC3\xA4");
+
+    BounceReport mbox = parse_bounce_message("From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n" + fields + dsn);
+    REQUIRE(mbox.error.empty());
+    CHECK(mbox.subject == r.subject);
+    CHECK(mbox.date == r.date);
+    CHECK(mbox.kind == ReportKind::dsn);
+    REQUIRE(mbox.recipients.size() == r.recipients.size());
+    CHECK(mbox.recipients[0].recipient == "bob@example.com");
+}
