@@ -520,6 +520,38 @@ void subject_and_date(GMimeObject* top, BounceReport& out) {
     }
 }
 
+// Whether a tree parsed without a warning callback is sure to have drawn none of the warnings
+// ParseWarnings records. A warning callback costs: with one set, GMime decodes every header
+// field of every part as it is added, to check it (a sixth of dsn's instructions). Truncation
+// is warned of only where the parse meets the end of the input (a header block or a multipart
+// cut short), and that end ends every multipart around it, so a top multipart closed by its end
+// boundary, or a single part whose header block ends in a blank line, was not cut; nesting is
+// warned of only far deeper (GMime's limit is over 500 levels) than kQuietDepth.
+constexpr int kQuietDepth = 8;
+bool shallow(GMimeObject* o, int depth) {
+    if (depth >= kQuietDepth) return false;
+    if (GMIME_IS_MULTIPART(o)) {
+        GMimeMultipart* mp = GMIME_MULTIPART(o);
+        for (int i = 0, n = g_mime_multipart_get_count(mp); i < n; ++i)
+            if (!shallow(g_mime_multipart_get_part(mp, i), depth + 1)) return false;
+    } else if (GMIME_IS_MESSAGE_PART(o)) {
+        GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+        GMimeObject* body = m ? g_mime_message_get_mime_part(m) : nullptr;
+        if (body && !shallow(body, depth + 2)) return false;  // GMime's depth grows by two here
+    }
+    return true;
+}
+
+bool surely_unwarned(GMimeObject* top, std::string_view data) {
+    if (GMIME_IS_MULTIPART(top))
+        return g_mime_object_get_content_type_parameter(top, "boundary") && GMIME_MULTIPART(top)->write_end_boundary &&
+               shallow(top, 0);
+    if (GMIME_IS_MESSAGE_PART(top) || !GMIME_IS_PART(top)) return false;
+    // GMime ends a header block at the first empty line ("\n" or "\r\n" at a line's start).
+    return data.starts_with("\n") || data.starts_with("\r\n") || data.find("\n\n") != std::string_view::npos ||
+           data.find("\n\r\n") != std::string_view::npos;
+}
+
 // Parses data into f's tree: as a MIME part, not a message. GMimeMessage parses every address
 // field (From, To, Cc, Reply-To...) of its header into address lists as it is built, and its
 // date and Message-ID, a seventh of dsn's instructions, none of it read here but Subject and
@@ -527,14 +559,25 @@ void subject_and_date(GMimeObject* top, BounceReport& out) {
 // line before the header fields: such input, and any the part parser refuses, is parsed as a
 // message. False when neither can parse it.
 bool parse_tree(std::string_view data, ReportFacts& f, BounceReport& out) {
-    std::unique_ptr<GMimeParserOptions, OptionsFree> opts(g_mime_parser_options_new());
-    g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &f.warnings);
     auto parser_for = [&data] {
         GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(data.data(), data.size()));
         GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
         g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
         return parser;
     };
+    if (!data.starts_with("From ")) {
+        // First without a warning callback; parsed again with one when it may have missed one.
+        std::unique_ptr<GMimeParserOptions, OptionsFree> quiet(g_mime_parser_options_new());
+        GPtr<GMimeObject> tree(g_mime_parser_construct_part(parser_for().get(), quiet.get()));
+        if (tree && surely_unwarned(tree.get(), data)) {
+            f.root = std::move(tree);
+            f.top = f.body = f.root.get();
+            subject_and_date(f.top, out);
+            return true;
+        }
+    }
+    std::unique_ptr<GMimeParserOptions, OptionsFree> opts(g_mime_parser_options_new());
+    g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &f.warnings);
     if (!data.starts_with("From ")) {
         f.root.reset(g_mime_parser_construct_part(parser_for().get(), opts.get()));
         if (f.root) {

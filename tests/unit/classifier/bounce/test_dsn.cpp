@@ -685,3 +685,30 @@ TEST_CASE("the bounce's header: last Subject, last Date, an mbox From line befor
     REQUIRE(mbox.recipients.size() == r.recipients.size());
     CHECK(mbox.recipients[0].recipient == "bob@example.com");
 }
+
+TEST_CASE("a report cut short is seen as cut wherever it ends, a whole one is not") {
+    // parse_bounce_message parses without GMime's warning callback (which decodes every header
+    // field) and again with it unless the tree shows the input was not cut: these cuts must all
+    // still be seen, each in a place that takes another way to it.
+    const std::string dsn = fixture("postfix-dsn.eml");
+    const std::size_t block = dsn.find("Final-Recipient: rfc822; carol@example.com");
+    REQUIRE(block != std::string::npos);
+    // Inside the last recipient's block: the top multipart never sees its end boundary.
+    BounceReport cut = parse_bounce_message(dsn.substr(0, block + 30));
+    CHECK(cut.truncated);
+    REQUIRE(cut.recipients.size() == 1);  // the cut block is dropped
+    CHECK(cut.recipients[0].recipient == "bob@example.com");
+    BounceReport whole = parse_bounce_message(dsn);
+    CHECK_FALSE(whole.truncated);
+    CHECK(whole.recipients.size() == 2);
+    // The same report in a message/rfc822 part at the top, cut: no multipart around the cut.
+    const std::string top_fields = "From: MAILER-DAEMON@example.org\nContent-Type: message/rfc822\n\n";
+    BounceReport inner_cut = parse_bounce_message(top_fields + dsn.substr(0, block + 30));
+    BounceReport inner = parse_bounce_message(top_fields + dsn);
+    CHECK(inner_cut.recipients.size() + 1 == inner.recipients.size());
+    // A single part whose header block never ends: cut in its header.
+    BounceReport header_cut = parse_bounce_message("From: MAILER-DAEMON@example.org\nSubject: Undelivered");
+    BounceReport header_whole = parse_bounce_message("From: MAILER-DAEMON@example.org\nSubject: Undelivered\n\n");
+    CHECK(header_cut.truncated);
+    CHECK_FALSE(header_whole.truncated);
+}
