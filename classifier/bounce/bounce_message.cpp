@@ -461,8 +461,9 @@ namespace {
 struct ReportFacts {
     const BounceLimits& limits;
     int depth;
-    GPtr<GMimeMessage> msg;
-    GMimeObject* top = nullptr;
+    GPtr<GMimeObject> root;       // owns the tree: the top part, or the message around it
+    GMimeObject* top = nullptr;   // where the bounce's own header fields are
+    GMimeObject* body = nullptr;  // the top MIME part (top itself when parsed as a part)
     ParseWarnings warnings;
     Walk walk;
     std::string text;                 // the human-readable parts (or the prologue of a broken multipart)
@@ -488,16 +489,118 @@ std::string refusal(std::string_view data) {
     return {};
 }
 
+void set_date(GDateTime* d, BounceReport& out) {
+    out.has_date = true;
+    out.date = g_date_time_to_unix(d);
+    out.date_offset = static_cast<std::int32_t>(g_date_time_get_utc_offset(d) / G_TIME_SPAN_SECOND);
+}
+
+// Subject and Date of a message parsed as a part, as GMimeMessage reads them: the value of the
+// last Subject field; of the Date fields with a value, the last one's date (none if unreadable).
+void subject_and_date(GMimeObject* top, BounceReport& out) {
+    GMimeHeaderList* list = g_mime_object_get_header_list(top);
+    const char* subject = nullptr;
+    GDateTime* date = nullptr;
+    for (int i = 0, n = g_mime_header_list_get_count(list); i < n; ++i) {
+        GMimeHeader* h = g_mime_header_list_get_header_at(list, i);
+        const char* name = g_mime_header_get_name(h);
+        if (g_ascii_strcasecmp(name, "Subject") == 0) {
+            subject = g_mime_header_get_value(h);
+        } else if (g_ascii_strcasecmp(name, "Date") == 0) {
+            if (const char* v = g_mime_header_get_value(h)) {
+                if (date) g_date_time_unref(date);
+                date = g_mime_utils_header_decode_date(v);
+            }
+        }
+    }
+    if (subject) out.subject = subject;
+    if (date) {
+        set_date(date, out);
+        g_date_time_unref(date);
+    }
+}
+
+// Whether a tree parsed without a warning callback is sure to have drawn none of the warnings
+// ParseWarnings records. A warning callback costs: with one set, GMime decodes every header
+// field of every part as it is added, to check it (a sixth of dsn's instructions). Truncation
+// is warned of only where the parse meets the end of the input (a header block or a multipart
+// cut short), and that end ends every multipart around it, so a top multipart closed by its end
+// boundary, or a single part whose header block ends in a blank line, was not cut; nesting is
+// warned of only far deeper (GMime's limit is over 500 levels) than kQuietDepth.
+constexpr int kQuietDepth = 8;
+bool shallow(GMimeObject* o, int depth) {
+    if (depth >= kQuietDepth) return false;
+    if (GMIME_IS_MULTIPART(o)) {
+        GMimeMultipart* mp = GMIME_MULTIPART(o);
+        for (int i = 0, n = g_mime_multipart_get_count(mp); i < n; ++i)
+            if (!shallow(g_mime_multipart_get_part(mp, i), depth + 1)) return false;
+    } else if (GMIME_IS_MESSAGE_PART(o)) {
+        GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
+        GMimeObject* body = m ? g_mime_message_get_mime_part(m) : nullptr;
+        if (body && !shallow(body, depth + 2)) return false;  // GMime's depth grows by two here
+    }
+    return true;
+}
+
+bool surely_unwarned(GMimeObject* top, std::string_view data) {
+    if (GMIME_IS_MULTIPART(top))
+        return g_mime_object_get_content_type_parameter(top, "boundary") && GMIME_MULTIPART(top)->write_end_boundary &&
+               shallow(top, 0);
+    if (GMIME_IS_MESSAGE_PART(top) || !GMIME_IS_PART(top)) return false;
+    // GMime ends a header block at the first empty line ("\n" or "\r\n" at a line's start).
+    return data.starts_with("\n") || data.starts_with("\r\n") || data.find("\n\n") != std::string_view::npos ||
+           data.find("\n\r\n") != std::string_view::npos;
+}
+
+// Parses data into f's tree: as a MIME part, not a message. GMimeMessage parses every address
+// field (From, To, Cc, Reply-To...) of its header into address lists as it is built, and its
+// date and Message-ID, a seventh of dsn's instructions, none of it read here but Subject and
+// Date (subject_and_date reads those as it does). Only the message parser takes an mbox "From "
+// line before the header fields: such input, and any the part parser refuses, is parsed as a
+// message. False when neither can parse it.
+bool parse_tree(std::string_view data, ReportFacts& f, BounceReport& out) {
+    auto parser_for = [&data] {
+        GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(data.data(), data.size()));
+        GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+        g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+        return parser;
+    };
+    if (!data.starts_with("From ")) {
+        // First without a warning callback; parsed again with one when it may have missed one.
+        std::unique_ptr<GMimeParserOptions, OptionsFree> quiet(g_mime_parser_options_new());
+        GPtr<GMimeObject> tree(g_mime_parser_construct_part(parser_for().get(), quiet.get()));
+        if (tree && surely_unwarned(tree.get(), data)) {
+            f.root = std::move(tree);
+            f.top = f.body = f.root.get();
+            subject_and_date(f.top, out);
+            return true;
+        }
+    }
+    std::unique_ptr<GMimeParserOptions, OptionsFree> opts(g_mime_parser_options_new());
+    g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &f.warnings);
+    if (!data.starts_with("From ")) {
+        f.root.reset(g_mime_parser_construct_part(parser_for().get(), opts.get()));
+        if (f.root) {
+            f.top = f.body = f.root.get();
+            subject_and_date(f.top, out);
+            return true;
+        }
+        f.warnings = {};
+    }
+    GMimeMessage* msg = g_mime_parser_construct_message(parser_for().get(), opts.get());
+    if (!msg) return false;
+    f.root.reset(GMIME_OBJECT(msg));
+    f.top = f.root.get();
+    f.body = g_mime_message_get_mime_part(msg);
+    if (const char* s = g_mime_message_get_subject(msg)) out.subject = s;
+    if (GDateTime* d = g_mime_message_get_date(msg)) set_date(d, out);  // owned by the message
+    return true;
+}
+
 // Parses data into f and fills out's header facts; false after setting out.error.
 bool read_facts(std::string_view data, ReportFacts& f, BounceReport& out) {
     init_gmime();
-    GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(data.data(), data.size()));
-    GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
-    g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
-    std::unique_ptr<GMimeParserOptions, OptionsFree> opts(g_mime_parser_options_new());
-    g_mime_parser_options_set_warning_callback(opts.get(), on_warning, &f.warnings);
-    f.msg.reset(g_mime_parser_construct_message(parser.get(), opts.get()));
-    if (!f.msg) {
+    if (!parse_tree(data, f, out)) {
         out.error = "not a mail message: GMime could not parse it";
         return false;
     }
@@ -505,15 +608,8 @@ bool read_facts(std::string_view data, ReportFacts& f, BounceReport& out) {
         out.error = "MIME parts nested too deeply";
         return false;
     }
-    f.top = GMIME_OBJECT(f.msg.get());
-    if (const char* s = g_mime_message_get_subject(f.msg.get())) out.subject = s;
-    if (GDateTime* d = g_mime_message_get_date(f.msg.get())) {  // owned by the message
-        out.has_date = true;
-        out.date = g_date_time_to_unix(d);
-        out.date_offset = static_cast<std::int32_t>(g_date_time_get_utc_offset(d) / G_TIME_SPAN_SECOND);
-    }
     Walk& w = f.walk;
-    if (GMimeObject* body = g_mime_message_get_mime_part(f.msg.get())) w.visit(body, 0);
+    if (f.body) w.visit(f.body, 0);
     if (w.too_many) {
         out.error = "more than " + std::to_string(f.limits.max_parts) + " MIME parts";
         return false;
@@ -522,9 +618,8 @@ bool read_facts(std::string_view data, ReportFacts& f, BounceReport& out) {
     // A boundary that matches no delimiter line leaves every part in the multipart's prologue:
     // read that as text, DSN fields and all.
     if (f.text.empty() && !w.have_dsn) {
-        GMimeObject* body = g_mime_message_get_mime_part(f.msg.get());
-        if (body && GMIME_IS_MULTIPART(body)) {
-            if (const char* pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(body)))
+        if (f.body && GMIME_IS_MULTIPART(f.body)) {
+            if (const char* pro = g_mime_multipart_get_prologue(GMIME_MULTIPART(f.body)))
                 f.text.assign(pro, strnlen(pro, kMaxText));
         }
     }
@@ -594,7 +689,7 @@ bool dsn_part(ReportFacts& f, BounceReport& out) {
 // the top multipart/report (RFC 6522) when the part carries another content type.
 bool feedback_report(ReportFacts& f, BounceReport& out) {
     Walk& w = f.walk;
-    GMimeObject* top_body = g_mime_message_get_mime_part(f.msg.get());
+    GMimeObject* top_body = f.body;
     GMimeContentType* top_ct = top_body ? g_mime_object_get_content_type(top_body) : nullptr;
     if (!w.have_arf && !w.have_dsn && top_ct && g_mime_content_type_is_type(top_ct, "multipart", "report")) {
         const char* rt = g_mime_content_type_get_parameter(top_ct, "report-type");

@@ -25,6 +25,7 @@ std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& 
 #ifdef PREFLIGHT_HAVE_HYPERSCAN
     if (name == "hyperscan") return compile_hyperscan_engine(patterns);
     if (name == "hyperscan-whole") return compile_hyperscan_engine(patterns, false);
+    if (name == "hyperscan-eager") return compile_hyperscan_engine(patterns, true, true);
 #endif
     if (name == "re2") return compile_re2_engine(patterns);
     return nullptr;

@@ -56,7 +56,8 @@ public:
 std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns);
 // As compile_text_engine, with a named engine ("hyperscan" or "re2") when it was built in; for
 // the tests that check both engines give the same answers. Null when name is not built in.
-// "hyperscan-whole": Hyperscan without its ASCII path, for the tests of that path.
+// "hyperscan-whole": Hyperscan without its ASCII path, for the tests of that path;
+// "hyperscan-eager": its ASCII path with every check made by RE2 from the first use.
 std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns, std::string_view name);
 
 // The engine compile_text_engine uses, as --version prints it ("hyperscan 5.4.0", "re2").

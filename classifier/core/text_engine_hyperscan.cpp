@@ -240,23 +240,32 @@ bool embedded_prefilter(const std::vector<TextPattern>& patterns, std::size_t st
     return prefilter_from_bytes(std::string_view(e.bytes, e.size), out);
 }
 
-bool all_ascii(std::string_view text) {
+// Text the ASCII path may take: ASCII, on which RE2 (the path's checks) and Hyperscan read the
+// rule patterns alike, but for two things (found by fuzz_ascii_path): a vertical tab is \s to
+// Hyperscan (PCRE) and \S to RE2, and Hyperscan's $ also matches before a final newline. Text
+// with either goes through the whole database, as text outside ASCII does.
+bool ascii_path_fits(std::string_view text) {
+    if (!text.empty() && text.back() == '\n') return false;
     // Eight bytes at a time: the check runs on every reply.
+    constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
     std::size_t i = 0;
     for (; i + 8 <= text.size(); i += 8) {
         std::uint64_t w;
         std::memcpy(&w, text.data() + i, 8);
-        if (w & 0x8080808080808080ull) return false;
+        const std::uint64_t vt = w ^ (kOnes * 0x0b);  // a zero byte where w has a vertical tab
+        if ((w & kHigh) || ((vt - kOnes) & ~vt & kHigh)) return false;
     }
     for (; i < text.size(); ++i)
-        if (static_cast<unsigned char>(text[i]) >= 0x80) return false;
+        if (static_cast<unsigned char>(text[i]) >= 0x80 || text[i] == '\v') return false;
     return true;
 }
 
 class HyperscanEngine final : public TextEngine {
 public:
     // ascii_path false: every text through the whole database, as the tests compare against.
-    HyperscanEngine(const std::vector<TextPattern>& patterns, bool ascii_path) : ascii_path_(ascii_path) {
+    // eager_checks: RE2 checks from the first use (compile_after_ 0), for the tests.
+    HyperscanEngine(const std::vector<TextPattern>& patterns, bool ascii_path, bool eager_checks)
+        : ascii_path_(ascii_path), compile_after_(eager_checks ? 0 : kCompileAfterUses) {
         for (std::size_t start = 0; start < patterns.size();) {
             std::size_t end = start;
             while (end < patterns.size() && patterns[end].shipped == patterns[start].shipped) ++end;
@@ -287,7 +296,7 @@ public:
     }
 
     void visit(std::size_t g, std::string_view text, MatchVisitor& v) const override {
-        if (ascii_path_ && all_ascii(text)) visit_ascii(*groups_[g], text, v);
+        if (ascii_path_ && ascii_path_fits(text)) visit_ascii(*groups_[g], text, v);
         else TextEngine::visit(g, text, v);
     }
 
@@ -377,7 +386,7 @@ private:
         std::sort(nominations.begin(), nominations.end());
         nominations.erase(std::unique(nominations.begin(), nominations.end()), nominations.end());
         auto nom = nominations.begin();
-        WholeScan whole_scan{this, group_index(g), text, false};
+        WholeScan whole_scan{this, group_index(g), text, false, compile_after_};
         bool done = false;
         for (std::uint32_t i : touched) {
             if (done || !v.wanted(g.first + i)) continue;
@@ -410,6 +419,7 @@ private:
         std::size_t group;
         std::string_view text;
         bool made;
+        std::uint32_t compile_after;  // the engine's compile_after_
         bool has(std::uint32_t pattern) {
             thread_local std::vector<std::uint32_t> hits;
             if (!made) {
@@ -429,7 +439,7 @@ private:
                         WholeScan& whole_scan) {
         const RE2* re = c.re.load(std::memory_order_acquire);
         if (!re) {
-            if (c.uses.fetch_add(1, std::memory_order_relaxed) + 1 < kCompileAfterUses)
+            if (c.uses.fetch_add(1, std::memory_order_relaxed) + 1 < whole_scan.compile_after)
                 return whole_scan.has(pattern_index);
             auto fresh = std::make_unique<RE2>(re2::StringPiece(part.data(), part.size()), rule_re2_options());
             if (!fresh->ok()) fresh = std::make_unique<RE2>(pattern, rule_re2_options());
@@ -460,13 +470,15 @@ private:
 
     std::vector<std::unique_ptr<Group>> groups_;
     const bool ascii_path_;
+    const std::uint32_t compile_after_;  // uses of a check before RE2 compiles it
     const std::uint64_t serial_ = next_engine_serial.fetch_add(1);
 };
 
 }  // namespace
 
-std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns, bool ascii_path) {
-    return std::make_unique<HyperscanEngine>(patterns, ascii_path);
+std::unique_ptr<TextEngine> compile_hyperscan_engine(const std::vector<TextPattern>& patterns, bool ascii_path,
+                                                     bool eager_checks) {
+    return std::make_unique<HyperscanEngine>(patterns, ascii_path, eager_checks);
 }
 
 std::uint64_t pattern_fingerprint(const std::vector<TextPattern>& patterns) {

@@ -52,7 +52,14 @@ trap cleanup EXIT
 seed_fixtures() {
   local t=$1 dir=$2 i=0
   case $t in
-    fuzz_reply)
+    fuzz_reply | fuzz_ascii_path)
+      # fuzz_ascii_path: the replies and the reason table's diagnostics, the texts the rules
+      # were written for (its own corpus directory holds none).
+      if [ "$t" = fuzz_ascii_path ]; then
+        grep -v '^#' "$src/tests/data/reasons.tsv" | cut -f2 | while IFS= read -r line; do
+          if [ -n "$line" ]; then printf '%s' "$line" >"$dir/reason-$((i++))"; fi
+        done
+      fi
       while IFS= read -r line; do
         if [ -n "$line" ]; then printf '%s' "$line" >"$dir/sample-$((i++))"; fi
       done <"$src/tests/data/sample-replies.txt"

@@ -647,3 +647,68 @@ TEST_CASE("no Diagnostic-Code: the human part under either address, else the Sta
     CHECK(v[1].category == Category::quota_issues);  // the Status comment
     CHECK(v[1].bounce == Bounce::soft);
 }
+
+TEST_CASE("the bounce's header: last Subject, last Date, an mbox From line before it, encoded words") {
+    // parse_bounce_message reads the top of the tree as a MIME part (GMime's message would parse
+    // every address field first) and Subject and Date itself, as GMimeMessage reads them: the
+    // last Subject; the last Date, unreadable or not. An mbox "From " line is taken by the
+    // message parser only: such input is parsed as a message, with the same answers.
+    const std::string dsn = fixture("postfix-dsn.eml");
+    const std::string fields =
+        "Subject: first\n"
+        "Date: Mon, 1 Jan 2024 10:00:00 +0000\n"
+        "Subject: =?UTF-8?Q?Unzustellbar=3A_=C3=A4?=\n"
+        "Date: Tue, 2 Jan 2024 12:30:00 +0200\n";
+    BounceReport r = parse_bounce_message(fields + dsn);
+    REQUIRE(r.error.empty());
+    CHECK(r.subject == "Undelivered Mail Returned to Sender");  // the fixture's, after these
+    CHECK(r.has_date);
+    CHECK(r.date == 1704191400);  // 2024-01-02 10:30 UTC
+    CHECK(r.date_offset == 7200);
+    CHECK(r.kind == ReportKind::dsn);
+
+    BounceReport last = parse_bounce_message(dsn + "");
+    CHECK_FALSE(last.has_date);  // the fixture has no Date
+    BounceReport enc = parse_bounce_message("Subject: =?UTF-8?Q?Unzustellbar=3A_=C3=A4?=\nSubject: x\n" + dsn);
+    CHECK(enc.subject == "Undelivered Mail Returned to Sender");
+    BounceReport bad_date = parse_bounce_message(fields + "Date: not a date\n" + dsn);
+    CHECK_FALSE(bad_date.has_date);  // the last Date decides, unreadable
+    BounceReport only_enc =
+        parse_bounce_message("Subject: =?UTF-8?Q?Unzustellbar=3A_=C3=A4?=\n" + dsn.substr(dsn.find("Auto-Submitted")));
+    CHECK(only_enc.subject == "Unzustellbar: \xC3\xA4");
+
+    BounceReport mbox = parse_bounce_message("From MAILER-DAEMON Mon Jan  1 10:00:00 2024\n" + fields + dsn);
+    REQUIRE(mbox.error.empty());
+    CHECK(mbox.subject == r.subject);
+    CHECK(mbox.date == r.date);
+    CHECK(mbox.kind == ReportKind::dsn);
+    REQUIRE(mbox.recipients.size() == r.recipients.size());
+    CHECK(mbox.recipients[0].recipient == "bob@example.com");
+}
+
+TEST_CASE("a report cut short is seen as cut wherever it ends, a whole one is not") {
+    // parse_bounce_message parses without GMime's warning callback (which decodes every header
+    // field) and again with it unless the tree shows the input was not cut: these cuts must all
+    // still be seen, each in a place that takes another way to it.
+    const std::string dsn = fixture("postfix-dsn.eml");
+    const std::size_t block = dsn.find("Final-Recipient: rfc822; carol@example.com");
+    REQUIRE(block != std::string::npos);
+    // Inside the last recipient's block: the top multipart never sees its end boundary.
+    BounceReport cut = parse_bounce_message(dsn.substr(0, block + 30));
+    CHECK(cut.truncated);
+    REQUIRE(cut.recipients.size() == 1);  // the cut block is dropped
+    CHECK(cut.recipients[0].recipient == "bob@example.com");
+    BounceReport whole = parse_bounce_message(dsn);
+    CHECK_FALSE(whole.truncated);
+    CHECK(whole.recipients.size() == 2);
+    // The same report in a message/rfc822 part at the top, cut: no multipart around the cut.
+    const std::string top_fields = "From: MAILER-DAEMON@example.org\nContent-Type: message/rfc822\n\n";
+    BounceReport inner_cut = parse_bounce_message(top_fields + dsn.substr(0, block + 30));
+    BounceReport inner = parse_bounce_message(top_fields + dsn);
+    CHECK(inner_cut.recipients.size() + 1 == inner.recipients.size());
+    // A single part whose header block never ends: cut in its header.
+    BounceReport header_cut = parse_bounce_message("From: MAILER-DAEMON@example.org\nSubject: Undelivered");
+    BounceReport header_whole = parse_bounce_message("From: MAILER-DAEMON@example.org\nSubject: Undelivered\n\n");
+    CHECK(header_cut.truncated);
+    CHECK_FALSE(header_whole.truncated);
+}
