@@ -305,6 +305,21 @@ TEST_CASE("suppression: a Redis that does not answer is a store error, not a han
     CHECK_FALSE(error.empty());
 }
 
+TEST_CASE("suppression: a redis-sentinel:// store asks the sentinels, a bounded store error when none answers",
+          "[suppression]") {
+    // Nothing listens on port 1 (connect refused at once); the timeout bounds the rest.
+    auto spec = parse_quota_store("redis-sentinel://127.0.0.1:1/mymaster");
+    REQUIRE(spec);
+    auto store = open_suppression_store(*spec, std::chrono::milliseconds(200));
+    CHECK(store->describe() == "redis-sentinel://127.0.0.1:1/mymaster");
+    SuppressionLookup l = store->lookup("example.org", "bob@example.net", kNow);
+    CHECK_FALSE(l.ok);
+    CHECK(l.error.find("sentinel 127.0.0.1:1") != std::string::npos);
+    std::string error;
+    CHECK_FALSE(store->put_trace("tok", "example.org", "bob@example.net", kNow + 60, &error));
+    CHECK_FALSE(error.empty());
+}
+
 TEST_CASE("suppression: the RCPT TO reply names the reason, the scope and the date", "[suppression]") {
     SuppressionLookup l;
     SuppressionEntry e = merge_suppression(std::nullopt, failure("bad-mailbox", "bob@example.net", 1'793'664'000));
