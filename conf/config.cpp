@@ -436,7 +436,7 @@ bool refine_redis_credentials(Value& v, std::string& why) {
 }
 
 bool refine_suppression_store(Value& v, std::string& why) {
-    return parse_quota_store(std::get<std::string>(v), &why).has_value();
+    return parse_quota_store(std::get<std::string>(v), &why, "SuppressionStorePasswordFile").has_value();
 }
 
 void set_unknown_domain_code(Target& t, const Value& v) {
@@ -822,7 +822,8 @@ const Row kRows[] = {
     {.info = {.name = "SuppressionStore",
               .type = KeyType::string,
               .default_value = "sqlite:/var/lib/preflight/suppression.db",
-              .help = "where the suppression list lives: sqlite:/PATH (one relay) or redis://HOST[:PORT][/DB]"},
+              .help = "where the suppression list lives: sqlite:/PATH (one relay), redis://HOST[:PORT][/DB] or "
+                      "redis-sentinel://HOST[:PORT],.../MASTER[/DB] (a cluster)"},
      .refine = refine_suppression_store,
      .store = set_global<&GlobalSettings::suppression_store>},
     {.info = {.name = "SuppressionStoreTimeout",
@@ -838,6 +839,18 @@ const Row kRows[] = {
               .allowed = kSuppressionStoreErrorActions,
               .help = "what an unreachable suppression store leads to: tempfail (451 4.3.0) or accept (unchecked)"},
      .store = set_global<&GlobalSettings::on_suppression_store_error>},
+    {.info = {.name = "SuppressionStorePasswordFile",
+              .type = KeyType::path,
+              .help = "file with the suppression store's Redis user and password (USER:PASSWORD or PASSWORD), not "
+                      "readable by others"},
+     .refine = refine_redis_credentials,
+     .store = set_global<&GlobalSettings::suppression_store_credentials>},
+    {.info = {.name = "SuppressionStoreSentinelPasswordFile",
+              .type = KeyType::path,
+              .help = "file with the suppression store's Sentinels' user and password, when they require one "
+                      "(redis-sentinel://)"},
+     .refine = refine_redis_credentials,
+     .store = set_global<&GlobalSettings::suppression_store_sentinel_credentials>},
     {.info = {.name = "SuppressionTraceKeyFile",
               .type = KeyType::path,
               .help = "file with the key of the trace header on single-recipient messages; empty: no header"},
@@ -1354,17 +1367,24 @@ struct ConfigBuilder {
     // typo does not cause a second, derived error.
     // Redis credentials with no Redis to give them to are a mistake the operator should see.
     void redis_cross_checks() {
-        const Given& store = global_given("QuotaStore");
-        if (store.line && !store.value) return;  // reported already
-        const QuotaStoreSpec::Kind kind = global.quota_store.kind;
-        const Given& file = global_given("QuotaStorePasswordFile");
-        if (!global.quota_store_credentials.file.empty() && kind == QuotaStoreSpec::Kind::sqlite)
-            error(file.line, "QuotaStorePasswordFile",
-                  "has no effect unless QuotaStore is redis:// or redis-sentinel://");
-        const Given& sentinel_file = global_given("QuotaStoreSentinelPasswordFile");
-        if (!global.quota_store_sentinel_credentials.file.empty() && kind != QuotaStoreSpec::Kind::redis_sentinel)
-            error(sentinel_file.line, "QuotaStoreSentinelPasswordFile",
-                  "has no effect unless QuotaStore is redis-sentinel://");
+        if (const Given& store = global_given("QuotaStore"); !store.line || store.value)  // else reported already
+            credentials_cross_check("QuotaStore", global.quota_store.kind, global.quota_store_credentials,
+                                    global.quota_store_sentinel_credentials);
+        if (const Given& store = global_given("SuppressionStore"); !store.line || store.value)
+            if (std::optional<QuotaStoreSpec> spec = parse_quota_store(global.suppression_store))
+                credentials_cross_check("SuppressionStore", spec->kind, global.suppression_store_credentials,
+                                        global.suppression_store_sentinel_credentials);
+    }
+
+    // STORE's PasswordFile needs a Redis, its SentinelPasswordFile a redis-sentinel://.
+    void credentials_cross_check(const std::string& store, QuotaStoreSpec::Kind kind, const RedisCredentials& creds,
+                                 const RedisCredentials& sentinel_creds) {
+        const std::string key = store + "PasswordFile", sentinel_key = store + "SentinelPasswordFile";
+        if (!creds.file.empty() && kind == QuotaStoreSpec::Kind::sqlite)
+            error(global_given(key).line, key, "has no effect unless " + store + " is redis:// or redis-sentinel://");
+        if (!sentinel_creds.file.empty() && kind != QuotaStoreSpec::Kind::redis_sentinel)
+            error(global_given(sentinel_key).line, sentinel_key,
+                  "has no effect unless " + store + " is redis-sentinel://");
     }
 
     void cross_checks() {

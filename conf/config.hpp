@@ -168,9 +168,12 @@ struct QuotaStoreSpec {
     std::string to_string() const;
     bool operator==(const QuotaStoreSpec&) const = default;
 };
-std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::string* why = nullptr);
+// password_key: the key a password found in the URL is sent to (the store's *PasswordFile).
+std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::string* why = nullptr,
+                                                std::string_view password_key = "QuotaStorePasswordFile");
 
-// Credentials for Redis (QuotaStorePasswordFile, QuotaStoreSentinelPasswordFile), read from a
+// Credentials for Redis (QuotaStorePasswordFile, QuotaStoreSentinelPasswordFile,
+// SuppressionStorePasswordFile, SuppressionStoreSentinelPasswordFile), read from a
 // file when the conf is loaded, so `-n` checks them and a reload reads them again. The file holds
 // one line, "USER:PASSWORD" (a Redis 6 ACL user: AUTH USER PASSWORD) or "PASSWORD" (requirepass:
 // AUTH PASSWORD); a password with ':' in it is written "default:PASSWORD". It must be a regular
@@ -270,7 +273,7 @@ struct Settings {
         return dmarc_mode != CheckMode::off || alignment_mode != CheckMode::off || unsubscribe_mode != CheckMode::off ||
                header_sanity_mode != CheckMode::off;
     }
-    int billing_day = 1;   // the day of the month a /month plan period renews on (1..31)
+    int billing_day = 1;  // the day of the month a /month plan period renews on (1..31)
     // Recipient domains that cannot receive (NXDOMAIN, null MX), at RCPT TO.
     CheckMode recipient_domain_mode = CheckMode::off;
 
@@ -320,6 +323,8 @@ struct GlobalSettings {
     // positive) wherever a GlobalSettings{} temporary is compared.
     std::string suppression_store = "sqlite:/var/lib/preflight/suppression.db";
     std::chrono::milliseconds suppression_store_timeout{250};
+    RedisCredentials suppression_store_credentials;           // SuppressionStorePasswordFile
+    RedisCredentials suppression_store_sentinel_credentials;  // SuppressionStoreSentinelPasswordFile
     SuppressionStoreErrorAction on_suppression_store_error = SuppressionStoreErrorAction::tempfail;
     std::string suppression_trace_key_file;  // "": no trace header
     QuotaStoreSpec quota_store{QuotaStoreSpec::Kind::sqlite, "/var/lib/preflight/quota.db", "", 6379, 0, {}, {}};

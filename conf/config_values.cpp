@@ -418,7 +418,8 @@ std::string QuotaStoreSpec::to_string() const {
     return out;
 }
 
-std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::string* why) {
+std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::string* why,
+                                                std::string_view password_key) {
     QuotaStoreSpec spec;
     std::string quoted(1, '"');
     quoted.append(text.substr(0, 80)).append(1, '"');
@@ -446,7 +447,7 @@ std::optional<QuotaStoreSpec> parse_quota_store(std::string_view text, std::stri
     std::string_view rest = text.substr(sentinel ? 17 : 8);
     if (rest.find('@') != std::string_view::npos) {
         // Not quoted back: what is before '@' would be the password.
-        set_why(why, "a password does not belong on the conf line; put it in QuotaStorePasswordFile");
+        set_why(why, "a password does not belong on the conf line; put it in " + std::string(password_key));
         return std::nullopt;
     }
     if (sentinel) {

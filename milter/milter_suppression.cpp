@@ -20,17 +20,18 @@ SuppressionService open_suppression_service(const Config& cfg, const Suppression
     }
     if (!cfg.any_suppression() && out.trace_key.empty()) return out;
     out.spec = g.suppression_store + "|" + std::to_string(g.suppression_store_timeout.count());
-    if (previous && previous->store && previous->spec == out.spec) {
+    out.credentials = g.suppression_store_credentials;
+    out.sentinel_credentials = g.suppression_store_sentinel_credentials;
+    // A new password file (a rotated password) needs new connections, as a new store does.
+    if (previous && previous->store && previous->spec == out.spec && previous->credentials == out.credentials &&
+        previous->sentinel_credentials == out.sentinel_credentials) {
         out.store = previous->store;
         out.stats_store = previous->stats_store;
         return out;
     }
-    std::string why;
-    std::optional<QuotaStoreSpec> spec = parse_quota_store(g.suppression_store, &why);  // checked by the conf
-    if (!spec) throw std::runtime_error("SuppressionStore: " + why);
     try {
-        out.store = open_suppression_store(*spec, g.suppression_store_timeout);
-        out.stats_store = open_suppression_store(*spec, g.suppression_store_timeout);
+        out.store = open_suppression_store(g);
+        out.stats_store = open_suppression_store(g);
     } catch (const std::exception& e) {
         throw std::runtime_error(std::string("SuppressionStore: ") + e.what());
     }

@@ -1,6 +1,6 @@
 // The milter's side of the suppression list: opening the store for a configuration (kept across
-// a reload while SuppressionStore and SuppressionStoreTimeout stay the same), reading the trace
-// key, and the /metrics families.
+// a reload while SuppressionStore, SuppressionStoreTimeout and its password files' contents stay
+// the same), reading the trace key, and the /metrics families.
 #pragma once
 
 #include <functional>
@@ -20,7 +20,9 @@ struct SuppressionService {
     // the lock the lookups take.
     std::shared_ptr<SuppressionStore> stats_store;
     std::string trace_key;  // "": no SuppressionTraceKeyFile
-    std::string spec;       // what the stores were opened with, to compare at reload
+    // What the stores were opened with, to compare at reload.
+    std::string spec;
+    RedisCredentials credentials, sentinel_credentials;
 };
 
 // Throws std::runtime_error ("SuppressionStore: why", "SuppressionTraceKeyFile: why") when the

@@ -137,6 +137,15 @@ RedisReply RedisConnection::replicated_command(const std::vector<std::string>& a
     return run(args, std::max(replicas, 0));
 }
 
+RedisReply RedisConnection::same_connection_command(const std::vector<std::string>& args, int replicas) {
+    if (!ctx_) throw RedisError(endpoint_.name + ": the connection was lost (" + last_error_ + ")");
+    try {
+        return attempt(args, std::max(replicas, 0), Clock::now() + endpoint_.timeout);
+    } catch (const RetryableError& e) {
+        throw RedisError(e.what());  // attempt() dropped the connection; no other one is tried
+    }
+}
+
 RedisReply RedisConnection::run(const std::vector<std::string>& args, int replicas) {
     const Clock::time_point start = Clock::now();
     if (!ctx_ && start < next_attempt_) throw RedisError(endpoint_.name + " unreachable (" + last_error_ + ")");

@@ -1,10 +1,10 @@
-// One connection to a Redis that stores shared state for a cluster of relays (quota counters;
-// any other store on Redis can use it the same way), through hiredis 0.14.
+// One connection to a Redis that stores shared state for a cluster of relays (quota counters,
+// the suppression list), through hiredis 0.14.
 //
 // What it does that a bare redisContext does not:
 // - AUTH: "AUTH USER PASSWORD" (Redis 6 ACL user) or "AUTH PASSWORD" (requirepass), from the
-//   credentials the conf read from QuotaStorePasswordFile; a refused AUTH is an error naming the
-//   node and the user, never the password.
+//   credentials the conf read from QuotaStorePasswordFile or SuppressionStorePasswordFile; a
+//   refused AUTH is an error naming the node and the user, never the password.
 // - Sentinel (redis-sentinel://): asks the sentinels in turn for the master's address
 //   (SENTINEL get-master-addr-by-name), connects, checks with ROLE that the node is the master,
 //   and when the connection fails, drops, or the node answers READONLY / MASTERDOWN / LOADING
@@ -40,7 +40,7 @@ struct RedisReplyFree {
 };
 using RedisReply = std::unique_ptr<redisReply, RedisReplyFree>;
 
-// Where and how to connect: built from a QuotaStoreSpec (redis_endpoint) or another store's conf.
+// Where and how to connect: built from a store's QuotaStoreSpec (redis_endpoint).
 struct RedisEndpoint {
     std::vector<RedisNode> nodes;  // the Redis itself, or the sentinels when master_name is set
     std::string master_name;       // "": connect to nodes.front() directly
@@ -71,6 +71,12 @@ public:
     // As command(), then WAIT until `replicas` replicas hold the write (pipelined, one round
     // trip); fewer within the timeout is an error. For writes that a failover must not lose.
     RedisReply replicated_command(const std::vector<std::string>& args, int replicas);
+
+    // As replicated_command(), but only on the connection already open: never connects, never
+    // retried on another connection (Sentinel). For the commands after a WATCH or inside a MULTI,
+    // which must not run on a new connection where that WATCH or MULTI does not hold: a lost
+    // connection (or none) is a RedisError, and the next command() connects again.
+    RedisReply same_connection_command(const std::vector<std::string>& args, int replicas = 0);
 
     // Changes whenever a new connection is made (scripts must be loaded again).
     std::uint64_t connection_id() const { return connection_id_; }

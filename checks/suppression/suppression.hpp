@@ -149,9 +149,14 @@ public:
     virtual std::string describe() const = 0;
 };
 
-// SQLite: creates the file and tables (throws std::runtime_error when it cannot). Redis:
-// connects lazily (a Redis down at start is an error per lookup, not a failed start).
-std::unique_ptr<SuppressionStore> open_suppression_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout);
+// SQLite: creates the file and tables (throws std::runtime_error when it cannot). Redis
+// (redis://, redis-sentinel://): connects lazily (a Redis down at start is an error per lookup,
+// not a failed start), through checks/store/redis_connection with AUTH from the credentials.
+std::unique_ptr<SuppressionStore> open_suppression_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout,
+                                                         const RedisCredentials& credentials = {},
+                                                         const RedisCredentials& sentinel_credentials = {});
+// The store the conf's SuppressionStore* keys describe; throws std::runtime_error as above.
+std::unique_ptr<SuppressionStore> open_suppression_store(const GlobalSettings& g);
 
 // The RCPT TO verdict for a lookup: accept when nothing is suppressed; a refusal naming the
 // reason (reply rows recipient_suppressed*); store errors give suppression_unavailable as a

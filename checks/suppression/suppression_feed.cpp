@@ -45,16 +45,8 @@ std::unique_ptr<SuppressionFeed> open_suppression_feed(const std::string& conf_p
         error = parsed.errors.front().to_string();
         return nullptr;
     }
-    const GlobalSettings& g = parsed.config->global();
-    std::string why;
-    std::optional<QuotaStoreSpec> spec = parse_quota_store(g.suppression_store, &why);
-    if (!spec) {
-        error = conf_path + ": SuppressionStore: " + why;
-        return nullptr;
-    }
     try {
-        return std::make_unique<SuppressionFeed>(parsed.config,
-                                                 open_suppression_store(*spec, g.suppression_store_timeout));
+        return std::make_unique<SuppressionFeed>(parsed.config, open_suppression_store(parsed.config->global()));
     } catch (const std::exception& e) {
         error = std::string("SuppressionStore: ") + e.what();
         return nullptr;

@@ -1,4 +1,5 @@
-// The cluster suppression store: Redis through hiredis (SuppressionStore redis://HOST[:PORT][/DB]).
+// The cluster suppression store: Redis through hiredis (SuppressionStore redis://HOST[:PORT][/DB]
+// or redis-sentinel://SENTINELS/MASTER[/DB]).
 //
 // An entry is one string "pfs:e:<scope>|<recipient>" holding its fields tab-separated (every text
 // field is sanitised printable ASCII, so no tab or newline inside), with EXPIREAT at its expiry,
@@ -8,46 +9,36 @@
 // between. Counters: hash "pfs:counts" ("adds|SOURCE", "sender-fault|DOMAIN|CATEGORY"). Trace
 // tokens: "pfs:t:<token>" = "<scope>\t<recipient>" with EXPIREAT.
 //
-// The connection is handled as the quota store's (quota_redis.cpp): connect and every reply
-// bounded by SuppressionStoreTimeout, a broken connection dropped and reopened, and after a
-// failed connect the next attempt waits a second, so a dead Redis costs a lookup only the error.
+// The connection is checks/store/redis_connection, the quota store's: AUTH from
+// SuppressionStorePasswordFile, Sentinel, connect and every reply bounded by
+// SuppressionStoreTimeout, a broken connection dropped and reopened, and after a failed connect
+// the next attempt waits a second, so a dead Redis costs a lookup only the error.
+//
+// Sentinel: Redis replicates asynchronously, so a write the master acknowledged may be missing on
+// the replica a failover promotes. The writes an operator or a feed takes as done (an entry
+// recorded, put or removed) are acknowledged only once a replica holds them (WAIT 1, within the
+// timeout), as the quota store's reservations; counters and trace tokens are not (a lost one
+// costs a statistic or the attribution of one bounce, and a trace token is written for every
+// accepted message, where a WAIT would add a round trip to a replica).
 #include <hiredis/hiredis.h>
-#include <sys/time.h>
 
 #include <algorithm>
 #include <charconv>
 #include <map>
 #include <mutex>
 
+#include "redis_connection.hpp"
 #include "suppression.hpp"
 
 namespace preflight {
 namespace {
 
-struct ContextFree {
-    void operator()(redisContext* c) const noexcept { redisFree(c); }
-};
-struct ReplyFree {
-    void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
-};
-using Context = std::unique_ptr<redisContext, ContextFree>;
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
+using Reply = RedisReply;
 
 constexpr std::string_view kEntryPrefix = "pfs:e:";
 constexpr std::string_view kTracePrefix = "pfs:t:";
 constexpr std::string_view kCounts = "pfs:counts";
 constexpr int kWatchAttempts = 20;
-
-struct RedisError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-timeval to_timeval(std::chrono::milliseconds d) {
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(d.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
-    return tv;
-}
 
 std::string entry_key(std::string_view scope, std::string_view recipient) {
     std::string k(kEntryPrefix);
@@ -111,14 +102,14 @@ std::string glob_escape(std::string_view s) {
 
 class RedisSuppressionStore final : public SuppressionStore {
 public:
-    RedisSuppressionStore(QuotaStoreSpec spec, std::chrono::milliseconds timeout)
-        : spec_(std::move(spec)), timeout_(timeout) {}
+    explicit RedisSuppressionStore(RedisEndpoint endpoint)
+        : redis_(std::move(endpoint)), replicas_(redis_.sentinel_mode() ? 1 : 0) {}
 
     SuppressionLookup lookup(std::string_view scope, std::string_view recipient, std::int64_t now) override {
         SuppressionLookup out;
         std::lock_guard lock(mutex_);
         try {
-            Reply r = command({"MGET", entry_key(scope, recipient), entry_key(kGlobalScope, recipient)});
+            Reply r = redis_.command({"MGET", entry_key(scope, recipient), entry_key(kGlobalScope, recipient)});
             if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) throw RedisError("unexpected MGET reply");
             for (std::size_t i = 0; i < 2 && !out.entry; ++i) {
                 if (r->element[i]->type != REDIS_REPLY_STRING) continue;
@@ -136,20 +127,8 @@ public:
         std::lock_guard lock(mutex_);
         try {
             const std::string key = entry_key(r.entry.scope, r.entry.recipient);
-            for (int attempt = 0; attempt < kWatchAttempts; ++attempt) {
-                command({"WATCH", key});
-                Reply got = command({"GET", key});
-                std::optional<SuppressionEntry> existing;
-                if (got->type == REDIS_REPLY_STRING) existing = deserialise(reply_string(got.get()));
-                SuppressionEntry merged = merge_suppression(existing, r);
-                bool newly = merged.active && !(existing && existing->active && !existing->expired(r.now));
-                command({"MULTI"});
-                write(key, merged);
-                if (newly)
-                    command({"HINCRBY", std::string(kCounts), "adds|" + std::string(to_string(r.entry.source)), "1"});
-                Reply done = command({"EXEC"});
-                if (done->type == REDIS_REPLY_ARRAY) return merged;  // nil: the entry changed meanwhile
-            }
+            for (int attempt = 0; attempt < kWatchAttempts; ++attempt)
+                if (std::optional<SuppressionEntry> merged = try_record(key, r)) return merged;
             throw RedisError("the entry kept changing under WATCH");
         } catch (const std::exception& e) {
             if (error) *error = e.what();
@@ -161,8 +140,8 @@ public:
     bool put(const SuppressionEntry& e, std::string* error) override {
         std::lock_guard lock(mutex_);
         try {
-            write(entry_key(e.scope, e.recipient), e);
-            command({"HINCRBY", std::string(kCounts), "adds|" + std::string(to_string(e.source)), "1"});
+            redis_.replicated_command(set_command(entry_key(e.scope, e.recipient), e), replicas_);
+            redis_.command({"HINCRBY", std::string(kCounts), "adds|" + std::string(to_string(e.source)), "1"});
             return true;
         } catch (const std::exception& ex) {
             if (error) *error = ex.what();
@@ -184,7 +163,7 @@ public:
             else scan(std::string(kEntryPrefix) + "*|" + glob_escape(recipient), keys);
             std::size_t removed = 0;
             for (const std::string& k : keys) {
-                Reply r = command({"DEL", k});
+                Reply r = redis_.replicated_command({"DEL", k}, replicas_);
                 if (r->type == REDIS_REPLY_INTEGER) removed += static_cast<std::size_t>(r->integer);
             }
             return removed;
@@ -204,7 +183,7 @@ public:
             for (std::size_t at = 0; at < keys.size(); at += 500) {
                 std::vector<std::string> args{"MGET"};
                 for (std::size_t i = at; i < std::min(keys.size(), at + 500); ++i) args.push_back(keys[i]);
-                Reply r = command(args);
+                Reply r = redis_.command(args);
                 if (r->type != REDIS_REPLY_ARRAY) throw RedisError("unexpected MGET reply");
                 for (std::size_t i = 0; i < r->elements; ++i) {
                     if (r->element[i]->type != REDIS_REPLY_STRING) continue;  // gone meanwhile
@@ -225,8 +204,8 @@ public:
     bool count_sender_fault(std::string_view sender_domain, std::string_view category, std::string* error) override {
         std::lock_guard lock(mutex_);
         try {
-            command({"HINCRBY", std::string(kCounts),
-                     "sender-fault|" + std::string(sender_domain) + "|" + std::string(category), "1"});
+            redis_.command({"HINCRBY", std::string(kCounts),
+                            "sender-fault|" + std::string(sender_domain) + "|" + std::string(category), "1"});
             return true;
         } catch (const std::exception& e) {
             if (error) *error = e.what();
@@ -243,7 +222,7 @@ public:
             std::map<std::string, std::uint64_t> by_reason;
             for (const SuppressionEntry& e : *entries) ++by_reason[e.category];
             st.entries_by_reason.assign(by_reason.begin(), by_reason.end());
-            Reply r = command({"HGETALL", std::string(kCounts)});
+            Reply r = redis_.command({"HGETALL", std::string(kCounts)});
             if (r->type != REDIS_REPLY_ARRAY) throw RedisError("unexpected HGETALL reply");
             std::map<std::string, std::uint64_t> adds, faults;
             for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -265,8 +244,8 @@ public:
                    std::string* error) override {
         std::lock_guard lock(mutex_);
         try {
-            command({"SET", std::string(kTracePrefix) + std::string(token),
-                     std::string(scope) + "\t" + std::string(recipient), "EXAT", std::to_string(expires)});
+            redis_.command({"SET", std::string(kTracePrefix) + std::string(token),
+                            std::string(scope) + "\t" + std::string(recipient), "EXAT", std::to_string(expires)});
             return true;
         } catch (const std::exception& e) {
             if (error) *error = e.what();
@@ -278,7 +257,7 @@ public:
                                                                   std::string* error) override {
         std::lock_guard lock(mutex_);
         try {
-            Reply r = command({"GET", std::string(kTracePrefix) + std::string(token)});
+            Reply r = redis_.command({"GET", std::string(kTracePrefix) + std::string(token)});
             if (r->type != REDIS_REPLY_STRING) return std::nullopt;
             std::string v = reply_string(r.get());
             auto tab = v.find('\t');
@@ -290,28 +269,52 @@ public:
         }
     }
 
-    std::string describe() const override { return spec_.to_string(); }
+    std::string describe() const override { return redis_.name(); }
 
 private:
-    void write(const std::string& key, const SuppressionEntry& e) {
-        if (e.expires > 0) command({"SET", key, serialise(e), "EXAT", std::to_string(e.expires)});
-        else command({"SET", key, serialise(e)});
+    static std::vector<std::string> set_command(const std::string& key, const SuppressionEntry& e) {
+        if (e.expires > 0) return {"SET", key, serialise(e), "EXAT", std::to_string(e.expires)};
+        return {"SET", key, serialise(e)};
     }
 
-    // Leaves a MULTI or WATCH behind on no connection: the next command starts clean.
+    // One round of WATCH, GET, merge, MULTI/EXEC; nothing when the entry changed meanwhile (EXEC
+    // answered nil). Everything after the WATCH runs on the WATCH's connection only: on a new one
+    // (a reconnect, a failover) the WATCH would not hold and the write would go unguarded, so a
+    // lost connection is an error instead. The EXEC waits for a replica in Sentinel mode.
+    std::optional<SuppressionEntry> try_record(const std::string& key, const SuppressionRecord& r) {
+        redis_.command({"WATCH", key});
+        Reply got = redis_.same_connection_command({"GET", key});
+        std::optional<SuppressionEntry> existing;
+        if (got->type == REDIS_REPLY_STRING) existing = deserialise(reply_string(got.get()));
+        SuppressionEntry merged = merge_suppression(existing, r);
+        bool newly = merged.active && !(existing && existing->active && !existing->expired(r.now));
+        redis_.same_connection_command({"MULTI"});
+        redis_.same_connection_command(set_command(key, merged));
+        if (newly)
+            redis_.same_connection_command(
+                {"HINCRBY", std::string(kCounts), "adds|" + std::string(to_string(r.entry.source)), "1"});
+        Reply done = redis_.same_connection_command({"EXEC"}, replicas_);
+        if (done->type != REDIS_REPLY_ARRAY) return std::nullopt;  // nil: the entry changed meanwhile
+        for (std::size_t i = 0; i < done->elements; ++i)
+            if (done->element[i]->type == REDIS_REPLY_ERROR)
+                throw RedisError("Redis: " + reply_string(done->element[i]));
+        return merged;
+    }
+
+    // Leaves no MULTI or WATCH behind on the connection, if it is still open; never connects.
     void discard() noexcept {
-        try {
-            if (ctx_) command({"DISCARD"});
-        } catch (...) {}
-        try {
-            if (ctx_) command({"UNWATCH"});
-        } catch (...) {}
+        for (const char* cmd : {"DISCARD", "UNWATCH"}) {
+            try {
+                redis_.same_connection_command({cmd});
+            } catch (...) {  // "DISCARD without MULTI", or no connection: nothing to clean
+            }
+        }
     }
 
     void scan(const std::string& match, std::vector<std::string>& out) {
         std::string cursor = "0";
         for (int round = 0; round < 1'000'000; ++round) {
-            Reply r = command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
+            Reply r = redis_.command({"SCAN", cursor, "MATCH", match, "COUNT", "1000"});
             if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
                 r->element[1]->type != REDIS_REPLY_ARRAY)
                 throw RedisError("unexpected SCAN reply");
@@ -324,49 +327,9 @@ private:
         out.erase(std::unique(out.begin(), out.end()), out.end());
     }
 
-    // Connects when there is no usable connection; throws when it cannot.
-    redisContext* connection() {
-        if (ctx_) return ctx_.get();
-        auto now = std::chrono::steady_clock::now();
-        if (now < next_attempt_) throw RedisError(spec_.to_string() + " unreachable (" + last_error_ + ")");
-        next_attempt_ = now + std::chrono::seconds(1);
-        Context c(redisConnectWithTimeout(spec_.host.c_str(), spec_.port, to_timeval(timeout_)));
-        if (!c || c->err || redisSetTimeout(c.get(), to_timeval(timeout_)) != REDIS_OK) {
-            last_error_ = c ? c->errstr : "out of memory";
-            throw RedisError(spec_.to_string() + ": " + last_error_);
-        }
-        ctx_ = std::move(c);
-        if (spec_.db != 0) command({"SELECT", std::to_string(spec_.db)});
-        next_attempt_ = {};
-        return ctx_.get();
-    }
-
-    // One command; a transport error drops the connection, an error reply throws with its text.
-    Reply command(const std::vector<std::string>& args) {
-        redisContext* c = connection();
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lens;
-        for (const std::string& a : args) {
-            argv.push_back(a.data());
-            lens.push_back(a.size());
-        }
-        Reply r(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data())));
-        if (!r) {
-            last_error_ = c->err ? c->errstr : "no reply";
-            ctx_.reset();  // the stream is out of step now: start afresh next time
-            next_attempt_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-            throw RedisError(spec_.to_string() + ": " + last_error_);
-        }
-        if (r->type == REDIS_REPLY_ERROR) throw RedisError("Redis: " + reply_string(r.get()));
-        return r;
-    }
-
-    QuotaStoreSpec spec_;
-    std::chrono::milliseconds timeout_;
     std::mutex mutex_;
-    Context ctx_;
-    std::string last_error_;
-    std::chrono::steady_clock::time_point next_attempt_{};
+    RedisConnection redis_;
+    const int replicas_;  // the replicas an entry's write waits for: 1 in Sentinel mode, else 0
 };
 
 }  // namespace
@@ -374,10 +337,21 @@ private:
 std::unique_ptr<SuppressionStore> make_sqlite_suppression_store(const std::string& path,
                                                                 std::chrono::milliseconds timeout);
 
-std::unique_ptr<SuppressionStore> open_suppression_store(const QuotaStoreSpec& spec,
-                                                         std::chrono::milliseconds timeout) {
-    if (spec.kind == QuotaStoreSpec::Kind::redis) return std::make_unique<RedisSuppressionStore>(spec, timeout);
+std::unique_ptr<SuppressionStore> open_suppression_store(const QuotaStoreSpec& spec, std::chrono::milliseconds timeout,
+                                                         const RedisCredentials& credentials,
+                                                         const RedisCredentials& sentinel_credentials) {
+    if (spec.kind != QuotaStoreSpec::Kind::sqlite)
+        return std::make_unique<RedisSuppressionStore>(
+            redis_endpoint(spec, credentials, sentinel_credentials, timeout));
     return make_sqlite_suppression_store(spec.path, timeout);
+}
+
+std::unique_ptr<SuppressionStore> open_suppression_store(const GlobalSettings& g) {
+    std::string why;
+    std::optional<QuotaStoreSpec> spec = parse_quota_store(g.suppression_store, &why);  // checked by the conf
+    if (!spec) throw std::runtime_error(why);
+    return open_suppression_store(*spec, g.suppression_store_timeout, g.suppression_store_credentials,
+                                  g.suppression_store_sentinel_credentials);
 }
 
 }  // namespace preflight

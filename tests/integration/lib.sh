@@ -257,17 +257,18 @@ dns_count_at_least() { (($(dns_count "$1" "$2") >= $3)); }
 # ---- redis-server --------------------------------------------------------------------------
 
 # redis_auth_setup: a Redis that requires authentication, as a cluster would run it. Writes
-# $IT_DIR/redis/user.pass ("preflight:PASSWORD", an ACL user allowed the keys pfq:* and no
-# dangerous command) and $IT_DIR/redis/default.pass (the requirepass of the default user), both
-# mode 0600; sets REDIS_AUTH_ARGS (for redis-server, used by redis_start) and REDIS_CLI_AUTH (for
-# redis-cli, as the default user). Fixed passwords: a test's inputs are not random.
+# $IT_DIR/redis/user.pass ("preflight:PASSWORD", an ACL user allowed the keys of the quota and
+# suppression stores, pfq:* and pfs:*, and no dangerous command) and $IT_DIR/redis/default.pass
+# (the requirepass of the default user), both mode 0600; sets REDIS_AUTH_ARGS (for redis-server,
+# used by redis_start) and REDIS_CLI_AUTH (for redis-cli, as the default user). Fixed passwords:
+# a test's inputs are not random.
 REDIS_AUTH_ARGS=() REDIS_CLI_AUTH=()
 redis_auth_setup() {
   local d=$IT_DIR/redis
   mkdir -p "$d"
   (umask 077 && printf 'preflight:quota-user-pw-18\n' >"$d/user.pass" && printf 'default-pw-18\n' >"$d/default.pass")
   REDIS_AUTH_ARGS=(--requirepass default-pw-18
-    --user preflight on '>quota-user-pw-18' '~pfq:*' '+@all' '-@dangerous' '+role' '+wait')
+    --user preflight on '>quota-user-pw-18' '~pfq:*' '~pfs:*' '+@all' '-@dangerous' '+role' '+wait')
   REDIS_CLI_AUTH=(-a default-pw-18 --no-auth-warning)
 }
 

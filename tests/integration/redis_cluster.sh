@@ -20,6 +20,11 @@
 #                    smtpd P_SEN -> milter sen
 # and drives Postfix with tests/integration/quota_drive.py.
 #
+# The suppression store on the same Sentinel cluster: `preflight-classify suppress` adds, lists
+# and removes an entry through the sentinels, logged in as the ACL user
+# (SuppressionStorePasswordFile, SuppressionStoreSentinelPasswordFile); the entry reaches the
+# replicas.
+#
 # Failover under load, twice: while three clients send one-recipient messages through P_SEN, the
 # master is killed -9, then (with the two nodes left) demoted by SENTINEL FAILOVER; each time the
 # sentinels promote a replica, and the milter follows it. Accounting: every
@@ -43,6 +48,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD_DIR=${1:-}
 [[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
+CLASSIFY=$(realpath -m "$BUILD_DIR/preflight-classify")
 UNIT=$(realpath -m "$BUILD_DIR/tests/milter_unit_tests")
 DRIVE=$HERE/quota_drive.py
 
@@ -224,6 +230,28 @@ rc=$?
 [[ $rc -ne 0 && $out == *"sentinel 127.0.0.1:$S1"*NOAUTH* ]] || bad "expected a store error naming the sentinel and NOAUTH, got rc $rc: $out"
 out=$(status "$IT_DIR/sen.conf" failover.test)
 [[ $out == *"domain:failover.test recipients per hour: 5 of 100000"* ]] || bad "expected --quota-status to show 5, got: $out"
+sc_end
+
+sc "Sentinel: the suppression store through the sentinels (suppress add, list, remove); the entry on the replicas"
+cat >"$IT_DIR/sup.conf" <<EOF
+SuppressionStore $SEN_STORE
+SuppressionStoreTimeout 2s
+AuthPolicy off
+SuppressionStorePasswordFile $PASS_FILE
+SuppressionStoreSentinelPasswordFile $IT_DIR/sentinel.pass
+EOF
+SUP_KEY="pfs:e:shop.test|gone@failover.test"
+sup_on() { [[ -n $(node "$1" get "$SUP_KEY" 2>/dev/null) ]]; }
+sup_gone() { [[ -z $(node "$1" get "$SUP_KEY" 2>/dev/null) ]]; }
+timeout 20 "$CLASSIFY" suppress --conf "$IT_DIR/sup.conf" add gone@failover.test --scope shop.test \
+  --reason "asked to be removed" >"$IT_DIR/out/sup-add.out" 2>&1 || bad "suppress add failed: $(<"$IT_DIR/out/sup-add.out")"
+sup_on "$RM1" || bad "expected $SUP_KEY on the master $RM1"
+wait_for 100 sup_on "$RM2" && wait_for 100 sup_on "$RM3" || bad "expected $SUP_KEY on both replicas"
+out=$(timeout 20 "$CLASSIFY" suppress --conf "$IT_DIR/sup.conf" list 2>&1)
+[[ $out == *"gone@failover.test,shop.test,"* ]] || bad "expected suppress list to show the entry, got: $out"
+timeout 20 "$CLASSIFY" suppress --conf "$IT_DIR/sup.conf" remove gone@failover.test >"$IT_DIR/out/sup-rm.out" 2>&1 ||
+  bad "suppress remove failed: $(<"$IT_DIR/out/sup-rm.out")"
+sup_gone "$RM1" || bad "expected $SUP_KEY removed from the master"
 sc_end
 
 sc "Sentinel: with both replicas stopped (SIGSTOP) a recipient gets 451 4.3.0, never a 250 no replica holds"

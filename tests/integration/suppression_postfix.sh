@@ -8,7 +8,9 @@
 #                      gone@ 550 5.1.1; accepts everything else (DSNs to the senders included)
 #   preflight-milter   A: SQLite store, SuppressionMode reject, SuppressionQuotaFailures 2,
 #                      Domain global.test SuppressionScope global, a trace key
-#   preflight-milter   B1, B2: one Redis store shared (and redis-server)
+#   preflight-milter   B1, B2: one Redis store shared (and redis-server, which requires AUTH:
+#                      B logs in as the ACL user of lib.sh redis_auth_setup through
+#                      SuppressionStorePasswordFile)
 #   Postfix            smtpd ports for A, B1, B2; relayhost = the downstream
 #   log --follow --suppress over Postfix's log, with A's conf
 # Scenarios: the dead address refused at RCPT TO on the second message with the reason, the
@@ -16,7 +18,7 @@
 # only after the second failure; a global-scope failure refused for every sender domain; an ARF
 # report with a redacted recipient attributed through X-Preflight-Trace (dsn --suppress);
 # `dsn --suppress` over Postfix's own DSN; `suppress remove` re-opens the address; two milters
-# refuse what one Redis holds; Redis down: 451 4.3.0, the message is kept by the client and
+# refuse what one Redis holds; a wrong password is an error naming the user; Redis down: 451 4.3.0, the message is kept by the client and
 # delivered once Redis is back.
 #
 # Output: "ok - NAME" / "not ok - NAME: ..." per scenario, then "N passed, M failed". Exit 0
@@ -71,6 +73,7 @@ D=dest.preflight-it.test
 DOWN_PID=$!
 track_pid "$DOWN_PID" scripted_smtp.py
 wait_for 100 file_nonempty "$DOWN_DIR/port" || die_setup "downstream did not listen: $(tail -3 "$IT_DIR/downstream.log")"
+redis_auth_setup
 redis_start 2>"$IT_DIR/setup.err" || die_setup "$(<"$IT_DIR/setup.err")"
 
 head -c 32 /dev/urandom | base64 >"$IT_DIR/trace.key"
@@ -92,6 +95,7 @@ EOF
 }
 write_conf "$IT_DIR/a.conf" "$MPORT_A" "sqlite:$IT_DIR/suppression.db"
 write_conf "$IT_DIR/b.conf" "$MPORT_B1" "redis://127.0.0.1:$REDIS_PORT"
+echo "SuppressionStorePasswordFile $IT_DIR/redis/user.pass" >>"$IT_DIR/b.conf"
 sed "s/^Socket .*/Socket inet:127.0.0.1:$MPORT_B2/" "$IT_DIR/b.conf" >"$IT_DIR/b2.conf"
 for m in "A_PID a $MPORT_A" "B1_PID b $MPORT_B1" "B2_PID b2 $MPORT_B2"; do
   set -- $m
@@ -218,6 +222,18 @@ done
 "$CLASSIFY" suppress --conf "$IT_DIR/b.conf" remove "shared@$D" >/dev/null 2>&1
 send b3 "$SMTPD_B2" --from alice@shop.test --to "shared@$D"
 expect_reply b3 RCPT '^250 '
+sc_end
+
+sc "a wrong SuppressionStorePasswordFile: suppress fails, naming the user, not the password"
+(umask 077 && printf 'preflight:not-the-password\n' >"$IT_DIR/wrong.pass")
+sed "s|^SuppressionStorePasswordFile .*|SuppressionStorePasswordFile $IT_DIR/wrong.pass|" "$IT_DIR/b.conf" \
+  >"$IT_DIR/b-wrong.conf"
+if "$CLASSIFY" suppress --conf "$IT_DIR/b-wrong.conf" list >"$IT_DIR/out/wrong.out" 2>&1; then
+  bad "suppress list succeeded with a wrong password"
+fi
+grep -q "AUTH as user preflight refused" "$IT_DIR/out/wrong.out" ||
+  bad "no AUTH error: $(<"$IT_DIR/out/wrong.out")"
+if grep -q "not-the-password" "$IT_DIR/out/wrong.out"; then bad "the password was printed"; fi
 sc_end
 
 sc "Redis down: 451 4.3.0 (OnSuppressionStoreError tempfail), logged; delivered once Redis is back"

@@ -1038,7 +1038,8 @@ TEST_CASE("conf/preflight.conf documents every key and loads without errors", "[
     while (std::getline(ex, line)) {
         if (line.starts_with("DkimPublicKey ") || line.starts_with("EgressAddresses ") || line.starts_with("Mode ") ||
             line.starts_with("ApplyToNetworks ") || line.starts_with("QuotaStorePasswordFile ") ||
-            line.starts_with("QuotaStoreSentinelPasswordFile "))  // a Redis store's secrets: tested with one
+            line.starts_with("QuotaStoreSentinelPasswordFile ") || line.starts_with("SuppressionStorePasswordFile ") ||
+            line.starts_with("SuppressionStoreSentinelPasswordFile "))  // a Redis store's secrets: tested with one
             continue;
         if (line.starts_with("DkimPublicKeyFile ")) line = "DkimPublicKeyFile " + txt;
         examples += line + "\n";

@@ -1,11 +1,13 @@
 // /metrics of the suppression list: hits by scope and store errors counted in the milter; entries
 // by reason, adds by source and sender faults by domain read from the store at scrape time. No
-// series names a recipient.
+// series names a recipient. And the service that opens the store: kept across a reload unless
+// the store or its credentials changed.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "metrics.hpp"
 #include "milter_suppression.hpp"
@@ -55,4 +57,37 @@ TEST_CASE("suppression metrics: from the counters and from the store", "[suppres
     CHECK(text.find("dead@dest.example") == std::string::npos);
     store.reset();
     for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(db + s);
+}
+
+TEST_CASE("suppression service: a reload keeps the store unless the store or its credentials changed",
+          "[suppression]") {
+    // redis:// connects lazily, so nothing needs to listen on port 1.
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("preflight-suppression-reload-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string pass = (dir / "redis.pass").string();
+    auto write_pass = [&](const char* text) {
+        std::ofstream(pass, std::ios::trunc) << text;
+        std::filesystem::permissions(pass, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    };
+    auto load = [&] {
+        auto r = parse_config_text("r.conf",
+                                   "EgressAddresses 192.0.2.1\nSuppressionMode reject\n"
+                                   "SuppressionStore redis://127.0.0.1:1\nSuppressionStorePasswordFile " +
+                                       pass + "\n");
+        for (const auto& e : r.errors) UNSCOPED_INFO(e.to_string());
+        REQUIRE(r.ok());
+        return r.config;
+    };
+    write_pass("preflight:first\n");
+    SuppressionService first = open_suppression_service(*load(), nullptr);
+    REQUIRE(first.store);
+    CHECK(first.credentials.password == "first");
+    SuppressionService same = open_suppression_service(*load(), &first);
+    CHECK(same.store == first.store);  // nothing changed: the open connection is kept
+    write_pass("preflight:rotated\n");
+    SuppressionService rotated = open_suppression_service(*load(), &same);
+    CHECK(rotated.store != first.store);  // a new password needs a new login
+    CHECK(rotated.credentials.password == "rotated");
+    std::filesystem::remove_all(dir);
 }

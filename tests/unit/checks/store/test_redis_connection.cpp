@@ -1,8 +1,8 @@
 // The Redis connection as a cluster runs it: redis:// and redis-sentinel:// locations, the
-// credentials file (QuotaStorePasswordFile), and AUTH against a real redis-server that requires
+// credentials files (QuotaStorePasswordFile, SuppressionStorePasswordFile), and AUTH against a real redis-server that requires
 // it. The AUTH cases are hidden ([.redis]) and run by milter.redis_store (tests/unit/with_redis.sh
-// starts a Redis with an ACL user "preflight" limited to the keys pfq:* and a requirepass, and
-// names both credentials files); run without it they fail.
+// starts a Redis with an ACL user "preflight" limited to the keys pfq:* and pfs:* and a
+// requirepass, and names both credentials files); run without it they fail.
 #include <catch2/catch.hpp>
 #include <arpa/inet.h>
 #include <hiredis/hiredis.h>
@@ -162,6 +162,40 @@ TEST_CASE("QuotaStorePasswordFile: USER:PASSWORD or PASSWORD, one line, not open
           "r.conf:2: QuotaStoreSentinelPasswordFile: has no effect unless QuotaStore is redis-sentinel://");
 }
 
+TEST_CASE("SuppressionStorePasswordFile: the same files and checks as the quota store's", "[redis_conf]") {
+    CredentialsDir dir;
+    std::string good = dir.file("good", "preflight:pw\n");
+    std::string sentinels = dir.file("sentinels", "sentinel-pw\n", 0600);
+    auto r = parse_config_text("r.conf",
+                               "EgressAddresses 192.0.2.1\nSuppressionStore redis-sentinel://127.0.0.1:26379/mymaster\n"
+                               "SuppressionStorePasswordFile " +
+                                   good + "\nSuppressionStoreSentinelPasswordFile " + sentinels + "\n");
+    for (const auto& e : r.errors) UNSCOPED_INFO(e.to_string());
+    REQUIRE(r.ok());
+    const GlobalSettings& g = r.config->global();
+    CHECK(g.suppression_store_credentials.user == "preflight");
+    CHECK(g.suppression_store_credentials.password == "pw");
+    CHECK(g.suppression_store_sentinel_credentials.password == "sentinel-pw");
+    CHECK(g.quota_store_credentials.file.empty());  // the quota store's are its own
+
+    std::string open = dir.file("open", "p\n", 0644);
+    CHECK(conf_error("SuppressionStore redis://127.0.0.1\nSuppressionStorePasswordFile " + open) ==
+          "r.conf:2: SuppressionStorePasswordFile: \"" + open + "\" is open to every user (mode 0644): it holds a " +
+              "password; chmod 0640 and give it to group preflight");
+    CHECK(conf_error("SuppressionStorePasswordFile " + good) ==
+          "r.conf:1: SuppressionStorePasswordFile: has no effect unless SuppressionStore is redis:// or "
+          "redis-sentinel://");
+    CHECK(conf_error("SuppressionStore redis://127.0.0.1\nSuppressionStoreSentinelPasswordFile " + good) ==
+          "r.conf:2: SuppressionStoreSentinelPasswordFile: has no effect unless SuppressionStore is "
+          "redis-sentinel://");
+    // A password in the URL: refused, not echoed, and the key to use instead named.
+    std::string e = conf_error("SuppressionStore redis://list:s3cret@10.0.0.1:6379");
+    CHECK(e ==
+          "r.conf:1: SuppressionStore: a password does not belong on the conf line; put it in "
+          "SuppressionStorePasswordFile");
+    CHECK(e.find("s3cret") == std::string::npos);
+}
+
 TEST_CASE("Redis AUTH: the ACL user, requirepass, none, a wrong password", "[quota][.redis]") {
     SECTION("the ACL user of QuotaStorePasswordFile is who the connection is") {
         RedisConnection redis(test_endpoint("PREFLIGHT_TEST_REDIS_PASSWORD_FILE"));
@@ -169,7 +203,7 @@ TEST_CASE("Redis AUTH: the ACL user, requirepass, none, a wrong password", "[quo
         REQUIRE(who->type == REDIS_REPLY_STRING);
         CHECK(std::string(who->str, who->len) == "preflight");
         CHECK(redis.command({"SET", "pfq:auth-test", "1"})->type == REDIS_REPLY_STATUS);
-        // The user's ACL is in force: keys outside pfq:* are refused.
+        // The user's ACL is in force: keys outside pfq:* and pfs:* are refused.
         CHECK(error_of(redis, {"SET", "other-key", "1"}).find("NOPERM") != std::string::npos);
     }
     SECTION("a password alone authenticates the default user (requirepass)") {

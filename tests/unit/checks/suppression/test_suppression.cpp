@@ -9,6 +9,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "checks/quota/test_redis.hpp"
 #include "reply_table.hpp"
 #include "suppression.hpp"
 #include "trace_header.hpp"
@@ -243,24 +244,79 @@ TEST_CASE("suppression: an SQLite file that cannot be opened is an error at open
                     std::runtime_error);
 }
 
-TEST_CASE("suppression: the Redis store", "[.redis][suppression]") {
+// The Redis of tests/unit/with_redis.sh (it requires AUTH; the ACL user may use pfq:* and pfs:*).
+QuotaStoreSpec test_redis_spec() {
     const char* where = std::getenv("PREFLIGHT_TEST_REDIS");
     if (!where || !*where) FAIL("PREFLIGHT_TEST_REDIS is not set: run this case through tests/unit/with_redis.sh");
     auto spec = parse_quota_store(std::string("redis://") + where);
     REQUIRE(spec);
-    auto store = open_suppression_store(*spec, std::chrono::milliseconds(1000));
+    return *spec;
+}
+
+TEST_CASE("suppression: the Redis store", "[.redis][suppression]") {
+    // Logged in as the ACL user of SuppressionStorePasswordFile, whose keys are limited: every
+    // key the store uses must be under pfs:.
+    RedisCredentials user = test::test_redis_credentials();
+    REQUIRE(user.user == "preflight");
+    auto store = open_suppression_store(test_redis_spec(), std::chrono::milliseconds(1000), user);
     store_contract(*store, static_cast<std::int64_t>(std::time(nullptr)));
+}
+
+TEST_CASE("suppression: a Redis that requires AUTH refuses a missing or wrong password as a store error",
+          "[.redis][suppression]") {
+    const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
+    RedisCredentials user = test::test_redis_credentials();
+    REQUIRE_FALSE(user.password.empty());
+    std::string error;
+    SECTION("no password: NOAUTH, for a lookup and a write alike") {
+        auto store = open_suppression_store(test_redis_spec(), std::chrono::milliseconds(1000));
+        SuppressionLookup l = store->lookup("example.org", "bob@example.net", now);
+        CHECK_FALSE(l.ok);
+        CHECK(l.error.find("NOAUTH") != std::string::npos);
+        CHECK_FALSE(store->record(failure("bad-mailbox", "bob@example.net", now), &error));
+        CHECK(error.find("NOAUTH") != std::string::npos);
+    }
+    SECTION("a wrong password: the node and the user, never the password or the file") {
+        RedisCredentials wrong = user;
+        wrong.password += "-wrong";
+        auto store = open_suppression_store(test_redis_spec(), std::chrono::milliseconds(1000), wrong);
+        SuppressionLookup l = store->lookup("example.org", "bob@example.net", now);
+        CHECK_FALSE(l.ok);
+        CHECK(l.error.find("Redis 127.0.0.1:") == 0);
+        CHECK(l.error.find("AUTH as user preflight refused: WRONGPASS") != std::string::npos);
+        CHECK(l.error.find(wrong.password) == std::string::npos);
+        CHECK(l.error.find(wrong.file) == std::string::npos);
+        // The next call within a second fails at once, with the same reason.
+        CHECK_FALSE(store->put_trace("tok", "example.org", "bob@example.net", now + 60, &error));
+        CHECK(error.find("AUTH as user preflight refused") != std::string::npos);
+        CHECK(error.find(wrong.password) == std::string::npos);
+    }
 }
 
 TEST_CASE("suppression: a Redis that does not answer is a store error, not a hang", "[suppression]") {
     // A port nothing listens on (connect refused at once); the timeout bounds the rest.
-    auto store =
-        open_suppression_store({QuotaStoreSpec::Kind::redis, "", "127.0.0.1", 1, 0, {}, {}}, std::chrono::milliseconds(200));
+    auto store = open_suppression_store({QuotaStoreSpec::Kind::redis, "", "127.0.0.1", 1, 0, {}, {}},
+                                        std::chrono::milliseconds(200));
     SuppressionLookup l = store->lookup("example.org", "bob@example.net", kNow);
     CHECK_FALSE(l.ok);
     CHECK_FALSE(l.error.empty());
     std::string error;
     CHECK_FALSE(store->record(failure("bad-mailbox", "bob@example.net", kNow), &error));
+    CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("suppression: a redis-sentinel:// store asks the sentinels, a bounded store error when none answers",
+          "[suppression]") {
+    // Nothing listens on port 1 (connect refused at once); the timeout bounds the rest.
+    auto spec = parse_quota_store("redis-sentinel://127.0.0.1:1/mymaster");
+    REQUIRE(spec);
+    auto store = open_suppression_store(*spec, std::chrono::milliseconds(200));
+    CHECK(store->describe() == "redis-sentinel://127.0.0.1:1/mymaster");
+    SuppressionLookup l = store->lookup("example.org", "bob@example.net", kNow);
+    CHECK_FALSE(l.ok);
+    CHECK(l.error.find("sentinel 127.0.0.1:1") != std::string::npos);
+    std::string error;
+    CHECK_FALSE(store->put_trace("tok", "example.org", "bob@example.net", kNow + 60, &error));
     CHECK_FALSE(error.empty());
 }
 
