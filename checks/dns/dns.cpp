@@ -23,4 +23,15 @@ std::string_view to_string(DnsStatus s) {
     return "unknown";
 }
 
+std::string_view trouble_text(DnsStatus s) {
+    switch (s) {
+    case DnsStatus::servfail: return "SERVFAIL";
+    case DnsStatus::timeout: return "timeout";
+    case DnsStatus::bad_answer: return "unusable answer";
+    case DnsStatus::ok: return "ok";
+    case DnsStatus::nxdomain: return "NXDOMAIN";
+    }
+    return "error";
+}
+
 }  // namespace preflight

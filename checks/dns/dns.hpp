@@ -66,5 +66,8 @@ public:
 };
 
 std::string_view to_string(DnsStatus s);
+// For a reply's reason ("SERVFAIL", "timeout", "unusable answer"); not to_string(DnsStatus),
+// which names the status for logs.
+std::string_view trouble_text(DnsStatus s);
 
 }  // namespace preflight

@@ -11,17 +11,6 @@ bool dns_trouble(DnsStatus s) {
     return s == DnsStatus::servfail || s == DnsStatus::timeout || s == DnsStatus::bad_answer;
 }
 
-std::string_view trouble_text(DnsStatus s) {
-    switch (s) {
-    case DnsStatus::servfail: return "SERVFAIL";
-    case DnsStatus::timeout: return "timeout";
-    case DnsStatus::bad_answer: return "unusable answer";
-    case DnsStatus::ok: return "ok";
-    case DnsStatus::nxdomain: return "NXDOMAIN";
-    }
-    return "error";
-}
-
 std::string_view type_name(std::uint16_t type) {
     switch (type) {
     case rrtype::MX: return "MX";

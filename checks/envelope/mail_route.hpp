@@ -23,9 +23,6 @@ enum class MxKind { none, null_only, real };
 MxKind mx_kind(const DnsAnswer& a);
 
 bool dns_trouble(DnsStatus s);
-// For a reply's reason ("SERVFAIL", "timeout", "unusable answer"); not to_string(DnsStatus),
-// which names the status for logs.
-std::string_view trouble_text(DnsStatus s);
 std::string_view type_name(std::uint16_t type);  // "MX", "A", "AAAA"
 
 struct MailRoute {

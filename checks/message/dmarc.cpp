@@ -22,17 +22,6 @@ const psl_ctx_t* public_suffix_list() {
     return latest ? latest.get() : psl_builtin();
 }
 
-std::string_view trouble_text(DnsStatus s) {
-    switch (s) {
-    case DnsStatus::servfail: return "SERVFAIL";
-    case DnsStatus::timeout: return "timeout";
-    case DnsStatus::bad_answer: return "unusable answer";
-    case DnsStatus::ok: return "ok";
-    case DnsStatus::nxdomain: return "NXDOMAIN";
-    }
-    return "error";
-}
-
 bool dns_trouble(DnsStatus s) {
     return s == DnsStatus::servfail || s == DnsStatus::timeout || s == DnsStatus::bad_answer;
 }

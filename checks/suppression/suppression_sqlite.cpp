@@ -14,37 +14,15 @@
 #include "suppression.hpp"
 #include "trace_header.hpp"
 
+#include "sqlite_handles.hpp"
+
 namespace preflight {
 namespace {
 
-struct DbClose {
-    void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
-};
-struct StmtFinalize {
-    void operator()(sqlite3_stmt* s) const noexcept { sqlite3_finalize(s); }
-};
-using Db = std::unique_ptr<sqlite3, DbClose>;
-using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalize>;
-
-// Resets a prepared statement when a use of it ends, on every path.
-class StmtUse {
-public:
-    explicit StmtUse(sqlite3_stmt* s) : s_(s) {}
-    ~StmtUse() {
-        sqlite3_reset(s_);
-        sqlite3_clear_bindings(s_);
-    }
-    StmtUse(const StmtUse&) = delete;
-    StmtUse& operator=(const StmtUse&) = delete;
-    sqlite3_stmt* get() const { return s_; }
-
-private:
-    sqlite3_stmt* s_;
-};
-
-struct SqlError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using sqlite::Db;
+using sqlite::Stmt;
+using sqlite::StmtUse;
+using SqlError = sqlite::Error;
 
 constexpr const char* kColumns =
     "scope, recipient, category, reply, remote_mta, source, first_seen, last_seen, count, expires, active";
