@@ -68,7 +68,8 @@ step "dpkg-deb -c / -I"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for f in /usr/sbin/preflight-milter /usr/bin/preflight-classify \
   /usr/share/man/man1/preflight-classify.1.gz /usr/share/man/man5/preflight.conf.5.gz \
-  /usr/share/man/man5/preflight-rules.5.gz /usr/share/man/man8/preflight-milter.8.gz \
+  /usr/share/man/man5/preflight-rules.5.gz /usr/share/man/man5/preflight-tenants.5.gz \
+  /usr/share/man/man8/preflight-milter.8.gz \
   /lib/systemd/system/preflight-milter.service /lib/systemd/system/preflight-status-filter.service \
   /etc/preflight/preflight.conf /etc/preflight/status-policy.conf \
   /usr/lib/sysusers.d/preflight.conf /usr/lib/tmpfiles.d/preflight.conf \
@@ -192,7 +193,8 @@ want_engine=re2
 [ "$(dpkg --print-architecture)" = amd64 ] && want_engine=hyperscan
 check "preflight-classify --version names rule engine $want_engine: '$(sed -n 2p <<<"$out")'" \
   "$([[ $(sed -n 2p <<<"$out") == "rule engine: $want_engine"* ]]; echo $?)"
-for page in man1/preflight-classify.1 man5/preflight.conf.5 man5/preflight-rules.5 man8/preflight-milter.8; do
+for page in man1/preflight-classify.1 man5/preflight.conf.5 man5/preflight-rules.5 man5/preflight-tenants.5 \
+  man8/preflight-milter.8; do
   os=$(zcat "/usr/share/man/$page.gz" | grep '^\.Os')
   check "$page: '$os', want '.Os preflight $upstream'" "$([ "$os" = ".Os preflight $upstream" ]; echo $?)"
 done
