@@ -8,13 +8,18 @@
 #   bulk-sender  the defaults and the bulk-sender checks: recipient domains, DMARC record,
 #                alignment, one-click unsubscribe, header sanity
 #   suppression  the defaults and the suppression list (SQLite, 10,000 entries) at RCPT TO
-#   tenants      the defaults and a monthly quota per tenant from a tenants file of 100,000 lines
+#   one-tenant   the defaults and a monthly quota from a tenants file of one line (good.test)
+#   plans        the same plan in a tenants file of 100,000 lines
 #   all-checks   every check on: recipient domains, DMARC record, alignment, one-click
 #                unsubscribe, header sanity, the suppression list (SQLite, 10,000 entries), a
 #                monthly quota per tenant from a tenants file of 100,000 lines
 # and prints each one's "ratio milter/bare cpu ms/msg" (whole machine, the steadiest figure),
 # e2e ratio and the milter's own CPU per message, then each preflight row against nullmilter.
-# Env: ROUNDS (3), N (2000): passed to the harness's throughput.sh. Needs root (Postfix).
+# Then the latency each adds from the client's side (tests/bench/milter_latency.py: one message
+# per session, alternating with and without the milter, p50/p90/p99) for nullmilter,
+# bulk-sender and all-checks.
+# Env: ROUNDS (3), N (2000): passed to the harness's throughput.sh; LATENCY_N (1000) messages
+# per latency run. Needs root (Postfix).
 set -euo pipefail
 BUILD=$(cd "${1:?usage: milter_bench_checks.sh BUILD_DIR [MILTER_BENCH_DIR]}" && pwd)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,7 +74,9 @@ UnsubscribeMode reject
 HeaderSanityMode reject"
 write_conf suppression "SuppressionMode reject
 SuppressionStore sqlite:$WORK/suppression.db"
-write_conf tenants "TenantsFile $WORK/tenants.conf"
+grep '^good.test ' "$WORK/tenants.conf" >"$WORK/one-tenant.txt"
+write_conf one-tenant "TenantsFile $WORK/one-tenant.txt"
+write_conf plans "TenantsFile $WORK/tenants.conf"
 write_conf all-checks "RecipientDomainMode reject
 DmarcMode reject
 AlignmentMode reject
@@ -107,21 +114,33 @@ measure() {  # NAME SOCKET PID
   printf '%-11s cpu ratio %s   e2e ratio %s   milter cpu %s ms/msg\n' "$1" "${CPU[$1]}" "${E2E[$1]}" "${MCPU[$1]}"
 }
 
+declare -A LAT
+latency() {  # NAME SOCKET PID
+  "$MB/postfix.sh" start "$2" >/dev/null
+  LAT[$1]=$(python3 "$HERE/milter_latency.py" -n "${LATENCY_N:-1000}" --from sender@good.test --to rcpt@good.test \
+    --milter-pid "$3" --max-seconds 600 2>&1 | grep -E '^added|rror|ail' | tr '\n' ' ')
+  "$MB/postfix.sh" stop >/dev/null
+}
+
 NULL_PID=$(cat /tmp/pf-bench/nullmilter.pid)
 echo "# $(date -u '+%F %T') load $(cut -d' ' -f1-3 /proc/loadavg); ROUNDS=${ROUNDS:-3} N=${N:-2000}"
 measure nullmilter "unix:$WORK/null.sock" "$NULL_PID"
-for name in default bulk-sender suppression tenants all-checks; do
+latency nullmilter "unix:$WORK/null.sock" "$NULL_PID"
+for name in default bulk-sender suppression one-tenant plans all-checks; do
   start_milter "$name"
   measure "$name" "unix:$WORK/$name.sock" "$MPID"
+  case $name in bulk-sender | all-checks) latency "$name" "unix:$WORK/$name.sock" "$MPID" ;; esac
   kill -TERM "$MPID" && wait "$MPID" || true  # one milter at a time on the machine
 done
 echo "# against the pass-through milter and against the defaults (whole-machine CPU per message, same run):"
-for name in default bulk-sender suppression tenants all-checks; do
+for name in default bulk-sender suppression one-tenant plans all-checks; do
   awk -v n="${CPU[nullmilter]}" -v p="${CPU[$name]}" -v name="$name" \
     'BEGIN { printf "%-11s %.3f / %.3f = %+.1f %% vs nullmilter", name, p, n, (p / n - 1) * 100 }'
   awk -v d="${CPU[default]}" -v p="${CPU[$name]}" 'BEGIN { printf ", %+.1f %% vs default\n", (p / d - 1) * 100 }'
 done
-for name in bulk-sender suppression tenants all-checks; do
+for name in bulk-sender suppression one-tenant plans all-checks; do
   refused=$(grep -c 'result=reject\|result=tempfail' "$WORK/$name.log" || true)
   echo "# $name refused $refused transaction(s) (0 expected: the benchmark mail passes every check)"
 done
+echo "# added latency, client side (milter_latency.py, ${LATENCY_N:-1000} messages each way):"
+for name in nullmilter bulk-sender all-checks; do printf '%-11s %s\n' "$name" "${LAT[$name]}"; done
