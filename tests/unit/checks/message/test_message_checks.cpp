@@ -28,7 +28,7 @@ MessageHeaders good_headers() {
 
 }  // namespace
 
-TEST_CASE("mailbox lists: display names, comments, quoted strings; what is not an address", "[message]") {
+TEST_CASE("mailbox lists: display names, comments, quoted strings, and what is not an address", "[message]") {
     CHECK(parse_mailbox_list("a@Example.ORG").domains == std::vector<std::string>{"example.org"});
     CHECK(parse_mailbox_list(" \"Doe, John\" (work) <john@x.example>").domains ==
           std::vector<std::string>{"x.example"});
@@ -61,7 +61,7 @@ TEST_CASE("Date and Message-ID syntax", "[message]") {
     CHECK_FALSE(valid_msg_id("<a b@c>"));
 }
 
-TEST_CASE("header sanity: one From, Date, Message-ID; no duplicated singletons", "[message]") {
+TEST_CASE("header sanity: one From, Date, Message-ID and no duplicated singletons", "[message]") {
     CHECK(check_header_sanity(good_headers()).action == Verdict::Action::accept);
 
     MessageHeaders two_from = good_headers();

@@ -350,7 +350,7 @@ std::string reply_of(const Verdict& v) { return reply_text(render(v)); }
 
 }  // namespace
 
-TEST_CASE("session: recipients beyond the quota get 452 at RCPT; accepted mail stays counted", "[quota][session]") {
+TEST_CASE("session: recipients beyond the quota get 452 at RCPT, accepted mail stays counted", "[quota][session]") {
     QuotaFixture f("QuotaRecipients 3/day\nQuotaMessages 2/hour\n");
     {
         MessageSession s(f.services);
