@@ -266,6 +266,7 @@ void MessageSession::header(std::string_view name, std::string_view value) {
 
 void MessageSession::end_of_headers() {
     size_ += 2;
+    prefetch_message_lookups();
     if (dkim_) dkim_->end_of_headers();
 }
 
@@ -349,6 +350,54 @@ Verdict MessageSession::decide_alignment(const std::string& from_domain, const D
     return check_alignment(in);
 }
 
+std::string MessageSession::single_from_domain() const {
+    if (headers_.count(Field::from) != 1) return {};
+    MailboxList from = parse_mailbox_list(*headers_.first(Field::from));
+    if (from.error.empty() && from.domains.size() == 1 && from.domains.front().front() != '[')
+        return from.domains.front();
+    return {};
+}
+
+void MessageSession::prefetch_message_lookups() {
+    if (prefetched_) return;
+    prefetched_ = true;
+    const Settings& s = *settings_;
+    const GlobalSettings& g = services_.config->global();
+    const bool our_key = !g.dkim_selectors.empty() && !g.dkim_public_key_base64.empty();
+    std::vector<DnsQuestion> stage;
+    auto ask = [&stage](std::string name) {
+        for (const DnsQuestion& q : stage)
+            if (q.name == name) return;
+        stage.push_back({std::move(name), rrtype::TXT});
+    };
+    // The keys of the message's own signatures: whoever reads the signatures verifies them.
+    bool signed_by_sender = false;
+    if (dkim_)
+        for (const std::string& name : dkim_->key_names()) {
+            const std::string_view d = std::string_view(name).substr(name.find("._domainkey.") + 12);
+            signed_by_sender = signed_by_sender || dkim_domain_aligned(d, domain_);
+            ask(name);
+        }
+    // The auth check looks for the relay's key only when no signature of the sender's passes;
+    // a signature by the sender domain usually does, so its keys are not fetched ahead.
+    if (!auth_decided_ && uses_dkim(s.auth_policy) && our_key && !signed_by_sender)
+        for (const std::string& sel : g.dkim_selectors) ask(sel + "._domainkey." + domain_);
+    const std::string from = message_checks_ ? single_from_domain() : std::string();
+    if (!from.empty() && (s.dmarc_mode != CheckMode::off || s.alignment_mode != CheckMode::off)) {
+        const std::string org = organizational_domain(from);
+        ask("_dmarc." + from);
+        if (org != from) ask("_dmarc." + org);
+        // SPF counts for alignment when the envelope domain aligns; asked here if no check did.
+        if (s.alignment_mode != CheckMode::off && !spf_ && domains_aligned(domain_, from, false)) ask(domain_);
+        if (s.alignment_mode != CheckMode::off && our_key)
+            for (const std::string& sel : g.dkim_selectors) {
+                ask(sel + "._domainkey." + from);
+                if (org != from) ask(sel + "._domainkey." + org);
+            }
+    }
+    if (stage.size() > 1) services_.resolver->query_all(stage);
+}
+
 Verdict MessageSession::check_message() {
     const Settings& s = *settings_;
     auto refused = [](const Verdict& v) { return !v.accepted(); };
@@ -357,12 +406,7 @@ Verdict MessageSession::check_message() {
         if (refused(v)) return v;
     }
     // DMARC and alignment need one From domain; a message without one is the sanity check's.
-    std::string from_domain;
-    if (headers_.count(Field::from) == 1) {
-        MailboxList from = parse_mailbox_list(*headers_.first(Field::from));
-        if (from.error.empty() && from.domains.size() == 1 && from.domains.front().front() != '[')
-            from_domain = from.domains.front();
-    }
+    const std::string from_domain = single_from_domain();
     if (!from_domain.empty() && (s.dmarc_mode != CheckMode::off || s.alignment_mode != CheckMode::off)) {
         DmarcLookup dmarc = lookup_dmarc(*services_.resolver, from_domain);
         dns_ms_ += dmarc.dns_ms;
@@ -392,9 +436,12 @@ Verdict MessageSession::end_of_message() {
     Verdict v = Verdict::accept(check_name::auth);
     if (size_refusal_) {
         v = *size_refusal_;
-    } else if (!auth_decided_) {
-        auth_decided_ = true;
-        v = finish(decide_auth_now(), settings_->auth_mode);
+    } else {
+        prefetch_message_lookups();  // when the MTA sent no end of headers
+        if (!auth_decided_) {
+            auth_decided_ = true;
+            v = finish(decide_auth_now(), settings_->auth_mode);
+        }
     }
     if (v.accepted() && message_checks_) v = check_message();
     if (v.accepted()) {

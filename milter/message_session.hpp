@@ -105,6 +105,15 @@ private:
     // The message checks at end of message (checks/message/): header sanity, DMARC record,
     // alignment, one-click unsubscribe, each under its own mode; the first refusal is returned.
     Verdict check_message();
+    // The From domain the DMARC and alignment checks judge: the one mailbox of the one From
+    // header; empty when there is none (the header sanity check's business).
+    std::string single_from_domain() const;
+    // The independent lookups of the message's checks at once, at the end of the headers
+    // (everything they need is known there): the keys of the message's DKIM signatures, the
+    // relay's key at DkimSelectors, the DMARC records. The checks then read them from the
+    // cache, so the message waits about one round trip, not one per lookup; and with the end
+    // of headers unanswered (SMFIP_NR_EOH) that round trip overlaps the body's transfer.
+    void prefetch_message_lookups();
     Verdict decide_alignment(const std::string& from_domain, const DmarcRecord& record);
     const std::vector<DkimSignatureInfo>& message_signatures();
     void notice_crossings(std::span<const QuotaCounter> counters, const QuotaResult& r);
@@ -113,6 +122,7 @@ private:
     const Settings* settings_ = nullptr;  // effective settings for the sender domain
     std::string sender_, domain_;
     bool null_sender_ = false;
+    bool prefetched_ = false;  // prefetch_message_lookups() ran
     bool address_literal_ = false;
     unsigned recipients_ = 0;
     std::uint64_t size_ = 0;

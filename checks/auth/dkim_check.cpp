@@ -1,6 +1,7 @@
 #include "dkim_check.hpp"
 #include "config.hpp"
 #include "dns_name.hpp"
+#include "tag_list.hpp"
 
 // dkim.h spells C's _Bool, which C++ lacks; bool has the same size and ABI on our targets.
 #define _Bool bool
@@ -201,36 +202,23 @@ struct KeyRecord {
     std::string error;  // why the record is not a usable key; empty = usable
 };
 
-// RFC 6376 3.6.1 tag list; tolerant of blanks, strict about what makes a key usable.
+// RFC 6376 3.6.1 key record: tolerant of blanks, strict about what makes a key usable.
 KeyRecord parse_key_record(std::string_view txt) {
     KeyRecord rec;
     std::string v, k = "rsa";
     bool have_p = false;
-    std::size_t pos = 0;
-    while (pos <= txt.size()) {
-        auto semi = txt.find(';', pos);
-        if (semi == std::string_view::npos) semi = txt.size();
-        std::string_view item = txt.substr(pos, semi - pos);
-        pos = semi + 1;
-        auto trim = [](std::string_view s) {
-            while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-            while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-            return s;
-        };
-        item = trim(item);
-        if (item.empty()) continue;
-        const auto eq = item.find('=');
-        if (eq == std::string_view::npos) {
-            rec.error = "not a DKIM key record (tag without '=')";
-            return rec;
-        }
-        const std::string tag = ascii::to_lower(trim(item.substr(0, eq)));
-        const std::string_view value = trim(item.substr(eq + 1));
-        if (tag == "v") v = std::string(value);
-        else if (tag == "k") k = ascii::to_lower(value);
-        else if (tag == "p") {
+    std::string error;
+    const std::vector<Tag> tags = split_tags(txt, error);
+    if (!error.empty()) {
+        rec.error = "not a DKIM key record (tag without '=')";
+        return rec;
+    }
+    for (const Tag& t : tags) {
+        if (t.name == "v") v = std::string(t.value);
+        else if (t.name == "k") k = ascii::to_lower(t.value);
+        else if (t.name == "p") {
             have_p = true;
-            rec.p = strip_key(value);
+            rec.p = strip_key(t.value);
         }
     }
     if (!v.empty() && v != "DKIM1") rec.error = "unknown version v=" + v;
@@ -275,6 +263,22 @@ DkimSignatureInfo signature_info(DKIM_SIGINFO* sig, const std::string& domain, c
     return info;
 }
 
+// "SELECTOR._domainkey.DOMAIN" (lower case) of one DKIM-Signature header value; empty when
+// it has no usable s= or d=.
+std::string key_name(std::string_view signature) {
+    std::string error;
+    std::string_view d, sel;
+    for (const Tag& t : split_tags(signature, error)) {
+        if (t.name == "d") d = t.value;
+        else if (t.name == "s") sel = t.value;
+    }
+    if (d.empty() || sel.empty()) return {};
+    return ascii::to_lower(std::string(sel) + "._domainkey." + normal_domain(d));
+}
+
+// More keys than any sender signs with: a message cannot make the end of message ask for more.
+constexpr std::size_t kMaxSignatureKeys = 8;
+
 }  // namespace
 
 bool dkim_domain_aligned(std::string_view d_domain, std::string_view sender_domain) {
@@ -299,6 +303,7 @@ struct DkimVerifier::State {
     DkimPtr dkim;  // only while there is a signature to verify
     std::optional<DkimOutcome> result;
     std::vector<DkimSignatureInfo> signatures;  // filled by finish()
+    std::vector<std::string> key_names;          // from the DKIM-Signature headers' s= and d=
 };
 
 DkimVerifier::DkimVerifier(Resolver& resolver, std::string_view id) : s_(std::make_unique<State>()) {
@@ -310,7 +315,14 @@ DkimVerifier::~DkimVerifier() = default;
 
 void DkimVerifier::header(std::string_view name, std::string_view value) {
     if (s_->eoh_done || s_->headers.size() >= kMaxHeaders) return;
-    if (ascii::iequals(name, "DKIM-Signature")) s_->has_signature_header = true;
+    if (ascii::iequals(name, "DKIM-Signature")) {
+        s_->has_signature_header = true;
+        // Read here because libopendkim lists its signatures only once it has verified them.
+        if (std::string key = key_name(value); !key.empty() && s_->key_names.size() < kMaxSignatureKeys &&
+                                               std::find(s_->key_names.begin(), s_->key_names.end(), key) ==
+                                                   s_->key_names.end())
+            s_->key_names.push_back(std::move(key));
+    }
     std::string h;
     h.reserve(name.size() + value.size() + 2);
     h.append(name).append(":");
@@ -349,6 +361,8 @@ void DkimVerifier::end_of_headers() {
     // NOSIG: the DKIM-Signature headers did not parse into any signature; nothing to verify.
     if (dkim_eoh(s_->dkim.get()) == DKIM_STAT_NOSIG) s_->dkim.reset();
 }
+
+const std::vector<std::string>& DkimVerifier::key_names() const { return s_->key_names; }
 
 bool DkimVerifier::wants_body() const { return s_->eoh_done && s_->dkim != nullptr; }
 

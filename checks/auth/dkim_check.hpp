@@ -48,6 +48,11 @@ public:
     void end_of_headers();
     // True after end_of_headers() when there is a signature to verify, i.e. body() matters.
     bool wants_body() const;
+    // The TXT names verification asks for the keys ("SELECTOR._domainkey.DOMAIN", lower
+    // case), from the s= and d= of the DKIM-Signature headers given so far, in the message's
+    // order, without repeats (at most 8). For a caller that fetches them with other lookups
+    // at once before end_of_headers(), where libopendkim starts fetching keys.
+    const std::vector<std::string>& key_names() const;
     // A piece of the body (CRLF or LF line ends).
     void body(std::string_view chunk);
     // Verify (key lookups happen here) and judge for sender_domain. Call once; later calls

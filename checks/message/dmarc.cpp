@@ -3,6 +3,7 @@
 
 #include "ascii.hpp"
 #include "dns_name.hpp"
+#include "tag_list.hpp"
 
 #include <libpsl.h>
 
@@ -24,34 +25,6 @@ const psl_ctx_t* public_suffix_list() {
 
 bool dns_trouble(DnsStatus s) {
     return s == DnsStatus::servfail || s == DnsStatus::timeout || s == DnsStatus::bad_answer;
-}
-
-struct Tag {
-    std::string name;  // lower case
-    std::string_view value;
-};
-
-// "v=DMARC1; p=none" -> tags; nullopt-like empty name on a tag without '='.
-std::vector<Tag> split_tags(std::string_view txt, std::string& error) {
-    std::vector<Tag> tags;
-    std::size_t pos = 0;
-    while (pos <= txt.size()) {
-        std::size_t semi = txt.find(';', pos);
-        if (semi == std::string_view::npos) semi = txt.size();
-        std::string_view item = ascii::trim(txt.substr(pos, semi - pos));
-        pos = semi + 1;
-        if (item.empty()) continue;
-        std::size_t eq = item.find('=');
-        if (eq == std::string_view::npos) {
-            std::string why(1, '"');
-            why += item.substr(0, 40);
-            why += "\" is not a tag=value pair";
-            error = std::move(why);
-            return {};
-        }
-        tags.push_back({ascii::to_lower(ascii::trim(item.substr(0, eq))), ascii::trim(item.substr(eq + 1))});
-    }
-    return tags;
 }
 
 bool is_policy(std::string_view v) {

@@ -71,10 +71,10 @@ message() {
   } >"$IT_DIR/msg/$name.eml"
 }
 
-# signed NAME H: msg/NAME.eml signed by acme.test (selector sel) over the header fields H, into
-# msg/NAME.signed.eml.
+# signed NAME H [DOMAIN]: msg/NAME.eml signed by DOMAIN (default acme.test; selector sel, the
+# one key) over the header fields H, into msg/NAME.signed.eml.
 signed() {
-  "$IT_PY" "$HERE/dkim_sign.py" --key "$IT_DIR/keys/acme.pem" --domain acme.test --selector sel \
+  "$IT_PY" "$HERE/dkim_sign.py" --key "$IT_DIR/keys/acme.pem" --domain "${3:-acme.test}" --selector sel \
     --headers "$2" <"$IT_DIR/msg/$1.eml" >"$IT_DIR/msg/$1.signed.eml"
 }
 
@@ -97,6 +97,7 @@ make_messages() {
     message twofrom news@acme.test 'From: other@acme.test' &&
     message dry a@dry.test 'Subject: a second subject' &&
     message tagged a@tagged.test &&
+    message late a@news.late.test && signed late from:to:subject:date:message-id late.test &&
     # no Date: the standard one dropped
     grep -v '^Date:' "$IT_DIR/msg/good.eml" >"$IT_DIR/msg/nodate.eml"
 }
@@ -145,7 +146,8 @@ deliver() {
 
 setup_or_die "zone file and DKIM key (openssl)" make_zone
 setup_or_die "messages (dkim_sign.py)" make_messages
-setup_or_die "testdns.py" dns_start "$HERE/testdns.py" "$IT_DIR/bulk.zone"
+# late.test answers after 500 ms: under one attempt's wait (DnsTimeout 2s / 2), no retransmission.
+setup_or_die "testdns.py" dns_start "$HERE/testdns.py" "$IT_DIR/bulk.zone" --delay late.test --delay-ms 500
 MILTER_PORT='' PF_PORT='' SINK_PORT=''
 for v in MILTER_PORT PF_PORT SINK_PORT; do setup_or_die "free port" free_port "$v"; done
 CONF=$IT_DIR/milter/preflight.conf MLOG=$IT_DIR/milter.log
@@ -256,6 +258,18 @@ expect_delivered tagged &&
     bad "expected 'X-Preflight-Dmarc: 550 5.7.26 ...' in the delivered message, got: $(grep -i '^X-Preflight' "$DELIVERED" || echo none)"; }
 sc_end
 
+# ---- the message's lookups at once ---------------------------------------------------------------
+
+sc "news.late.test, signed by late.test, every answer late: its key and both DMARC records asked at once -> delivered"
+before=$(dns_delayed_at_once)
+deliver late a@news.late.test late.signed.eml
+expect_delivered late
+# MAIL FROM asks 2 at once (MX, SPF); one after the other, the end of the headers would give 1.
+n=$(dns_delayed_at_once)
+((before <= 2 && n >= 3)) ||
+  bad "expected at least 3 late questions waiting together (sel._domainkey.late.test, _dmarc.news.late.test, _dmarc.late.test), got $n (before: $before); queries: $(grep -F late.test "$IT_DIR/dns/queries.log" | tr '\n' ',')"
+sc_end
+
 # ---- --test-message: the same decisions without sending -------------------------------------------
 
 sc "--test-message with the test's conf and DNS: nodmarc refused (exit 1), aligned accepted (exit 0)"
@@ -282,7 +296,7 @@ sc_end
 
 sc "sink holds exactly the delivered messages; milter log has no internal errors"
 n=$(find "$SINK_DIR" -name 'msg.*' -type f | wc -l)
-((n == 7)) || bad "expected 7 messages at the sink (good sub pnone aligned fullsigned dry tagged), got $n"
+((n == 8)) || bad "expected 8 messages at the sink (good sub pnone aligned fullsigned dry tagged late), got $n"
 odd=$(grep -Ei 'tempfailing|exception' "$MLOG" | head -3)
 [[ -z $odd ]] || bad "expected no internal errors in milter.log, got: ${odd//$'\n'/ | }"
 sc_end

@@ -242,8 +242,12 @@ dns_start() {
 # dns_total: all queries counted so far.
 dns_total() {
   [[ -f $DNS_STATS ]] || { echo 0; return; }
-  awk '{ s += $3 } END { print s + 0 }' "$DNS_STATS"
+  awk '$1 !~ /^\*/ { s += $3 } END { print s + 0 }' "$DNS_STATS"
 }
+
+# dns_delayed_at_once: the most distinct questions for delayed names (delay.test, --delay)
+# that waited for their answers at the same time: 1 for lookups made one after the other.
+dns_delayed_at_once() { dns_count '*delayed-at-once' MAX; }
 
 # dns_count NAME TYPE: the queries counted so far for NAME (lower case, no trailing dot) and TYPE.
 dns_count() {

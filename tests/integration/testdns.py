@@ -23,7 +23,10 @@ suffixes can be added with the options of the same name):
 
 Counts: every query received (before any delay) increments count[(name, TYPE)], name lower
 case without trailing dot. With --stats-file the counts are rewritten (atomically, before the
-reply is sent) as lines "name TYPE count".
+reply is sent) as lines "name TYPE count", plus one line "*delayed-at-once MAX N": the most
+distinct (name, TYPE) questions of delay.test names held for their delayed answer at the same
+time (a client that asks them one after the other gets 1; one that sends a batch, the batch's
+size; a retransmission of a held question does not count twice).
 
 Lifetime: exits on SIGTERM/SIGINT, after --max-seconds (default 600), or when --parent-pid is
 given and that process is gone. --pid-file is written at start; --port-file (the bound port,
@@ -105,6 +108,8 @@ class Server:
             "wrongq": [norm(s) for s in ["wrongq.test"] + a.wrong_question],
         }
         self.counts = {}
+        self.held_until = {}  # (name, TYPE) of a delayed question -> when its answer goes
+        self.held_max = 0
         self.timers = []  # heap of (due, seq, fn, payload)
         self.seq = 0
         self.tcp = {}  # sock -> [buffer, last_activity, held]
@@ -163,8 +168,20 @@ class Server:
     def count(self, qname, qtype):
         key = (qname.rstrip(".") or ".", QTYPE.get(qtype))
         self.counts[key] = self.counts.get(key, 0) + 1
+        self.write_stats()
+
+    def hold(self, qname, qtype, sec):
+        now = time.monotonic()
+        self.held_until = {k: due for k, due in self.held_until.items() if due > now}
+        self.held_until[(qname, qtype)] = now + sec
+        if len(self.held_until) > self.held_max:
+            self.held_max = len(self.held_until)
+            self.write_stats()
+
+    def write_stats(self):
         if self.a.stats_file:
             lines = ["%s %s %d\n" % (n, t, c) for (n, t), c in sorted(self.counts.items())]
+            lines.append("*delayed-at-once MAX %d\n" % self.held_max)
             write_atomic(self.a.stats_file, "".join(lines))
 
     def answer(self, data, transport):
@@ -214,6 +231,8 @@ class Server:
                 rep.add_ar(EDNS0(udp_len=1232))
             wire = rep.pack()
         delay = self.a.delay_ms / 1000.0 if kind == "delay" else 0
+        if delay:
+            self.hold(qname, q.qtype, delay)
         return wire, delay, False
 
     # ---- transports ------------------------------------------------------------------------

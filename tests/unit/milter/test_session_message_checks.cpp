@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "dns_cache.hpp"
 #include "fake_resolver.hpp"
 #include "message_session.hpp"
 #include "milter_metrics.hpp"
@@ -205,4 +206,108 @@ TEST_CASE("metrics: the message checks are labels of their own", "[message][metr
     CHECK(m.decisions("unsubscribe", "reject", 550) == 1);
     CHECK(m.decisions("headers", "reject", 550) == 1);
     CHECK(m.decisions("other", "reject", 550) == 0);
+}
+
+TEST_CASE("the message's keys and DMARC records are asked in one batch; the checks read the cache",
+          "[session][message]") {
+    // Records the batches and any lookup made outside one; answers carry a TTL so the cache keeps them.
+    struct BatchResolver : FakeResolver {
+        std::vector<std::vector<std::string>> batches;
+        std::vector<std::string> single;
+        bool in_batch = false;
+        std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
+            if (!in_batch) single.push_back(std::string(name) + "/" + std::to_string(type));
+            auto a = std::make_shared<DnsAnswer>(*FakeResolver::query(name, type));
+            a->ttl = 300;
+            return a;
+        }
+        std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
+            std::vector<std::string> names;
+            for (const DnsQuestion& q : qs) names.push_back(q.name + "/" + std::to_string(q.type));
+            batches.push_back(std::move(names));
+            in_batch = true;
+            auto answers = FakeResolver::query_all(qs);
+            in_batch = false;
+            return answers;
+        }
+    };
+    const std::string key =
+        "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCdR0DpN8+/E3Tg/spPPCySVT1E"
+        "tvtrWsZkSqEklyzkIqYbhsqX+tePGIsUzsAkyh2AfkdBVvqIUyBc6q8mP9IWPVGe"
+        "RprugMKhV4OTlhKxizAWt9iBB7xoT5PKgH+2ZfSVRQsqqjLERJUzJQPsH/lOulwr"
+        "gkasgJ+Fxlkkx2Wh6QIDAQAB";
+    Fixture f;
+    BatchResolver upstream;
+    upstream.answers = f.dns.answers;
+    CachingResolver cache(upstream, 100);
+    auto parsed = parse_config_text("t.conf",
+                                    "EgressAddresses 127.0.0.1\nAuthPolicy spf\nDmarcMode reject\n"
+                                    "AlignmentMode reject\nDkimSelectors pf1\nDkimPublicKey " +
+                                        key + "\n");
+    REQUIRE(parsed.ok());
+    f.services.config = parsed.config;
+    f.services.resolver = &cache;
+
+    MessageSession s(f.services);
+    REQUIRE(s.mail_from("<bounce@esp.test>", {}).accepted());
+    REQUIRE(s.rcpt_to("<reader@example.net>").accepted());
+    upstream.batches.clear();
+    upstream.single.clear();
+    // Signed by the sending service and by the author's domain (the signatures need not verify
+    // for their keys to be fetched); a repeated key is asked once.
+    const std::string tags = " v=1; a=rsa-sha256; c=relaxed/relaxed; h=from:to:subject;"
+                             " bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdA==";
+    s.header("DKIM-Signature", " d=ESP.test; s=K1;" + tags);
+    s.header("DKIM-Signature", " s=s2;\r\n\td=news.acme.test;" + tags);
+    s.header("DKIM-Signature", " d=esp.test; s=k1;" + tags);
+    Message m;
+    m.from(" News <news@news.acme.test>");
+    for (const auto& [n, val] : m.headers) s.header(n, val);
+    s.end_of_headers();  // where the batch goes out: the body's transfer overlaps it
+    REQUIRE(upstream.batches.size() == 1);
+    CHECK(upstream.batches[0] ==
+          std::vector<std::string>{"k1._domainkey.esp.test/16", "s2._domainkey.news.acme.test/16",
+                                   "_dmarc.news.acme.test/16", "_dmarc.acme.test/16",
+                                   "pf1._domainkey.news.acme.test/16", "pf1._domainkey.acme.test/16"});
+    s.body("hello\r\n");
+    Verdict v = s.end_of_message();
+    CHECK(v.check == "alignment");  // no signature verifies, esp.test does not align
+    CHECK(upstream.batches.size() == 1);
+    CHECK(upstream.single.empty());  // libopendkim and every check read the cache
+}
+
+TEST_CASE("AuthPolicy dkim: the relay's key at every selector is asked in one batch", "[session][message]") {
+    struct BatchResolver : FakeResolver {
+        std::vector<std::vector<std::string>> batches;
+        std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
+            std::vector<std::string> names;
+            for (const DnsQuestion& q : qs) names.push_back(q.name);
+            batches.push_back(std::move(names));
+            return FakeResolver::query_all(qs);
+        }
+    };
+    const std::string key =
+        "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCdR0DpN8+/E3Tg/spPPCySVT1E"
+        "tvtrWsZkSqEklyzkIqYbhsqX+tePGIsUzsAkyh2AfkdBVvqIUyBc6q8mP9IWPVGe"
+        "RprugMKhV4OTlhKxizAWt9iBB7xoT5PKgH+2ZfSVRQsqqjLERJUzJQPsH/lOulwr"
+        "gkasgJ+Fxlkkx2Wh6QIDAQAB";
+    Fixture f;
+    BatchResolver dns;
+    dns.answers = f.dns.answers;
+    dns.set("pf2._domainkey.esp.test", rrtype::TXT, DnsStatus::ok, {"v=DKIM1; k=rsa; p=" + key});
+    auto parsed = parse_config_text("t.conf", "EgressAddresses 127.0.0.1\nAuthPolicy dkim\nSenderDomainMode off\n"
+                                              "DkimSelectors pf1, pf2\nDkimPublicKey " +
+                                                  key + "\n");
+    REQUIRE(parsed.ok());
+    f.services.config = parsed.config;
+    f.services.resolver = &dns;
+    MessageSession s(f.services);
+    REQUIRE(s.mail_from("<bounce@esp.test>", {}).accepted());
+    REQUIRE(s.rcpt_to("<reader@example.net>").accepted());
+    for (const auto& [n, val] : Message{}.headers) s.header(n, val);
+    s.end_of_headers();
+    REQUIRE(dns.batches.size() == 1);
+    CHECK(dns.batches[0] == std::vector<std::string>{"pf1._domainkey.esp.test", "pf2._domainkey.esp.test"});
+    s.body("hello\r\n");
+    CHECK(s.end_of_message().action == Verdict::Action::accept);  // the key is published at pf2
 }

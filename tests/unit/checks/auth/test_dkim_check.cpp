@@ -323,3 +323,16 @@ TEST_CASE("DKIM result names", "[dkim]") {
     CHECK(to_string(DkimResult::temperror) == "temperror");
     CHECK(to_string(DkimResult::permerror) == "permerror");
 }
+
+TEST_CASE("key_names: the key of each signature, from its s= and d=, before any lookup", "[dkim]") {
+    TableResolver none;
+    DkimVerifier v(none);
+    CHECK(v.key_names().empty());
+    v.header("DKIM-Signature", " v=1; a=rsa-sha256; d=Example.ORG; s=Sel2024; h=from; bh=x; b=y");
+    v.header("From", " a@example.org");
+    v.header("DKIM-Signature", " v=1; a=rsa-sha256; s=k1;\r\n\td=esp.example;\r\n\th=from; bh=x; b=y");
+    v.header("DKIM-Signature", " v=1; a=rsa-sha256; d=example.org; s=sel2024; h=from; bh=x; b=y");  // the same key
+    v.header("DKIM-Signature", " v=1; a=rsa-sha256; d=no-selector.example; h=from; bh=x; b=y");
+    v.header("DKIM-Signature", " garbage");
+    CHECK(v.key_names() == std::vector<std::string>{"sel2024._domainkey.example.org", "k1._domainkey.esp.example"});
+}
