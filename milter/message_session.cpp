@@ -350,12 +350,16 @@ Verdict MessageSession::decide_alignment(const std::string& from_domain, const D
     return check_alignment(in);
 }
 
-std::string MessageSession::single_from_domain() const {
-    if (headers_.count(Field::from) != 1) return {};
-    MailboxList from = parse_mailbox_list(*headers_.first(Field::from));
-    if (from.error.empty() && from.domains.size() == 1 && from.domains.front().front() != '[')
-        return from.domains.front();
-    return {};
+const std::string& MessageSession::single_from_domain() {
+    if (!from_domain_) {
+        from_domain_.emplace();
+        if (headers_.count(Field::from) == 1) {
+            MailboxList from = parse_mailbox_list(*headers_.first(Field::from));
+            if (from.error.empty() && from.domains.size() == 1 && from.domains.front().front() != '[')
+                from_domain_ = std::move(from.domains.front());
+        }
+    }
+    return *from_domain_;
 }
 
 void MessageSession::prefetch_message_lookups() {
@@ -382,7 +386,8 @@ void MessageSession::prefetch_message_lookups() {
     // a signature by the sender domain usually does, so its keys are not fetched ahead.
     if (!auth_decided_ && uses_dkim(s.auth_policy) && our_key && !signed_by_sender)
         for (const std::string& sel : g.dkim_selectors) ask(sel + "._domainkey." + domain_);
-    const std::string from = message_checks_ ? single_from_domain() : std::string();
+    static const std::string none;
+    const std::string& from = message_checks_ ? single_from_domain() : none;
     if (!from.empty() && (s.dmarc_mode != CheckMode::off || s.alignment_mode != CheckMode::off)) {
         const std::string org = organizational_domain(from);
         ask("_dmarc." + from);
@@ -406,7 +411,7 @@ Verdict MessageSession::check_message() {
         if (refused(v)) return v;
     }
     // DMARC and alignment need one From domain; a message without one is the sanity check's.
-    const std::string from_domain = single_from_domain();
+    const std::string& from_domain = single_from_domain();
     if (!from_domain.empty() && (s.dmarc_mode != CheckMode::off || s.alignment_mode != CheckMode::off)) {
         DmarcLookup dmarc = lookup_dmarc(*services_.resolver, from_domain);
         dns_ms_ += dmarc.dns_ms;

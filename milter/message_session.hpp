@@ -106,8 +106,9 @@ private:
     // alignment, one-click unsubscribe, each under its own mode; the first refusal is returned.
     Verdict check_message();
     // The From domain the DMARC and alignment checks judge: the one mailbox of the one From
-    // header; empty when there is none (the header sanity check's business).
-    std::string single_from_domain() const;
+    // header; empty when there is none (the header sanity check's business). Read once, when
+    // the headers are complete.
+    const std::string& single_from_domain();
     // The independent lookups of the message's checks at once, at the end of the headers
     // (everything they need is known there): the keys of the message's DKIM signatures, the
     // relay's key at DkimSelectors, the DMARC records. The checks then read them from the
@@ -123,6 +124,7 @@ private:
     std::string sender_, domain_;
     bool null_sender_ = false;
     bool prefetched_ = false;  // prefetch_message_lookups() ran
+    std::optional<std::string> from_domain_;  // single_from_domain(), once read
     bool address_literal_ = false;
     unsigned recipients_ = 0;
     std::uint64_t size_ = 0;
