@@ -33,6 +33,9 @@ struct OptionsFree {
     void operator()(GMimeParserOptions* p) const { g_mime_parser_options_free(p); }
 };
 
+// The message/ subtypes GMime's parser reads as a whole message (its is_rfc822()).
+constexpr std::array<const char*, 4> kReturnedMessageSubtypes = {"rfc822", "rfc2822", "global", "news"};
+
 // GMime's classes are made lazily, on the first object of each type. Making them all here, once,
 // means no worker thread ever creates a class while another reads it: GLib orders that with its
 // own futex locks, which ThreadSanitizer cannot see (it reported each such read as a race).
@@ -40,6 +43,12 @@ void init_gmime() {
     static std::once_flag once;
     std::call_once(once, [] {
         g_mime_init();
+        // A returned message (message/rfc822 and the subtypes GMime reads as one) is kept a leaf
+        // part, its bytes not parsed: GMime would otherwise build its every header field and part
+        // (a fifth of dsn's instructions), where a bounce needs only its header block (read by
+        // header_block) and, when it is itself a report, its bytes parsed as one.
+        for (const char* subtype : kReturnedMessageSubtypes)
+            g_mime_object_register_type("message", subtype, g_mime_part_get_type());
         for (GType t : {g_mime_object_get_type(),           g_mime_part_get_type(),
                         g_mime_text_part_get_type(),        g_mime_multipart_get_type(),
                         g_mime_multipart_signed_get_type(), g_mime_multipart_encrypted_get_type(),
@@ -86,6 +95,77 @@ std::string part_text(GMimePart* part) {
         if (t) return std::string(t.get());
     }
     return part_bytes(part);
+}
+
+// A returned message: a leaf part (init_gmime) of type message/rfc822 or its kin whose bytes
+// are the message itself. One sent with base64, quoted-printable or uuencode is not: GMime
+// reads those as application/octet-stream, and so does this (they are skipped).
+bool returned_message(GMimePart* part, GMimeContentType* ct) {
+    if (!ct || g_ascii_strcasecmp(g_mime_content_type_get_media_type(ct), "message") != 0) return false;
+    const char* subtype = g_mime_content_type_get_media_subtype(ct);
+    if (!subtype || std::none_of(kReturnedMessageSubtypes.begin(), kReturnedMessageSubtypes.end(),
+                                 [subtype](const char* s) { return g_ascii_strcasecmp(s, subtype) == 0; }))
+        return false;
+    switch (g_mime_part_get_content_encoding(part)) {
+    case GMIME_CONTENT_ENCODING_BASE64:
+    case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
+    case GMIME_CONTENT_ENCODING_UUENCODE: return false;
+    default: return true;
+    }
+}
+
+// The header block of a leaf part's bytes: through the first empty line ("\n" or "\r\n" at a
+// line's start, where GMime ends a header block), or all of them; read only that far.
+std::string header_block_bytes(GMimePart* part) {
+    GMimeDataWrapper* w = g_mime_part_get_content(part);  // owned by the part
+    GMimeStream* raw = w ? g_mime_data_wrapper_get_stream(w) : nullptr;
+    if (!raw) return {};
+    // The end of the block in out, searching from `from`; npos while the next read may decide.
+    auto block_end = [](const std::string& out, std::size_t from) {
+        if (from == 0 && (out.starts_with("\n") || out.starts_with("\r\n"))) return out.find('\n') + 1;
+        for (std::size_t nl = out.find('\n', from); nl != std::string::npos; nl = out.find('\n', nl + 1)) {
+            if (out.compare(nl + 1, 1, "\n") == 0) return nl + 2;
+            if (out.compare(nl + 1, 2, "\r\n") == 0) return nl + 3;
+            if (nl + 3 > out.size()) break;
+        }
+        return std::string::npos;
+    };
+    g_mime_stream_reset(raw);
+    std::string out;
+    char buf[4096];
+    std::size_t from = 0, end = std::string::npos;
+    for (gssize n; end == std::string::npos && (n = g_mime_stream_read(raw, buf, sizeof buf)) > 0;) {
+        out.append(buf, static_cast<std::size_t>(n));
+        end = block_end(out, from);
+        from = out.size() < 3 ? 0 : out.size() - 3;  // a line end may straddle two reads
+    }
+    g_mime_stream_reset(raw);
+    if (end != std::string::npos) out.resize(end);
+    return out;
+}
+
+// A returned message's header fields, parsed by GMime from its header block alone (every field,
+// in order, as a part of its own: no body, no parts).
+GPtr<GMimeObject> returned_header(GMimePart* part) {
+    const std::string block = header_block_bytes(part);
+    GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(block.data(), block.size()));
+    GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+    g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
+    std::unique_ptr<GMimeParserOptions, OptionsFree> quiet(g_mime_parser_options_new());
+    return GPtr<GMimeObject>(g_mime_parser_construct_part(parser.get(), quiet.get()));
+}
+
+// The last Message-ID field's identifier, as GMimeMessage reads it.
+std::string last_message_id(GMimeObject* o) {
+    GMimeHeaderList* list = g_mime_object_get_header_list(o);
+    const char* value = nullptr;
+    for (int i = 0, n = g_mime_header_list_get_count(list); i < n; ++i) {
+        GMimeHeader* h = g_mime_header_list_get_header_at(list, i);
+        if (g_ascii_strcasecmp(g_mime_header_get_name(h), "Message-ID") == 0) value = g_mime_header_get_value(h);
+    }
+    if (!value) return {};
+    GString_ id(g_mime_utils_decode_message_id(value));
+    return id ? std::string(id.get()) : std::string();
 }
 
 // Crude HTML to text: tags dropped, block ends as newlines, a few entities. Office 365 and
@@ -186,7 +266,12 @@ struct Walk {
     std::string message_id;  // of the returned message
     std::vector<std::string> original_to;
     std::string jmrp_recipient;
-    std::vector<GMimeMessage*> embedded;  // returned messages (owned by the tree), in order
+    // The first returned messages, in order: the part (owned by the tree) and its header fields.
+    struct Returned {
+        GMimePart* part;
+        GPtr<GMimeObject> header;
+    };
+    std::vector<Returned> embedded;
 
     // The fields of an RFC 5965 feedback report that name the complainant and the reporter.
     void arf_fields(std::string_view body) {
@@ -211,10 +296,7 @@ struct Walk {
         // Microsoft's complaint reports (JMRP) name the complainant in the returned message.
         if (jmrp_recipient.empty())
             if (auto a = find_addresses(header(o, "X-HmXmrOriginalRecipient")); !a.empty()) jmrp_recipient = a.front();
-        if (message_id.empty()) {
-            const char* id = GMIME_IS_MESSAGE(o) ? g_mime_message_get_message_id(GMIME_MESSAGE(o)) : nullptr;
-            if (id) message_id = id;
-        }
+        if (message_id.empty()) message_id = last_message_id(o);
         if (original_to.empty()) original_to = find_addresses(header(o, "To"));
     }
 
@@ -229,19 +311,17 @@ struct Walk {
             for (int i = 0; i < n && !too_many; ++i) visit(g_mime_multipart_get_part(mp, i), depth + 1);
             return;
         }
-        if (GMIME_IS_MESSAGE_PART(o)) {
-            GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
-            if (!m) return;
-            returned_headers(GMIME_OBJECT(m));
-            if (embedded.size() < 4) embedded.push_back(m);
-            // Parts of the returned message count against the limit but say nothing about the bounce.
-            if (GMimeObject* body = g_mime_message_get_mime_part(m)) count(body);
-            return;
-        }
         if (!GMIME_IS_PART(o)) return;
         GMimeContentType* ct = g_mime_object_get_content_type(o);
         GMimePart* part = GMIME_PART(o);
-        if (g_mime_content_type_is_type(ct, "message", "delivery-status") ||
+        if (returned_message(part, ct)) {
+            // Its header fields only; its body says nothing about the bounce (unless it is a
+            // report itself: forwarded_report parses it then).
+            GPtr<GMimeObject> header = returned_header(part);
+            if (!header) return;
+            returned_headers(header.get());
+            if (embedded.size() < 4) embedded.push_back({part, std::move(header)});
+        } else if (g_mime_content_type_is_type(ct, "message", "delivery-status") ||
             g_mime_content_type_is_type(ct, "message", "global-delivery-status")) {
             DsnFields f = parse_delivery_status(part_bytes(part));
             if (dsn.reporting_mta.empty()) dsn.reporting_mta = f.reporting_mta;
@@ -275,21 +355,6 @@ struct Walk {
             }
             if (!dst.empty()) dst.push_back('\n');
             dst.append(t, 0, kMaxText);
-        }
-    }
-
-    void count(GMimeObject* o) {
-        if (too_many || ++parts > limits.max_parts) {
-            too_many = true;
-            return;
-        }
-        if (GMIME_IS_MULTIPART(o)) {
-            GMimeMultipart* mp = GMIME_MULTIPART(o);
-            int n = g_mime_multipart_get_count(mp);
-            for (int i = 0; i < n && !too_many; ++i) count(g_mime_multipart_get_part(mp, i));
-        } else if (GMIME_IS_MESSAGE_PART(o)) {
-            GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
-            if (m && g_mime_message_get_mime_part(m)) count(g_mime_message_get_mime_part(m));
         }
     }
 };
@@ -416,11 +481,10 @@ namespace {
 
 constexpr int kMaxNesting = 3;  // bounces of bounces read, at most
 
-// A returned message that is itself a delivery report (a bounce forwarded, or bounced again).
-bool report_message(GMimeMessage* m) {
-    GMimeObject* body = g_mime_message_get_mime_part(m);
-    if (!body) return false;
-    GMimeContentType* ct = g_mime_object_get_content_type(body);
+// A returned message that is itself a delivery report (a bounce forwarded, or bounced again),
+// by its header fields.
+bool report_message(GMimeObject* header) {
+    GMimeContentType* ct = g_mime_object_get_content_type(header);
     return ct && g_mime_content_type_is_type(ct, "multipart", "report");
 }
 
@@ -534,10 +598,6 @@ bool shallow(GMimeObject* o, int depth) {
         GMimeMultipart* mp = GMIME_MULTIPART(o);
         for (int i = 0, n = g_mime_multipart_get_count(mp); i < n; ++i)
             if (!shallow(g_mime_multipart_get_part(mp, i), depth + 1)) return false;
-    } else if (GMIME_IS_MESSAGE_PART(o)) {
-        GMimeMessage* m = g_mime_message_part_get_message(GMIME_MESSAGE_PART(o));
-        GMimeObject* body = m ? g_mime_message_get_mime_part(m) : nullptr;
-        if (body && !shallow(body, depth + 2)) return false;  // GMime's depth grows by two here
     }
     return true;
 }
@@ -546,7 +606,7 @@ bool surely_unwarned(GMimeObject* top, std::string_view data) {
     if (GMIME_IS_MULTIPART(top))
         return g_mime_object_get_content_type_parameter(top, "boundary") && GMIME_MULTIPART(top)->write_end_boundary &&
                shallow(top, 0);
-    if (GMIME_IS_MESSAGE_PART(top) || !GMIME_IS_PART(top)) return false;
+    if (!GMIME_IS_PART(top)) return false;
     // GMime ends a header block at the first empty line ("\n" or "\r\n" at a line's start).
     return data.starts_with("\n") || data.starts_with("\r\n") || data.find("\n\n") != std::string_view::npos ||
            data.find("\n\r\n") != std::string_view::npos;
@@ -731,11 +791,8 @@ bool forwarded_report(ReportFacts& f, BounceReport& out) {
         out = std::move(inner);
         return true;
     };
-    for (GMimeMessage* m : f.walk.embedded) {
-        if (!report_message(m)) continue;
-        GString_ str(g_mime_object_to_string(GMIME_OBJECT(m), nullptr));
-        if (str && use(parse_report(str.get(), f.limits, f.depth + 1))) return true;
-    }
+    for (const Walk::Returned& r : f.walk.embedded)
+        if (report_message(r.header.get()) && use(parse_report(part_bytes(r.part), f.limits, f.depth + 1))) return true;
     if (f.human.size() < f.text.size()) {
         std::string_view pasted = pasted_report(std::string_view(f.text).substr(f.human.size()));
         if (!pasted.empty() && use(parse_report(pasted, f.limits, f.depth + 1))) return true;

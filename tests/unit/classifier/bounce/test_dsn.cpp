@@ -712,3 +712,67 @@ TEST_CASE("a report cut short is seen as cut wherever it ends, a whole one is no
     CHECK(header_cut.truncated);
     CHECK_FALSE(header_whole.truncated);
 }
+
+namespace {
+// A Postfix-style DSN returning msg (message/rfc822, its Content-Transfer-Encoding cte when set).
+std::string dsn_returning(const std::string& msg, const std::string& cte = "") {
+    return "From: MAILER-DAEMON@mx.example.org\nTo: sender@example.net\nSubject: Undelivered Mail\n"
+           "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"R\"\n\n"
+           "--R\nContent-Type: text/plain\n\nThe mail system could not deliver it.\n\n"
+           "--R\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\n"
+           "Final-Recipient: rfc822; bob@example.com\nAction: failed\nStatus: 5.1.1\n"
+           "Diagnostic-Code: smtp; 550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown\n\n"
+           "--R\nContent-Type: message/rfc822\n" +
+           (cte.empty() ? "" : "Content-Transfer-Encoding: " + cte + "\n") + "\n" + msg + "\n--R--\n";
+}
+}  // namespace
+
+TEST_CASE("the returned message: its header block is read, its body is not parsed") {
+    // A returned newsletter of 60 parts: the limit counts the parts the bounce is read from.
+    std::string body = "Content-Type: multipart/mixed; boundary=N\n\n";
+    for (int i = 0; i < 60; ++i) body += "--N\nContent-Type: text/plain\n\nMessage-ID: <body-" + std::to_string(i) + "@x>\n";
+    body += "--N--\n";
+    const std::string header =
+        "From: news@example.net\nTo: bob@example.com\nMessage-ID: <first@example.net>\n"
+        "Message-ID: <last@example.net>\nSubject: offers\n";
+    BounceLimits lim;
+    lim.max_parts = 20;
+    BounceReport r = parse_bounce_message(dsn_returning(header + "MIME-Version: 1.0\n" + body), lim);
+    REQUIRE(r.error.empty());
+    CHECK(r.message_id == "last@example.net");  // the last one, as a message parser reads it
+    REQUIRE(r.recipients.size() == 1);
+    CHECK(r.recipients[0].recipient == "bob@example.com");
+
+    SECTION("the header block ends wherever a read ends") {
+        // The blank line that ends the block before, across and after the 4096-byte reads.
+        for (std::size_t pad = 4000; pad <= 4120; ++pad) {
+            std::string padded = header + "X-Pad: " + std::string(pad - header.size(), 'p') + "\r\n";
+            BounceReport p = parse_bounce_message(dsn_returning(padded + "\r\nMessage-ID: <in-body@x>\r\n"), lim);
+            INFO("pad " << pad);
+            CHECK(p.message_id == "last@example.net");
+        }
+    }
+    SECTION("sent base64-encoded, it is not read (as GMime reads it: application/octet-stream)") {
+        BounceReport b = parse_bounce_message(
+            dsn_returning("TWVzc2FnZS1JRDogPGVuY29kZWRAZXhhbXBsZS5uZXQ+Cgpib2R5Cg==", "base64"));
+        REQUIRE(b.error.empty());
+        CHECK(b.message_id.empty());
+    }
+    SECTION("empty, or a header block without its end") {
+        CHECK(parse_bounce_message(dsn_returning("")).message_id.empty());
+        CHECK(parse_bounce_message(dsn_returning("Message-ID: <cut@example.net>")).message_id == "cut@example.net");
+    }
+}
+
+TEST_CASE("a free-text bounce names no recipient: the returned message's To does") {
+    const std::string bounce =
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>\nTo: sender@example.net\n"
+        "Subject: Mail delivery failed\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"F\"\n\n"
+        "--F\nContent-Type: text/plain\n\nYour message could not be delivered: the mailbox is unavailable.\n\n"
+        "--F\nContent-Type: message/rfc822\n\nFrom: sender@example.net\nTo: Carol <carol@example.com>\n"
+        "Subject: hello\n\nCc: not-a-header@example.com\n--F--\n";
+    BounceReport r = parse_bounce_message(bounce);
+    REQUIRE(r.error.empty());
+    REQUIRE(r.recipients.size() == 1);
+    CHECK(r.recipients[0].recipient == "carol@example.com");
+}
