@@ -257,6 +257,15 @@ std::vector<TextPattern> RuleSetBuilder::text_patterns() const {
 
 std::shared_ptr<const RuleSet> RuleSetBuilder::build() { return build({}); }
 
+const RE2* RuleSet::expiry_text() const {
+    std::call_once(expiry_once_, [this] {
+        if (expiry_pattern_.empty()) return;
+        auto re = std::make_unique<RE2>(expiry_pattern_, rule_re2_options());
+        if (re->ok()) expiry_ = std::move(re);
+    });
+    return expiry_.get();
+}
+
 std::shared_ptr<const RuleSet> RuleSetBuilder::build(std::string_view engine) {
     // make_shared cannot reach the private constructor.
     std::shared_ptr<RuleSet> rs(new RuleSet());  // NOLINT: private constructor
@@ -295,15 +304,10 @@ std::shared_ptr<const RuleSet> RuleSetBuilder::build(std::string_view engine) {
             r.action_json = rs->actions_json_[r.action_name];
         }
     }
-    std::string expiry;
     for (const Rule& r : rs->rules_) {
         if (r.kind != Rule::Kind::text || r.status != Status::expired) continue;
-        if (!expiry.empty()) expiry.push_back('|');
-        expiry.append("(?:").append(r.pattern).push_back(')');
-    }
-    if (!expiry.empty()) {
-        rs->expiry_ = std::make_unique<RE2>(expiry, opts);
-        if (!rs->expiry_->ok()) rs->expiry_.reset();
+        if (!rs->expiry_pattern_.empty()) rs->expiry_pattern_.push_back('|');
+        rs->expiry_pattern_.append("(?:").append(r.pattern).push_back(')');
     }
     rs->engine_ = engine.empty() ? compile_text_engine(patterns) : compile_text_engine(patterns, engine);
     if (!rs->engine_) return nullptr;  // a named engine not built in

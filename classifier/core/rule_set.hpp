@@ -9,6 +9,7 @@
 #include <re2/set.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -73,7 +74,8 @@ public:
     const std::vector<Rule>& rules() const { return rules_; }
     // Every text rule that forces status=expired, as one regex (null when there is none): the
     // bounce classifier cuts the expiry wording out of a text to read the last error it quotes.
-    const RE2* expiry_text() const { return expiry_.get(); }
+    // Compiled on first use (only bounces need it; a one-shot reply would pay for it at start).
+    const RE2* expiry_text() const;
 
 private:
     friend class RuleSetBuilder;
@@ -82,7 +84,9 @@ private:
     std::vector<Rule> rules_;
     std::unique_ptr<TextEngine> engine_;
     std::vector<std::size_t> text_rules_;  // engine pattern index -> rules_ index
-    std::unique_ptr<RE2> expiry_;
+    std::string expiry_pattern_;
+    mutable std::unique_ptr<RE2> expiry_;
+    mutable std::once_flag expiry_once_;
     std::unordered_map<std::uint32_t, std::size_t> enhanced_;  // key(cls, s, d) -> rules_ index
     std::unordered_map<int, std::size_t> codes_;               // 550 or 5 (for 5xx) -> index
     std::unordered_map<std::string, std::string> actions_;

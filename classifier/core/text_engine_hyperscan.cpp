@@ -18,6 +18,7 @@
 #include <cstring>
 #include <cwctype>
 #include <locale.h>
+#include <mutex>
 
 #include "ascii_prefilter.hpp"
 #include "rule_set.hpp"
@@ -225,6 +226,14 @@ Database embedded(const EmbeddedDatabase& e, std::uint64_t fingerprint) {
     return Database(db);
 }
 
+// Whether a built-in database fits (its fingerprint) and this Hyperscan can load it (its header:
+// version, platform), without loading it.
+bool embedded_fits(const EmbeddedDatabase& e, std::uint64_t fingerprint) {
+    std::size_t size = 0;
+    return e.size != 0 && fingerprint == e.fingerprint &&
+           hs_serialized_database_size(e.bytes, e.size, &size) == HS_SUCCESS;
+}
+
 std::uint64_t tables_fingerprint(const std::vector<TextPattern>& patterns, std::size_t start, std::size_t end) {
     Fnv h;
     h.mix("ascii prefilter tables 2");  // bump when analyse_for_ascii reads patterns otherwise
@@ -272,8 +281,12 @@ public:
             const bool shipped = patterns[start].shipped;
             auto g = std::make_unique<Group>();
             g->first = static_cast<std::uint32_t>(start);
-            g->db = shipped ? embedded(kShippedHyperscanDatabase, fingerprint_of(patterns, start, end)) : nullptr;
-            if (!g->db) g->db = compile_group(patterns, start, end, nullptr);
+            // The shipped rules' whole database is loaded when first needed (text outside the
+            // ASCII path, a nominated pattern not yet compiled by RE2): a one-shot reply on the
+            // ASCII path never needs it. Site rules are compiled here, where their errors belong.
+            if (shipped && embedded_fits(kShippedHyperscanDatabase, fingerprint_of(patterns, start, end)))
+                g->db_bytes = &kShippedHyperscanDatabase;
+            else g->db = compile_group(patterns, start, end, nullptr);
             if (!shipped || !embedded_prefilter(patterns, start, end, g->prefilter))
                 g->prefilter = analyse_for_ascii(patterns, start, end);
             g->literals = shipped ? embedded(kShippedPrefilterDatabase, fingerprint_of(g->prefilter)) : nullptr;
@@ -291,8 +304,8 @@ public:
     void scan(std::size_t g, std::string_view text, std::vector<std::uint32_t>& hits) const override {
         Hits ctx{&hits, groups_[g]->first};
         std::string_view valid = valid_utf8(text);
-        hs_scan(groups_[g]->db.get(), valid.data(), static_cast<unsigned>(valid.size()), 0, thread_scratch(), on_match,
-                &ctx);
+        hs_scratch_t* scratch = whole_scratch();
+        hs_scan(groups_[g]->database(), valid.data(), static_cast<unsigned>(valid.size()), 0, scratch, on_match, &ctx);
     }
 
     void visit(std::size_t g, std::string_view text, MatchVisitor& v) const override {
@@ -312,7 +325,18 @@ private:
         ~Check() { delete re.load(); }
     };
     struct Group {
-        Database db;
+        // The whole database; for the shipped rules, loaded from db_bytes on first use.
+        const hs_database_t* database() const {
+            if (db_bytes)
+                std::call_once(db_once, [this] {
+                    db = embedded(*db_bytes, db_bytes->fingerprint);
+                    if (!db) throw std::bad_alloc();  // its header was checked: only memory can fail
+                });
+            return db.get();
+        }
+        mutable Database db;
+        mutable std::once_flag db_once;
+        const EmbeddedDatabase* db_bytes = nullptr;
         std::uint32_t first = 0;  // pattern index of the group's id 0
         AsciiPrefilter prefilter;
         Database literals;                  // null: no literals
@@ -375,7 +399,7 @@ private:
         nominations.clear();
         if (g.literals) {
             AsciiScan ctx{&g, text, &seen, &touched, &nominations};
-            hs_scan(g.literals.get(), text.data(), static_cast<unsigned>(text.size()), 0, thread_scratch(), on_literal,
+            hs_scan(g.literals.get(), text.data(), static_cast<unsigned>(text.size()), 0, literal_scratch(), on_literal,
                     &ctx);
         }
         for (std::uint32_t i : g.prefilter.always) {
@@ -451,19 +475,36 @@ private:
     }
 
     // One scratch per thread, grown to fit every engine the thread has used; checked again only
-    // when the thread meets another engine than the last one.
-    hs_scratch_t* thread_scratch() const {
-        struct Scratch {
-            hs_scratch_t* s = nullptr;
-            std::uint64_t serial = 0;
-            ~Scratch() { hs_free_scratch(s); }
-        };
+    // when the thread meets another engine than the last one. literal_scratch fits the databases
+    // made at start (literals, site rules); whole_scratch also every whole database, loading the
+    // shipped one (a scratch grows only between scans: no scan of this thread is running then).
+    struct Scratch {
+        hs_scratch_t* s = nullptr;
+        std::uint64_t serial = 0;        // literal_scratch fits this engine
+        std::uint64_t whole_serial = 0;  // whole_scratch fits it
+        ~Scratch() { hs_free_scratch(s); }
+    };
+    static Scratch& scratch_of_thread() {
         thread_local Scratch tl;
+        return tl;
+    }
+    hs_scratch_t* literal_scratch() const {
+        Scratch& tl = scratch_of_thread();
         if (tl.serial != serial_) {
             for (const auto& g : groups_)
-                for (const hs_database_t* db : {g->db.get(), g->literals.get()})
+                for (const hs_database_t* db : {g->db_bytes ? nullptr : g->db.get(), g->literals.get()})
                     if (db && hs_alloc_scratch(db, &tl.s) != HS_SUCCESS) throw std::bad_alloc();
             tl.serial = serial_;
+        }
+        return tl.s;
+    }
+    hs_scratch_t* whole_scratch() const {
+        Scratch& tl = scratch_of_thread();
+        if (tl.whole_serial != serial_) {
+            literal_scratch();
+            for (const auto& g : groups_)
+                if (hs_alloc_scratch(g->database(), &tl.s) != HS_SUCCESS) throw std::bad_alloc();
+            tl.whole_serial = serial_;
         }
         return tl.s;
     }
