@@ -18,12 +18,23 @@ trap 'rm -rf "$tmp"' EXIT
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $("$BIN" --version 2>&1 | head -n 1)"
 
 # Start-up: the best of 20 one-shot runs (the least disturbed by other load).
-best=
-for _ in $(seq 20); do
-  bench_timed "$tmp/o" "$tmp/e" "$BIN" reply "550 5.1.1 x"
-  bench_check_rc "preflight-classify reply" "$BENCH_RC" "$tmp/e" 0
-  best=$(awk -v a="${best:-1e9}" -v b="$BENCH_SECONDS" 'BEGIN { print (b < a ? b : a) }')
-done
+# Start-up: wall time of 30 one-shot runs, each started straight from Python (timeout, time(1)
+# and date, as bench_timed runs them, add about 3 ms of their own); /bin/true the same way shows
+# what starting any process costs.
+read -r best median floor < <(/usr/bin/python3 - "$BIN" <<'PY'
+import subprocess, sys, time
+def runs(args, n=30):
+    ts = []
+    for _ in range(n):
+        a = time.perf_counter()
+        if subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            sys.exit(f"{args[0]} failed")
+        ts.append(time.perf_counter() - a)
+    return sorted(ts)
+t = runs([sys.argv[1], "reply", "550 5.1.1 x"])
+print(t[0], t[len(t) // 2], runs(["/bin/true"])[0])
+PY
+) || bench_die "preflight-classify reply \"550 5.1.1 x\" failed"
 
 # The classification call, one core: google-benchmark's CPU time per reply.
 "$BUILD/tests/bench_classify" --benchmark_filter='BM_Classify(Engine)?/?[0-9]*$' --benchmark_min_time=2 \
@@ -36,13 +47,14 @@ PREFLIGHT_THREADS=1 "$here/tests/bench/dsn_vs_sisimai.sh" "$BIN" "$EML" 1 > "$tm
 "$here/tests/bench/log_vs_pflogsumm.sh" "$BUILD" > "$tmp/log.txt"
 
 for f in e2e dsn dsn1 log; do sed "s/^/  $f | /" "$tmp/$f.txt"; done
-/usr/bin/python3 - "$best" "$tmp" <<'PY'
+/usr/bin/python3 - "$best" "$tmp" "$median" "$floor" <<'PY'
 import json, re, sys
-best, tmp = float(sys.argv[1]), sys.argv[2]
+best, tmp, median, floor = float(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 rows = []
 def row(what, figure, target, ratio):
     rows.append((what, figure, target, ratio))
-row("start-up: reply \"550 5.1.1 x\" (best of 20)", f"{best * 1000:.1f} ms", "< 10 ms", f"{best * 1000 / 10:.2f} of the limit")
+row("start-up: reply \"550 5.1.1 x\" (best of 30)", f"{best * 1000:.1f} ms (median {median * 1000:.1f}; /bin/true {floor * 1000:.2f})",
+    "< 10 ms", f"{best * 1000 / 10:.2f} of the limit")
 for b in json.load(open(f"{tmp}/classify.json"))["benchmarks"]:
     ns = b["cpu_time"]  # ns per reply
     label = b.get("label") or "default engine"
