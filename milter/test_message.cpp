@@ -2,9 +2,9 @@
 #include "test_message.hpp"
 
 #include "ascii.hpp"
+#include "json_string.hpp"
 #include "message_session.hpp"
 #include "reply_table.hpp"
-#include "utf8.hpp"
 
 #include <fstream>
 #include <iostream>
@@ -15,35 +15,6 @@ namespace {
 
 constexpr std::uintmax_t kMaxFile = 1ull << 30;  // far above any MaxMessageSize worth sending
 constexpr std::size_t kBodyChunk = 64 * 1024;    // Postfix hands the body over in chunks like these
-
-// JSON string of text that may hold anything (the address as given, header values): controls
-// escaped, malformed UTF-8 as U+FFFD, so the output is always valid JSON.
-void append_json(std::string& out, std::string_view s) {
-    static constexpr char hex[] = "0123456789abcdef";
-    out += '"';
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c >= 0x80) {
-            const std::size_t n = utf8_sequence(s, i);
-            if (n) {
-                out.append(s.substr(i, n));
-                i += n - 1;
-            } else {
-                out += "\xEF\xBF\xBD";
-            }
-        } else if (c == '"' || c == '\\') {
-            out += '\\';
-            out += static_cast<char>(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    out += '"';
-}
 
 // One stage of the transaction and the verdicts of the checks that ran in it.
 struct Stage {
@@ -80,35 +51,35 @@ void write_text(const std::vector<Stage>& stages, const std::vector<TagHeader>& 
 void write_json(const std::vector<Stage>& stages, const std::vector<TagHeader>& tags, const std::string& note,
                 bool any_refused, std::ostream& out) {
     std::string j = "{\"result\": ";
-    append_json(j, any_refused ? "refused" : "accepted");
+    append_json_string(j, any_refused ? "refused" : "accepted");
     j += ", \"stages\": [";
     for (std::size_t i = 0; i < stages.size(); ++i) {
         const Stage& st = stages[i];
         j += i ? ", {\"stage\": " : "{\"stage\": ";
-        append_json(j, st.name);
+        append_json_string(j, st.name);
         if (!st.address.empty()) {
             j += ", \"address\": ";
-            append_json(j, st.address);
+            append_json_string(j, st.address);
         }
         j += ", \"action\": ";
-        append_json(j, to_string(st.verdict.action));
+        append_json_string(j, to_string(st.verdict.action));
         if (refused(st.verdict)) {
             j += ", \"reply\": ";
-            append_json(j, reply_text(render(st.verdict)));
+            append_json_string(j, reply_text(render(st.verdict)));
         }
         j += ", \"checks\": [";
         for (std::size_t k = 0; k < st.checks.size(); ++k) {
             const Verdict& c = st.checks[k];
             j += k ? ", {\"check\": " : "{\"check\": ";
-            append_json(j, c.check);
+            append_json_string(j, c.check);
             j += ", \"action\": ";
-            append_json(j, to_string(c.action));
+            append_json_string(j, to_string(c.action));
             j += ", \"would\": ";
-            append_json(j, to_string(c.would));
+            append_json_string(j, to_string(c.would));
             j += c.dry_run ? ", \"dry_run\": true" : ", \"dry_run\": false";
             if (c.reply != ReplyId::none) {
                 j += ", \"reply\": ";
-                append_json(j, reply_text(render(c)));
+                append_json_string(j, reply_text(render(c)));
             }
             j += "}";
         }
@@ -117,15 +88,15 @@ void write_json(const std::vector<Stage>& stages, const std::vector<TagHeader>& 
     j += "], \"headers\": [";
     for (std::size_t i = 0; i < tags.size(); ++i) {
         j += i ? ", {\"name\": " : "{\"name\": ";
-        append_json(j, tags[i].name);
+        append_json_string(j, tags[i].name);
         j += ", \"value\": ";
-        append_json(j, tags[i].value);
+        append_json_string(j, tags[i].value);
         j += "}";
     }
     j += "]";
     if (!note.empty()) {
         j += ", \"note\": ";
-        append_json(j, note);
+        append_json_string(j, note);
     }
     out << j << "}\n";
 }

@@ -5,15 +5,13 @@
 #include <string>
 #include <string_view>
 
+#include "json_string.hpp"
 #include "reply_classifier.hpp"
 
 namespace preflight {
 
 enum class Format { json, tsv, text };
 
-// Appends s as a JSON string (quotes included). Control characters are escaped and invalid
-// UTF-8 is replaced by U+FFFD, so the output is always valid JSON whatever the input bytes.
-void append_json_string(std::string& out, std::string_view s);
 // Appends s with tab, newline, CR and backslash escaped as \t \n \r \\ (one TSV field).
 void append_tsv_field(std::string& out, std::string_view s);
 
