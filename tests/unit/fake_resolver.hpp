@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,6 +42,33 @@ public:
         }
         return std::make_shared<const DnsAnswer>(it->second);
     }
+};
+
+// A FakeResolver that records each query_all batch ("name/type" per question) and each query
+// made outside a batch; its answers carry a TTL, so a CachingResolver in front keeps them.
+class BatchRecordingResolver : public FakeResolver {
+public:
+    std::vector<std::vector<std::string>> batches;
+    std::vector<std::string> single;  // queries outside any batch
+
+    std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
+        if (!in_batch_) single.push_back(std::string(name) + "/" + std::to_string(type));
+        auto a = std::make_shared<DnsAnswer>(*FakeResolver::query(name, type));
+        a->ttl = 300;
+        return a;
+    }
+    std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
+        std::vector<std::string> names;
+        for (const DnsQuestion& q : qs) names.push_back(q.name + "/" + std::to_string(q.type));
+        batches.push_back(std::move(names));
+        in_batch_ = true;
+        auto answers = FakeResolver::query_all(qs);
+        in_batch_ = false;
+        return answers;
+    }
+
+private:
+    bool in_batch_ = false;
 };
 
 }  // namespace preflight

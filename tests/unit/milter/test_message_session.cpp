@@ -210,18 +210,8 @@ TEST_CASE("SpfEgressMatch at MAIL FROM: a dual-stack pool, the record authorizes
 }
 
 TEST_CASE("MAIL FROM asks for the sender domain's MX and SPF TXT in one batch", "[session]") {
-    // Records the batches; answers as the fake does.
-    struct BatchResolver : FakeResolver {
-        std::vector<std::vector<std::string>> batches;
-        std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
-            std::vector<std::string> names;
-            for (const DnsQuestion& q : qs) names.push_back(q.name + "/" + std::to_string(q.type));
-            batches.push_back(std::move(names));
-            return FakeResolver::query_all(qs);
-        }
-    };
     Fixture f;
-    BatchResolver dns;
+    BatchRecordingResolver dns;
     dns.answers = f.dns.answers;
     f.services.resolver = &dns;
     MessageSession s(f.services);
@@ -231,7 +221,7 @@ TEST_CASE("MAIL FROM asks for the sender domain's MX and SPF TXT in one batch", 
 
     SECTION("one lookup is no batch") {
         Fixture g("SenderDomainMode off\n");
-        BatchResolver one;
+        BatchRecordingResolver one;
         one.answers = g.dns.answers;
         g.services.resolver = &one;
         MessageSession t(g.services);

@@ -17,6 +17,13 @@ using namespace preflight;
 
 namespace {
 
+// The relay's DKIM public key (DkimPublicKey): a 1024-bit RSA key, base64 of its DER form.
+const std::string kRelayPublicKey =
+    "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCdR0DpN8+/E3Tg/spPPCySVT1E"
+    "tvtrWsZkSqEklyzkIqYbhsqX+tePGIsUzsAkyh2AfkdBVvqIUyBc6q8mP9IWPVGe"
+    "RprugMKhV4OTlhKxizAWt9iBB7xoT5PKgH+2ZfSVRQsqqjLERJUzJQPsH/lOulwr"
+    "gkasgJ+Fxlkkx2Wh6QIDAQAB";
+
 struct Fixture {
     FakeResolver dns;
     MilterServices services;
@@ -210,40 +217,14 @@ TEST_CASE("metrics: the message checks are labels of their own", "[message][metr
 
 TEST_CASE("the message's keys and DMARC records are asked in one batch; the checks read the cache",
           "[session][message]") {
-    // Records the batches and any lookup made outside one; answers carry a TTL so the cache keeps them.
-    struct BatchResolver : FakeResolver {
-        std::vector<std::vector<std::string>> batches;
-        std::vector<std::string> single;
-        bool in_batch = false;
-        std::shared_ptr<const DnsAnswer> query(std::string_view name, std::uint16_t type) override {
-            if (!in_batch) single.push_back(std::string(name) + "/" + std::to_string(type));
-            auto a = std::make_shared<DnsAnswer>(*FakeResolver::query(name, type));
-            a->ttl = 300;
-            return a;
-        }
-        std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
-            std::vector<std::string> names;
-            for (const DnsQuestion& q : qs) names.push_back(q.name + "/" + std::to_string(q.type));
-            batches.push_back(std::move(names));
-            in_batch = true;
-            auto answers = FakeResolver::query_all(qs);
-            in_batch = false;
-            return answers;
-        }
-    };
-    const std::string key =
-        "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCdR0DpN8+/E3Tg/spPPCySVT1E"
-        "tvtrWsZkSqEklyzkIqYbhsqX+tePGIsUzsAkyh2AfkdBVvqIUyBc6q8mP9IWPVGe"
-        "RprugMKhV4OTlhKxizAWt9iBB7xoT5PKgH+2ZfSVRQsqqjLERJUzJQPsH/lOulwr"
-        "gkasgJ+Fxlkkx2Wh6QIDAQAB";
     Fixture f;
-    BatchResolver upstream;
+    BatchRecordingResolver upstream;
     upstream.answers = f.dns.answers;
     CachingResolver cache(upstream, 100);
     auto parsed = parse_config_text("t.conf",
                                     "EgressAddresses 127.0.0.1\nAuthPolicy spf\nDmarcMode reject\n"
                                     "AlignmentMode reject\nDkimSelectors pf1\nDkimPublicKey " +
-                                        key + "\n");
+                                        kRelayPublicKey + "\n");
     REQUIRE(parsed.ok());
     f.services.config = parsed.config;
     f.services.resolver = &cache;
@@ -277,27 +258,13 @@ TEST_CASE("the message's keys and DMARC records are asked in one batch; the chec
 }
 
 TEST_CASE("AuthPolicy dkim: the relay's key at every selector is asked in one batch", "[session][message]") {
-    struct BatchResolver : FakeResolver {
-        std::vector<std::vector<std::string>> batches;
-        std::vector<std::shared_ptr<const DnsAnswer>> query_all(std::span<const DnsQuestion> qs) override {
-            std::vector<std::string> names;
-            for (const DnsQuestion& q : qs) names.push_back(q.name);
-            batches.push_back(std::move(names));
-            return FakeResolver::query_all(qs);
-        }
-    };
-    const std::string key =
-        "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCdR0DpN8+/E3Tg/spPPCySVT1E"
-        "tvtrWsZkSqEklyzkIqYbhsqX+tePGIsUzsAkyh2AfkdBVvqIUyBc6q8mP9IWPVGe"
-        "RprugMKhV4OTlhKxizAWt9iBB7xoT5PKgH+2ZfSVRQsqqjLERJUzJQPsH/lOulwr"
-        "gkasgJ+Fxlkkx2Wh6QIDAQAB";
     Fixture f;
-    BatchResolver dns;
+    BatchRecordingResolver dns;
     dns.answers = f.dns.answers;
-    dns.set("pf2._domainkey.esp.test", rrtype::TXT, DnsStatus::ok, {"v=DKIM1; k=rsa; p=" + key});
+    dns.set("pf2._domainkey.esp.test", rrtype::TXT, DnsStatus::ok, {"v=DKIM1; k=rsa; p=" + kRelayPublicKey});
     auto parsed = parse_config_text("t.conf", "EgressAddresses 127.0.0.1\nAuthPolicy dkim\nSenderDomainMode off\n"
                                               "DkimSelectors pf1, pf2\nDkimPublicKey " +
-                                                  key + "\n");
+                                                  kRelayPublicKey + "\n");
     REQUIRE(parsed.ok());
     f.services.config = parsed.config;
     f.services.resolver = &dns;
@@ -307,7 +274,7 @@ TEST_CASE("AuthPolicy dkim: the relay's key at every selector is asked in one ba
     for (const auto& [n, val] : Message{}.headers) s.header(n, val);
     s.end_of_headers();
     REQUIRE(dns.batches.size() == 1);
-    CHECK(dns.batches[0] == std::vector<std::string>{"pf1._domainkey.esp.test", "pf2._domainkey.esp.test"});
+    CHECK(dns.batches[0] == std::vector<std::string>{"pf1._domainkey.esp.test/16", "pf2._domainkey.esp.test/16"});
     s.body("hello\r\n");
     CHECK(s.end_of_message().action == Verdict::Action::accept);  // the key is published at pf2
 }
