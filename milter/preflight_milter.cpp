@@ -231,10 +231,9 @@ void log_decision(SMFICTX* ctx, const Connection& c, const Verdict& v, std::stri
     line.append(" result=").append(result);
     if (v.dry_run) line.append(" would=").append(to_string(v.would));
     if (v.reply != ReplyId::none) append_quoted(line, "reply", reply_text(render(v)));
-    // A store's error names its host, port and user: the operator's to read, not the client's.
-    if ((v.reply == ReplyId::quota_store_failure || v.reply == ReplyId::suppression_unavailable) &&
-        !v.args.reason.empty())
-        append_quoted(line, "reason", v.args.reason);
+    // A reason the reply does not show (a store's error names its host, port and user) is the
+    // operator's to read, not the client's.
+    if (!v.args.reason.empty() && !reply_shows(v.reply, "reason")) append_quoted(line, "reason", v.args.reason);
     char ms[32];
     std::snprintf(ms, sizeof ms, " dns_ms=%.1f", m ? m->dns_ms() : 0.0);
     line.append(ms);

@@ -324,6 +324,15 @@ const ReplyRow& reply_row(ReplyId id) {
     return i < table.size() ? table[i] : table[static_cast<std::size_t>(ReplyId::internal_temp_failure)];
 }
 
+bool reply_shows(ReplyId id, std::string_view arg) {
+    const std::string_view text = reply_row(id).text;
+    for (std::size_t at = text.find(arg); at != std::string_view::npos; at = text.find(arg, at + 1)) {
+        const std::size_t end = at + arg.size();
+        if (at > 0 && text[at - 1] == '{' && end < text.size() && (text[end] == '}' || text[end] == '?')) return true;
+    }
+    return false;
+}
+
 std::string temp_enhanced(std::string_view enhanced) {
     std::string s(enhanced);
     if (!s.empty() && s[0] == '5') s[0] = '4';

@@ -54,6 +54,9 @@ inline constexpr std::string_view refusal_marker =
 // The table, indexed by ReplyId.
 std::span<const ReplyRow> reply_table();
 const ReplyRow& reply_row(ReplyId id);
+// Whether the reply's text shows the named argument ("reason" for {reason}). An argument a
+// reply does not show (a store's error, naming its host, port and user) is the log's to carry.
+bool reply_shows(ReplyId id, std::string_view arg);
 
 struct SmtpReply {
     int code = 250;

@@ -396,3 +396,14 @@ TEST_CASE("enum names", "[checks][mode]") {
     CHECK(to_string(ReplyId::auth_failed) == "auth_failed");
     CHECK(temp_enhanced("5.7.26") == "4.7.26");
 }
+
+TEST_CASE("reply table: which replies show their reason, and which leave it to the log", "[checks][reply]") {
+    // The stores' errors name host, port and user: never in the reply, so the log carries them.
+    CHECK_FALSE(reply_shows(ReplyId::quota_store_failure, "reason"));
+    CHECK_FALSE(reply_shows(ReplyId::suppression_unavailable, "reason"));
+    CHECK(reply_shows(ReplyId::recipient_suppressed, "reason"));     // {reason}
+    CHECK(reply_shows(ReplyId::dns_temp_failure, "reason"));         // {reason? (...)}
+    CHECK(reply_shows(ReplyId::dns_temp_failure, "name"));
+    CHECK_FALSE(reply_shows(ReplyId::recipient_suppressed, "reaso"));  // a whole name, not a prefix
+    CHECK_FALSE(reply_shows(ReplyId::none, "reason"));
+}
