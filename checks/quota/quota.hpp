@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config.hpp"
@@ -74,6 +75,14 @@ struct QuotaResult {
     bool counted = false;               // the amounts were added (none over, or force)
     std::vector<std::uint64_t> used;    // per counter, before this call
     std::vector<std::int64_t> buckets;  // per counter, where the amount went
+
+    // The result of a store that could not be used.
+    static QuotaResult failure(std::string why) {
+        QuotaResult r;
+        r.ok = false;
+        r.error = std::move(why);
+        return r;
+    }
 };
 
 class QuotaStore {

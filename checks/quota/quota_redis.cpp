@@ -166,10 +166,7 @@ public:
                 r.used.push_back(static_cast<std::uint64_t>(std::max(0LL, integer(3 + i))));
             for (std::size_t i = 0; i < n; ++i) r.buckets.push_back(integer(3 + n + i));
         } catch (const std::exception& e) {
-            QuotaResult failed;
-            failed.ok = false;
-            failed.error = e.what();
-            return failed;
+            return QuotaResult::failure(e.what());
         }
         return r;
     }

@@ -93,10 +93,7 @@ public:
                 throw;
             }
         } catch (const std::exception& e) {
-            QuotaResult failed;
-            failed.ok = false;
-            failed.error = e.what();
-            return failed;
+            return QuotaResult::failure(e.what());
         }
         return r;
     }
