@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034
 # lib.sh - helpers of the integration tests (sourced, not run): free ports, bounded waits,
-# processes started and stopped by PID, a throwaway Postfix instance, smtp-sink, testdns.py.
+# processes started and stopped by PID, a throwaway Postfix instance, smtp-sink, testdns.py,
+# quota_drive.py.
 #
 # Rules kept here so each test does not have to: every wait has a bound (in tenths of a
 # second); only loopback addresses are used; a process is stopped only through the PID this
@@ -12,6 +13,7 @@
 
 IT_DIR=${IT_DIR:-}          # the test's temp dir (set by the test before calling anything)
 IT_PY=/usr/bin/python3      # Debian's python (dnslib); the first python3 in PATH may not be it
+IT_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)  # tests/integration: its helper programs
 IT_PORTS_TAKEN=" "          # ports handed out by free_port in this run
 IT_HANG_MS=${IT_HANG_MS:-15000}  # a reply-time bound that only catches a hang, never a speed assert
 # Set by the helpers for the caller: DNS_PID DNS_PORT DNS_STATS SINK_PID SINK_DIR PF_PID PF_ETC
@@ -257,6 +259,24 @@ dns_count() {
 
 # dns_count_at_least NAME TYPE N: at least N such queries counted (for wait_for).
 dns_count_at_least() { (($(dns_count "$1" "$2") >= $3)); }
+
+# ---- quota_drive.py ------------------------------------------------------------------------
+
+# quota_drive NAME PORT ARGS...: tests/integration/quota_drive.py (SMTP clients in parallel)
+# against 127.0.0.1:PORT, its JSON summary in out/NAME.json, its errors in out/NAME.err.
+quota_drive() {
+  local name=$1 port=$2
+  shift 2
+  mkdir -p "$IT_DIR/out"
+  timeout 200 "$IT_PY" "$IT_HERE/quota_drive.py" --port "$port" --tag "$name" --max-seconds 150 "$@" \
+    >"$IT_DIR/out/$name.json" 2>"$IT_DIR/out/$name.err"
+}
+
+# drive_field NAME EXPR: a value from out/NAME.json (EXPR in Python over the dict d).
+drive_field() {
+  "$IT_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
+    "$IT_DIR/out/$1.json" "$2" 2>/dev/null
+}
 
 # ---- redis-server --------------------------------------------------------------------------
 

@@ -43,7 +43,6 @@ BUILD_DIR=${1:-}
 [[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
 UNIT=$(realpath -m "$BUILD_DIR/tests/milter_unit_tests")
-DRIVE=$HERE/quota_drive.py
 
 it_requires --root "starts a Postfix instance and smtp-sink -u nobody" \
   /usr/sbin/postfix /usr/sbin/smtp-sink redis-server timeout script
@@ -88,20 +87,6 @@ EOF
 
 # start_milter VAR NAME PORT: start the milter of $IT_DIR/NAME.conf, wait until it listens.
 start_milter() { milter_start_inet "$1" "$IT_DIR/$2.conf" "$IT_DIR/milter-$2.log" "$3"; }
-
-# drive NAME PORT ARGS...: quota_drive.py, its JSON in out/NAME.json.
-drive() {
-  local name=$1 port=$2
-  shift 2
-  timeout 200 "$IT_PY" "$DRIVE" --port "$port" --tag "$name" --max-seconds 150 "$@" \
-    >"$IT_DIR/out/$name.json" 2>"$IT_DIR/out/$name.err"
-}
-
-# field NAME EXPR: a value from out/NAME.json (EXPR in Python over the dict d).
-field() {
-  "$IT_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
-    "$IT_DIR/out/$1.json" "$2" 2>/dev/null
-}
 
 # status NAME ARG: preflight-milter --quota-status ARG with conf NAME.
 status() { timeout 20 "$MILTER" --quota-status -c "$IT_DIR/$1.conf" "$2" 2>&1; }
@@ -198,8 +183,8 @@ sc_end
 # ---- embedded store --------------------------------------------------------------------------
 
 sc "embedded store: 2 of 3 recipients/day accepted"
-drive emb1 "$PE" --sender a@emb.test --messages 1 --rcpts 2 --threads 1
-[[ $(field emb1 'd["accepted"]') == 2 ]] || bad "expected 2 accepted, got $(cat "$IT_DIR/out/emb1.json")"
+quota_drive emb1 "$PE" --sender a@emb.test --messages 1 --rcpts 2 --threads 1
+[[ $(drive_field emb1 'd["accepted"]') == 2 ]] || bad "expected 2 accepted, got $(cat "$IT_DIR/out/emb1.json")"
 wait_for 50 status_has emb emb.test "domain:emb.test recipients per day: 2 of 3" ||
   bad "expected --quota-status to show 2 of 3, got: $(status emb emb.test | tr '\n' ' ')"
 sc_end
@@ -208,9 +193,9 @@ sc "embedded store: usage survives a milter restart; recipient 4 gets 452 4.7.1 
 stop_pids 50 "$EMB_PID" preflight-milter
 EMB_PID=''
 if start_milter EMB_PID emb "$ME" 2>"$IT_DIR/out/restart.err"; then
-  drive emb2 "$PE" --sender b@emb.test --messages 1 --rcpts 2 --threads 1
-  [[ $(field emb2 'd["accepted"]') == 1 ]] || bad "expected 1 accepted after the restart, got $(cat "$IT_DIR/out/emb2.json")"
-  txt=$(field emb2 'd["texts"].get("452", "")')
+  quota_drive emb2 "$PE" --sender b@emb.test --messages 1 --rcpts 2 --threads 1
+  [[ $(drive_field emb2 'd["accepted"]') == 1 ]] || bad "expected 1 accepted after the restart, got $(cat "$IT_DIR/out/emb2.json")"
+  txt=$(drive_field emb2 'd["texts"].get("452", "")')
   [[ $txt =~ ^4\.7\.1\ Sending\ quota\ of\ 3\ recipients\ per\ day\ for\ emb\.test\ reached\;\ it\ resets\ in\ [0-9]+\ h ]] ||
     bad "expected the 452 4.7.1 quota text, got '$txt'"
   status_has emb emb.test "domain:emb.test recipients per day: 3 of 3 (reached)" ||
@@ -221,8 +206,8 @@ fi
 sc_end
 
 sc "embedded store: an aborted transaction (RSET after RCPT) gives its recipients back"
-drive rset "$PE" --sender c@rset.test --messages 1 --rcpts 2 --threads 1 --rset
-[[ $(field rset 'd["rcpt_codes"].get("250", 0)') == 2 ]] || bad "expected 2 RCPT accepted, got $(cat "$IT_DIR/out/rset.json")"
+quota_drive rset "$PE" --sender c@rset.test --messages 1 --rcpts 2 --threads 1 --rset
+[[ $(drive_field rset 'd["rcpt_codes"].get("250", 0)') == 2 ]] || bad "expected 2 RCPT accepted, got $(cat "$IT_DIR/out/rset.json")"
 wait_for 50 status_has emb rset.test "domain:rset.test recipients per day: 0 of 3" ||
   bad "expected 0 of 3 after the abort, got: $(status emb rset.test | tr '\n' ' ')"
 sc_end
@@ -234,23 +219,23 @@ sc "Redis: two milters behind two Postfix instances, concurrent load, accept exa
 # barrier, so twelve RCPTs race for the shared quota at each step, whatever the machine's load.
 # 96 are accepted in the first eight steps (48 per relay); the ninth races 12 for the last 4.
 t0=$EPOCHREALTIME
-drive c1 "$P1" --sender x@cluster.test --messages 42 --rcpts 5 --threads 6 \
+quota_drive c1 "$P1" --sender x@cluster.test --messages 42 --rcpts 5 --threads 6 \
   --pair-port "$P2" --pair-sender y@cluster.test --pair-tag c2 --pair-out "$IT_DIR/out/c2.json"
 secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-a1=$(field c1 'd["accepted"]') a2=$(field c2 'd["accepted"]')
+a1=$(drive_field c1 'd["accepted"]') a2=$(drive_field c2 'd["accepted"]')
 total=$((${a1:-0} + ${a2:-0}))
 echo "# concurrent: relay 1 accepted ${a1:-?}, relay 2 accepted ${a2:-?}, total $total of quota 100, overshoot $((total - 100)) (420 recipients tried in ${secs}s)"
 [[ $total -eq 100 ]] || bad "expected exactly 100 accepted, got $total (overshoot $((total - 100)))"
 for n in c1 c2; do
-  [[ $(field $n 'len(d["errors"])') == 0 ]] || bad "$n client errors: $(field $n 'd["errors"][:3]')"
-  [[ $(field $n 'sorted(d["rcpt_codes"])') == "['250', '452']" ]] || bad "$n RCPT codes: $(field $n 'd["rcpt_codes"]')"
-  [[ $(field $n 'list(d["eod_codes"])') == "['250']" ]] || bad "$n end-of-data codes: $(field $n 'd["eod_codes"]')"
+  [[ $(drive_field $n 'len(d["errors"])') == 0 ]] || bad "$n client errors: $(drive_field $n 'd["errors"][:3]')"
+  [[ $(drive_field $n 'sorted(d["rcpt_codes"])') == "['250', '452']" ]] || bad "$n RCPT codes: $(drive_field $n 'd["rcpt_codes"]')"
+  [[ $(drive_field $n 'list(d["eod_codes"])') == "['250']" ]] || bad "$n end-of-data codes: $(drive_field $n 'd["eod_codes"]')"
 done
 [[ ${a1:-0} -ge 48 && ${a2:-0} -ge 48 ]] || bad "expected each relay to accept at least 48 in lockstep (a ${a1:-?}, b ${a2:-?})"
 wait_for 300 queues_empty || bad "a Postfix queue not empty after 30 s"
 got=$(($(sink_rcpts c1) + $(sink_rcpts c2)))
 [[ $got -eq 100 ]] || bad "expected 100 recipients at the sink, got $got"
-q1=$(field c1 'd["queued"]') q2=$(field c2 'd["queued"]')
+q1=$(drive_field c1 'd["queued"]') q2=$(drive_field c2 'd["queued"]')
 m1=$(sink_msgs c1) m2=$(sink_msgs c2)
 [[ $m1 -eq ${q1:-0} && $m2 -eq ${q2:-0} ]] ||
   bad "expected ${q1:-?} + ${q2:-?} messages at the sink (as queued), got $m1 + $m2"
@@ -271,9 +256,9 @@ fi
 sc_end
 
 sc "Redis: a wrong password gives 451 4.3.0 and a log line naming the user, and counts nothing"
-drive wrongpw "$PW" --sender v@cluster.test --messages 1 --rcpts 2 --threads 1
-[[ $(field wrongpw 'd["rcpt_codes"]') == "{'451': 2}" ]] || bad "expected 451 for both, got $(field wrongpw 'd["rcpt_codes"]')"
-txt=$(field wrongpw 'd["texts"].get("451", "")')
+quota_drive wrongpw "$PW" --sender v@cluster.test --messages 1 --rcpts 2 --threads 1
+[[ $(drive_field wrongpw 'd["rcpt_codes"]') == "{'451': 2}" ]] || bad "expected 451 for both, got $(drive_field wrongpw 'd["rcpt_codes"]')"
+txt=$(drive_field wrongpw 'd["texts"].get("451", "")')
 [[ $txt == "4.3.0 Sending quota cannot be checked at the moment; please try again later"* ]] ||
   bad "expected the 451 4.3.0 store text, got '$txt'"
 [[ $txt != *AUTH* && $txt != *WRONGPASS* && $txt != *127.0.0.1:* ]] ||
@@ -298,7 +283,7 @@ out=$(status noauth cluster.test)
 sc_end
 
 sc "Redis killed mid-run: 451 4.3.0 from then on, no crash, nothing unlimited"
-drive kill "$P1" --sender z@kill.test --messages 400 --rcpts 2 --threads 3 &
+quota_drive kill "$P1" --sender z@kill.test --messages 400 --rcpts 2 --threads 3 &
 dk=$!
 # Redis dies once the first recipients went through it (not after a fixed time: on a loaded
 # machine the driver's first session took longer than the 0.5 s this used to sleep).
@@ -308,16 +293,16 @@ kill -KILL "$REDIS_PID" 2>/dev/null
 wait "$REDIS_PID" 2>/dev/null
 REDIS_PID=''
 wait "$dk"
-codes=$(field kill 'sorted(d["rcpt_codes"])')
-[[ $codes == "['250', '451']" ]] || bad "expected RCPT codes 250 (before) and 451 (after the kill), got $(field kill 'd["rcpt_codes"]')"
-txt=$(field kill 'd["texts"].get("451", "")')
+codes=$(drive_field kill 'sorted(d["rcpt_codes"])')
+[[ $codes == "['250', '451']" ]] || bad "expected RCPT codes 250 (before) and 451 (after the kill), got $(drive_field kill 'd["rcpt_codes"]')"
+txt=$(drive_field kill 'd["texts"].get("451", "")')
 [[ $txt == "4.3.0 Sending quota cannot be checked at the moment"* ]] || bad "expected the 451 4.3.0 store text, got '$txt'"
-[[ $(field kill 'len(d["errors"])') == 0 ]] || bad "client errors: $(field kill 'd["errors"][:3]')"
-drive after "$P2" --sender w@kill.test --messages 1 --rcpts 1 --threads 1
-[[ $(field after 'd["rcpt_codes"]') == "{'451': 1}" ]] || bad "after the kill, expected 451, got $(field after 'd["rcpt_codes"]')"
+[[ $(drive_field kill 'len(d["errors"])') == 0 ]] || bad "client errors: $(drive_field kill 'd["errors"][:3]')"
+quota_drive after "$P2" --sender w@kill.test --messages 1 --rcpts 1 --threads 1
+[[ $(drive_field after 'd["rcpt_codes"]') == "{'451': 1}" ]] || bad "after the kill, expected 451, got $(drive_field after 'd["rcpt_codes"]')"
 pid_runs "$R1_PID" preflight-milter && pid_runs "$R2_PID" preflight-milter && pid_runs "$RW_PID" preflight-milter ||
   bad "a milter died"
-echo "# kill: $(field kill 'd["rcpt_codes"]') RCPT replies"
+echo "# kill: $(drive_field kill 'd["rcpt_codes"]') RCPT replies"
 sc_end
 
 sc "milters logged no internal error"

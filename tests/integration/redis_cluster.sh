@@ -50,7 +50,6 @@ BUILD_DIR=${1:-}
 MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
 CLASSIFY=$(realpath -m "$BUILD_DIR/preflight-classify")
 UNIT=$(realpath -m "$BUILD_DIR/tests/milter_unit_tests")
-DRIVE=$HERE/quota_drive.py
 
 it_requires --root "starts a Postfix instance and smtp-sink -u nobody" \
   /usr/sbin/postfix /usr/sbin/smtp-sink redis-server redis-cli stunnel openssl timeout script
@@ -93,20 +92,6 @@ EOF
   [[ -z ${6:-} ]] || echo "QuotaStoreSentinelPasswordFile $6" >>"$1"
 }
 
-# drive NAME PORT ARGS...: quota_drive.py, its JSON in out/NAME.json.
-drive() {
-  local name=$1 port=$2
-  shift 2
-  timeout 200 "$IT_PY" "$DRIVE" --port "$port" --tag "$name" --max-seconds 150 "$@" \
-    >"$IT_DIR/out/$name.json" 2>"$IT_DIR/out/$name.err"
-}
-
-# field NAME EXPR: a value from out/NAME.json (EXPR in Python over the dict d).
-field() {
-  "$IT_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
-    "$IT_DIR/out/$1.json" "$2" 2>/dev/null
-}
-
 # status CONF ARG: preflight-milter --quota-status ARG with CONF.
 status() { timeout 20 "$MILTER" --quota-status -c "$1" "$2" 2>&1; }
 
@@ -125,14 +110,14 @@ queue_empty() { [[ $(pf_queue_count) -eq 0 ]]; }
 # (5xx), RERR (no reply). The queued messages are at the sink, each once.
 account() {
   local name=$1 dups
-  QUEUED=$(field "$name" 'd["queued"]') R4=$(field "$name" 'd["refused"].get("4xx", 0)')
-  R5=$(field "$name" 'd["refused"].get("5xx", 0)') RERR=$(field "$name" 'd["refused"].get("error", 0)')
+  QUEUED=$(drive_field "$name" 'd["queued"]') R4=$(drive_field "$name" 'd["refused"].get("4xx", 0)')
+  R5=$(drive_field "$name" 'd["refused"].get("5xx", 0)') RERR=$(drive_field "$name" 'd["refused"].get("error", 0)')
   if [[ -z $QUEUED ]]; then
     bad "the driver gave no result: $(tail -3 "$IT_DIR/out/$name.err")"
     QUEUED=0 R4=0 R5=0 RERR=0
     return
   fi
-  ((R5 == 0)) || bad "expected no 5xx, got $R5: $(field "$name" 'd["texts"]')"
+  ((R5 == 0)) || bad "expected no 5xx, got $R5: $(drive_field "$name" 'd["texts"]')"
   wait_for 300 queue_empty || bad "expected an empty queue within 30 s, got $(pf_queue_count) message(s)"
   sink_ids "$name" >"$IT_DIR/out/$name.sink"
   dups=$(uniq -d "$IT_DIR/out/$name.sink" | head -3 | tr '\n' ' ')
@@ -182,8 +167,8 @@ redis_tls_answers || bad "the relay's certificate over TLS got no PONG"
 sc_end
 
 sc "TLS: a relay behind stunnel counts its quota: 3 of 5 recipients accepted, 3 counted in Redis"
-drive tls1 "$P_TLS" --sender a@tls.test --messages 1 --rcpts 5 --threads 1
-[[ $(field tls1 'd["accepted"]') == 3 && $(field tls1 'd["rcpt_codes"]') == "{'250': 3, '452': 2}" ]] ||
+quota_drive tls1 "$P_TLS" --sender a@tls.test --messages 1 --rcpts 5 --threads 1
+[[ $(drive_field tls1 'd["accepted"]') == 3 && $(drive_field tls1 'd["rcpt_codes"]') == "{'250': 3, '452': 2}" ]] ||
   bad "expected 3 accepted and 2 x 452, got $(cat "$IT_DIR/out/tls1.json")"
 n=$(redis_tls hvals "pfq:domain:tls.test|recipients|day" 2>&1 | awk '{ s += $1 } END { print s + 0 }')
 [[ $n == 3 ]] || bad "expected 3 in Redis (read over TLS), got '$n'"
@@ -216,8 +201,8 @@ sc_end
 # ---- Sentinel ------------------------------------------------------------------------------
 
 sc "Sentinel: the milter counts on the master the sentinels name; a replica holds each count"
-drive sen1 "$P_SEN" --sender a@failover.test --messages 5 --rcpts 1 --threads 1 --ids "$IT_DIR/out/sen1.ids"
-[[ $(field sen1 'd["queued"]') == 5 ]] || bad "expected 5 queued, got $(cat "$IT_DIR/out/sen1.json")"
+quota_drive sen1 "$P_SEN" --sender a@failover.test --messages 5 --rcpts 1 --threads 1 --ids "$IT_DIR/out/sen1.ids"
+[[ $(drive_field sen1 'd["queued"]') == 5 ]] || bad "expected 5 queued, got $(cat "$IT_DIR/out/sen1.json")"
 [[ $(sentinel_master_port "$S1") == "$RM1" ]] || bad "expected the sentinels to name $RM1, got '$(sentinel_master_port "$S1")'"
 [[ $(count_on "$RM1") == 5 ]] || bad "expected 5 counted on the master, got $(count_on "$RM1")"
 wait_for 100 count_at_least "$RM2" 5 && wait_for 100 count_at_least "$RM3" 5 ||
@@ -256,19 +241,19 @@ sc_end
 
 sc "Sentinel: with both replicas stopped (SIGSTOP) a recipient gets 451 4.3.0, never a 250 no replica holds"
 for p in "$RM2" "$RM3"; do kill -STOP "${NODE_PID[$p]}"; done
-drive unrepl "$P_SEN" --sender c@failover.test --messages 1 --rcpts 1 --threads 1 --ids "$IT_DIR/out/unrepl.ids"
+quota_drive unrepl "$P_SEN" --sender c@failover.test --messages 1 --rcpts 1 --threads 1 --ids "$IT_DIR/out/unrepl.ids"
 for p in "$RM2" "$RM3"; do kill -CONT "${NODE_PID[$p]}"; done
-[[ $(field unrepl 'd["rcpt_codes"]') == "{'451': 1}" ]] || bad "expected 451, got $(field unrepl 'd["rcpt_codes"]')"
-txt=$(field unrepl 'd["texts"].get("451", "")')
+[[ $(drive_field unrepl 'd["rcpt_codes"]') == "{'451': 1}" ]] || bad "expected 451, got $(drive_field unrepl 'd["rcpt_codes"]')"
+txt=$(drive_field unrepl 'd["texts"].get("451", "")')
 [[ $txt == "4.3.0 Sending quota cannot be checked"* ]] || bad "expected the store text, got '$txt'"
 grep -q 'reason="[^"]*the write reached 0 of 1 replicas' "$IT_DIR/milter-sen.log" ||
   bad "expected a log line naming the replica wait, got: $(grep -m1 'check=quota' "$IT_DIR/milter-sen.log")"
 # Replicas back: the next one is accepted (bounded: they reconnect to the master).
 accepted_again() {
-  drive again "$P_SEN" --sender c@failover.test --messages 1 --rcpts 1 --threads 1 --ids "$IT_DIR/out/again.ids"
-  [[ $(field again 'd["queued"]') == 1 ]]
+  quota_drive again "$P_SEN" --sender c@failover.test --messages 1 --rcpts 1 --threads 1 --ids "$IT_DIR/out/again.ids"
+  [[ $(drive_field again 'd["queued"]') == 1 ]]
 }
-wait_for 100 accepted_again || bad "expected a 250 again once the replicas run, got $(field again 'd["rcpt_codes"]')"
+wait_for 100 accepted_again || bad "expected a 250 again once the replicas run, got $(drive_field again 'd["rcpt_codes"]')"
 wait_for 300 sentinels_ready || bad "the sentinels did not see both replicas again within 30 s"
 sc_end
 
@@ -281,7 +266,7 @@ failover_under_load() {
   local name=$1 how=$2 dpid old_master new_master='' c0 before final
   old_master=$(sentinel_master_port "$S1")
   before=$(count_on "$old_master")
-  drive "$name" "$P_SEN" --sender "$name@failover.test" --messages 100000 --rcpts 1 --threads 3 \
+  quota_drive "$name" "$P_SEN" --sender "$name@failover.test" --messages 100000 --rcpts 1 --threads 3 \
     --stop-file "$IT_DIR/out/$name.stop" --ids "$IT_DIR/out/$name.ids" &
   dpid=$!
   wait_for 300 count_at_least "$old_master" $((before + 20)) || bad "expected 20 more counts on $old_master within 30 s"

@@ -24,7 +24,6 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD_DIR=${1:-}
 [[ -n $BUILD_DIR ]] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 MILTER=$(realpath -m "$BUILD_DIR/preflight-milter")
-DRIVE=$HERE/quota_drive.py
 
 it_requires --root "starts a Postfix instance and smtp-sink -u nobody" \
   /usr/sbin/postfix /usr/sbin/smtp-sink redis-server timeout script
@@ -61,16 +60,6 @@ TenantsFile $TENANTS
 EOF
 }
 
-drive() {
-  local name=$1 port=$2
-  shift 2
-  timeout 200 "$IT_PY" "$DRIVE" --port "$port" --tag "$name" --max-seconds 150 "$@" \
-    >"$IT_DIR/out/$name.json" 2>"$IT_DIR/out/$name.err"
-}
-field() {
-  "$IT_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' \
-    "$IT_DIR/out/$1.json" "$2" 2>/dev/null
-}
 status() { timeout 20 "$MILTER" --quota-status "${@:2}" -c "$IT_DIR/$1.conf" 2>&1; }
 log_has() { grep -qF -- "$2" "$IT_DIR/milter-$1.log"; }
 log_count() { grep -cF -- "$2" "$IT_DIR/milter-$1.log"; }
@@ -107,18 +96,18 @@ RENEWS=$(renewal)
 it_log "smtpd $P1 (t1) $P2 (t2), redis 127.0.0.1:$REDIS_PORT, renewal $RENEWS, dir $IT_DIR"
 
 sc "monthly plan of 60 through two milters on one Redis, lockstep load: exactly 60 accepted, the rest 452 with the renewal"
-drive p1 "$P1" --sender x@plan.test --messages 12 --rcpts 5 --threads 6 \
+quota_drive p1 "$P1" --sender x@plan.test --messages 12 --rcpts 5 --threads 6 \
   --pair-port "$P2" --pair-sender y@plan.test --pair-tag p2 --pair-out "$IT_DIR/out/p2.json"
-a1=$(field p1 'd["accepted"]') a2=$(field p2 'd["accepted"]')
+a1=$(drive_field p1 'd["accepted"]') a2=$(drive_field p2 'd["accepted"]')
 total=$((${a1:-0} + ${a2:-0}))
 echo "# plan: milter t1 accepted ${a1:-?}, t2 ${a2:-?}, total $total of 60 (120 tried)"
 [[ $total -eq 60 ]] || bad "expected exactly 60 accepted, got $total"
 for n in p1 p2; do
-  [[ $(field $n 'len(d["errors"])') == 0 ]] || bad "$n client errors: $(field $n 'd["errors"][:3]')"
-  [[ $(field $n 'sorted(d["rcpt_codes"])') == "['250', '452']" ]] || bad "$n RCPT codes: $(field $n 'd["rcpt_codes"]')"
+  [[ $(drive_field $n 'len(d["errors"])') == 0 ]] || bad "$n client errors: $(drive_field $n 'd["errors"][:3]')"
+  [[ $(drive_field $n 'sorted(d["rcpt_codes"])') == "['250', '452']" ]] || bad "$n RCPT codes: $(drive_field $n 'd["rcpt_codes"]')"
 done
 want="4.7.1 Monthly plan limit of 60 recipients reached for tenant plan.test (60 used); it renews on $RENEWS; upgrade the plan or wait"
-txt=$(field p1 'd["texts"].get("452", "")')
+txt=$(drive_field p1 'd["texts"].get("452", "")')
 [[ $txt == "$want"* ]] || bad "expected '$want', got '$txt'"
 sc_end
 
@@ -138,18 +127,18 @@ log_has t1 "quota: tenant plan.test reached 80% of its 60 recipients per month" 
 sc_end
 
 sc "SIGHUP with a new tenants file: counters kept, the new limit applies to the next message"
-drive r1 "$P1" --sender a@reload.test --messages 1 --rcpts 3 --threads 1
-[[ $(field r1 'd["accepted"]') == 3 ]] || bad "expected 3 accepted, got $(cat "$IT_DIR/out/r1.json")"
+quota_drive r1 "$P1" --sender a@reload.test --messages 1 --rcpts 3 --threads 1
+[[ $(drive_field r1 'd["accepted"]') == 3 ]] || bad "expected 3 accepted, got $(cat "$IT_DIR/out/r1.json")"
 sed -i 's|^reload.test .*|reload.test       QuotaRecipients=7/month QuotaCode=550|' "$TENANTS"
 before=$(log_count t1 "reload: 2 tenants from")
 kill -HUP "$T1_PID"
 reloaded() { (($(log_count t1 "reload: 2 tenants from") > before)); }
 wait_for 100 reloaded || bad "no reload logged"
-drive r2 "$P1" --sender b@reload.test --messages 1 --rcpts 6 --threads 1
-[[ $(field r2 'd["accepted"]') == 4 ]] || bad "expected 4 more (7 - 3), got $(cat "$IT_DIR/out/r2.json")"
-txt=$(field r2 'd["texts"].get("550", "")')
+quota_drive r2 "$P1" --sender b@reload.test --messages 1 --rcpts 6 --threads 1
+[[ $(drive_field r2 'd["accepted"]') == 4 ]] || bad "expected 4 more (7 - 3), got $(cat "$IT_DIR/out/r2.json")"
+txt=$(drive_field r2 'd["texts"].get("550", "")')
 [[ $txt == "5.7.1 Monthly plan limit of 7 recipients reached for tenant reload.test (7 used)"* ]] ||
-  bad "expected the 550 plan reply, got '$txt' ($(field r2 'd["rcpt_codes"]'))"
+  bad "expected the 550 plan reply, got '$txt' ($(drive_field r2 'd["rcpt_codes"]'))"
 sc_end
 
 sc "a broken tenants file: SIGHUP keeps the running one (FILE:LINE logged), -n names the line"
@@ -158,8 +147,8 @@ printf 'reload.test QuotaRecipients=100/month\nbroken.test MaxRecipients=lots\n'
 kill -HUP "$T1_PID"
 broken_logged() { log_has t1 "$TENANTS:2: MaxRecipients: \"lots\" is not an integer (tenant broken.test)"; }
 wait_for 100 broken_logged || bad "expected the FILE:LINE error in the log: $(tail -3 "$IT_DIR/milter-t1.log" | tr '\n' ' ')"
-drive r3 "$P1" --sender c@reload.test --messages 1 --rcpts 1 --threads 1
-[[ $(field r3 'd["rcpt_codes"]') == "{'550': 1}" ]] || bad "expected the running plan (7, used up): $(field r3 'd["rcpt_codes"]')"
+quota_drive r3 "$P1" --sender c@reload.test --messages 1 --rcpts 1 --threads 1
+[[ $(drive_field r3 'd["rcpt_codes"]') == "{'550': 1}" ]] || bad "expected the running plan (7, used up): $(drive_field r3 'd["rcpt_codes"]')"
 nout=$(timeout 20 "$MILTER" -n -c "$IT_DIR/t1.conf" 2>&1)
 nrc=$?
 [[ $nrc -eq 2 && $nout == *"$TENANTS:2: MaxRecipients: \"lots\" is not an integer (tenant broken.test)"* ]] ||
