@@ -280,6 +280,21 @@ drive_field() {
 
 # ---- redis-server --------------------------------------------------------------------------
 
+# redis_store_unit_tests UNIT NAME HOST:PORT: the stores' own Redis tests (milter_unit_tests
+# binary UNIT, "[redis]": exact limit, release, rollover, concurrency, AUTH) against the Redis
+# at HOST:PORT as redis_auth_setup's user; their output in out/NAME.log. A failure is the
+# scenario's (bad), naming the first failed checks.
+redis_store_unit_tests() {
+  local unit=$1 log=$IT_DIR/out/$2.log
+  mkdir -p "$IT_DIR/out"
+  # -w NoTests: a filter that selects no case fails; a case run without the Redis fails itself.
+  if ! PREFLIGHT_TEST_REDIS=$3 PREFLIGHT_TEST_REDIS_PASSWORD_FILE=$IT_DIR/redis/user.pass \
+    PREFLIGHT_TEST_REDIS_REQUIREPASS_FILE=$IT_DIR/redis/default.pass \
+    timeout 120 "$unit" -w NoTests "[redis]" >"$log" 2>&1; then
+    bad "milter_unit_tests [redis] failed: $(grep -m3 -E 'FAILED|with expansion' -A2 "$log" | tr '\n' ' ')"
+  fi
+}
+
 # redis_auth_setup: a Redis that requires authentication, as a cluster would run it. Writes
 # $IT_DIR/redis/user.pass ("preflight:PASSWORD", an ACL user allowed the keys of the quota and
 # suppression stores, pfq:* and pfs:*, and no dangerous command) and $IT_DIR/redis/default.pass

@@ -247,12 +247,7 @@ status_has r1 cluster.test "domain:cluster.test recipients per hour: 100 of 100 
 sc_end
 
 sc "Redis: the store tests (exact limit, release, window rollover, concurrency) against this Redis"
-# -w NoTests: a filter that selects no case fails; a case run without the Redis fails itself.
-if ! PREFLIGHT_TEST_REDIS=127.0.0.1:$REDIS_PORT PREFLIGHT_TEST_REDIS_PASSWORD_FILE=$PASS_FILE \
-  PREFLIGHT_TEST_REDIS_REQUIREPASS_FILE=$IT_DIR/redis/default.pass \
-  timeout 120 "$UNIT" -w NoTests "[redis]" >"$IT_DIR/out/unit-redis.log" 2>&1; then
-  bad "milter_unit_tests [redis] failed: $(grep -m3 -E 'FAILED|with expansion' -A2 "$IT_DIR/out/unit-redis.log" | tr '\n' ' ')"
-fi
+redis_store_unit_tests "$UNIT" unit-redis "127.0.0.1:$REDIS_PORT"
 sc_end
 
 sc "Redis: a wrong password gives 451 4.3.0 and a log line naming the user, and counts nothing"

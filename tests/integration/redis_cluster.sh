@@ -177,11 +177,7 @@ status "$IT_DIR/tls.conf" tls.test | grep -qF "domain:tls.test recipients per da
 sc_end
 
 sc "TLS: the store tests (exact limit, release, rollover, concurrency, AUTH) through stunnel"
-if ! PREFLIGHT_TEST_REDIS=127.0.0.1:$LP PREFLIGHT_TEST_REDIS_PASSWORD_FILE=$PASS_FILE \
-  PREFLIGHT_TEST_REDIS_REQUIREPASS_FILE=$IT_DIR/redis/default.pass \
-  timeout 120 "$UNIT" -w NoTests "[redis]" >"$IT_DIR/out/unit-tls.log" 2>&1; then
-  bad "milter_unit_tests [redis] failed: $(grep -m3 -E 'FAILED|with expansion' -A2 "$IT_DIR/out/unit-tls.log" | tr '\n' ' ')"
-fi
+redis_store_unit_tests "$UNIT" unit-tls "127.0.0.1:$LP"
 sc_end
 
 sc "TLS: a stunnel that checks another name, or trusts another CA, carries nothing: a store error"
