@@ -667,9 +667,10 @@ for v in MILTER2_PID; do
 done
 sc_end
 
-sc "milter logs: decision lines well formed (qid= client= from=<> [to=<>] check= result= [reply=] dns_ms=)"
+sc "milter logs: decision lines well formed (qid= client= from=<> [to=<>] check= result= [reply=] [reason=] dns_ms=)"
 decision='^preflight-milter: qid=[0-9A-Za-z]+ client=[^ ]+ from=<[^<>]*>( to=<[^<>]*>)? check=[a-z-]+ '
-decision+='result=(accept|reject|tempfail|tag|dry-run)( would=[a-z]+)?( reply="([^"\\]|\\.)*")? dns_ms=[0-9.]+$'
+decision+='result=(accept|reject|tempfail|tag|dry-run)( would=[a-z]+)?( reply="([^"\\]|\\.)*")?'
+decision+='( reason="([^"\\]|\\.)*")? dns_ms=[0-9.]+$'
 for log in "$MLOG" "$MLOG_UNIX"; do
   n=$(grep -c '^preflight-milter: qid=' "$log")
   ((n > 0)) || bad "expected decision lines in $(basename "$log"), got none"
