@@ -8,6 +8,7 @@
 
 #include "bench_main.hpp"
 #include "dns_cache.hpp"
+#include "bench_services.hpp"
 #include "message_session.hpp"
 #include "zone_resolver.hpp"
 
@@ -18,15 +19,8 @@ namespace {
 void BM_Transaction(benchmark::State& state) {
     ZoneResolver zone;
     CachingResolver cache(zone, 10000);
-    auto parsed = parse_config_text("bench.conf", "EgressAddresses 127.0.0.1\n");
-    if (!parsed.ok()) {
-        state.SkipWithError("bad conf");
-        return;
-    }
-    MilterServices services;
-    services.config = parsed.config;
-    services.resolver = &cache;
-    services.egress_ips = {"127.0.0.1"};
+    MilterServices services = bench_services(state, cache, "EgressAddresses 127.0.0.1\n");
+    if (!services.config) return;
     const std::string body(3000, 'x');
     for (auto _ : state) {
         MessageSession s(services);
@@ -62,17 +56,10 @@ public:
 void BM_TransactionMessageChecks(benchmark::State& state) {
     DmarcZoneResolver zone;
     CachingResolver cache(zone, 10000);
-    auto parsed = parse_config_text("bench.conf",
-                                    "EgressAddresses 127.0.0.1\nDmarcMode reject\nAlignmentMode reject\n"
-                                    "UnsubscribeMode reject\nHeaderSanityMode reject\n");
-    if (!parsed.ok()) {
-        state.SkipWithError("bad conf");
-        return;
-    }
-    MilterServices services;
-    services.config = parsed.config;
-    services.resolver = &cache;
-    services.egress_ips = {"127.0.0.1"};
+    MilterServices services = bench_services(state, cache,
+                                             "EgressAddresses 127.0.0.1\nDmarcMode reject\nAlignmentMode reject\n"
+                                             "UnsubscribeMode reject\nHeaderSanityMode reject\n");
+    if (!services.config) return;
     const std::string body(3000, 'x');
     for (auto _ : state) {
         MessageSession s(services);

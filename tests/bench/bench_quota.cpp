@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "bench_main.hpp"
+#include "bench_services.hpp"
 #include "dns_cache.hpp"
 #include "message_session.hpp"
 #include "quota.hpp"
@@ -122,18 +123,11 @@ void BM_TransactionWithQuota(benchmark::State& state) {
         store = std::string("QuotaStore redis://") + where + "\n";
     }
     std::string quota = state.range(0) ? "QuotaRecipients 1000000000/day\nQuotaMessages 1000000000/hour\n" : "";
-    auto parsed = parse_config_text("bench.conf", "EgressAddresses 127.0.0.1\n" + quota + store);
-    if (!parsed.ok()) {
-        state.SkipWithError("bad conf");
-        return;
-    }
+    MilterServices services = bench_services(state, cache, "EgressAddresses 127.0.0.1\n" + quota + store);
+    if (!services.config) return;
     std::unique_ptr<QuotaStore> qs;
-    if (parsed.config->any_quota())
-        qs = open_quota_store(parsed.config->global().quota_store, parsed.config->global().quota_store_timeout);
-    MilterServices services;
-    services.config = parsed.config;
-    services.resolver = &cache;
-    services.egress_ips = {"127.0.0.1"};
+    if (services.config->any_quota())
+        qs = open_quota_store(services.config->global().quota_store, services.config->global().quota_store_timeout);
     services.quota_store = qs.get();
     const std::string body(3000, 'x');
     for (auto _ : state) {

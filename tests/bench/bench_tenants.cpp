@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "bench_main.hpp"
+#include "bench_services.hpp"
 #include "dns_cache.hpp"
 #include "message_session.hpp"
 #include "tenants.hpp"
@@ -60,15 +61,8 @@ BENCHMARK(BM_ReadTenantsFile)->Arg(100'000)->Unit(benchmark::kMillisecond)->Iter
 void BM_TransactionWithTenants(benchmark::State& state) {
     ZoneResolver zone;
     CachingResolver cache(zone, 10000);
-    auto parsed = parse_config_text("bench.conf", "EgressAddresses 127.0.0.1\n");
-    if (!parsed.ok()) {
-        state.SkipWithError("bad conf");
-        return;
-    }
-    MilterServices services;
-    services.config = parsed.config;
-    services.resolver = &cache;
-    services.egress_ips = {"127.0.0.1"};
+    MilterServices services = bench_services(state, cache, "EgressAddresses 127.0.0.1\n");
+    if (!services.config) return;
     if (state.range(0) > 0) {
         TenantsResult t =
             parse_tenants_text("bench", tenants_text(static_cast<std::size_t>(state.range(0))), Settings{});
