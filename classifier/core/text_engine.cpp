@@ -13,6 +13,19 @@ void TextEngine::visit(std::size_t g, std::string_view text, MatchVisitor& v) co
         if (v.wanted(h) && v.found(h)) return;
 }
 
+std::vector<std::uint32_t> TextEngine::all_hits(std::string_view text) const {
+    struct All final : MatchVisitor {
+        std::vector<std::uint32_t> hits;
+        bool wanted(std::uint32_t) const override { return true; }
+        bool found(std::uint32_t p) override {
+            hits.push_back(p);
+            return false;
+        }
+    } all;
+    for (std::size_t g = 0; g < group_count(); ++g) visit(g, text, all);
+    return all.hits;
+}
+
 std::unique_ptr<TextEngine> compile_text_engine(const std::vector<TextPattern>& patterns) {
 #ifdef PREFLIGHT_HAVE_HYPERSCAN
     return compile_hyperscan_engine(patterns);

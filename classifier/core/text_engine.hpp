@@ -49,6 +49,9 @@ public:
     // ascending index order, until found returns true. An engine may leave the patterns v does
     // not want, and those after the end, unexamined. This one: scan, then sort.
     virtual void visit(std::size_t g, std::string_view text, MatchVisitor& v) const;
+    // Every pattern of every group that matches text, through visit(), in ascending order: what
+    // the tests compare between engines and between an engine's paths.
+    std::vector<std::uint32_t> all_hits(std::string_view text) const;
 };
 
 // Compiles patterns with the configured engine. Throws RuleError("FILE:LINE: reason") naming

@@ -25,22 +25,6 @@ using namespace preflight;
 
 namespace {
 
-// Every matching pattern of every group, in order.
-struct AllHits final : MatchVisitor {
-    std::vector<std::uint32_t> hits;
-    bool wanted(std::uint32_t) const override { return true; }
-    bool found(std::uint32_t p) override {
-        hits.push_back(p);
-        return false;
-    }
-};
-
-std::vector<std::uint32_t> hits_of(const TextEngine& e, std::string_view text) {
-    AllHits v;
-    for (std::size_t g = 0; g < e.group_count(); ++g) e.visit(g, text, v);
-    return v.hits;
-}
-
 // One engine on a thread of its own: start(text), then hits() waits for its answer.
 class Worker {
 public:
@@ -73,7 +57,7 @@ private:
         for (;;) {
             cv_.wait(lock, [this] { return pending_ || stop_; });
             if (stop_) return;
-            hits_ = hits_of(engine_, text_);  // text_ stays valid: start()'s caller waits in hits()
+            hits_ = engine_.all_hits(text_);  // text_ stays valid: start()'s caller waits in hits()
             pending_ = false;
             cv_.notify_all();
         }
@@ -136,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     e.whole_worker->start(text);
     e.eager_worker->start(text);
-    const std::vector<std::uint32_t> fast = hits_of(*e.fast, text);
+    const std::vector<std::uint32_t> fast = e.fast->all_hits(text);
     const std::vector<std::uint32_t>& want = e.whole_worker->hits();
     const std::vector<std::uint32_t>& eager = e.eager_worker->hits();
     if (fast != want) report(e, "hyperscan", want, fast);

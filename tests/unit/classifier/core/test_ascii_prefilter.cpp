@@ -17,22 +17,6 @@ using namespace preflight;
 
 namespace {
 
-// Every matching pattern of every group, in order.
-struct AllHits final : MatchVisitor {
-    std::vector<std::uint32_t> hits;
-    bool wanted(std::uint32_t) const override { return true; }
-    bool found(std::uint32_t p) override {
-        hits.push_back(p);
-        return false;
-    }
-};
-
-std::vector<std::uint32_t> hits_of(const TextEngine& e, std::string_view text) {
-    AllHits v;
-    for (std::size_t g = 0; g < e.group_count(); ++g) e.visit(g, text, v);
-    return v.hits;
-}
-
 std::string upper(std::string s) {
     for (char& c : s)
         if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
@@ -90,7 +74,7 @@ TEST_CASE("the Hyperscan engine's ASCII path finds every pattern its whole datab
     // One engine after the other: a thread's Hyperscan scratch is re-fitted at each switch.
     const std::vector<std::string> all = texts();
     std::vector<std::vector<std::uint32_t>> expected;
-    for (const std::string& t : all) expected.push_back(hits_of(*whole, t));
+    for (const std::string& t : all) expected.push_back(whole->all_hits(t));
     // As shipped, and with every nominated pattern checked by RE2 from its first use.
     for (const char* name : {"hyperscan", "hyperscan-eager"}) {
         INFO(name);
@@ -99,7 +83,7 @@ TEST_CASE("the Hyperscan engine's ASCII path finds every pattern its whole datab
         std::size_t with_hits = 0;
         for (std::size_t i = 0; i < all.size(); ++i) {
             INFO(all[i]);
-            CHECK(hits_of(*fast, all[i]) == expected[i]);
+            CHECK(fast->all_hits(all[i]) == expected[i]);
             with_hits += !expected[i].empty();
         }
         CHECK(with_hits > all.size() / 2);  // the texts do reach the rules
@@ -124,13 +108,13 @@ TEST_CASE("the ASCII path agrees with the whole database where RE2 and Hyperscan
         "transaction failed\r\n",
     };
     std::vector<std::vector<std::uint32_t>> expected;
-    for (const std::string& t : cases) expected.push_back(hits_of(*whole, t));
+    for (const std::string& t : cases) expected.push_back(whole->all_hits(t));
     for (const char* name : {"hyperscan", "hyperscan-eager"}) {
         auto fast = compile_text_engine(patterns, name);
         REQUIRE(fast);
         for (std::size_t i = 0; i < std::size(cases); ++i) {
             INFO(name << ": " << cases[i]);
-            CHECK(hits_of(*fast, cases[i]) == expected[i]);
+            CHECK(fast->all_hits(cases[i]) == expected[i]);
         }
     }
     CHECK_FALSE(expected[0].empty());  // the texts do reach the rules
@@ -166,13 +150,13 @@ TEST_CASE("the ASCII path reads boundaries, classes, optional parts and letters 
                            // to Hyperscan (PCRE) only, and its $ matches before a final newline.
                            "123 ab\vc-d end", "123 ab c\vend", "the end\n", "start\n", "foo\v"};
     std::vector<std::vector<std::uint32_t>> expected;
-    for (const char* t : cases) expected.push_back(hits_of(*whole, t));
+    for (const char* t : cases) expected.push_back(whole->all_hits(t));
     for (std::size_t i = 0; i < std::size(cases); ++i) {
         INFO(cases[i]);
-        CHECK(hits_of(*fast, cases[i]) == expected[i]);
-        CHECK(hits_of(*eager, cases[i]) == expected[i]);
+        CHECK(fast->all_hits(cases[i]) == expected[i]);
+        CHECK(eager->all_hits(cases[i]) == expected[i]);
     }
-    CHECK(hits_of(*fast, "a foo b").front() == 0);  // site.rules:1, in the site group
+    CHECK(fast->all_hits("a foo b").front() == 0);  // site.rules:1, in the site group
 }
 
 #ifdef PREFLIGHT_HAVE_HYPERSCAN
