@@ -387,9 +387,9 @@ void MessageSession::prefetch_message_lookups() {
     // a signature by the sender domain usually does, so its keys are not fetched ahead.
     if (!auth_decided_ && uses_dkim(s.auth_policy) && our_key && !signed_by_sender)
         for (const std::string& sel : g.dkim_selectors) ask(sel + "._domainkey." + domain_);
-    static const std::string none;
-    const std::string& from = message_checks_ ? single_from_domain() : none;
-    if (!from.empty() && (s.dmarc_mode != CheckMode::off || s.alignment_mode != CheckMode::off)) {
+    const bool dmarc_or_alignment = s.dmarc_mode != CheckMode::off || s.alignment_mode != CheckMode::off;
+    if (message_checks_ && dmarc_or_alignment && !single_from_domain().empty()) {
+        const std::string& from = single_from_domain();
         const std::string org = organizational_domain(from);
         ask("_dmarc." + from);
         if (org != from) ask("_dmarc." + org);
